@@ -1,0 +1,3 @@
+from kopretrain.cli import main
+
+raise SystemExit(main())

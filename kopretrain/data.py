@@ -1,0 +1,85 @@
+"""Stage data on disk: one Parquet file per split (``train/dev/test.parquet``) in a stage output.
+
+Columns written by ingest and carried by every later data stage:
+``id`` (str), ``text`` (str), ``label`` (``negative``/``neutral``/``positive`` or null when
+unlabeled), ``rating`` (float or null), ``group`` (str or null), ``date`` (str or null),
+``source`` (``file:line`` provenance). normalize adds ``text_raw``; analyze adds
+``morph_form``/``morph_tag``/``morph_start``/``morph_len`` (offsets into ``text``).
+Parquet is read in record batches so memory stays bounded as corpora grow; ``datasets`` loads
+the same files (``datasets.Dataset.from_parquet``) for the training stages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+SPLITS = ("train", "dev", "test")
+LABELS = ("negative", "neutral", "positive")
+
+
+def split_files(stage_dir: str | Path) -> dict[str, Path]:
+    """``{split: path}`` for the splits present in a data stage output (error if none)."""
+    stage_dir = Path(stage_dir)
+    if not stage_dir.is_dir():
+        raise FileNotFoundError(f"stage output not found: {stage_dir} (run the upstream stage first)")
+    found = {s: stage_dir / f"{s}.parquet" for s in SPLITS if (stage_dir / f"{s}.parquet").is_file()}
+    if not found:
+        raise FileNotFoundError(f"{stage_dir}: no train/dev/test .parquet files (is this a data stage output?)")
+    return found
+
+
+def iter_batches(path: str | Path, batch_size: int = 10_000, columns: list[str] | None = None) -> Iterator:
+    """Yield ``pyarrow.RecordBatch`` es of a Parquet file without loading it whole."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    yield from pf.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def count_rows(path: str | Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+class ParquetSink:
+    """Append record batches / pylists to a Parquet file; the schema is fixed by the first batch."""
+
+    def __init__(self, path: str | Path, schema=None):
+        self.path = Path(path)
+        self.schema = schema
+        self._writer = None
+        self.rows = 0
+
+    def write_batch(self, batch) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if self._writer is None:
+            self.schema = self.schema or table.schema
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        self._writer.write_table(table.cast(self.schema))
+        self.rows += table.num_rows
+
+    def write_rows(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+
+        if rows:
+            self.write_batch(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def close(self) -> None:
+        import pyarrow.parquet as pq
+
+        if self._writer is None and self.schema is not None:
+            pq.write_table(self.schema.empty_table(), self.path)
+        elif self._writer is not None:
+            self._writer.close()
+        self._writer = None
+
+    def __enter__(self) -> "ParquetSink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

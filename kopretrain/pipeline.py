@@ -1,0 +1,109 @@
+"""``kopretrain run PIPELINE.yaml``: the stages in order, each into ``<workdir>/<stage>``.
+
+A pipeline YAML is ``workdir`` plus one section per stage, using the stage's config field names.
+A stage field listed in its config's ``WIRING`` (e.g. ``normalize.input``) is filled with the
+upstream stage's output when the YAML leaves it empty, so YAMLs only say what differs. Finished
+stages whose config and inputs are unchanged are skipped; ``--force`` redoes them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from kopretrain.config import ConfigError, deep_merge, from_dict, parse_set
+from kopretrain.stages import PIPELINE_ORDER, STAGES, load
+
+TOP_KEYS = ("workdir", "stages", "description")
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a pipeline YAML and apply ``--set`` overrides (validated later, per stage)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pipeline file not found: {path}")
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a pipeline is a mapping of workdir and stage sections")
+    raw = deep_merge(raw, parse_set(overrides or []))
+    for key in raw:
+        if key not in TOP_KEYS and key not in STAGES:
+            import difflib
+
+            guess = difflib.get_close_matches(key, list(STAGES) + list(TOP_KEYS), n=1)
+            hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+            raise ConfigError(f"{path}: unknown key '{key}'{hint}; expected workdir, stages or a stage name")
+    if "workdir" not in raw:
+        raise ConfigError(f"{path}: missing 'workdir' (where stage outputs go)")
+    return raw
+
+
+def plan(raw: dict[str, Any]) -> list[tuple[str, Any, Path]]:
+    """Resolve the pipeline into ``[(stage, config, output), ...]`` in run order."""
+    workdir = Path(raw["workdir"])
+    names = raw.get("stages") or [s for s in PIPELINE_ORDER if s in raw]
+    for name in names:
+        if name not in STAGES:
+            raise ConfigError(f"stages: unknown stage '{name}'")
+    outputs: dict[str, Path] = {}
+    steps = []
+    for name in names:
+        module = load(name)
+        section = dict(raw.get(name) or {})
+        for field, upstream in getattr(module.CONFIG, "WIRING", {}).items():
+            if not section.get(field):
+                if upstream not in outputs:
+                    raise ConfigError(
+                        f"{name}.{field} is empty and stage '{upstream}' is not in this pipeline before it; "
+                        f"set {name}.{field} to a path"
+                    )
+                section[field] = str(outputs[upstream])
+        cfg = from_dict(module.CONFIG, section, prefix=name)
+        output = workdir / getattr(module, "PIPELINE_OUTPUT", name)
+        outputs[name] = output
+        steps.append((name, cfg, output))
+    return steps
+
+
+def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: list[str] | None = None,
+                 only: list[str] | None = None, until: str | None = None, dry_run: bool = False) -> dict[str, Path]:
+    from kopretrain.stages import execute
+
+    raw = load_pipeline(path, overrides)
+    steps = plan(raw)
+    names = [s[0] for s in steps]
+    for stage in (only or []) + ([until] if until else []) + [s for s in (force or []) if s]:
+        if stage not in names:
+            raise ConfigError(f"stage '{stage}' is not in this pipeline ({', '.join(names)})")
+    if until:
+        steps = steps[: names.index(until) + 1]
+    if only:
+        steps = [s for s in steps if s[0] in only]
+    if dry_run:
+        for name, cfg, output in steps:
+            print(f"{name:<10} -> {output}")
+        return {name: output for name, _, output in steps}
+    results: dict[str, Path] = {}
+    t0 = time.time()
+    for name, cfg, output in steps:
+        redo = force is not None and (not force or name in force)
+        print(f"== {name} -> {output}", flush=True)
+        results[name] = execute(name, cfg, output, force=redo)
+    print(f"\npipeline finished in {time.time() - t0:.1f}s; outputs:")
+    for name, output in results.items():
+        print(f"  {name:<10} {output}")
+    _print_highlights(results)
+    return results
+
+
+def _print_highlights(results: dict[str, Path]) -> None:
+    """Point the reader at the files people open first."""
+    picks = [("evaluate", "report.html"), ("evaluate", "report.md"), ("release", "README.md"),
+             ("ingest", "README.md")]
+    lines = [f"  {results[s] / f}" for s, f in picks if s in results and (results[s] / f).exists()]
+    if lines:
+        print("open these first:\n" + "\n".join(lines))
