@@ -1,0 +1,57 @@
+"""The CLI: instant help (no heavy imports), generated stage flags, clear errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kopretrain.cli import main
+from kopretrain.stages import STAGES
+
+HEAVY = ("torch", "transformers", "datasets", "pandas", "pyarrow", "kiwipiepy", "sklearn", "matplotlib")
+PRESENT = [name for name, (mod, _) in STAGES.items() if importlib.util.find_spec(mod) is not None]
+
+
+def test_top_help_lists_every_stage(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for name in STAGES:
+        assert name in out
+    assert "run" in out
+
+
+@pytest.mark.parametrize("stage", PRESENT)
+def test_stage_help_imports_nothing_heavy(stage):
+    """`kopretrain STAGE --help` must stay instant: stage modules import heavy libraries lazily."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from kopretrain.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as buf:\n"
+        "    try:\n"
+        f"        main([{stage!r}, '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "import json; print(json.dumps({'heavy': heavy, 'help': buf.getvalue()}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == [], f"{stage} --help imported {result['heavy']}"
+    assert "--output" in result["help"]
+
+
+def test_unknown_stage_and_bad_flag_values(capsys):
+    with pytest.raises(SystemExit):
+        main(["injest"])
+    assert "unknown command 'injest'" in capsys.readouterr().err
+
+
+def test_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "kopretrain", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "kopretrain" in out.stdout
