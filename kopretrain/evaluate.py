@@ -1,0 +1,223 @@
+"""Score a fine-tuned classifier on a held-out split and write a report people can read.
+
+Outputs: ``metrics.json`` (every number), ``predictions.parquet`` (id, label, pred, p_negative,
+p_neutral, p_positive, rating, baseline_pred, baseline_p_*), ``report.md`` + PNGs and a
+self-contained ``report.html``. The TF-IDF baseline is trained on the same training rows the
+model saw (the finetune record's label budget is replayed) and scored on the same rows.
+
+    kopretrain evaluate --model runs/nsmc/finetune --data runs/nsmc/normalize -o runs/nsmc/evaluate
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from kopretrain.data import LABELS
+from kopretrain.records import StageError, StageRun, read_stage, write_json
+
+
+@dataclass
+class EvaluateConfig:
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
+    WIRING: ClassVar[dict[str, str]] = {"model": "finetune", "data": "normalize"}
+
+    model: str = ""
+    """Fine-tuned classifier: a finetune output or any directory/Hub id whose id2label is
+    negative/neutral/positive."""
+    revision: str = ""
+    """Hub revision for a Hub model."""
+    data: str = ""
+    """Data stage output (train/dev/test parquet)."""
+    split: Literal["test", "dev", "train"] = "test"
+    """Split to score. Keep test for the final number; dev only for model development."""
+    baseline: bool = True
+    """Train and score the TF-IDF char n-gram + logistic regression baseline for comparison."""
+    baseline_max_train: int = 0
+    """Train the baseline on a stratified sample of this many training rows (0: all of them)."""
+    temperature_scaling: bool = True
+    """Fit one softmax temperature on dev (NLL) and report ECE before/after."""
+    temperature_max_dev: int = 10_000
+    """Fit the temperature on a stratified sample of at most this many dev rows (0: all)."""
+    batch_size: int = 64
+    """Inference batch size (batches are sorted by length)."""
+    max_length: int = 128
+    """Truncate inputs to this many tokens."""
+    max_errors_shown: int = 20
+    """How many of the most confident errors the report shows."""
+    seed: int = 0
+    """Seed for samples drawn for the baseline and temperature fitting."""
+
+    def __post_init__(self):
+        for name in ("batch_size", "max_length"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        for name in ("baseline_max_train", "temperature_max_dev", "max_errors_shown"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+
+
+CONFIG = EvaluateConfig
+
+
+def labelled(frame):
+    """Rows with a gold label, and their label ids (LABELS order)."""
+    rows = frame[frame["label"].notna()].reset_index(drop=True)
+    return rows, [LABELS.index(v) for v in rows["label"]]
+
+
+def system_metrics(probs, y, ratings) -> dict[str, Any]:
+    """Every number the report shows for one system (model or baseline)."""
+    from kopretrain import metrics as M
+
+    pred = probs.argmax(axis=1)
+    out = M.classification(y, pred)
+    out["ece"] = M.ece(probs, y)
+    out["reliability"] = M.reliability(probs, y)
+    out["binary"] = M.binary_accuracy(probs, y)
+    out["per_rating"] = M.per_rating(ratings, y, pred) if ratings is not None else []
+    return out
+
+
+def confident_errors(frame, y, probs, limit: int, baseline_pred=None) -> list[dict[str, Any]]:
+    """The ``limit`` wrong predictions with the highest confidence, most confident first."""
+    import numpy as np
+
+    pred, conf = probs.argmax(axis=1), probs.max(axis=1)
+    wrong = np.flatnonzero(pred != np.asarray(y))
+    wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:limit]
+    text_col = "text_raw" if "text_raw" in frame.columns else "text"
+    rows = []
+    for i in wrong:
+        rows.append({
+            "id": str(frame["id"].iloc[i]) if "id" in frame.columns else str(i),
+            "text": str(frame[text_col].iloc[i]),
+            "gold": LABELS[y[i]], "pred": LABELS[int(pred[i])], "confidence": float(conf[i]),
+            "rating": _float_or_none(frame["rating"].iloc[i]) if "rating" in frame.columns else None,
+            "baseline_pred": LABELS[int(baseline_pred[i])] if baseline_pred is not None else None,
+        })
+    return rows
+
+
+def _float_or_none(value) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
+
+
+def fit_temperature(cfg: EvaluateConfig, clf, notes: list[str]) -> float | None:
+    """Temperature fitted on (a sample of) dev, or None with a note saying why not."""
+    from kopretrain import metrics as M
+    from kopretrain.finetune import stratified_sample
+    from kopretrain.modelio import input_texts, read_split
+
+    if not cfg.temperature_scaling:
+        return None
+    try:
+        dev, y_dev = labelled(read_split(cfg.data, "dev"))
+    except StageError as exc:
+        notes.append(f"temperature scaling skipped: {exc}")
+        return None
+    if not y_dev:
+        notes.append("temperature scaling skipped: dev has no labelled rows")
+        return None
+    keep = stratified_sample(y_dev, cfg.temperature_max_dev, cfg.seed, what="--temperature-max-dev")
+    dev, y_dev = dev.iloc[keep].reset_index(drop=True), [y_dev[i] for i in keep]
+    logits = clf.logits(input_texts(dev, clf.prep, cfg.data), batch_size=cfg.batch_size, prepared=True)
+    if cfg.split == "dev":
+        notes.append("temperature was fitted on the split being scored (dev): its ECE gain is optimistic")
+    return M.fit_temperature(logits, y_dev)
+
+
+def train_baseline(cfg: EvaluateConfig, notes: list[str]):
+    """The TF-IDF baseline fitted on the model's training rows, or None with a note."""
+    from kopretrain.baseline import Baseline
+    from kopretrain.finetune import stratified_sample
+    from kopretrain.modelio import read_split
+
+    try:
+        train, y_train = labelled(read_split(cfg.data, "train"))
+    except StageError as exc:
+        notes.append(f"baseline skipped: {exc}")
+        return None, 0
+    record = read_stage(cfg.model)
+    if record and record["stage"] == "finetune" and record["config"].get("label_budget"):
+        budget, seed = record["config"]["label_budget"], record["config"]["seed"]
+        keep = stratified_sample(y_train, budget, seed)  # the same rows the model was fine-tuned on
+        train, y_train = train.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]
+        notes.append(f"baseline trained on the model's label budget: {len(y_train)} rows (seed {seed})")
+    if cfg.baseline_max_train:
+        keep = stratified_sample(y_train, cfg.baseline_max_train, cfg.seed, what="--baseline-max-train")
+        train, y_train = train.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]
+    texts = ["" if t is None else str(t) for t in train["text"]]
+    print(f"[evaluate] training the TF-IDF baseline on {len(texts):,} rows")
+    return Baseline(seed=cfg.seed).fit(texts, y_train), len(texts)
+
+
+def run(cfg: EvaluateConfig, run: StageRun) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from kopretrain.metrics import ece
+    from kopretrain.modelio import Classifier, input_texts, read_split, softmax
+    from kopretrain.report import build_evaluation_report
+
+    notes: list[str] = []
+    clf = Classifier.load(cfg.model, revision=cfg.revision or None, data=cfg.data, max_length=cfg.max_length)
+    frame = read_split(cfg.data, cfg.split)
+    rows, y = labelled(frame)
+    if not y:
+        raise StageError(f"{cfg.data}/{cfg.split}.parquet: no labelled rows to score ({len(frame)} rows, all null labels)")
+    if len(rows) < len(frame):
+        notes.append(f"{len(frame) - len(rows)} unlabelled rows of {cfg.split} were not scored")
+    ratings = rows["rating"].to_numpy(dtype=float) if "rating" in rows.columns else None
+    print(f"[evaluate] scoring {len(rows):,} {cfg.split} rows with {cfg.model}")
+    logits = clf.logits(input_texts(rows, clf.prep, cfg.data), batch_size=cfg.batch_size, prepared=True)
+    probs = softmax(logits)
+    model = system_metrics(probs, y, ratings)
+    temperature = fit_temperature(cfg, clf, notes)
+    model["temperature"] = temperature
+    if temperature is not None:
+        scaled = softmax(logits, temperature)
+        model["ece_temperature_scaled"] = ece(scaled, y)
+        model["reliability_temperature_scaled"] = system_metrics(scaled, y, None)["reliability"]
+
+    base, base_probs, n_base = None, None, 0
+    if cfg.baseline:
+        fitted, n_base = train_baseline(cfg, notes)
+        if fitted is not None:
+            base_probs = fitted.predict_proba(["" if t is None else str(t) for t in rows["text"]])
+            base = {**system_metrics(base_probs, y, ratings), **fitted.describe(), "train_examples": n_base}
+
+    absent = model["absent_classes"]
+    if absent:
+        notes.append(f"class(es) absent from the {cfg.split} split: {', '.join(absent)}; their recall/F1 are "
+                     "undefined and macro-F1 averages over the classes present")
+    preds = pd.DataFrame({"id": rows["id"].astype(str) if "id" in rows.columns else np.arange(len(rows)).astype(str),
+                          "label": rows["label"], "pred": [LABELS[i] for i in probs.argmax(axis=1)]})
+    for i, name in enumerate(LABELS):
+        preds[f"p_{name}"] = probs[:, i]
+    preds["rating"] = ratings if ratings is not None else np.nan
+    if base_probs is not None:
+        preds["baseline_pred"] = [LABELS[i] for i in base_probs.argmax(axis=1)]
+        for i, name in enumerate(LABELS):
+            preds[f"baseline_p_{name}"] = base_probs[:, i]
+    preds.to_parquet(run.dir / "predictions.parquet", index=False)
+
+    errors = confident_errors(rows, y, probs, cfg.max_errors_shown,
+                              base_probs.argmax(axis=1) if base_probs is not None else None)
+    result = {
+        "model_path": cfg.model, "data": cfg.data, "split": cfg.split, "n": len(rows), "labels": list(LABELS),
+        "absent_classes": absent, "notes": notes, "textprep": vars(clf.prep),
+        "model": model, "baseline": base, "confident_errors": errors,
+    }
+    write_json(run.dir / "metrics.json", result)
+    build_evaluation_report(result, run.dir)
+    run.set_counts(rows_in=len(frame), rows_out=len(rows), rejected={"unlabelled": len(frame) - len(rows)})
+    run.stats.update({"accuracy": model["accuracy"], "macro_f1": model["macro_f1"], "ece": model["ece"],
+                      "baseline_macro_f1": base["macro_f1"] if base else None,
+                      "binary_accuracy": model["binary"]["accuracy"]})
+    print(f"[evaluate] accuracy {model['accuracy']:.4f}  macro-F1 {model['macro_f1']:.4f}"
+          + (f"  (baseline macro-F1 {base['macro_f1']:.4f})" if base else ""))

@@ -1,0 +1,250 @@
+"""Fine-tune a 3-class sentiment classifier (negative / neutral / positive).
+
+Recipe, top to bottom: resolve the model, its tokenizer and TextPrep -> read train/dev, apply
+the label budget -> tokenize -> train with dev macro-F1 checkpoint selection -> save the best
+model (safetensors) with its tokenizer, ``kopretrain.json`` and ``dev_metrics.json``.
+The test split is never read here: model selection uses dev only.
+
+    kopretrain finetune --model runs/nsmc/pretrain --data runs/nsmc/normalize --epochs 2 -o runs/nsmc/finetune
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from kopretrain.data import LABELS
+from kopretrain.records import StageError, StageRun, write_json
+
+METRIC = "macro_f1"
+
+
+@dataclass
+class FinetuneConfig:
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
+    WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
+
+    model: str = ""
+    """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
+    (e.g. beomi/KcELECTRA-base; pin --revision)."""
+    revision: str = ""
+    """Hub revision (tag/branch/commit) for a Hub model, e.g. v2021 for the 50k-vocab KcELECTRA."""
+    data: str = ""
+    """Data stage output with train.parquet and dev.parquet (labels negative/neutral/positive)."""
+    epochs: float = 3.0
+    """Training epochs (ignored when max_steps > 0)."""
+    max_steps: int = -1
+    """Stop after this many optimizer steps (-1: run all epochs)."""
+    lr: float = 5e-5
+    """Peak learning rate (linear warmup, linear decay)."""
+    batch_size: int = 32
+    """Training batch size (evaluation uses twice this)."""
+    max_length: int = 128
+    """Truncate inputs to this many tokens (capped at the model's max_position_embeddings)."""
+    class_weight: Literal["none", "balanced"] = "none"
+    """balanced: weight the loss by n / (3 * count(class)) so rare classes (NSMC negative) count more."""
+    label_budget: int = 0
+    """Train on exactly N labelled examples, stratified by label and seeded (0: all), for
+    low-resource studies."""
+    seed: int = 42
+    """Seed for the label-budget sample, head initialisation, shuffling and dropout."""
+    early_stopping_patience: int = 3
+    """Stop after this many dev evaluations without a macro-F1 gain (0: never stop early)."""
+    eval_steps: int = 500
+    """Evaluate on dev (and checkpoint) every N steps; also at the end. The best dev macro-F1 wins."""
+    dev_max_examples: int = 0
+    """Evaluate on a stratified, seeded sample of this many dev rows (0: all) to keep CPU runs fast."""
+    warmup_ratio: float = 0.1
+    """Share of the steps spent warming up the learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """auto: bf16 where the CPU/GPU supports it, else fp32."""
+    group_by_length: bool = True
+    """Batch reviews of similar token length together (less padding; reviews are short and varied)."""
+    logging_steps: int = 50
+    """Log the training loss every N steps."""
+
+    def __post_init__(self):
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError("--max-steps: use -1 (all epochs) or a positive number")
+        if self.max_steps == -1 and self.epochs <= 0:
+            raise ValueError("--epochs must be > 0 when --max-steps is -1")
+        for name in ("batch_size", "max_length", "eval_steps", "logging_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        for name in ("label_budget", "dev_max_examples", "early_stopping_patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0 (0 turns it off)")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("--warmup-ratio must be in [0, 1)")
+        if self.lr <= 0:
+            raise ValueError("--lr must be positive")
+
+
+CONFIG = FinetuneConfig
+
+
+def stratified_sample(labels, n: int, seed: int, what: str = "--label-budget"):
+    """Row indices of an exactly-``n`` sample with the label proportions of ``labels`` (sorted)."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    if n == 0 or n >= len(labels):
+        return idx
+    try:
+        picked, _ = train_test_split(idx, train_size=n, stratify=np.asarray(labels), random_state=seed)
+    except ValueError as exc:  # e.g. a class with a single row, or n smaller than the class count
+        raise StageError(f"{what} {n}: cannot draw a stratified sample ({exc})") from None
+    return np.sort(picked)
+
+
+def class_weights(labels, mode: str) -> list[float] | None:
+    """``balanced``: n / (k * count) per class (sklearn's formula); absent classes get weight 0."""
+    import numpy as np
+
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(labels), minlength=len(LABELS)).astype(float)
+    present = counts > 0
+    weights = np.zeros(len(LABELS))
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.tolist()
+
+
+def load_labelled(cfg: FinetuneConfig, split: str):
+    """(frame, label ids) of the labelled rows of a split; unlabelled rows are counted, not used."""
+    from kopretrain.modelio import read_split
+
+    frame = read_split(cfg.data, split)
+    labelled = frame[frame["label"].notna()].reset_index(drop=True)
+    if labelled.empty:
+        raise StageError(f"{cfg.data}/{split}.parquet: no labelled rows (all {len(frame)} labels are null)")
+    return labelled, [LABELS.index(v) for v in labelled["label"]], len(frame) - len(labelled)
+
+
+def load_model(cfg: FinetuneConfig):
+    """The classifier with our label names; a head that does not fit 3 labels is re-initialised."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    kwargs = {"revision": cfg.revision} if cfg.revision else {}
+    try:
+        config = AutoConfig.from_pretrained(cfg.model, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"--model {cfg.model}: not a model directory, and not loadable as a Hub id ({exc})") from None
+    old = [str(v).lower() for _, v in sorted((int(k), v) for k, v in (config.id2label or {}).items())]
+    names = old if sorted(old) == sorted(LABELS) else list(LABELS)  # keep a fine-tuned model's order
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            cfg.model, num_labels=len(names), id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
+            use_safetensors=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"--model {cfg.model}: cannot load safetensors weights ({exc})") from None
+    return model, names
+
+
+def encode(tokenizer, texts: list[str], labels: list[int], max_length: int):
+    """A datasets.Dataset of token ids + labels, and how many inputs hit ``max_length`` (were
+    truncated, give or take those exactly that long: counted without tokenizing twice)."""
+    from datasets import Dataset
+
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    truncated = sum(len(ids) >= max_length for ids in enc["input_ids"])
+    return Dataset.from_dict({**enc, "labels": labels}), truncated
+
+
+def run(cfg: FinetuneConfig, run: StageRun) -> None:
+    import torch
+    from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from kopretrain.finetune_trainer import ClassifierTrainer, compute_metrics, training_arguments
+    from kopretrain.modelio import check_model_ref, input_texts, resolve_textprep
+
+    # ---- setup: model, tokenizer, text preparation, data
+    check_model_ref(cfg.model)
+    set_seed(cfg.seed)
+    prep, prep_source = resolve_textprep(cfg.model, cfg.data)
+    kwargs = {"revision": cfg.revision} if cfg.revision else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"--model {cfg.model}: no loadable tokenizer ({exc})") from None
+    model, names = load_model(cfg)
+    max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", cfg.max_length))
+
+    train, y_train, unlabelled = load_labelled(cfg, "train")
+    dev, y_dev, _ = load_labelled(cfg, "dev")
+    n_labelled = len(train)
+    keep = stratified_sample(y_train, cfg.label_budget, cfg.seed)
+    train, y_train = train.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]
+    dev_keep = stratified_sample(y_dev, cfg.dev_max_examples, cfg.seed, what="--dev-max-examples")
+    dev, y_dev = dev.iloc[dev_keep].reset_index(drop=True), [y_dev[i] for i in dev_keep]
+    absent = [LABELS[i] for i in range(len(LABELS)) if i not in set(y_train)]
+    if absent:
+        print(f"[finetune] warning: train has no {', '.join(absent)} rows; the model cannot learn them")
+    # model index space may differ from LABELS order (a re-fine-tuned model keeps its own order)
+    to_model = [names.index(lab) for lab in LABELS]
+    train_ds, truncated = encode(tokenizer, input_texts(train, prep, cfg.data), [to_model[y] for y in y_train], max_length)
+    dev_ds, _ = encode(tokenizer, input_texts(dev, prep, cfg.data), [to_model[y] for y in y_dev], max_length)
+
+    # ---- train: evaluate + checkpoint every eval_steps, keep the best dev macro-F1
+    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+    eval_steps = min(cfg.eval_steps, total_steps)
+    weights = class_weights([to_model[y] for y in y_train], cfg.class_weight)
+    ckpt_dir = run.dir / "checkpoints"
+    args = training_arguments(cfg, ckpt_dir, eval_steps)
+    callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    trainer = ClassifierTrainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds, processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics(names),
+        callbacks=callbacks, class_weights=weights)
+    resume = get_last_checkpoint(str(ckpt_dir)) if run.resumed and ckpt_dir.is_dir() else None
+    if resume:
+        print(f"[finetune] resuming from {resume}")
+    result = trainer.train(resume_from_checkpoint=resume)
+    best = trainer.evaluate()  # the best checkpoint is loaded back: its dev metrics, recomputed
+
+    # ---- save: plain transformers directory, no intermediate checkpoints
+    trainer.save_model(str(run.dir))
+    tokenizer.save_pretrained(str(run.dir))
+    prep.extra = {**prep.extra, "max_length": max_length}
+    prep.save(run.dir)
+    (run.dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the JSON below is the record
+    write_json(run.dir / "training_args.json", args.to_dict())
+    history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in trainer.state.log_history
+               if f"eval_{METRIC}" in h]
+    write_json(run.dir / "dev_metrics.json", {
+        "metric": METRIC,
+        "selected_step": _step_of(trainer.state.best_model_checkpoint),
+        "best_logged": trainer.state.best_metric,
+        "dev": {k.removeprefix("eval_"): v for k, v in best.items()},
+        "dev_examples": len(dev_ds),
+        "history": history,
+    })
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    run.set_counts(rows_in=n_labelled + unlabelled, rows_out=len(train_ds),
+                   rejected={"unlabelled": unlabelled, "outside_label_budget": n_labelled - len(train_ds)})
+    run.stats.update({
+        "textprep_source": prep_source, "labels": names, "train_examples": len(train_ds),
+        "train_label_counts": {lab: y_train.count(i) for i, lab in enumerate(LABELS)},
+        "absent_train_classes": absent, "class_weights": weights, "truncated_inputs": truncated,
+        "max_length": max_length, "global_steps": trainer.state.global_step, "eval_steps": eval_steps,
+        "dev_macro_f1": best.get(f"eval_{METRIC}"), "dev_accuracy": best.get("eval_accuracy"),
+        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 2),
+        "train_examples_per_second": result.metrics.get("train_samples_per_second"),
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "torch_threads": torch.get_num_threads(),
+    })
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    if not checkpoint:
+        return None
+    tail = checkpoint.rstrip("/").rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
