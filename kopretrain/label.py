@@ -1,0 +1,391 @@
+"""Label review files of any size with a fine-tuned classifier, in resumable chunks.
+
+    kopretrain label --model runs/nsmc/finetune --input reviews.csv --output labeled.parquet
+
+Every input row comes out, in input order, with all its columns plus ``label``, ``confidence``,
+``prob_negative``/``prob_neutral``/``prob_positive``, ``label_error`` (why a row has no label:
+``empty_text``, ``missing_text``, ``not_text``, ``invalid_encoding``, ``invalid_json``,
+``empty_after_normalization``) and, with ``--min-confidence``, ``needs_review`` (also true for rows
+without a label: they need a human too). Texts get the model's recorded normalization
+(``kopretrain.json``) before the tokenizer, exactly as in training.
+
+The input is read ``chunk_size`` rows at a time; each labeled chunk becomes a part file in
+``<output>.partial/`` and is committed to ``manifest.json`` (keyed by a fingerprint of model,
+input and options). A rerun after a kill skips the committed chunks, so no row is duplicated or
+lost; the finished output is assembled atomically and ``<output>.stage.json`` records the run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from kopretrain.records import StageError, fingerprint_path, stage_fingerprint, write_json
+
+NEEDS_OUTPUT = True
+PIPELINE_OUTPUT = "label/labeled.parquet"
+MANIFEST = "manifest.json"
+ERRORS = ("missing_text", "not_text", "empty_text", "invalid_encoding", "invalid_json", "empty_after_normalization")
+# Options that change speed or display but not a single output value: not part of the fingerprint,
+# so a resumed run may change them.
+_COSMETIC = ("progress", "threads")
+
+
+@dataclass
+class LabelConfig:
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "input")
+    WIRING: ClassVar[dict[str, str]] = {"model": "finetune"}
+
+    model: str = ""
+    """Fine-tuned classifier directory (a finetune output or a released folder)."""
+    input: str = ""
+    """File to label: .csv, .tsv, .jsonl or .parquet (text formats may end in .gz); any size."""
+    text_column: str = "text"
+    """Column (JSONL key) holding the review text."""
+    min_confidence: float = 0.0
+    """Add a boolean needs_review column, true where the top probability is below this (0: no column)."""
+    column_prefix: str = ""
+    """Prefix for the added columns (e.g. pred_ when the input already has a label column)."""
+    chunk_size: int = 10_000
+    """Rows per chunk: memory is bounded by one chunk, and a rerun after a kill resumes after the last finished chunk."""
+    batch_size: int = 64
+    """Texts per forward pass (batches are formed after sorting a chunk by length)."""
+    max_length: int = 128
+    """Truncate texts to this many tokens (capped by the model's max_position_embeddings)."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """auto: bf16 autocast where the CPU/GPU supports it (faster; probabilities differ by ~1e-3), else fp32."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    encoding: str = "utf-8"
+    """Encoding of CSV/TSV/JSONL input; undecodable cells are repaired per row (CP949 fallback) and counted."""
+    csv_quoting: bool = True
+    """Treat " as a quote character in CSV/TSV input (turn off for TSV files with bare quotes)."""
+    progress: bool = True
+    """Show a progress bar (rows and rows/s) on a terminal."""
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"--min-confidence: {self.min_confidence} is not between 0 and 1")
+        for name in ("chunk_size", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: must be at least 1")
+        if self.threads < 0:
+            raise ValueError("--threads: must be 0 (default) or more")
+
+
+CONFIG = LabelConfig
+
+
+def output_format(output: Path) -> tuple[str, bool]:
+    from kopretrain.tablefiles import file_format
+
+    try:
+        return file_format(output)
+    except ValueError as exc:
+        raise StageError(f"--output: {exc}") from None
+
+
+def run_fingerprint(cfg: LabelConfig) -> tuple[str, dict, dict]:
+    """(fingerprint, config, inputs) of a labeling run: model content + input content + options."""
+    from kopretrain.config import to_dict
+
+    config = to_dict(cfg)
+    key = {k: v for k, v in config.items() if k not in _COSMETIC}
+    inputs = {name: fingerprint_path(getattr(cfg, name)) for name in LabelConfig.INPUTS}
+    return stage_fingerprint("label", key, inputs), config, inputs
+
+
+def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
+    """Label ``cfg.input`` into ``output`` (resuming an interrupted run with the same fingerprint)."""
+    from kopretrain.tablefiles import file_format, input_columns
+
+    t0 = time.time()
+    output = Path(output)
+    out_fmt, out_gz = output_format(output)
+    src = Path(cfg.input)
+    if not cfg.input:
+        raise StageError("--input: no file given")
+    if not src.is_file():
+        raise StageError(f"--input {src}: file not found")
+    try:
+        in_fmt, _ = file_format(src)
+    except ValueError as exc:
+        raise StageError(f"--input: {exc}") from None
+    from kopretrain.modelio import check_model_ref
+
+    check_model_ref(cfg.model)
+    fingerprint, config, inputs = run_fingerprint(cfg)
+    record_path = output.with_name(output.name + ".stage.json")
+    if not force and output.exists() and _read_json(record_path).get("fingerprint") == fingerprint:
+        print(f"[label] up to date: {output} (use --force to redo)")
+        return output
+
+    columns = input_columns(src, in_fmt, cfg.encoding, cfg.csv_quoting)
+    if columns and cfg.text_column not in columns:
+        raise StageError(_missing_column(src, cfg.text_column, columns))
+    clf = _load(cfg)
+    names = added_columns(cfg)
+    clash = [c for c in names if columns and c in columns]
+    if clash:
+        raise StageError(f"{src} already has column(s) {', '.join(clash)}; keep them and name the new ones "
+                         f"with --column-prefix pred_ (or another prefix)")
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    manifest = _open_manifest(partial, fingerprint, cfg.chunk_size, force)
+    done = len(manifest["chunks"])
+    precision = _precision(cfg)
+    ext = f".{out_fmt}" + (".gz" if out_gz else "")
+    rows_done = sum(c["rows"] for c in manifest["chunks"])
+    bar = _progress(cfg, src, in_fmt, rows_done)
+    labeled = 0
+    t_label = time.time()
+    chunks = _chunks(cfg, src, in_fmt, columns)
+    for k, chunk in enumerate(chunks):
+        if k < done:
+            continue  # committed by an earlier run; reading it again keeps the row offsets right
+        if k == 0 and cfg.text_column not in chunk.table.column_names and chunk.table.num_rows:
+            raise StageError(_missing_column(src, cfg.text_column, chunk.table.column_names))
+        table, stats = label_chunk(clf, chunk, cfg, precision)
+        if out_fmt in ("csv", "tsv"):
+            from kopretrain.tablefiles import conform
+
+            manifest["columns"] = manifest.get("columns") or table.column_names
+            table = conform(table, manifest["columns"])
+        _commit_chunk(partial, manifest, k, table, stats, out_fmt, out_gz, ext)
+        labeled += table.num_rows
+        bar.update(table.num_rows)
+    bar.close()
+    seconds_labeling = time.time() - t_label
+
+    from kopretrain.tablefiles import assemble
+
+    parts = [partial / _part_name(k, ext) for k in range(len(manifest["chunks"]))]
+    assemble(parts, output, out_fmt)
+    totals = _totals(manifest)
+    if totals["rows"] == 0:
+        print(f"[label] {src} has no rows: wrote {output} with the header only")
+    record = _record(cfg, config, inputs, fingerprint, totals, precision, done > 0, t0,
+                     labeled, seconds_labeling, out_fmt)
+    write_json(record_path, record)
+    shutil.rmtree(partial, ignore_errors=True)
+    errors = sum(totals["errors"].values())
+    rate = labeled / seconds_labeling if seconds_labeling > 0 else 0.0
+    print(f"[label] wrote {output}: {totals['rows']} rows ({errors} without a label), "
+          f"{rate:,.0f} rows/s{' (resumed)' if done else ''}")
+    return output
+
+
+def added_columns(cfg: LabelConfig) -> list[str]:
+    from kopretrain.data import LABELS
+
+    p = cfg.column_prefix
+    names = [f"{p}label", f"{p}confidence"] + [f"{p}prob_{name}" for name in LABELS]
+    if cfg.min_confidence > 0:
+        names.append(f"{p}needs_review")
+    return names + [f"{p}label_error"]
+
+
+def label_chunk(clf, chunk, cfg: LabelConfig, precision: str = "fp32"):
+    """Add the label columns to one chunk; returns ``(table, stats)``. Row order is kept:
+    the classifier sorts texts by length for batching and puts the results back in place."""
+    import numpy as np
+    import pyarrow as pa
+
+    from kopretrain.data import LABELS
+
+    table = chunk.table
+    n = table.num_rows
+    errors = list(chunk.errors)
+    raw = table.column(cfg.text_column).to_pylist() if cfg.text_column in table.column_names else [None] * n
+    rows, texts = [], []
+    for i, text in enumerate(raw):
+        if errors[i]:
+            continue
+        if text is None:
+            errors[i] = "missing_text"
+        elif not isinstance(text, str):
+            errors[i] = "not_text"
+        elif not text.strip():
+            errors[i] = "empty_text"
+        else:
+            rows.append(i)
+            texts.append(text)
+    prepared = clf.prep.prepare(texts) if texts else []
+    keep = []
+    for i, text in zip(rows, prepared):
+        if text.strip():
+            keep.append((i, text))
+        else:
+            errors[i] = "empty_after_normalization"  # e.g. a review of only emoji the rules remove
+    probs = np.zeros((n, len(LABELS)), dtype=np.float64)
+    if keep:
+        probs[[i for i, _ in keep]] = _predict(clf, [t for _, t in keep], cfg.batch_size, precision)
+    probs = np.round(probs, 6)
+    missing = np.array([e is not None for e in errors], dtype=bool)
+    best = probs.argmax(axis=1) if n else np.zeros(0, dtype=int)
+    confidence = probs.max(axis=1) if n else np.zeros(0)
+    labels = [None if missing[i] else LABELS[best[i]] for i in range(n)]
+    p = cfg.column_prefix
+    table = table.append_column(f"{p}label", pa.array(labels, type=pa.string()))
+    table = table.append_column(f"{p}confidence", pa.array(confidence, mask=missing))
+    for j, name in enumerate(LABELS):
+        table = table.append_column(f"{p}prob_{name}", pa.array(probs[:, j], mask=missing))
+    review = missing | (confidence < cfg.min_confidence)
+    if cfg.min_confidence > 0:
+        table = table.append_column(f"{p}needs_review", pa.array(review, type=pa.bool_()))
+    table = table.append_column(f"{p}label_error", pa.array(errors, type=pa.string()))
+    stats = {
+        "rows": n,
+        "labels": dict(Counter(label for label in labels if label)),
+        "errors": dict(Counter(e for e in errors if e)),
+        "needs_review": int(review.sum()) if cfg.min_confidence > 0 else 0,
+        "encoding": dict(chunk.stats),
+    }
+    return table, stats
+
+
+def _predict(clf, texts: list[str], batch_size: int, precision: str):
+    import contextlib
+
+    import torch
+
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    with ctx:
+        return clf.predict_proba(texts, batch_size=batch_size, prepared=True)
+
+
+def _load(cfg: LabelConfig):
+    from kopretrain.modelio import Classifier
+
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    return Classifier.load(cfg.model, max_length=cfg.max_length)
+
+
+def _precision(cfg: LabelConfig) -> str:
+    from kopretrain.device import resolve_precision
+
+    return resolve_precision(cfg.precision)
+
+
+def _chunks(cfg: LabelConfig, src: Path, fmt: str, columns: list[str] | None):
+    """The input's chunks; an input without rows still yields one empty chunk so the output gets a header."""
+    from kopretrain.tablefiles import Chunk, read_chunks
+
+    any_chunk = False
+    for chunk in read_chunks(src, cfg.chunk_size, cfg.text_column, encoding=cfg.encoding, quoting=cfg.csv_quoting):
+        any_chunk = True
+        yield chunk
+    if not any_chunk:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        empty = pq.read_schema(src).empty_table() if fmt == "parquet" else \
+            pa.table({c: pa.array([], pa.string()) for c in columns or []})
+        yield Chunk(empty, [])
+
+
+def _commit_chunk(partial: Path, manifest: dict, k: int, table, stats: dict, fmt: str, gz: bool, ext: str) -> None:
+    """Write part ``k`` then record it in the manifest: a kill between the two redoes chunk k only."""
+    from kopretrain.tablefiles import write_part
+
+    write_part(table, partial / _part_name(k, ext), fmt, gz, header=(k == 0))
+    manifest["chunks"].append(stats)
+    write_json(partial / MANIFEST, manifest)
+
+
+def _part_name(k: int, ext: str) -> str:
+    return f"part-{k:06d}{ext}"
+
+
+def _open_manifest(partial: Path, fingerprint: str, chunk_size: int, force: bool) -> dict:
+    manifest = _read_json(partial / MANIFEST)
+    if partial.exists() and not force and manifest.get("fingerprint") == fingerprint:
+        n = len(manifest.get("chunks", []))
+        rows = sum(c["rows"] for c in manifest["chunks"])
+        print(f"[label] resuming {partial}: {n} chunk(s), {rows} rows already labeled")
+        return manifest
+    if partial.exists():
+        why = "--force" if force else "model, input or options changed"
+        print(f"[label] discarding {partial} ({why})")
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    manifest = {"fingerprint": fingerprint, "chunk_size": chunk_size, "columns": None, "chunks": []}
+    write_json(partial / MANIFEST, manifest)
+    return manifest
+
+
+def _totals(manifest: dict) -> dict:
+    totals = {"rows": 0, "labels": Counter(), "errors": Counter(), "needs_review": 0, "encoding": Counter(),
+              "chunks": len(manifest["chunks"])}
+    for c in manifest["chunks"]:
+        totals["rows"] += c["rows"]
+        totals["needs_review"] += c["needs_review"]
+        for key in ("labels", "errors", "encoding"):
+            totals[key].update(c[key])
+    return totals
+
+
+def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt) -> dict:
+    import datetime as dt
+
+    from kopretrain.records import git_commit, library_versions
+
+    return {
+        "stage": "label",
+        "fingerprint": fingerprint,
+        "complete": True,
+        "config": config,
+        "inputs": inputs,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "started": dt.datetime.fromtimestamp(t0, dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - t0, 3),
+        "resumed": resumed,
+        # Labeling never drops a row: rows without a label are kept and counted in stats.errors.
+        "counts": {"rows_in": totals["rows"], "rows_out": totals["rows"], "rejected": {}},
+        "stats": {
+            "labels": dict(sorted(totals["labels"].items())),
+            "errors": dict(sorted(totals["errors"].items())),
+            "needs_review": totals["needs_review"] if cfg.min_confidence > 0 else None,
+            "encoding_repairs": dict(sorted(totals["encoding"].items())),
+            "chunks": totals["chunks"],
+            "precision": precision,
+            "output_format": fmt,
+            "rows_labeled_this_run": labeled,
+            "rows_per_second": round(labeled / seconds, 1) if seconds > 0 else None,
+        },
+    }
+
+
+def _missing_column(src: Path, column: str, columns: list[str]) -> str:
+    return (f"{src}: no column '{column}' (columns: {', '.join(map(str, columns)) or 'none'}); "
+            f"choose one with --text-column")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _progress(cfg: LabelConfig, src: Path, fmt: str, initial: int):
+    from tqdm import tqdm
+
+    total = None
+    if fmt == "parquet":
+        from kopretrain.data import count_rows
+
+        total = count_rows(src)
+    return tqdm(total=total, initial=initial, unit=" rows", unit_scale=True, mininterval=1.0,
+                disable=None if cfg.progress else True, file=sys.stderr, desc="label")
