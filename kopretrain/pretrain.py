@@ -1,0 +1,388 @@
+"""pretrain: MLM, whole-word, span (SpanBERT) or ELECTRA RTD pretraining, from scratch or continued.
+
+    kopretrain pretrain --input runs/x/analyze --tokenizer runs/x/vocab --objective rtd -o runs/x/pretrain
+    torchrun --nproc_per_node 2 -m kopretrain pretrain ...          # same command, DDP (gloo on CPU)
+
+The recipe reads top to bottom: setup (tokenizer -> model -> data -> Trainer), train (continuing
+from ``<output>.partial/checkpoints`` when an interrupted run with the same config is rerun),
+save (``save_pretrained`` safetensors + tokenizer + ``kopretrain.json``; RTD: discriminator at
+the top, generator in ``generator/``), cleanup (checkpoints and the data cache are deleted).
+Reusable pieces live in models.py, objectives.py, rtd.py, pretrain_data.py and trainer_utils.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal, Optional
+
+from kopretrain.records import StageError, StageRun, write_json
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class PretrainConfig:
+    INPUTS: ClassVar[tuple[str, ...]] = ("input", "tokenizer", "checkpoint", "generator_checkpoint")
+    WIRING: ClassVar[dict[str, str]] = {"input": "analyze", "tokenizer": "vocab"}
+
+    input: str = ""
+    """Data stage output (analyze or normalize) whose train split is pretrained on; dev is the eval set."""
+    tokenizer: str = ""
+    """Tokenizer dir (vocab output). With init=checkpoint, empty or 'checkpoint' uses the checkpoint's own."""
+    init: Literal["scratch", "checkpoint"] = "scratch"
+    """scratch: a fresh model of `preset`; checkpoint: continue from `checkpoint`."""
+    objective: Literal["mlm", "wwm", "span", "rtd"] = "mlm"
+    """mlm (BERT), wwm (whole-word), span (SpanBERT) or rtd (ELECTRA replaced-token detection)."""
+    model_type: Literal["auto", "bert", "electra"] = "auto"
+    """Architecture from scratch; auto: electra for rtd, bert otherwise."""
+    preset: Literal["tiny", "small", "base"] = "tiny"
+    """Model size from scratch (models.py): tiny 4x256 (CPU), small 12x256 (ELECTRA-Small), base 12x768."""
+    hidden_size: int = 0
+    """Override the preset's hidden size (0: preset)."""
+    num_layers: int = 0
+    """Override the preset's layer count (0: preset)."""
+    heads: int = 0
+    """Override the preset's attention heads (0: preset)."""
+    intermediate_size: int = 0
+    """Override the preset's feed-forward size (0: preset)."""
+    embedding_size: int = 0
+    """Override ELECTRA's factorized embedding size (0: preset; BERT always uses hidden_size)."""
+    generator_size_ratio: float = 0.0
+    """RTD generator hidden size as a fraction of the discriminator's (0: preset, 1/4 or 1/3)."""
+    checkpoint: str = ""
+    """init=checkpoint: model dir or Hub id (BERT MLM, ELECTRA discriminator or generator)."""
+    revision: str = ""
+    """Hub revision/tag/commit of `checkpoint`; pin it (e.g. KcELECTRA needs v2021)."""
+    generator_checkpoint: str = ""
+    """RTD: generator dir or Hub id; empty: <checkpoint>/generator if present, else a new small generator."""
+    word_level: Literal["eojeol", "morpheme"] = "eojeol"
+    """wwm / word spans: a word is an eojeol, or a kiwipiepy morpheme (needs analyze output)."""
+    mlm_probability: float = 0.15
+    """Fraction of tokens selected for prediction."""
+    mask_replace_prob: Optional[float] = None
+    """Share of selected tokens replaced by [MASK]; unset: 0.8 (0.85 for rtd)."""
+    random_replace_prob: Optional[float] = None
+    """Share replaced by a random token; unset: 0.1 (0.0 for rtd)."""
+    span_p: float = 0.2
+    """span: geometric parameter of span lengths (SpanBERT: 0.2)."""
+    max_span: int = 10
+    """span: longest span."""
+    span_unit: Literal["token", "word"] = "token"
+    """span: count span lengths in tokens or whole words."""
+    max_length: int = 128
+    """Sequence length in tokens (packed rows are exactly this long)."""
+    packing: Literal["pack", "bucket"] = "pack"
+    """pack: concatenate reviews into full rows; bucket: one review per row, batches of similar length."""
+    batch_size: int = 32
+    """Sequences per device per step."""
+    grad_accum: int = 1
+    """Gradient accumulation steps."""
+    lr: float = 5e-4
+    """Peak learning rate (ELECTRA-Small: 5e-4 from scratch; ~5e-5 is usual when continuing)."""
+    warmup_ratio: float = 0.06
+    """Fraction of steps with linear warmup."""
+    lr_scheduler: Literal["linear", "cosine"] = "linear"
+    """Decay after warmup."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not on biases/LayerNorm)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0: off)."""
+    max_steps: int = 0
+    """Optimizer steps (0: run `epochs`)."""
+    epochs: float = 1.0
+    """Passes over the training rows when max_steps is 0."""
+    eval_steps: int = 500
+    """Evaluate every N steps (and before the first step)."""
+    save_steps: int = 500
+    """Checkpoint every N steps (kept in <output>.partial/checkpoints until the run finishes)."""
+    logging_steps: int = 50
+    """Log loss, tokens/s and pad share every N steps."""
+    max_eval_texts: int = 2000
+    """Dev reviews in the eval set (fixed masks)."""
+    max_train_texts: int = 0
+    """Use a seeded random subset of this many training reviews (0: all)."""
+    seed: int = 42
+    """Seed for initialization, data order, masking and evaluation."""
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """auto: bf16 where the CPU/GPU supports it, else fp32 (fp16 on older GPUs)."""
+    rtd_weight: float = 50.0
+    """RTD: weight λ of the discriminator loss (ELECTRA: 50)."""
+    gen_temperature: float = 1.0
+    """RTD: sampling temperature of the generator."""
+    dataloader_workers: int = 0
+    """DataLoader worker processes (0: collate in the training process)."""
+    num_proc: int = 1
+    """Processes for tokenization."""
+
+    def __post_init__(self) -> None:
+        if self.objective == "rtd" and self.model_type == "bert":
+            raise ValueError("--model-type bert cannot train --objective rtd (ELECTRA); use electra or auto")
+        if self.init == "checkpoint" and not self.checkpoint:
+            raise ValueError("--checkpoint: required with --init checkpoint (a model dir or Hub id)")
+        if self.init == "scratch" and self.tokenizer in ("", "checkpoint"):
+            raise ValueError("--tokenizer: a tokenizer dir (vocab output) is required with --init scratch")
+        for name in ("max_length", "batch_size", "grad_accum", "eval_steps", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.max_length < 8:
+            raise ValueError("--max-length must be >= 8")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("--warmup-ratio must be in [0, 1)")
+        if self.gen_temperature <= 0:
+            raise ValueError("--gen-temperature must be > 0")
+
+    @property
+    def arch_type(self) -> str:
+        return "electra" if self.objective == "rtd" else ("bert" if self.model_type == "auto" else self.model_type)
+
+
+CONFIG = PretrainConfig
+
+
+# ---------------------------------------------------------------------------------------- recipe
+def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
+    from transformers import set_seed
+
+    from kopretrain import masking, pretrain_data, trainer_utils
+    from kopretrain.collators import premasked_collator
+
+    # ---- setup: devices/ranks -> tokenizer -> model -> data -> Trainer
+    args = training_arguments(cfg, run)
+    main = args.process_index == 0
+    set_seed(cfg.seed)
+    tokenizer, prep, base = load_tokenizer(cfg)
+    module, base = build_module(cfg, tokenizer, base)
+    collator = masking.make_collator(tokenizer, masking_config(cfg), pad_to_multiple_of=8)
+    data = pretrain_data.load_or_build(cfg, tokenizer, prep, collator, run.dir, args)
+    trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
+                           premasked_collator(tokenizer), callbacks)
+
+    # ---- train (resume from the newest complete checkpoint of an interrupted identical run)
+    resume = trainer_utils.last_checkpoint(run.dir / CHECKPOINTS) if run.resumed else None
+    result = trainer.train(resume_from_checkpoint=resume)
+    last = trainer.eval_history[-1] if trainer.eval_history else {}
+    final = {k: v for k, v in last.items() if k != "step"} if last.get("step") == trainer.state.global_step \
+        else trainer.evaluate()
+
+    # ---- save (main process) and record
+    if main:
+        module.save_pretrained(run.dir)
+        tokenizer.save_pretrained(run.dir)
+        prep.save(run.dir)
+        write_json(run.dir / "metrics.json", {"final": final, "history": trainer.eval_history})
+    run.stats.update(
+        objective=cfg.objective, base_model=base, data=data.stats,
+        parameters={name: sum(p.numel() for p in m.parameters()) for name, m in module.exported().items()},
+        train=train_summary(trainer, result), final_metrics=final,
+        resumed_from=Path(resume).name if resume else None,
+        ddp=ddp_record(args, module),
+    )
+    c = data.counts
+    run.set_counts(c["rows_in"], c["rows_out"], {k: v for k, v in c.items() if k not in ("rows_in", "rows_out")})
+
+    # ---- cleanup: the output keeps the final weights only
+    trainer.accelerator.wait_for_everyone()
+    if main:
+        for name in (CHECKPOINTS, pretrain_data.DATA_DIR):
+            shutil.rmtree(run.dir / name, ignore_errors=True)
+
+
+def execute(cfg: PretrainConfig, output: str | Path, force: bool = False) -> Path:
+    """Run the stage; under torchrun/accelerate only rank 0 owns the output directory.
+
+    Every rank trains, but one StageRun must create/rename ``<output>.partial``: rank 0 enters it,
+    tells the others whether it is resuming, and finishes it after they are done."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        with StageRun("pretrain", cfg, output, force=force) as record:
+            if not record.done:
+                run(cfg, record)
+        return Path(output)
+
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    import torch
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    main = state.is_main_process
+    record = StageRun("pretrain", cfg, output, force=force, log=print if main else (lambda *a, **k: None))
+    if record.done:
+        return Path(output)
+    if main:
+        record.__enter__()
+    flag = broadcast_object_list([record.resumed])
+    record.resumed = bool(flag[0])
+    state.wait_for_everyone()
+    try:
+        run(cfg, record)
+    except BaseException as exc:
+        if main:
+            record.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    state.wait_for_everyone()
+    if main:
+        record.__exit__(None, None, None)
+    state.wait_for_everyone()
+    return Path(output)
+
+
+# ---------------------------------------------------------------------------------------- setup
+def load_tokenizer(cfg: PretrainConfig):
+    """``(tokenizer, TextPrep, base-model record)``; a given tokenizer must extend a checkpoint's vocab."""
+    from transformers import AutoTokenizer
+
+    from kopretrain import models, textprep
+    from kopretrain.modelio import resolve_textprep
+
+    own = cfg.tokenizer in ("", "checkpoint")
+    if cfg.init == "scratch":
+        tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+        prep = textprep.load(cfg.tokenizer)
+        if prep is None:
+            raise StageError(f"--tokenizer {cfg.tokenizer}: no kopretrain.json (use a vocab stage output)")
+        return tokenizer, prep, {"init": "scratch", "vocab_sha256": models.vocab_hash(tokenizer)}
+    base_tok = AutoTokenizer.from_pretrained(cfg.checkpoint, revision=cfg.revision or None)
+    if own:
+        tokenizer = base_tok
+        prep, _ = resolve_textprep(cfg.checkpoint, cfg.input)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+        models.check_vocab_extends(base_tok, tokenizer)
+        prep = textprep.load(cfg.tokenizer) or resolve_textprep(cfg.checkpoint, cfg.input)[0]
+    base = {
+        "init": "checkpoint", "id": cfg.checkpoint, "revision": cfg.revision or None,
+        "commit": models.resolved_commit(cfg.checkpoint, cfg.revision),
+        "vocab_sha256": models.vocab_hash(base_tok), "vocab_size": len(base_tok),
+        "tokenizer": "checkpoint" if own else cfg.tokenizer,
+    }
+    if not Path(cfg.checkpoint).exists() and not cfg.revision:
+        print(f"[pretrain] warning: {cfg.checkpoint} is not pinned; set --revision (Hub branches get overwritten)")
+    return tokenizer, prep, base
+
+
+def build_module(cfg: PretrainConfig, tokenizer, base: dict):
+    """The trainable wrapper (MaskedLM or ElectraRTD) and the base record completed with the model."""
+    from kopretrain import models
+    from kopretrain.objectives import MaskedLM
+    from kopretrain.rtd import ElectraRTD
+
+    if cfg.init == "scratch":
+        arch = models.resolve_arch(cfg.preset, cfg.arch_type, num_layers=cfg.num_layers, hidden_size=cfg.hidden_size,
+                                   heads=cfg.heads, intermediate_size=cfg.intermediate_size,
+                                   embedding_size=cfg.embedding_size, generator_size_ratio=cfg.generator_size_ratio,
+                                   max_position_embeddings=max(512, cfg.max_length))
+        parts = models.build_scratch(cfg.objective, cfg.arch_type, arch, tokenizer)
+        base = {**base, "preset": cfg.preset, "arch": arch.__dict__}
+    else:
+        parts = models.load_checkpoint(cfg.checkpoint, cfg.revision, cfg.objective,
+                                       generator_checkpoint=cfg.generator_checkpoint,
+                                       generator_size_ratio=cfg.generator_size_ratio or 0.25)
+        base = {**base, "architecture": type(parts.get("mlm", parts.get("discriminator"))).__name__,
+                "generator": parts.get("generator_source")}
+    main = parts.get("mlm", parts.get("discriminator"))
+    if main.config.max_position_embeddings < cfg.max_length:
+        raise StageError(f"--max-length {cfg.max_length} exceeds the model's max_position_embeddings "
+                         f"{main.config.max_position_embeddings}")
+    if len(tokenizer) > main.config.vocab_size:  # an extended vocabulary: new rows start at the mean
+        main.resize_token_embeddings(len(tokenizer))
+        base["resized_vocab_to"] = len(tokenizer)
+    if cfg.objective == "rtd":
+        gen = parts["generator"]
+        if gen.config.vocab_size != main.config.vocab_size:
+            gen.resize_token_embeddings(main.config.vocab_size)
+        return ElectraRTD(gen, main, cfg.rtd_weight, cfg.gen_temperature), base
+    return MaskedLM(main), base
+
+
+def masking_config(cfg: PretrainConfig):
+    from kopretrain.masking import MaskingConfig
+
+    return MaskingConfig(objective=cfg.objective, mlm_probability=cfg.mlm_probability,
+                         mask_replace_prob=cfg.mask_replace_prob, random_replace_prob=cfg.random_replace_prob,
+                         span_p=cfg.span_p, max_span=cfg.max_span, span_unit=cfg.span_unit, seed=cfg.seed)
+
+
+def training_arguments(cfg: PretrainConfig, run: StageRun):
+    """TrainingArguments (this also sets up the device and, under torchrun, the process group)."""
+    import torch
+    from transformers import TrainingArguments
+
+    from kopretrain.device import trainer_precision_kwargs
+
+    cpu = not torch.cuda.is_available()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return TrainingArguments(
+        output_dir=str(run.dir / CHECKPOINTS),
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=2 * cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
+        warmup_steps=float(cfg.warmup_ratio), lr_scheduler_type=cfg.lr_scheduler, max_grad_norm=cfg.max_grad_norm,
+        max_steps=cfg.max_steps or -1, num_train_epochs=cfg.epochs,
+        eval_strategy="steps", eval_steps=cfg.eval_steps, eval_on_start=not run.resumed,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
+        logging_steps=cfg.logging_steps, logging_first_step=True, include_num_input_tokens_seen="non_padding",
+        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=cfg.dataloader_workers,
+        remove_unused_columns=False, report_to="none", disable_tqdm=True, use_cpu=cpu,
+        ddp_backend="gloo" if (cpu and distributed) else None, ddp_find_unused_parameters=False,
+        **trainer_precision_kwargs(cfg.precision),
+    )
+
+
+def make_trainer(cfg: PretrainConfig, run: StageRun, args, module, data, collator, eval_collator, callbacks=()):
+    from transformers import PrinterCallback
+    from transformers.integrations import TensorBoardCallback
+
+    from kopretrain import trainer_utils
+
+    tensorboard = TensorBoardCallback()
+    tensorboard.logging_dir = str(run.dir / "runs")
+    trainer = trainer_utils.PretrainTrainer(
+        model=module, args=args, train_dataset=data.train, eval_dataset=data.eval, data_collator=collator,
+        callbacks=[trainer_utils.JsonlLogger(run.dir / "logs.jsonl"), trainer_utils.Progress(), tensorboard,
+                   *callbacks],
+        eval_seed=cfg.seed, eval_collator=eval_collator,
+        bucket=(data.train["length"], cfg.batch_size, cfg.seed) if cfg.packing == "bucket" else None,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+# ---------------------------------------------------------------------------------------- record
+def train_summary(trainer, result) -> dict:
+    logs = [r for r in trainer.state.log_history if "tokens_per_s" in r]
+    tok = trainer.tokens
+    return {
+        "global_step": trainer.state.global_step, "epoch": trainer.state.epoch,
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "pad_share": round(1 - tok["real"] / tok["padded"], 4) if tok["padded"] else None,
+        "tokens_per_s": round(sum(r["tokens_per_s"] for r in logs) / len(logs), 1) if logs else None,
+        "train_loss": result.training_loss, "seconds": result.metrics.get("train_runtime"),
+        "precision": "bf16" if trainer.args.bf16 else ("fp16" if trainer.args.fp16 else "fp32"),
+        "world_size": trainer.args.world_size,
+        "effective_batch": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
+        * trainer.args.world_size,
+    }
+
+
+def weights_sha256(module) -> str:
+    """Hash of every parameter, in name order: equal on all DDP ranks after a correct run."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def ddp_record(args, module) -> dict | None:
+    if args.world_size <= 1:
+        return None
+    from accelerate.utils import gather_object
+
+    hashes = gather_object([weights_sha256(module)])
+    return {"world_size": args.world_size, "backend": args.distributed_state.backend,
+            "weights_sha256_per_rank": hashes, "ranks_agree": len(set(hashes)) == 1}
