@@ -1,0 +1,309 @@
+"""Ingest: read review files, map columns, label ratings, dedup, split by group, write Parquet.
+
+Two streaming passes keep memory flat as the input grows:
+
+1. read every record (:mod:`kopretrain.readers`), reject what cannot be used (named reasons, file
+   and line into ``rejected.jsonl``), stage the good rows to a temporary Parquet file in chunks
+   and keep only a few numbers per row in memory (exact/near/id hashes, group index, label code,
+   file index, line: ~40 bytes);
+2. decide duplicates (:mod:`kopretrain.dedup`) and splits (:mod:`kopretrain.split`) on those
+   arrays, then stream the staged rows into ``train/dev/test.parquet``.
+
+Output columns follow :mod:`kopretrain.data`; ``text`` stays raw (normalize is the next stage).
+A generated dataset card (``README.md``) holds the measured statistics.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Optional
+
+from kopretrain.data import LABELS, SPLITS
+from kopretrain.labels import SCHEMES, LabelError, build_scheme, label_key, parse_rating
+from kopretrain.records import StageError, StageRun
+
+_BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]*")  # whitespace and zero-width characters
+STAGING = ".staging.parquet"
+CHUNK = 20_000
+SNIPPET = 200  # characters of a rejected text kept in rejected.jsonl
+
+
+@dataclass
+class IngestConfig:
+    INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    WIRING: ClassVar[dict[str, str]] = {}
+
+    input: str = ""
+    """Reviews to read: a .csv, .tsv/.txt (tab-separated), .jsonl/.json (JSON Lines) file, optionally
+    .gz; a .parquet file; a directory of such files; or, with --format datasets, a datasets Hub id or
+    builder name (csv, json, parquet with --data-files)."""
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "datasets"] = "auto"
+    """Input format; auto goes by file extension."""
+    label_scheme: Optional[Literal["nsmc", "stars5", "thresholds", "column", "none"]] = None
+    """Required. nsmc: 1-10 ratings, 1-4 negative / 5-8 neutral / 9-10 positive. stars5: 1-5 stars,
+    1-2 / 3 / 4-5. thresholds: give --rating-min/--rating-max/--negative-max/--positive-min.
+    column: an existing label column mapped by --label-map. none: unlabeled (label null)."""
+    text_column: str = "auto"
+    """Column with the review text (auto: text, review, document, content, comment, sentence, body)."""
+    id_column: str = "auto"
+    """Unique row id (auto: id, review_id; none: use file:line). Later rows repeating an id are rejected."""
+    rating_column: str = "auto"
+    """Numeric rating (auto: rating, score, stars, star; none to ignore)."""
+    label_column: str = "auto"
+    """Existing label column, used with --label-scheme column (auto: label, sentiment)."""
+    group_column: str = "auto"
+    """Group kept within one split: movie/product/app id (auto: group, movie_id, item_id, product_id,
+    app_id). Several columns combine, e.g. domain,item_id. none: split row by row."""
+    date_column: str = "auto"
+    """Date column, kept as text (auto: date, created_at, timestamp; none to ignore)."""
+    rating_min: Optional[float] = None
+    """Lowest valid rating (overrides the scheme preset); lower ratings are rejected."""
+    rating_max: Optional[float] = None
+    """Highest valid rating (overrides the scheme preset); higher ratings are rejected."""
+    negative_max: Optional[float] = None
+    """Ratings <= this are negative (overrides the scheme preset)."""
+    positive_min: Optional[float] = None
+    """Ratings >= this are positive (overrides the scheme preset); between is neutral."""
+    label_map: dict[str, str] = field(default_factory=dict)
+    """For --label-scheme column: raw value -> label, e.g. {"0": "negative", "1": "positive"}
+    (default: the values negative/neutral/positive as they are). Unmapped values are rejected."""
+    dedup: Literal["none", "exact", "near"] = "near"
+    """Duplicate removal before splitting. exact: same text after NFC and whitespace collapse. near:
+    also ignores spacing, punctuation, emoji, case and repeated characters (ㅋㅋㅋ = ㅋ)."""
+    on_label_conflict: Literal["majority", "drop"] = "majority"
+    """Duplicates whose labels disagree: keep one row with the majority label (ties drop all), or drop all."""
+    dev_fraction: float = 0.1
+    """Share of rows for the dev split."""
+    test_fraction: float = 0.1
+    """Share of rows for the test split (train gets the rest)."""
+    seed: int = 13
+    """Seed of the split assignment."""
+    max_chars: int = 5000
+    """Reject texts longer than this (too_long): a record of many kilobytes is a broken export, not a
+    review. 0 keeps any length; normalize applies the finer length filter."""
+    max_record_lines: int = 50
+    """A quoted CSV field may span at most this many lines; beyond it the opening line is rejected
+    (unbalanced_quote) and reading continues on the next line."""
+    encoding: str = "utf-8"
+    """Text encoding of CSV/TSV/JSONL files (cp949 for old Korean Excel exports). Undecodable lines are rejected."""
+    quoting: Literal["auto", "csv", "none"] = "auto"
+    """Quote handling: csv honours "quoted, fields"; none splits every line on the delimiter (tab-separated
+    dumps such as NSMC's ratings_*.txt, where quotes are literal). auto: csv for .csv, none for .tsv/.txt."""
+    max_rows: int = 0
+    """Read at most this many records (0: all), for quick trials."""
+    dataset_config: str = ""
+    """--format datasets: the dataset's configuration name."""
+    dataset_split: str = "train"
+    """--format datasets: which split to read."""
+    revision: str = ""
+    """--format datasets: Hub revision (pin it: a Hub branch can change under you)."""
+    data_files: list[str] = field(default_factory=list)
+    """--format datasets: local files for a builder such as csv or json."""
+    name: str = ""
+    """Dataset name for the generated card (README.md)."""
+    license: str = "unknown"
+    """License recorded in the generated card, e.g. cc0-1.0."""
+
+    def __post_init__(self):
+        if self.label_scheme is not None:
+            build_scheme(self.label_scheme, rating_min=self.rating_min, rating_max=self.rating_max,
+                         negative_max=self.negative_max, positive_min=self.positive_min,
+                         label_map=self.label_map)
+        for flag, value in (("--dev-fraction", self.dev_fraction), ("--test-fraction", self.test_fraction)):
+            if not 0 <= value < 1:
+                raise ValueError(f"{flag}: must be in [0, 1), got {value}")
+        if self.dev_fraction + self.test_fraction >= 1:
+            raise ValueError("--dev-fraction + --test-fraction must leave rows for train")
+        if self.max_chars < 0 or self.max_rows < 0:
+            raise ValueError("--max-chars and --max-rows must be >= 0")
+        if self.max_record_lines < 1:
+            raise ValueError("--max-record-lines: must be >= 1")
+        if "16" in self.encoding or "32" in self.encoding:
+            raise ValueError(f"--encoding {self.encoding}: UTF-16/32 files are not line-splittable; convert to UTF-8")
+        if self.format == "datasets" and not self.input:
+            raise ValueError("--input: a datasets Hub id or builder name is required with --format datasets")
+
+
+CONFIG = IngestConfig
+
+
+@dataclass
+class _Keys:
+    """What pass 1 keeps per staged row (typed arrays: ~40 bytes a row instead of Python objects)."""
+
+    exact: array = field(default_factory=lambda: array("q"))
+    near: array = field(default_factory=lambda: array("q"))
+    id_hash: array = field(default_factory=lambda: array("q"))
+    has_id: array = field(default_factory=lambda: array("b"))
+    group: array = field(default_factory=lambda: array("q"))
+    label: array = field(default_factory=lambda: array("b"))
+    file: array = field(default_factory=lambda: array("i"))
+    line: array = field(default_factory=lambda: array("q"))
+
+
+def _usable(text: str) -> bool:
+    """False for strings Parquet cannot hold (lone surrogates from JSON ``\\ud800`` escapes)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _cell(fields: dict, cols: list[str] | None) -> str | None:
+    """The stripped string value of a role (several columns joined with '/'), None when empty."""
+    if not cols:
+        return None
+    parts = [label_key(fields.get(c)) for c in cols]
+    if any(p is None for p in parts):
+        return None
+    return "/".join(parts)  # type: ignore[arg-type]
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.string()),
+                      ("rating", pa.float64()), ("group", pa.string()), ("date", pa.string()),
+                      ("source", pa.string())])
+
+
+def run(cfg: IngestConfig, run: StageRun) -> None:
+    from tqdm.auto import tqdm
+
+    from kopretrain.data import ParquetSink
+    from kopretrain.dedup import hash64, keys
+    from kopretrain.sources import open_sources, resolve_columns
+
+    if not cfg.input:
+        raise StageError("--input is required (a file, a directory, or a datasets name with --format datasets)")
+    if cfg.label_scheme is None:
+        raise StageError(f"--label-scheme is required: one of {', '.join(SCHEMES)} (see `kopretrain ingest --help`)")
+    scheme = build_scheme(cfg.label_scheme, rating_min=cfg.rating_min, rating_max=cfg.rating_max,
+                          negative_max=cfg.negative_max, positive_min=cfg.positive_min, label_map=cfg.label_map)
+    (run.dir / "rejected.jsonl").unlink(missing_ok=True)  # a resumed partial run starts over
+    cache = str(run.dir / ".hf_cache") if cfg.format == "datasets" and cfg.data_files else None
+    sources = open_sources(cfg, cache_dir=cache)
+    wanted = {"text": cfg.text_column, "id": cfg.id_column, "rating": cfg.rating_column,
+              "label": cfg.label_column if scheme.needs_label else "none", "group": cfg.group_column,
+              "date": cfg.date_column}
+    needed = {"text"} | ({"rating"} if scheme.needs_rating else set()) | ({"label"} if scheme.needs_label else set())
+    for src in sources:
+        if src.columns is None:
+            run.log(f"[ingest] {src.path}: empty file, no records")
+            continue
+        src.mapping = resolve_columns(src, wanted, needed)
+        run.log(f"[ingest] {src.path}: " + ", ".join(f"{r}={'+'.join(c)}" for r, c in src.mapping.items()))
+    run.log(f"[ingest] labels: {scheme.describe()}")
+
+    k = _Keys()
+    groups: dict[str, int] = {}
+    rows_in = 0
+    per_source: list[int] = []
+    staging = ParquetSink(run.dir / STAGING, schema=_schema())
+    buffer: list[dict] = []
+    bar = tqdm(desc="ingest: read", unit=" rows", mininterval=0.5)
+    for file_idx, src in enumerate(sources):
+        seen = 0
+        if src.columns is not None:
+            m = src.mapping
+            text_col, rating_cols, label_cols = m["text"][0], m.get("rating"), m.get("label")
+            for rec in src.records():
+                if cfg.max_rows and rows_in >= cfg.max_rows:
+                    break
+                rows_in += 1
+                seen += 1
+                if rows_in % 4096 == 0:
+                    bar.update(4096)
+
+                def reject(reason: str, detail: str = "", column: Any = None, text: str | None = None):
+                    extra = {"column": column} if column is not None else {}
+                    run.reject(reason, file=src.path, line=rec.line, **extra, detail=detail,
+                               **({"text": text[:SNIPPET]} if text else {}))
+
+                if rec.error:
+                    reject(rec.error, rec.detail, rec.column)
+                    continue
+                f = rec.fields
+                if text_col not in f:
+                    reject("missing_field", f"no {text_col!r} field", text_col)
+                    continue
+                text = f[text_col]
+                text = "" if text is None else text if isinstance(text, str) else str(text)
+                if _BLANK.fullmatch(text):
+                    reject("empty_text", "text is empty or whitespace", text_col)
+                    continue
+                if cfg.max_chars and len(text) > cfg.max_chars:
+                    reject("too_long", f"{len(text):,} characters > --max-chars {cfg.max_chars:,}", text_col, text)
+                    continue
+                rid, group, date = _cell(f, m.get("id")), _cell(f, m.get("group")), _cell(f, m.get("date"))
+                if not all(_usable(v) for v in (text, rid or "", group or "", date or "")):
+                    reject("invalid_utf8", "lone surrogate in a string value")
+                    continue
+                try:
+                    rating_col = rating_cols[0] if rating_cols else None
+                    rating = parse_rating(f.get(rating_col)) if rating_col else None
+                    scheme.check_rating(rating)
+                    code = scheme.code(rating, f.get(label_cols[0]) if label_cols else None)
+                except LabelError as exc:
+                    col = (label_cols or [None])[0] if exc.reason.startswith("label") else rating_col
+                    reject(exc.reason, str(exc), col, text)
+                    continue
+                ex, nr = keys(text)
+                k.exact.append(ex)
+                k.near.append(nr)
+                k.id_hash.append(hash64(rid) if rid is not None else 0)
+                k.has_id.append(rid is not None)
+                k.group.append(groups.setdefault(group, len(groups)) if group is not None else -1)
+                k.label.append(code)
+                k.file.append(file_idx)
+                k.line.append(rec.line)
+                source = f"{src.name}:{rec.line}"
+                buffer.append({"id": rid if rid is not None else source, "text": text,
+                               "label": LABELS[code] if code >= 0 else None, "rating": rating,
+                               "group": group, "date": date, "source": source})
+                if len(buffer) >= CHUNK:
+                    staging.write_rows(buffer)
+                    buffer.clear()
+        per_source.append(seen)
+    staging.write_rows(buffer)
+    staging.close()
+    bar.update(rows_in % 4096)
+    bar.close()
+    if rows_in == 0:
+        raise StageError(f"--input {cfg.input}: no records (empty file, or a header only)")
+
+    from kopretrain.ingest_write import decide, write_splits
+
+    fractions = (1 - cfg.dev_fraction - cfg.test_fraction, cfg.dev_fraction, cfg.test_fraction)
+    decision, keeper, split_of = decide(k, dedup=cfg.dedup, policy=cfg.on_label_conflict,
+                                        fractions=fractions, seed=cfg.seed)
+    stats = write_splits(run, sources, k, decision, keeper, split_of)
+    (run.dir / STAGING).unlink()
+    if cache:
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)
+    run.set_counts(rows_in=rows_in, rows_out=sum(s["rows"] for s in stats["splits"].values()))
+    stats["columns"] = next((s.mapping for s in sources if s.mapping), {})
+    stats["label_scheme"] = {"kind": scheme.kind, "description": scheme.describe()}
+    stats["sources"] = [{"name": s.name, "path": s.path, "format": s.fmt, "records": n,
+                         "fingerprint": s.fingerprint} for s, n in zip(sources, per_source)]
+    run.stats.update(stats)
+    _write_card(cfg, run, stats)
+    run.log(f"[ingest] {rows_in:,} records -> " + ", ".join(
+        f"{s} {v['rows']:,}" for s, v in stats["splits"].items()) + f"; rejected {dict(run.counts['rejected'])}")
+
+
+def _write_card(cfg: IngestConfig, run: StageRun, stats: dict[str, Any]) -> None:
+    from kopretrain.config import to_dict
+    from kopretrain.datacard import render
+
+    text = render(stats, config=to_dict(cfg), counts=run.counts, license=cfg.license, pretty_name=cfg.name)
+    (run.dir / "README.md").write_text(text + "\n", encoding="utf-8")
+
+
+__all__ = ["CONFIG", "IngestConfig", "run", "SPLITS"]

@@ -1,0 +1,278 @@
+"""Streaming readers that keep line numbers: CSV/TSV, JSON Lines (``.gz`` too), Parquet, ``datasets``.
+
+Each reader yields :class:`Record` s one at a time (memory stays flat however large the file) and
+never raises on a bad row: a row that cannot be parsed comes back with ``error`` set to a reject
+reason and the line (and column where one applies), so ingest can count and explain it.
+
+Why a hand-rolled CSV record splitter in front of :mod:`csv`: ``csv.reader`` keeps reading after an
+opening quote until it finds the closing one, so one stray ``"`` swallows the rest of the file
+into a single field. Here the record boundary is found first (quote-aware, capped at
+``max_record_lines`` physical lines); a record that does not close within the cap is rejected as
+``unbalanced_quote`` at the line and column of its opening quote, and the lines after it are read
+again as records of their own. The completed record is then parsed by :mod:`csv` itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+FORMATS = ("csv", "tsv", "jsonl", "parquet")
+SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+            ".json": "jsonl", ".parquet": "parquet"}
+CSV_FIELD_LIMIT = 2**31 - 1  # csv's default 131072-char field limit would crash on a 1 MB review
+
+
+@dataclass(slots=True)
+class Record:
+    """One physical record of an input: its fields, or the reason it could not be read."""
+
+    line: int  # 1-based line where the record starts (row number for Parquet / datasets)
+    fields: dict[str, Any] | None = None
+    error: str | None = None  # reject reason when unreadable (invalid_utf8, unbalanced_quote, ...)
+    detail: str = ""
+    column: Any = None  # character/byte column or field name the error points at
+
+
+def detect_format(path: Path) -> str:
+    """``reviews.csv`` -> csv, ``x.jsonl.gz`` -> jsonl, ``ratings_train.txt`` -> tsv; ValueError otherwise."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    fmt = SUFFIXES.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        raise ValueError(f"{path}: unknown file type (expected {', '.join(sorted(SUFFIXES))}, optionally .gz)")
+    if fmt == "parquet" and path.name.lower().endswith(".gz"):
+        raise ValueError(f"{path}: gzip-compressed Parquet is not supported (Parquet compresses itself)")
+    return fmt
+
+
+def list_inputs(path: Path) -> list[Path]:
+    """The data files of an input: the file itself, or a directory's supported files (sorted, recursive)."""
+    if path.is_file():
+        return [path]
+    files = []
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts):
+            try:
+                detect_format(f)
+            except ValueError:
+                continue
+            files.append(f)
+    return files
+
+
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int | None]]:
+    """``(line_no, text, bad_byte_column)`` per physical line; each line decoded on its own so one
+    bad byte costs one row, not the file (``bad_byte_column`` is None when the line decodes)."""
+    with _open_binary(path) as fh:
+        for line_no, raw in enumerate(fh, 1):
+            try:
+                text, bad = raw.decode(encoding), None
+            except UnicodeDecodeError as exc:
+                text, bad = raw.decode(encoding, "replace"), exc.start + 1
+            if line_no == 1 and text.startswith("\ufeff"):
+                text = text[1:]  # UTF-8 BOM written by Excel
+            yield line_no, text, bad
+
+
+def _scan_quotes(line: str, in_quote: bool, delimiter: str, quote: str = '"') -> tuple[bool, int | None]:
+    """Whether a CSV record is still inside a quoted field after ``line``, and the 1-based column
+    of the last quote that opened a field. A quote only opens a field at the field's start (as in
+    :mod:`csv`): ``5,영화 "명작"이다`` is an unquoted field with literal quotes."""
+    if quote not in line:
+        return in_quote, None
+    i, n, opened = 0, len(line), None
+    field_start = not in_quote
+    while i < n:
+        if in_quote:
+            j = line.find(quote, i)
+            if j < 0:
+                return True, opened
+            if j + 1 < n and line[j + 1] == quote:  # "" is an escaped quote
+                i = j + 2
+                continue
+            in_quote, field_start, i = False, False, j + 1
+            continue
+        c = line[i]
+        if c == quote and field_start:
+            in_quote, opened, field_start = True, i + 1, False
+        else:
+            field_start = c == delimiter
+        i += 1
+    return in_quote, opened
+
+
+def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
+                 max_record_lines: int) -> Iterator[tuple[int, list[str] | None, str | None, str, Any]]:
+    """``(line, fields, error, detail, column)`` per CSV/TSV record, header included."""
+    reason_bad = "invalid_utf8" if encoding.replace("-", "").lower() in ("utf8", "utf8sig") else "invalid_encoding"
+    lines = _decoded_lines(path, encoding)
+    pending: deque = deque()
+
+    def next_line():
+        return pending.popleft() if pending else next(lines, None)
+
+    while True:
+        first = next_line()
+        if first is None:
+            return
+        line_no, text, bad = first
+        if not text.strip():
+            continue  # blank lines are not records (csv skips them too)
+        if not quoting:
+            if bad is not None:
+                yield line_no, None, reason_bad, f"undecodable byte at byte {bad}", bad
+            else:
+                yield line_no, text.rstrip("\r\n").split(delimiter), None, "", None
+            continue
+        consumed = [first]
+        in_quote, opened = _scan_quotes(text, False, delimiter)
+        while in_quote and len(consumed) < max_record_lines:
+            nxt = next_line()
+            if nxt is None:
+                break
+            consumed.append(nxt)
+            in_quote, _ = _scan_quotes(nxt[1], True, delimiter)
+        if in_quote:
+            # Reject only the line with the stray quote; re-read the lines after it as records.
+            pending.extendleft(reversed(consumed[1:]))
+            yield (line_no, None, "unbalanced_quote",
+                   f"quote opened at column {opened} is not closed within {max_record_lines} lines", opened)
+            continue
+        bad_line = next(((n, b) for n, _, b in consumed if b is not None), None)
+        if bad_line is not None:
+            yield line_no, None, reason_bad, f"undecodable byte on line {bad_line[0]} at byte {bad_line[1]}", bad_line[1]
+            continue
+        try:
+            rows = list(csv.reader([t for _, t, _ in consumed], delimiter=delimiter, strict=False))
+        except csv.Error as exc:  # e.g. a NUL byte
+            yield line_no, None, "malformed_csv", str(exc), None
+            continue
+        if len(rows) != 1:
+            yield line_no, None, "malformed_csv", f"record parsed into {len(rows)} rows", None
+            continue
+        yield line_no, rows[0], None, "", None
+
+
+def csv_header(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool = True,
+               max_record_lines: int = 50) -> list[str] | None:
+    """The header row of a CSV/TSV file (None for an empty file); ValueError when unreadable."""
+    old = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        for line, fields, error, detail, _ in _csv_records(path, "," if fmt == "csv" else "\t", encoding,
+                                                          quoting, max_record_lines):
+            if error:
+                raise ValueError(f"{path}:{line}: cannot read the header ({error}: {detail})")
+            return [f.strip() for f in fields]
+        return None
+    finally:
+        csv.field_size_limit(old)
+
+
+def iter_csv(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool = True,
+             max_record_lines: int = 50) -> Iterator[Record]:
+    """Records of a CSV (``fmt="csv"``) or TSV file; the header row is consumed, not yielded."""
+    old = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        header = None
+        for line, fields, error, detail, column in _csv_records(
+            path, "," if fmt == "csv" else "\t", encoding, quoting, max_record_lines
+        ):
+            if header is None:
+                if error:
+                    raise ValueError(f"{path}:{line}: cannot read the header ({error}: {detail})")
+                header = [f.strip() for f in fields]
+                continue
+            if error:
+                yield Record(line, error=error, detail=detail, column=column)
+            elif len(fields) != len(header):
+                yield Record(line, error="wrong_field_count", column=len(fields),
+                             detail=f"expected {len(header)} fields ({', '.join(header)}), got {len(fields)}")
+            else:
+                yield Record(line, dict(zip(header, fields)))
+    finally:
+        csv.field_size_limit(old)
+
+
+def jsonl_keys(path: Path, encoding: str = "utf-8", scan: int = 1000) -> list[str] | None:
+    """Keys of the first JSON object in a JSON Lines file (None if there is none in ``scan`` lines)."""
+    for line_no, text, bad in _decoded_lines(path, encoding):
+        if line_no > scan:
+            break
+        stripped = text.strip()
+        if not stripped or bad is not None:
+            continue
+        if line_no == 1 and stripped.startswith("["):
+            raise ValueError(f"{path}: looks like one JSON array; convert it to JSON Lines (one object per line)")
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            return list(obj)
+    return None
+
+
+def iter_jsonl(path: Path, *, encoding: str = "utf-8") -> Iterator[Record]:
+    """One record per non-blank line of a JSON Lines file."""
+    for line_no, text, bad in _decoded_lines(path, encoding):
+        if not text.strip():
+            continue
+        if bad is not None:
+            yield Record(line_no, error="invalid_utf8", detail=f"undecodable byte at byte {bad}", column=bad)
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Record(line_no, error="invalid_json", detail=exc.msg, column=exc.colno)
+            continue
+        if not isinstance(obj, dict):
+            yield Record(line_no, error="invalid_json", detail=f"expected an object, got {type(obj).__name__}")
+            continue
+        yield Record(line_no, obj)
+
+
+def parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.ParquetFile(path).schema_arrow.names)
+
+
+def iter_parquet(path: Path, columns: list[str], batch_size: int = 10_000) -> Iterator[Record]:
+    """Rows of a Parquet file in batches; ``line`` is the 1-based row number."""
+    import pyarrow.parquet as pq
+
+    row = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns):
+        for fields in batch.to_pylist():
+            row += 1
+            yield Record(row, fields)
+
+
+def load_dataset(name: str, *, config: str = "", split: str = "train", revision: str = "",
+                 data_files: list[str] | None = None, cache_dir: str | None = None):
+    """``datasets.load_dataset`` for a Hub id (pin ``revision``) or a builder such as ``csv``/``json``."""
+    import datasets
+
+    return datasets.load_dataset(name, config or None, split=split, revision=revision or None,
+                                 data_files=data_files or None, cache_dir=cache_dir)
+
+
+def iter_dataset(ds, columns: list[str], batch_size: int = 1000) -> Iterator[Record]:
+    """Rows of a ``datasets.Dataset``; ``line`` is the 1-based row number."""
+    row = 0
+    for batch in ds.select_columns(columns).iter(batch_size=batch_size):
+        n = len(batch[columns[0]]) if columns else 0
+        for i in range(n):
+            row += 1
+            yield Record(row, {c: batch[c][i] for c in columns})

@@ -1,0 +1,100 @@
+"""Group-aware, stratified train/dev/test assignment with arbitrary fractions.
+
+No group (movie, product, app) lands in two splits, so a model cannot score well on the test
+split by recognising a movie it saw in training. Within that constraint each split gets close to
+its fraction of every class.
+
+Why not ``sklearn.model_selection.StratifiedGroupKFold``: it makes k equal folds, so 0.8/0.1/0.1
+means 10 folds merged, and 0.85/0.075/0.075 would need 40; it has no notion of rows without a
+group, and it offers no target per split. The greedy below is the same idea (largest groups
+first, each to the split where it best reduces the class-count error) with explicit targets.
+
+Rows without a group are assigned one by one: per class, shuffled and dealt out to whatever each
+split still needs after the groups were placed (largest-remainder rounding), so they fill the
+gaps the groups left.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+N_CLASSES = 4  # negative, neutral, positive, unlabeled (label code -1 is stored in column 3)
+
+
+def _class_index(labels):
+    import numpy as np
+
+    lab = np.asarray(labels, dtype=np.int64)
+    return np.where(lab < 0, N_CLASSES - 1, lab)
+
+
+def assign(groups: Sequence[int], labels: Sequence[int], fractions: Sequence[float], seed: int):
+    """Split index (0..len(fractions)-1) for every row.
+
+    ``groups``: int group id per row, ``-1`` for rows without a group. ``labels``: label code per
+    row (0/1/2, ``-1`` unlabeled). ``fractions``: target share of each split (sums to 1).
+    Deterministic for a seed; another seed changes the order groups of equal size are placed in
+    and how ungrouped rows are dealt.
+    """
+    import numpy as np
+
+    groups = np.asarray(groups, dtype=np.int64)
+    cls = _class_index(labels)
+    frac = np.asarray(fractions, dtype=np.float64)
+    if len(frac) == 0 or np.any(frac < 0) or abs(frac.sum() - 1) > 1e-6:
+        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {list(fractions)}")
+    rng = np.random.default_rng(seed)
+    n_splits = len(frac)
+    out = np.full(len(groups), -1, dtype=np.int8)
+    totals = np.bincount(cls, minlength=N_CLASSES).astype(np.float64)
+    target = frac[:, None] * totals[None, :]  # [split, class]
+    current = np.zeros_like(target)
+    weight = 1.0 / np.maximum(totals, 1.0)  # a row of a rare class counts as much as its share
+
+    grouped = groups >= 0
+    if grouped.any():
+        # A group of one row is placed like an ungrouped row (same constraint, vectorised below).
+        _, inv_all, size_all = np.unique(groups[grouped], return_inverse=True, return_counts=True)
+        grouped[np.flatnonzero(grouped)[size_all[inv_all] == 1]] = False
+    if grouped.any():
+        uniq, inverse = np.unique(groups[grouped], return_inverse=True)
+        counts = np.zeros((len(uniq), N_CLASSES))
+        np.add.at(counts, (inverse, cls[grouped]), 1)
+        sizes = counts.sum(axis=1)
+        # Largest groups first (they are the hard ones to place); a seeded shuffle breaks ties.
+        tiebreak = rng.permutation(len(uniq))
+        order = np.lexsort((tiebreak, -sizes))
+        group_split = np.empty(len(uniq), dtype=np.int8)
+        for g in order.tolist():
+            c = counts[g]
+            # Squared-error change of putting c into split s: sum_k w_k * (2 c_k (cur - tgt) + c_k^2)
+            delta = ((2 * c * (current - target) + c * c) * weight).sum(axis=1)
+            delta[frac == 0] = np.inf
+            s = int(delta.argmin())
+            group_split[g] = s
+            current[s] += c
+        out[grouped] = group_split[inverse]
+
+    loose = np.flatnonzero(~grouped)
+    for k in range(N_CLASSES):
+        rows = loose[cls[loose] == k]
+        if not len(rows):
+            continue
+        rows = rows[rng.permutation(len(rows))]
+        quota = _quota(np.maximum(target[:, k] - current[:, k], 0), len(rows), frac)
+        out[rows] = np.repeat(np.arange(n_splits, dtype=np.int8), quota)
+        current[:, k] += quota
+    return out
+
+
+def _quota(need, n: int, frac):
+    """Deal ``n`` rows to splits in proportion to ``need`` (largest remainder; by fraction if no need)."""
+    import numpy as np
+
+    share = need if need.sum() > 0 else frac.astype(np.float64)
+    exact = share / share.sum() * n
+    quota = np.floor(exact).astype(np.int64)
+    rest = n - quota.sum()
+    if rest:
+        quota[np.argsort(-(exact - quota), kind="stable")[:rest]] += 1
+    return quota
