@@ -208,6 +208,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     if resume:
         print(f"[finetune] resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
+    history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in trainer.state.log_history
+               if f"eval_{METRIC}" in h]
     best = trainer.evaluate()  # the best checkpoint is loaded back: its dev metrics, recomputed
 
     # ---- save: plain transformers directory, no intermediate checkpoints
@@ -217,8 +219,6 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     prep.save(run.dir)
     (run.dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the JSON below is the record
     write_json(run.dir / "training_args.json", args.to_dict())
-    history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in trainer.state.log_history
-               if f"eval_{METRIC}" in h]
     write_json(run.dir / "dev_metrics.json", {
         "metric": METRIC,
         "selected_step": _step_of(trainer.state.best_model_checkpoint),

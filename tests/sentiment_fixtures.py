@@ -63,9 +63,11 @@ def make_tokenizer(directory: Path):
     return fast
 
 
-def make_model(directory: Path, kind: str = "bert", classifier: bool = False, seed: int = 0) -> Path:
+def make_model(directory: Path, kind: str = "bert", classifier: bool = False, seed: int = 0,
+               init_range: float = 0.02, id2label: dict | None = None) -> Path:
     """A save_pretrained dir: a pretraining-style model (like a pretrain output) or, with
-    ``classifier=True``, an untrained 3-class classifier with our id2label."""
+    ``classifier=True``, an untrained 3-class classifier with our id2label. A large
+    ``init_range`` (0.5) makes an untrained classifier give different reviews different labels."""
     import torch
     from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, ElectraConfig,
                               ElectraForPreTraining, ElectraForSequenceClassification)
@@ -74,9 +76,10 @@ def make_model(directory: Path, kind: str = "bert", classifier: bool = False, se
     directory.mkdir(parents=True, exist_ok=True)
     tok = make_tokenizer(directory)
     common = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
-    labels = {"id2label": {0: "negative", 1: "neutral", 2: "positive"},
-              "label2id": {"negative": 0, "neutral": 1, "positive": 2}} if classifier else {}
+                  intermediate_size=64, max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+                  initializer_range=init_range)
+    id2label = id2label or {0: "negative", 1: "neutral", 2: "positive"}
+    labels = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if classifier else {}
     if kind == "bert":
         config = BertConfig(**common, **labels)
         model = BertForSequenceClassification(config) if classifier else BertForMaskedLM(config)

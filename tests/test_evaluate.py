@@ -1,0 +1,140 @@
+"""evaluate: consistent metrics/predictions, the report, calibration maths, missing classes and
+clear errors for models that are not 3-class sentiment classifiers."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kopretrain.cli import main
+from kopretrain.config import from_dict
+from kopretrain.evaluate import EvaluateConfig
+from kopretrain.metrics import binary_accuracy, classification, ece, fit_temperature, per_rating, reliability
+from kopretrain.records import StageError
+from kopretrain.stages import execute
+from sentiment_fixtures import make_model, write_data
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ev")
+    write_data(root / "data")
+    make_model(root / "clf", classifier=True, init_range=0.5)
+    return root
+
+
+@pytest.fixture(scope="module")
+def evaluated(workdir) -> Path:
+    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(workdir / "data"),
+                                     "max_errors_shown": 5})
+    return execute("evaluate", cfg, workdir / "eval")
+
+
+def test_metrics_agree_with_predictions(evaluated):
+    from sklearn.metrics import f1_score
+
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    preds = pd.read_parquet(evaluated / "predictions.parquet")
+    assert len(preds) == metrics["n"] == 45
+    assert {"id", "label", "pred", "p_negative", "p_neutral", "p_positive", "baseline_pred"} <= set(preds.columns)
+    model = metrics["model"]
+    assert model["accuracy"] == pytest.approx((preds["label"] == preds["pred"]).mean())
+    assert model["macro_f1"] == pytest.approx(f1_score(preds["label"], preds["pred"], average="macro"))
+    probs = preds[["p_negative", "p_neutral", "p_positive"]].to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (np.array(["negative", "neutral", "positive"])[probs.argmax(1)] == preds["pred"]).all()
+    assert sum(map(sum, model["confusion"])) == 45
+    base = metrics["baseline"]
+    assert base["accuracy"] == pytest.approx((preds["label"] == preds["baseline_pred"]).mean())
+    assert base["macro_f1"] > 0.9  # the fixture is separable by its words: TF-IDF must nail it
+    assert model["temperature"] > 0 and model["ece_temperature_scaled"] >= 0
+    assert [r["rating"] for r in model["per_rating"]] == [float(r) for r in range(1, 11)]
+    errors = metrics["confident_errors"]
+    assert len(errors) <= 5 and errors == sorted(errors, key=lambda e: -e["confidence"])
+    assert all(e["gold"] != e["pred"] for e in errors)
+    assert all(e["text"] in set(pd.read_parquet(evaluated.parent / "data" / "test.parquet")["text_raw"])
+               for e in errors)  # the report shows what the user wrote, not the normalized text
+
+
+def test_report_files_and_embedded_images(evaluated):
+    md = (evaluated / "report.md").read_text()
+    page = (evaluated / "report.html").read_text()
+    for png in ("confusion.png", "reliability.png", "ratings.png"):
+        assert (evaluated / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png})" in md
+        assert f'src="{png}"' not in page
+    assert page.count('src="data:image/png;base64,') == 3
+    for section in ("Summary", "Per class", "Calibration", "Accuracy per original rating", "Most confident errors"):
+        assert f"## {section}" in md and f"<h2>{section}</h2>" in page
+    assert "baseline (TF-IDF+LR)" in md and "binary accuracy" in md
+
+
+def test_ece_on_a_hand_made_example():
+    # 4 predictions: two in the 0.9 bin (one right), two in the 0.6 bin (both right)
+    probs = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6]])
+    y = np.array([0, 1, 1, 2])
+    # bin 0.9: conf 0.9, acc 0.5 -> |0.4| * 2/4 ; bin 0.6: conf 0.6, acc 1.0 -> |0.4| * 2/4
+    assert ece(probs, y) == pytest.approx(0.4)
+    bins = [b for b in reliability(probs, y) if b["count"]]
+    assert [(b["count"], b["accuracy"]) for b in bins] == [(2, 1.0), (2, 0.5)]
+    assert ece(np.array([[0.7, 0.2, 0.1]] * 10), np.array([0] * 7 + [1] * 3)) == pytest.approx(0.0)
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4000, 3)) * 2
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=row) for row in p])  # labels drawn from calibrated probabilities
+    assert fit_temperature(z * 3.0, y) == pytest.approx(3.0, rel=0.1)  # overconfident by 3x
+
+
+def test_binary_accuracy_and_per_rating():
+    probs = np.array([[0.5, 0.4, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1], [0.1, 0.1, 0.8]])
+    y = np.array([0, 1, 2, 2])  # the neutral row is ignored; row 3 (gold positive) says p(neg) > p(pos)
+    assert binary_accuracy(probs, y) == {"n": 3, "accuracy": pytest.approx(2 / 3)}
+    rows = per_rating([1, 6, 9, 9], y, probs.argmax(1))
+    assert [(r["rating"], r["n"], r["accuracy"]) for r in rows] == [(1, 1, 1.0), (6, 1, 1.0), (9, 2, 0.5)]
+    assert rows[2]["pred_neutral"] == 0.5 and rows[2]["gold"] == "positive"
+
+
+def test_missing_class_in_test_split(workdir, tmp_path):
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndefinedMetricWarning)
+        report = classification([0, 0, 2, 2], [0, 1, 2, 2])
+    assert report["absent_classes"] == ["neutral"]
+    assert report["per_class"]["neutral"]["recall"] is None and report["per_class"]["neutral"]["predicted"] == 1
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 1.0) / 2)  # averaged over present classes
+
+    data = write_data(tmp_path / "data", test_labels=("negative", "positive"))
+    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False})
+    out = execute("evaluate", cfg, tmp_path / "eval")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["absent_classes"] == ["neutral"] and metrics["baseline"] is None
+    assert "absent from the test split: neutral" in (out / "report.md").read_text()
+
+
+def test_models_that_are_not_sentiment_classifiers_are_explained(workdir, tmp_path, capsys):
+    data = str(workdir / "data")
+    assert main(["evaluate", "--model", str(tmp_path / "nope"), "--data", data, "-o", str(tmp_path / "o")]) == 1
+    assert "model directory not found" in capsys.readouterr().err
+    pre = make_model(tmp_path / "pre")  # a pretraining model: no id2label
+    with pytest.raises(StageError, match="not a fine-tuned classifier"):
+        execute("evaluate", EvaluateConfig(model=str(pre), data=data), tmp_path / "o1")
+    stars = make_model(tmp_path / "stars", classifier=True, id2label={0: "1 star", 1: "3 stars", 2: "5 stars"})
+    with pytest.raises(StageError, match="not negative/neutral/positive"):
+        execute("evaluate", EvaluateConfig(model=str(stars), data=data), tmp_path / "o2")
+
+
+def test_missing_text_column_lists_columns(workdir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pd.read_parquet(workdir / "data" / "test.parquet").drop(columns=["text"]).to_parquet(bad / "test.parquet")
+    with pytest.raises(StageError, match=r"missing column\(s\) text; columns are: id, text_raw, label"):
+        execute("evaluate", EvaluateConfig(model=str(workdir / "clf"), data=str(bad)), tmp_path / "o")

@@ -1,0 +1,180 @@
+"""finetune: a real (tiny) training run, dev-based checkpoint selection, label budget, class
+weights, text preparation records and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kopretrain.cli import main
+from kopretrain.config import from_dict
+from kopretrain.data import LABELS
+from kopretrain.finetune import FinetuneConfig, class_weights, stratified_sample
+from kopretrain.records import StageError
+from kopretrain.stages import execute
+from sentiment_fixtures import make_model, write_data
+
+FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,
+            early_stopping_patience=0)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ft")
+    write_data(root / "data")
+    make_model(root / "pre", kind="bert")
+    return root
+
+
+@pytest.fixture(scope="module")
+def finetuned(workdir) -> Path:
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(workdir / "data"), **FAST})
+    return execute("finetune", cfg, workdir / "out")
+
+
+def test_output_is_a_plain_transformers_classifier(finetuned):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(finetuned)
+    tok = AutoTokenizer.from_pretrained(finetuned)
+    assert model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    assert model.config.label2id == {"negative": 0, "neutral": 1, "positive": 2}
+    assert tok("정말 최고다")["input_ids"][0] == tok.cls_token_id
+    names = {p.name for p in finetuned.iterdir()}
+    assert {"model.safetensors", "tokenizer.json", "kopretrain.json", "dev_metrics.json", "stage.json"} <= names
+    assert "checkpoints" not in names and not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
+    prep = json.loads((finetuned / "kopretrain.json").read_text())
+    assert prep["normalize"] is None and prep["extra"]["max_length"] == 64  # capped at max_position_embeddings
+
+
+def test_saved_model_is_the_best_dev_checkpoint(finetuned, workdir):
+    """Reload the output independently, score dev, and compare with the best logged dev macro-F1."""
+    from kopretrain.metrics import classification
+    from kopretrain.modelio import Classifier
+
+    record = json.loads((finetuned / "dev_metrics.json").read_text())
+    history = record["history"]
+    assert [h["step"] for h in history] == [10, 20, 30, 40]
+    best = max(history, key=lambda h: h["macro_f1"])
+    assert record["selected_step"] == min(h["step"] for h in history if h["macro_f1"] == best["macro_f1"])
+    dev = pd.read_parquet(workdir / "data" / "dev.parquet")
+    probs = Classifier.load(str(finetuned)).predict_proba(dev["text"].tolist())
+    recomputed = classification([LABELS.index(v) for v in dev["label"]], probs.argmax(1))["macro_f1"]
+    assert recomputed == pytest.approx(best["macro_f1"], abs=1e-9)
+    assert record["dev"]["macro_f1"] == pytest.approx(best["macro_f1"], abs=1e-9)
+    assert best["macro_f1"] > 0.5  # the clearly separable fixture is learnable in 40 steps
+
+
+def test_selection_follows_dev_metric_and_early_stopping(workdir, monkeypatch):
+    """Script the dev macro-F1: best at the 2nd evaluation, then two worse ones stop training."""
+    import kopretrain.finetune_trainer as ft
+
+    scripted = iter([0.30, 0.80, 0.50, 0.40, 0.20, 0.10, 0.10, 0.10, 0.10])
+    real = ft.compute_metrics
+
+    def fake(names):
+        inner = real(names)
+        return lambda pred: {**inner(pred), "macro_f1": next(scripted)}
+
+    monkeypatch.setattr(ft, "compute_metrics", fake)
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(workdir / "data"),
+                                     **{**FAST, "early_stopping_patience": 2, "eval_steps": 5},
+                                     "label_budget": 60, "class_weight": "balanced"})
+    out = execute("finetune", cfg, workdir / "scripted")
+    record = json.loads((out / "dev_metrics.json").read_text())
+    stage = json.loads((out / "stage.json").read_text())
+    assert record["selected_step"] == 10 and record["best_logged"] == pytest.approx(0.80)
+    assert stage["stats"]["global_steps"] == 20  # stopped after 2 evaluations without a gain
+    # label budget: exactly 60 rows, stratified (the fixture train split is balanced)
+    assert stage["stats"]["train_examples"] == 60
+    assert stage["stats"]["train_label_counts"] == {"negative": 20, "neutral": 20, "positive": 20}
+    assert stage["counts"] == {"rows_in": 150, "rows_out": 60, "rejected": {"outside_label_budget": 90,
+                                                                         "unlabelled": 0}}
+    assert stage["stats"]["class_weights"] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_stratified_sample_is_exact_seeded_and_proportional():
+    labels = [0] * 60 + [1] * 30 + [2] * 10
+    picked = stratified_sample(labels, 20, seed=7)
+    assert len(picked) == 20 and len(set(picked)) == 20
+    assert Counter(labels[i] for i in picked) == {0: 12, 1: 6, 2: 2}
+    assert list(picked) == list(stratified_sample(labels, 20, seed=7))
+    assert list(picked) != list(stratified_sample(labels, 20, seed=8))
+    assert len(stratified_sample(labels, 0, seed=0)) == 100  # 0 = all
+    with pytest.raises(StageError, match="--label-budget 2"):
+        stratified_sample(labels, 2, seed=0)  # fewer rows than classes
+
+
+def test_class_weights_change_the_loss(tmp_path):
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForSequenceClassification, TrainingArguments
+
+    from kopretrain.finetune_trainer import ClassifierTrainer
+
+    weights = class_weights([0] * 60 + [1] * 30 + [2] * 10, "balanced")
+    assert weights == pytest.approx([100 / 180, 100 / 90, 100 / 30])
+    assert class_weights([0, 2, 2], "none") is None
+    assert class_weights([0, 2, 2], "balanced")[1] == 0.0  # absent class: no weight, no crash
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        make_model(tmp_path / "clf", classifier=True, init_range=0.5))
+    args = TrainingArguments(output_dir=str(tmp_path / "o"), use_cpu=True, report_to="none")
+    batch = {"input_ids": torch.tensor([[2, 10, 11, 3], [2, 12, 13, 3], [2, 14, 3, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 0]]),
+             "labels": torch.tensor([0, 1, 2])}
+    model.eval()
+    plain = ClassifierTrainer(model=model, args=args).compute_loss(model, dict(batch))
+    weighted = ClassifierTrainer(model=model, args=args, class_weights=weights).compute_loss(model, dict(batch))
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert plain.item() == pytest.approx(F.cross_entropy(logits, batch["labels"]).item(), rel=1e-5)
+    assert weighted.item() == pytest.approx(
+        F.cross_entropy(logits, batch["labels"], weight=torch.tensor(weights)).item(), rel=1e-5)
+    assert abs(weighted.item() - plain.item()) > 1e-4
+
+
+def test_hub_style_model_records_the_data_normalizer(workdir, tmp_path):
+    """A model without kopretrain.json gets the TextPrep of the data's normalize stage."""
+    data = write_data(tmp_path / "normalized", n_train=30, n_dev=15, n_test=15)
+    rules = {"input": "raw.csv", "repeat_max": 2, "nfc": True}
+    (data / "stage.json").write_text(json.dumps({"stage": "normalize", "fingerprint": "x", "config": rules}))
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(data),
+                                     **{**FAST, "max_steps": 2, "eval_steps": 2}})
+    out = execute("finetune", cfg, tmp_path / "out")
+    prep = json.loads((out / "kopretrain.json").read_text())
+    assert prep["normalize"] == {"repeat_max": 2, "nfc": True}  # rules only, no I/O fields
+    assert "normalize stage" in json.loads((out / "stage.json").read_text())["stats"]["textprep_source"]
+
+
+def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
+    base = ["finetune", "--data", str(workdir / "data"), "--max-steps", "2", "-o", str(tmp_path / "o")]
+    assert main(base + ["--model", str(tmp_path / "no_such_model")]) == 1
+    assert "model directory not found" in capsys.readouterr().err
+    (tmp_path / "empty_dir").mkdir()
+    assert main(base + ["--model", str(tmp_path / "empty_dir")]) == 1
+    assert "no config.json" in capsys.readouterr().err
+
+    no_text = tmp_path / "no_text"
+    no_text.mkdir()
+    for split in ("train", "dev"):
+        pd.read_parquet(workdir / "data" / f"{split}.parquet").rename(columns={"text": "review"}) \
+            .to_parquet(no_text / f"{split}.parquet")
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(no_text), "max_steps": 2})
+    with pytest.raises(StageError, match=r"missing column\(s\) text; columns are: id, review"):
+        execute("finetune", cfg, tmp_path / "o2")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    frame = pd.read_parquet(workdir / "data" / "train.parquet")
+    frame.iloc[:0].to_parquet(empty / "train.parquet")
+    frame.to_parquet(empty / "dev.parquet")
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(empty), "max_steps": 2})
+    with pytest.raises(StageError, match="train.parquet: the file has no rows"):
+        execute("finetune", cfg, tmp_path / "o3")
+
+    with pytest.raises(ValueError, match="--max-steps"):
+        FinetuneConfig(model="m", data="d", max_steps=0)
