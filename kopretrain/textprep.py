@@ -39,8 +39,9 @@ class TextPrep:
             norm = Normalizer(from_dict(NormalizeConfig, _known(NormalizeConfig, self.normalize)))
             out = [norm.normalize(t) if isinstance(t, str) else t for t in out]
         if self.pretokenize == "morpheme":
-            from kopretrain.vocab import pretokenize_morphemes
+            from kopretrain.vocab import check_kiwi_version, pretokenize_morphemes
 
+            check_kiwi_version(self.extra.get("kiwipiepy"))
             out = pretokenize_morphemes(out)
         return out
 

@@ -1,0 +1,323 @@
+"""vocab: train a WordPiece/Unigram tokenizer on the corpus, or extend an existing model's.
+
+Output: a directory ``transformers.AutoTokenizer.from_pretrained(dir)`` loads with no custom code
+(``tokenizer.json`` + ``tokenizer_config.json``; special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]``),
+``kopretrain.json`` (the :class:`~kopretrain.textprep.TextPrep` every later stage re-applies),
+``stage.json`` (vocab size, corpus fingerprint, vocab hash) and ``tokenizer_report.{json,md}``.
+
+Models
+    ``wordpiece`` (KcBERT/KoELECTRA): cased, ``strip_accents=False``, ``clean_text``, a large
+    ``limit_alphabet`` so rare Hangul syllables and jamo (``ㅋ``, ``ㅠ``) stay in the vocab, and
+    ``[unused0..N]`` slots that :mod:`kopretrain.vocab_extend` later fills with domain words.
+    ``unigram`` (KoBERT/SentencePiece): Metaspace ``▁`` marks the start of an eojeol. No NFKC:
+    it would turn compatibility jamo (``ㅋㅋ``) into conjoining jamo.
+    Normalizer placeholders (``[URL]``, ``[EMOJI]``, ...) are single, non-special tokens
+    (``decode(..., skip_special_tokens=True)`` keeps them).
+
+Pre-tokenization (``pretokenize``)
+    ``eojeol``: the tokenizer sees the normalized text (WordPiece splits at whitespace and
+    punctuation; Unigram at whitespace).
+    ``morpheme``: :func:`pretokenize_morphemes` inserts the joiner ``￭`` (U+FFED, OpenNMT's
+    joiner mark) at kiwipiepy morpheme boundaries *inside* an eojeol; whitespace still separates
+    eojeols. The tokenizer splits before every ``￭`` and keeps it on the following piece, so no
+    token crosses a morpheme boundary and the two boundaries stay distinguishable::
+
+        "재밌어요ㅋㅋ 최고"  ->  "재밌￭어요￭ㅋㅋ 최고"
+        wordpiece: 재밌 ￭어요 ￭ㅋㅋ 최고      (## = inside a morpheme; ￭x = next morpheme, same eojeol)
+        unigram:   ▁재밌 ￭어요 ￭ㅋㅋ ▁최고    (▁ = new eojeol)
+
+    A token starting with ``￭`` or ``##`` (or without ``▁`` for Unigram) continues the eojeol;
+    ``word_ids()`` of the fast tokenizer number morphemes. Both decoders drop the joiner, so
+    ``decode`` gives ``"재밌어요ㅋㅋ 최고"`` back. The tokenizer itself cannot run kiwipiepy:
+    ``TextPrep.prepare`` (pretrain, finetune, label, the released model's loader) applies
+    :func:`pretokenize_morphemes` from ``kopretrain.json``; raw text fed to a morpheme-mode
+    tokenizer is silently tokenized differently from training.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterable, Iterator, Literal
+
+from kopretrain.records import StageError, StageRun
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+JOINER = "\uffed"  # ￭: marks a morpheme boundary inside an eojeol
+JOINER_ESCAPE = "\u25a0"  # ■: a literal ￭ in the text is shown as ■ so it cannot fake a boundary
+# Until kopretrain.normalize exports PLACEHOLDER_TOKENS, the normalizer's documented placeholders.
+FALLBACK_PLACEHOLDERS = ("[URL]", "[EMAIL]", "[PHONE]", "[USER]", "[CENSORED]", "[EMOJI]")
+SLANG = ["ㅋㅋ", "ㅋㅋㅋㅋ", "ㅎㅎ", "ㅠㅠ", "ㅜㅜ", "^^", "ㄷㄷ", "존잼", "갓띵작", "노잼", "핵꿀잼",
+         "개노잼", "꿀잼", "레전드", "ㄹㅇ", "킹갓", "재밌어욬ㅋㅋ", "[URL]", "[EMOJI]"]
+
+
+@dataclass
+class VocabConfig:
+    INPUTS: ClassVar[tuple[str, ...]] = ("input", "extend_from")
+    WIRING: ClassVar[dict[str, str]] = {"input": "analyze"}
+
+    input: str = ""
+    """Data stage output (analyze, or normalize for eojeol mode); trains on its train split, reports on dev."""
+    model: Literal["wordpiece", "unigram"] = "wordpiece"
+    """wordpiece (KcBERT/KoELECTRA style, ## continuations) or unigram (KoBERT/SentencePiece style, ▁ word starts)."""
+    pretokenize: Literal["eojeol", "morpheme"] = "eojeol"
+    """eojeol: whitespace/punctuation words; morpheme: subwords never cross a kiwipiepy morpheme boundary."""
+    vocab_size: int = 32000
+    """Vocabulary size including special tokens, placeholders and [unused*] slots."""
+    min_frequency: int = 2
+    """WordPiece: minimum pair frequency for a merge."""
+    limit_alphabet: int = 6000
+    """WordPiece: keep at most this many characters (most frequent first); rarer ones become [UNK]."""
+    reserved_unused: int = 100
+    """[unused0..N-1] slots kept in the vocab for later domain words (vocab_extend fills them first)."""
+    max_piece_length: int = 16
+    """Unigram: longest piece in characters."""
+    model_max_length: int = 512
+    """Recorded as the tokenizer's model_max_length (truncation=True cuts there); match the model's positions."""
+    reuse_analyze_offsets: bool = True
+    """Morpheme mode: reuse the analyze stage's kiwipiepy offsets when a sample check shows they segment exactly like pretokenize_morphemes (else rerun kiwipiepy)."""
+    extend_from: str = ""
+    """Instead of training: extend this checkpoint (directory or Hub id, BERT/ELECTRA with a fast WordPiece/Unigram tokenizer)."""
+    revision: str = ""
+    """Hub revision of extend_from (pin it: e.g. beomi/KcELECTRA-base needs revision v2021)."""
+    max_new_tokens: int = 1000
+    """Extension: add at most this many entries (unused slots first, then new embedding rows)."""
+    min_count: int = 20
+    """Extension: a candidate must occur at least this often in the train split."""
+    min_pieces: int = 3
+    """Extension: a candidate must be split into at least this many pieces by the old tokenizer (or contain [UNK])."""
+    add_words: list[str] = field(default_factory=list)
+    """Extension: words to add whatever their counts (skipped, with the reason recorded, if already single tokens)."""
+    compare_with: list[str] = field(default_factory=list)
+    """Tokenizer/model directories (or Hub ids) to compare against in tokenizer_report.md."""
+    report_texts: int = 20000
+    """Held-out (dev) reviews used by the report (0: no report)."""
+    slang: list[str] = field(default_factory=lambda: list(SLANG))
+    """Strings whose splits the report shows."""
+    batch_size: int = 10000
+    """Rows read per Parquet batch."""
+
+    def __post_init__(self) -> None:
+        fixed = len(SPECIAL_TOKENS) + len(placeholder_tokens()) + self.reserved_unused
+        if not self.extend_from and self.vocab_size <= fixed:
+            raise ValueError(f"--vocab-size {self.vocab_size} leaves no room: {fixed} ids are special tokens, "
+                             f"placeholders and --reserved-unused slots")
+        for name in ("min_frequency", "limit_alphabet", "max_piece_length", "model_max_length", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
+        for name in ("reserved_unused", "max_new_tokens", "min_count", "report_texts"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')}: must be >= 0")
+        if self.min_pieces < 2:
+            raise ValueError("--min-pieces: must be >= 2 (a word the old tokenizer keeps whole needs no entry)")
+        if self.revision and not self.extend_from:
+            raise ValueError("--revision only applies with --extend-from")
+
+
+CONFIG = VocabConfig
+
+
+def placeholder_tokens() -> tuple[str, ...]:
+    """The normalizer's placeholders (``[URL]`` ...): single tokens in every vocab we build."""
+    try:
+        from kopretrain.normalize import PLACEHOLDER_TOKENS
+    except ImportError:
+        return FALLBACK_PLACEHOLDERS
+    return tuple(PLACEHOLDER_TOKENS)
+
+
+@functools.lru_cache(maxsize=1)
+def _protected_re() -> re.Pattern:
+    atoms = sorted(set(SPECIAL_TOKENS) | set(placeholder_tokens()), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, atoms)))
+
+
+# ------------------------------------------------------------------ morpheme pre-tokenization
+
+
+@functools.lru_cache(maxsize=1)
+def _kiwi():
+    """One Kiwi per process (start-up ~1-2 s); default options, recorded via the kiwipiepy version."""
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+def segment(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """Insert ``￭`` into ``text`` at the morpheme boundaries given by ``(start, end)`` spans.
+
+    A cut is made where a morpheme starts or ends strictly inside an eojeol and no morpheme
+    spans across it, so contracted syllables stay whole: ``했어요`` (하+었 | 어요) becomes
+    ``했￭어요`` but ``아님`` (아니+ㅁ share 님) stays ``아님``. Placeholders (``[URL]``) are atoms
+    with no cut inside or beside them. Whitespace runs become one space.
+    """
+    spans = [(s, e) for s, e in spans if e > s]
+    n = len(text)
+    cuts = set()
+    for s, e in spans:
+        for p in (s, e):
+            if 0 < p < n and not text[p - 1].isspace() and not text[p].isspace():
+                cuts.add(p)
+    if cuts:
+        inside = set()
+        for s, e in spans:
+            inside.update(range(s + 1, e))
+        for m in _protected_re().finditer(text):
+            inside.update(range(m.start(), m.end() + 1))
+        cuts -= inside
+    chars = [JOINER_ESCAPE if c == JOINER else c for c in text]
+    for p in sorted(cuts, reverse=True):
+        chars.insert(p, JOINER)
+    return " ".join("".join(chars).split())
+
+
+def pretokenize_morphemes(texts: list[str]) -> list[str]:
+    """Mark kiwipiepy morpheme boundaries inside eojeols with ``￭`` (see the module docstring).
+
+    >>> pretokenize_morphemes(["재밌어요ㅋㅋ [URL] 최고!!"])
+    ['재밌￭어요￭ㅋㅋ [URL] 최고￭!!']
+
+    Non-string items (None) pass through unchanged. Kiwi reads the list on its worker threads.
+    """
+    out = list(texts)
+    idx = [i for i, t in enumerate(out) if isinstance(t, str)]
+    for i, tokens in zip(idx, _kiwi().tokenize([out[i] for i in idx])):
+        out[i] = segment(out[i], [(t.start, t.start + t.len) for t in tokens])
+    return out
+
+
+def check_kiwi_version(recorded: str | None) -> None:
+    """Warn (once) when kiwipiepy differs from the version a morpheme-mode tokenizer was trained with:
+    its segmentation, and so the token ids, may differ from training."""
+    from importlib import metadata
+
+    installed = metadata.version("kiwipiepy")
+    if recorded and recorded != installed and recorded not in _warned:
+        import warnings
+
+        _warned.add(recorded)
+        warnings.warn(f"morpheme-mode tokenizer was trained with kiwipiepy {recorded}, installed is {installed}: "
+                      "segmentation may differ from training; install the recorded version", stacklevel=3)
+
+
+_warned: set[str] = set()
+
+
+def segment_from_offsets(texts, starts, lens) -> list[str]:
+    """:func:`segment` with the analyze stage's stored ``morph_start``/``morph_len`` columns."""
+    return [segment(t, [(s, s + n) for s, n in zip(st or (), ln or ())]) if isinstance(t, str) else t
+            for t, st, ln in zip(texts, starts, lens)]
+
+
+# ------------------------------------------------------------------ training corpus
+
+
+def corpus_batches(path, pretokenize: str, batch_size: int, reuse_offsets: bool, log=print) -> Iterator[list[str]]:
+    """Batches of training texts exactly as :meth:`TextPrep.prepare` would give them at inference
+    (the text is already normalized upstream), with placeholders blanked out: the trainer does
+    not extract added tokens, so ``[URL]`` would otherwise teach it ``URL`` merges."""
+    from kopretrain.data import iter_batches
+
+    use_offsets = pretokenize == "morpheme" and reuse_offsets and offsets_agree(path, log=log)
+    cols = ["text", "morph_start", "morph_len"] if use_offsets else ["text"]
+    blank = _protected_re()
+    for batch in iter_batches(path, batch_size=batch_size, columns=cols):
+        texts = [t for t in batch.column("text").to_pylist()]
+        if pretokenize == "morpheme":
+            if use_offsets:
+                texts = segment_from_offsets(texts, batch.column("morph_start").to_pylist(),
+                                             batch.column("morph_len").to_pylist())
+            else:
+                texts = pretokenize_morphemes(texts)
+        yield [blank.sub(" ", t) for t in texts if isinstance(t, str) and t.strip()]
+
+
+def offsets_agree(path, sample: int = 500, log=print) -> bool:
+    """True when the stored analyze offsets segment the first ``sample`` rows exactly like
+    :func:`pretokenize_morphemes` (same kiwipiepy version and options); otherwise rerun kiwi."""
+    import pyarrow.parquet as pq
+
+    names = pq.ParquetFile(path).schema_arrow.names
+    if not {"morph_start", "morph_len"} <= set(names):
+        log(f"[vocab] {path.name}: no analyze offsets; running kiwipiepy")
+        return False
+    from kopretrain.data import iter_batches
+
+    batch = next(iter_batches(path, batch_size=sample, columns=["text", "morph_start", "morph_len"]), None)
+    if batch is None:
+        return False
+    texts = batch.column("text").to_pylist()
+    stored = segment_from_offsets(texts, batch.column("morph_start").to_pylist(), batch.column("morph_len").to_pylist())
+    fresh = pretokenize_morphemes([t or "" for t in texts])
+    bad = sum(a != b for a, b in zip(stored, fresh))
+    if bad:
+        log(f"[vocab] analyze offsets differ from pretokenize_morphemes on {bad}/{len(texts)} sample rows "
+            "(other kiwipiepy options or version); running kiwipiepy")
+    return bad == 0
+
+
+# ------------------------------------------------------------------ stage
+
+
+def run(cfg: VocabConfig, run: StageRun) -> None:
+    from kopretrain import records, textprep
+    from kopretrain.data import count_rows, split_files
+
+    files = split_files(cfg.input)
+    if "train" not in files:
+        raise StageError(f"{cfg.input}: no train.parquet (the vocab is trained on the train split)")
+    train = files["train"]
+    normalize = (records.upstream(cfg.input, "normalize") or {}).get("config")
+    rows_in = count_rows(train)
+    if cfg.extend_from:
+        from kopretrain.vocab_extend import extend
+
+        stats = extend(cfg, run.dir, train, normalize=normalize, log=run.log)
+    else:
+        from kopretrain.vocab_train import train_tokenizer
+
+        stats = train_tokenizer(cfg, run.dir, train, log=run.log)
+        textprep.TextPrep(normalize=normalize, pretokenize=cfg.pretokenize, extra=textprep_extra(cfg)).save(run.dir)
+    run.stats.update(stats, corpus_fingerprint=run.inputs["input"])
+    rows_out = stats["texts"]
+    run.set_counts(rows_in, rows_out, {"empty_text": rows_in - rows_out})
+    _write_report(cfg, run, files, stats)
+
+
+def textprep_extra(cfg: VocabConfig, model: str | None = None) -> dict:
+    from importlib import metadata
+
+    extra = {"tokenizer_model": model or cfg.model}
+    if cfg.pretokenize == "morpheme":
+        extra.update(joiner=JOINER, kiwipiepy=metadata.version("kiwipiepy"))
+    return extra
+
+
+def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> None:
+    if not cfg.report_texts:
+        return
+    split = "dev" if "dev" in files else "test" if "test" in files else None
+    if split is None:
+        run.log("[vocab] no dev/test split: tokenizer report skipped")
+        run.stats["report"] = "skipped: no dev/test split"
+        return
+    from kopretrain import tokreport
+    from kopretrain.data import iter_batches
+
+    texts: list[str] = []
+    for batch in iter_batches(files[split], batch_size=cfg.batch_size, columns=["text"]):
+        texts += [t for t in batch.column("text").to_pylist() if isinstance(t, str) and t.strip()]
+        if len(texts) >= cfg.report_texts:
+            break
+    label = f"this run ({stats['model']}/{stats['pretokenize']})"
+    dirs = {label: str(run.dir)}
+    if cfg.extend_from:
+        dirs[f"base {cfg.extend_from}"] = cfg.extend_from
+    for other in cfg.compare_with:
+        dirs[other] = other
+    report = tokreport.compare(dirs, texts[: cfg.report_texts], slang=cfg.slang,
+                               revisions={f"base {cfg.extend_from}": cfg.revision or None})
+    report["held_out"] = {"split": split, "texts": len(texts[: cfg.report_texts])}
+    tokreport.save(report, run.dir)
+    run.stats["report"] = {k: {m: v[m] for m in ("fertility", "unk_rate")} for k, v in report["tokenizers"].items()}

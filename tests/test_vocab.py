@@ -1,0 +1,177 @@
+"""vocab stage: morpheme pre-tokenization, WordPiece/Unigram training, AutoTokenizer round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kopretrain import textprep
+from kopretrain.config import ConfigError, from_dict
+from kopretrain.records import StageError
+from kopretrain.stages import execute
+from kopretrain.vocab import (JOINER, VocabConfig, offsets_agree, placeholder_tokens, pretokenize_morphemes, segment,
+                              segment_from_offsets)
+from vocab_fixtures import write_stage
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory) -> Path:
+    return write_stage(tmp_path_factory.mktemp("vocab") / "analyze")
+
+
+def _train(src: Path, out: Path, **kw) -> Path:
+    cfg = from_dict(VocabConfig, {"input": str(src), "vocab_size": 600, "reserved_unused": 10, "min_frequency": 1,
+                                  "report_texts": 40, **kw})
+    return execute("vocab", cfg, out)
+
+
+def _read(path: Path, column: str = "text") -> list:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=[column]).column(column).to_pylist()
+
+
+# ---------------------------------------------------------------- segmentation
+
+
+def test_segment_cuts_only_clean_morpheme_boundaries():
+    assert segment("재밌어요", [(0, 2), (2, 4)]) == f"재밌{JOINER}어요"
+    # 했 = 하 + 었 share one syllable: the cut after it is clean, none inside it.
+    assert segment("했어요", [(0, 1), (0, 1), (1, 3)]) == f"했{JOINER}어요"
+    # 아님 = 아니(0-2) + ㅁ(1-2): a morpheme spans position 1, so no cut.
+    assert segment("아님", [(0, 2), (1, 2)]) == "아님"
+    # Placeholders are atoms: no cut inside or beside them; whitespace is normalized.
+    assert segment("여기[URL]입니다  좋아", [(0, 2), (2, 3), (3, 6), (6, 7), (7, 10), (12, 14)]) == "여기[URL]입니다 좋아"
+    assert segment(f"a{JOINER}b", []) == "a■b"
+
+
+def test_pretokenize_morphemes_korean_examples():
+    out = pretokenize_morphemes(["재밌어요ㅋㅋ [URL] 최고!!", "했어요", None, "", "  노잼  "])
+    assert out[0] == f"재밌{JOINER}어요{JOINER}ㅋㅋ [URL] 최고{JOINER}!!"
+    assert out[1] == f"했{JOINER}어요"
+    assert out[2] is None and out[3] == ""
+    assert out[4].replace(JOINER, "") == "노잼"
+    # Lossless: removing the joiner gives the whitespace-normalized text back.
+    texts = ["영화가 정말 갓띵작이네 ㅋㅋㅋ", "배우들 연기는 별로였어요..."]
+    assert [t.replace(JOINER, "") for t in pretokenize_morphemes(texts)] == [" ".join(t.split()) for t in texts]
+
+
+def test_stored_analyze_offsets_segment_identically(analyzed):
+    for split in ("train", "dev"):
+        path = analyzed / f"{split}.parquet"
+        texts = _read(path)
+        stored = segment_from_offsets(texts, _read(path, "morph_start"), _read(path, "morph_len"))
+        assert stored == pretokenize_morphemes(texts)
+    assert offsets_agree(analyzed / "train.parquet", log=lambda *_: None)
+
+
+def test_offsets_from_other_analysis_are_not_reused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = ["재밌어요 ㅋㅋ", "노잼이네요"]
+    table = pa.table({"text": texts, "morph_start": [[0], [0]], "morph_len": [[1], [1]]})
+    pq.write_table(table, tmp_path / "train.parquet")
+    assert not offsets_agree(tmp_path / "train.parquet", log=lambda *_: None)
+
+
+# ---------------------------------------------------------------- training + loading
+
+
+def test_wordpiece_eojeol_loads_with_plain_autotokenizer(analyzed, tmp_path):
+    from transformers import AutoTokenizer
+
+    out = _train(analyzed, tmp_path / "vocab", model_max_length=256)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.is_fast and tok.model_max_length == 256
+    assert [tok.pad_token, tok.unk_token, tok.cls_token, tok.sep_token, tok.mask_token] == \
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert tok.convert_tokens_to_ids(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]) == [0, 1, 2, 3, 4]
+    enc = tok("재밌어요ㅋㅋ [URL]")
+    tokens = tok.convert_ids_to_tokens(enc["input_ids"])
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and "[URL]" in tokens and "[UNK]" not in tokens
+    assert tok.decode(enc["input_ids"], skip_special_tokens=True) == "재밌어요ㅋㅋ [URL]"
+    for placeholder in placeholder_tokens():  # one token each, kept by skip_special_tokens
+        assert len(tok(f"영화 {placeholder}", add_special_tokens=False)["input_ids"]) == 2
+        assert placeholder not in tok.all_special_tokens
+    assert "[unused0]" in tok.get_vocab() and "[unused0]" not in tok.all_special_tokens
+
+    record = json.loads((out / "stage.json").read_text())
+    stats = record["stats"]
+    from kopretrain.vocab_train import vocab_hash
+
+    assert stats["vocab_hash"] == vocab_hash(tok.backend_tokenizer)
+    assert stats["vocab_size"] == len(tok) <= 600
+    assert stats["corpus_fingerprint"] == record["inputs"]["input"]
+    assert record["counts"] == {"rows_in": 200, "rows_out": 200, "rejected": {"empty_text": 0}}
+    prep = textprep.load(out)
+    assert prep.pretokenize == "eojeol" and prep.normalize is None
+    report = json.loads((out / "tokenizer_report.json").read_text())
+    assert report["held_out"] == {"split": "dev", "texts": 40}
+    assert (out / "tokenizer_report.md").read_text().count("tokens per eojeol") == 1
+
+
+@pytest.mark.parametrize("model", ["wordpiece", "unigram"])
+def test_morpheme_mode_tokens_never_cross_morpheme_boundaries(analyzed, tmp_path, model):
+    from transformers import AutoTokenizer
+
+    out = _train(analyzed, tmp_path / model, model=model, pretokenize="morpheme", report_texts=0)
+    tok = AutoTokenizer.from_pretrained(out)
+    prep = textprep.load(out)
+    assert prep.pretokenize == "morpheme" and prep.extra["joiner"] == JOINER
+    texts = _read(analyzed / "dev.parquet")
+    prepared = prep.prepare(texts)
+    assert prepared == pretokenize_morphemes(texts)  # what training saw is what inference gets
+    crossed = 0
+    for text, enc in zip(prepared, tok(prepared, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]):
+        # Morpheme spans in the prepared text: split at whitespace and before every joiner.
+        owner, m = [], 0
+        for i, ch in enumerate(text):
+            if ch == " " or (ch == JOINER and i and text[i - 1] != " "):
+                m += 1
+            owner.append(m)
+        crossed += sum(len({owner[i] for i in range(s, e) if text[i] != " "}) > 1 for s, e in enc)
+        ids = tok(text)["input_ids"]
+        if tok.unk_token_id not in ids and "[" not in text and model == "wordpiece":
+            assert tok.decode(ids, skip_special_tokens=True) == text.replace(JOINER, "")
+    assert crossed == 0
+    tokens = tok.convert_ids_to_tokens(tok(pretokenize_morphemes(["영화가 정말 재밌어요"])[0])["input_ids"])
+    assert any(t.startswith(JOINER) for t in tokens)  # morpheme starts inside an eojeol are marked
+
+
+def test_unigram_eojeol_uses_metaspace_and_decodes(analyzed, tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(_train(analyzed, tmp_path / "uni", model="unigram", report_texts=0))
+    ids = tok("영화가  정말 재밌어요")["input_ids"]
+    assert ids == tok("영화가 정말 재밌어요")["input_ids"]  # whitespace runs collapse, as in SentencePiece
+    assert tok.convert_ids_to_tokens(ids)[1].startswith("\u2581")
+    assert tok.decode(ids, skip_special_tokens=True) == "영화가 정말 재밌어요"
+
+
+def test_eojeol_mode_works_without_morph_columns(tmp_path):
+    src = write_stage(tmp_path / "normalize", n_train=80, n_dev=10, morphs=False)
+    assert (_train(src, tmp_path / "v") / "tokenizer.json").is_file()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    src = write_stage(tmp_path / "empty", n_train=3, n_dev=0, morphs=False, texts=["", "  ", ""])
+    with pytest.raises(StageError, match="no non-empty text"):
+        _train(src, tmp_path / "v")
+
+
+def test_vocab_smaller_than_alphabet_is_a_clear_error(analyzed, tmp_path):
+    with pytest.raises(StageError, match="smaller than the alphabet"):
+        _train(analyzed, tmp_path / "v", vocab_size=60, reserved_unused=0)
+
+
+def test_config_rejects_a_vocab_with_no_room():
+    with pytest.raises(ConfigError, match="--vocab-size"):
+        from_dict(VocabConfig, {"vocab_size": 50, "reserved_unused": 100})
+    with pytest.raises(ConfigError, match="--revision"):
+        from_dict(VocabConfig, {"revision": "v2021"})
