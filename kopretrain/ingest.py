@@ -144,6 +144,14 @@ class _Keys:
     line: array = field(default_factory=lambda: array("q"))
 
 
+class RowReject(Exception):
+    """A row that cannot be used: ``reason`` is the reject reason, ``column`` the field at fault."""
+
+    def __init__(self, reason: str, detail: str, column: Any = None, text: str | None = None):
+        super().__init__(detail)
+        self.reason, self.detail, self.column, self.text = reason, detail, column, text
+
+
 def _usable(text: str) -> bool:
     """False for strings Parquet cannot hold (lone surrogates from JSON ``\\ud800`` escapes)."""
     try:
@@ -163,6 +171,38 @@ def _cell(fields: dict, cols: list[str] | None) -> str | None:
     return "/".join(parts)  # type: ignore[arg-type]
 
 
+def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_chars: int) -> dict[str, Any]:
+    """One input row -> ``{text, id, group, date, rating, code}``; raise RowReject explaining why not.
+
+    >>> parse_row({"review": "배송 빨라요", "stars": "5"}, {"text": ["review"], "rating": ["stars"]},
+    ...           build_scheme("stars5"), 5000)["code"]  # 2 = positive
+    2
+    """
+    text_col = mapping["text"][0]
+    if text_col not in fields:
+        raise RowReject("missing_field", f"no {text_col!r} field", text_col)
+    text = fields[text_col]
+    text = "" if text is None else text if isinstance(text, str) else str(text)
+    if _BLANK.fullmatch(text):
+        raise RowReject("empty_text", "text is empty or whitespace", text_col)
+    if max_chars and len(text) > max_chars:
+        raise RowReject("too_long", f"{len(text):,} characters > --max-chars {max_chars:,}", text_col, text)
+    row = {"text": text, "id": _cell(fields, mapping.get("id")), "group": _cell(fields, mapping.get("group")),
+           "date": _cell(fields, mapping.get("date"))}
+    if not all(_usable(v) for v in row.values() if v is not None):
+        raise RowReject("invalid_utf8", "lone surrogate in a string value")
+    rating_col = mapping["rating"][0] if "rating" in mapping else None
+    label_col = mapping["label"][0] if "label" in mapping else None
+    try:
+        row["rating"] = parse_rating(fields.get(rating_col)) if rating_col else None
+        scheme.check_rating(row["rating"])
+        row["code"] = scheme.code(row["rating"], fields.get(label_col) if label_col else None)
+    except LabelError as exc:
+        raise RowReject(exc.reason, str(exc), label_col if exc.reason.startswith("label") else rating_col,
+                        text) from None
+    return row
+
+
 def _schema():
     import pyarrow as pa
 
@@ -172,10 +212,7 @@ def _schema():
 
 
 def run(cfg: IngestConfig, run: StageRun) -> None:
-    from tqdm.auto import tqdm
-
-    from kopretrain.data import ParquetSink
-    from kopretrain.dedup import hash64, keys
+    from kopretrain.ingest_write import decide, write_splits
     from kopretrain.sources import open_sources, resolve_columns
 
     if not cfg.input:
@@ -199,90 +236,17 @@ def run(cfg: IngestConfig, run: StageRun) -> None:
         run.log(f"[ingest] {src.path}: " + ", ".join(f"{r}={'+'.join(c)}" for r, c in src.mapping.items()))
     run.log(f"[ingest] labels: {scheme.describe()}")
 
-    k = _Keys()
-    groups: dict[str, int] = {}
-    rows_in = 0
-    per_source: list[int] = []
-    staging = ParquetSink(run.dir / STAGING, schema=_schema())
-    buffer: list[dict] = []
-    bar = tqdm(desc="ingest: read", unit=" rows", mininterval=0.5)
-    for file_idx, src in enumerate(sources):
-        seen = 0
-        if src.columns is not None:
-            m = src.mapping
-            text_col, rating_cols, label_cols = m["text"][0], m.get("rating"), m.get("label")
-            for rec in src.records():
-                if cfg.max_rows and rows_in >= cfg.max_rows:
-                    break
-                rows_in += 1
-                seen += 1
-                if rows_in % 4096 == 0:
-                    bar.update(4096)
-
-                def reject(reason: str, detail: str = "", column: Any = None, text: str | None = None):
-                    extra = {"column": column} if column is not None else {}
-                    run.reject(reason, file=src.path, line=rec.line, **extra, detail=detail,
-                               **({"text": text[:SNIPPET]} if text else {}))
-
-                if rec.error:
-                    reject(rec.error, rec.detail, rec.column)
-                    continue
-                f = rec.fields
-                if text_col not in f:
-                    reject("missing_field", f"no {text_col!r} field", text_col)
-                    continue
-                text = f[text_col]
-                text = "" if text is None else text if isinstance(text, str) else str(text)
-                if _BLANK.fullmatch(text):
-                    reject("empty_text", "text is empty or whitespace", text_col)
-                    continue
-                if cfg.max_chars and len(text) > cfg.max_chars:
-                    reject("too_long", f"{len(text):,} characters > --max-chars {cfg.max_chars:,}", text_col, text)
-                    continue
-                rid, group, date = _cell(f, m.get("id")), _cell(f, m.get("group")), _cell(f, m.get("date"))
-                if not all(_usable(v) for v in (text, rid or "", group or "", date or "")):
-                    reject("invalid_utf8", "lone surrogate in a string value")
-                    continue
-                try:
-                    rating_col = rating_cols[0] if rating_cols else None
-                    rating = parse_rating(f.get(rating_col)) if rating_col else None
-                    scheme.check_rating(rating)
-                    code = scheme.code(rating, f.get(label_cols[0]) if label_cols else None)
-                except LabelError as exc:
-                    col = (label_cols or [None])[0] if exc.reason.startswith("label") else rating_col
-                    reject(exc.reason, str(exc), col, text)
-                    continue
-                ex, nr = keys(text)
-                k.exact.append(ex)
-                k.near.append(nr)
-                k.id_hash.append(hash64(rid) if rid is not None else 0)
-                k.has_id.append(rid is not None)
-                k.group.append(groups.setdefault(group, len(groups)) if group is not None else -1)
-                k.label.append(code)
-                k.file.append(file_idx)
-                k.line.append(rec.line)
-                source = f"{src.name}:{rec.line}"
-                buffer.append({"id": rid if rid is not None else source, "text": text,
-                               "label": LABELS[code] if code >= 0 else None, "rating": rating,
-                               "group": group, "date": date, "source": source})
-                if len(buffer) >= CHUNK:
-                    staging.write_rows(buffer)
-                    buffer.clear()
-        per_source.append(seen)
-    staging.write_rows(buffer)
-    staging.close()
-    bar.update(rows_in % 4096)
-    bar.close()
+    k, rows_in, per_source = _read(cfg, run, sources, scheme)
     if rows_in == 0:
         raise StageError(f"--input {cfg.input}: no records (empty file, or a header only)")
-
-    from kopretrain.ingest_write import decide, write_splits
-
     fractions = (1 - cfg.dev_fraction - cfg.test_fraction, cfg.dev_fraction, cfg.test_fraction)
     decision, keeper, split_of = decide(k, dedup=cfg.dedup, policy=cfg.on_label_conflict,
                                         fractions=fractions, seed=cfg.seed)
     stats = write_splits(run, sources, k, decision, keeper, split_of)
     (run.dir / STAGING).unlink()
+    if not (split_of >= 0).any():
+        raise StageError(f"--input {cfg.input}: all {rows_in:,} records were rejected ({dict(run.rejected)}); "
+                         f"see {run.dir / 'rejected.jsonl'}")
     if cache:
         import shutil
 
@@ -296,6 +260,63 @@ def run(cfg: IngestConfig, run: StageRun) -> None:
     _write_card(cfg, run, stats)
     run.log(f"[ingest] {rows_in:,} records -> " + ", ".join(
         f"{s} {v['rows']:,}" for s, v in stats["splits"].items()) + f"; rejected {dict(run.counts['rejected'])}")
+
+
+def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple[_Keys, int, list[int]]:
+    """Pass 1: stream every record, reject the unusable, stage the rest, keep per-row keys."""
+    from tqdm.auto import tqdm
+
+    from kopretrain.data import ParquetSink
+    from kopretrain.dedup import hash64, keys
+
+    k = _Keys()
+    groups: dict[str, int] = {}
+    rows_in = 0
+    per_source: list[int] = []
+    buffer: list[dict] = []
+    staging = ParquetSink(run.dir / STAGING, schema=_schema())
+    bar = tqdm(desc="ingest: read", unit=" rows", mininterval=0.5)
+    for file_idx, src in enumerate(sources):
+        seen = 0
+        for rec in src.records() if src.columns is not None else ():
+            if cfg.max_rows and rows_in >= cfg.max_rows:
+                break
+            rows_in += 1
+            seen += 1
+            if rows_in % 4096 == 0:
+                bar.update(4096)
+            try:
+                if rec.error:
+                    raise RowReject(rec.error, rec.detail, rec.column)
+                row = parse_row(rec.fields, src.mapping, scheme, cfg.max_chars)
+            except RowReject as bad:
+                where = {"column": bad.column} if bad.column is not None else {}
+                run.reject(bad.reason, file=src.path, line=rec.line, **where, detail=bad.detail,
+                           **({"text": bad.text[:SNIPPET]} if bad.text else {}))
+                continue
+            rid, group, code = row["id"], row["group"], row["code"]
+            exact, near = keys(row["text"])
+            k.exact.append(exact)
+            k.near.append(near)
+            k.id_hash.append(hash64(rid) if rid is not None else 0)
+            k.has_id.append(rid is not None)
+            k.group.append(groups.setdefault(group, len(groups)) if group is not None else -1)
+            k.label.append(code)
+            k.file.append(file_idx)
+            k.line.append(rec.line)
+            source = f"{src.name}:{rec.line}"
+            buffer.append({"id": rid if rid is not None else source, "text": row["text"],
+                           "label": LABELS[code] if code >= 0 else None, "rating": row["rating"],
+                           "group": group, "date": row["date"], "source": source})
+            if len(buffer) >= CHUNK:
+                staging.write_rows(buffer)
+                buffer.clear()
+        per_source.append(seen)
+    staging.write_rows(buffer)
+    staging.close()
+    bar.update(rows_in % 4096)
+    bar.close()
+    return k, rows_in, per_source
 
 
 def _write_card(cfg: IngestConfig, run: StageRun, stats: dict[str, Any]) -> None:

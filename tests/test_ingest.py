@@ -178,6 +178,13 @@ def test_empty_file_header_only_and_missing_path(tmp_path):
         ingest(tmp_path, input=str(tmp_path / "nope.csv"), out="o3")
 
 
+def test_all_rows_rejected_is_an_error_pointing_at_the_reasons(tmp_path):
+    src = write_csv(tmp_path / "r.csv", [["1", "x", "p", "11", "", "별점이 범위 밖"]])
+    with pytest.raises(StageError, match=r"all 1 records were rejected .*rating_out_of_range.*rejected.jsonl"):
+        ingest(tmp_path, input=str(src))
+    assert json.loads((tmp_path / "out.partial" / "rejected.jsonl").read_text())["line"] == 2
+
+
 def test_label_scheme_is_required(tmp_path):
     src = write_csv(tmp_path / "r.csv", sample_rows(2, 2))
     with pytest.raises(StageError, match="--label-scheme is required"):
