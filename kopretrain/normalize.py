@@ -1,0 +1,256 @@
+"""normalize: rewrite noisy Korean user text with small named rules, drop what is unusable.
+
+Every rule (``kopretrain.rules``) is counted in ``stage.json`` (``stats.rules``: how many texts it
+changed, with one before/after example each), and every dropped row goes to ``rejected.jsonl``
+with its reason (datatrove's filter accounting). The original text is kept in ``text_raw``.
+
+    kopretrain normalize --input runs/ingest --output runs/normalize --emoji map
+
+Library use (``Normalizer.normalize`` is what training and inference re-apply via
+``kopretrain.textprep``; it never drops text)::
+
+    norm = Normalizer(NormalizeConfig())
+    norm.normalize("배송 빨랐어욬ㅋㅋㅋㅋ 100000원!!!!!")   # -> "배송 빨랐어욬ㅋㅋ 100000원!!"
+    norm.check("")                                          # -> "empty"
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Optional
+
+from kopretrain.records import StageError, StageRun
+from kopretrain.rules import PLACEHOLDER_RE, PLACEHOLDER_TOKENS, RULE_NAMES, EMOJI_RE, build_rules
+
+__all__ = ["NormalizeConfig", "Normalizer", "PLACEHOLDER_TOKENS", "RULE_NAMES", "run"]
+
+_LINK_PLACEHOLDERS = ("[URL]", "[EMAIL]", "[PHONE]", "[USER]")
+
+
+@dataclass
+class NormalizeConfig:
+    INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    WIRING: ClassVar[dict[str, str]] = {"input": "ingest"}
+
+    input: str = ""
+    """Data stage output to normalize (a directory with train/dev/test.parquet, e.g. from ingest)."""
+    emoji: Literal["keep", "map"] = "keep"
+    """keep: emoji stay (😍 vs 😡 carry sentiment, and byte-level or extended vocabularies can hold
+    them); map: every emoji becomes the [EMOJI] token (a run of them gives at most max_repeat)."""
+    max_repeat: int = 2
+    """Longest run of one repeated character that is kept: ㅋㅋㅋㅋㅋ -> ㅋㅋ, 와하하하하하 -> 와하하,
+    !!!!! -> !!. Digits never collapse (100000원 stays)."""
+    skip_rules: list[str] = field(default_factory=list)
+    """Rule names to switch off, e.g. [censor, phone]. Rules: nfc, invisible, fullwidth,
+    compat_jamo, whitespace, email, url, phone, mention, censor, emoji, repeat, spacing, typos."""
+    spacing: bool = False
+    """Also fix spacing with kiwipiepy Kiwi.space (~1,400 texts/s on 2 cores instead of ~50,000)."""
+    typos: Literal["none", "basic", "continual", "basic_with_continual", "lengthening",
+                   "basic_with_continual_and_lengthening"] = "none"
+    """Also correct typos word by word with kiwipiepy's typo model (잼있어요 -> 재밌어요; ~600
+    texts/s; makes some wrong fixes, e.g. 유지태 -> 류지태, so it is off by default)."""
+    num_workers: int = 0
+    """Threads for the kiwipiepy rules (spacing, typos); 0 = all cores."""
+    min_chars: int = 1
+    """Drop texts shorter than this (too_short). 1 keeps one-character reviews such as 굿 or ㅋ;
+    empty texts are always dropped (empty)."""
+    max_chars: int = 5000
+    """Drop texts longer than this many characters (too_long): pasted articles, not reviews."""
+    min_hangul_ratio: float = 0.1
+    """Drop texts whose letters are less than this share Hangul (too_little_hangul), but only texts
+    with at least hangul_min_letters letters. So short Hangul-less reviews such as "good!!",
+    "Two thumbs up!" or 👍 are KEPT (they carry a clear label, a labeler meets them in the wild,
+    and they are <1% of NSMC), while long English/Japanese texts and Korean typed on an English
+    keyboard ("dl dudghk wjdakf") are dropped. 0 switches the filter off."""
+    hangul_min_letters: int = 20
+    """Texts with fewer letters than this are never dropped as too_little_hangul."""
+    drop_placeholder_only: bool = True
+    """Drop texts that are only links/e-mails/phones/mentions once those become placeholders
+    (placeholder_only: link spam such as a bare blog URL)."""
+    batch_size: int = 10_000
+    """Rows read and written per batch (memory stays bounded on large corpora)."""
+
+    def __post_init__(self) -> None:
+        if self.max_repeat < 1:
+            raise ValueError(f"--max-repeat: must be >= 1 (got {self.max_repeat})")
+        unknown = sorted(set(self.skip_rules) - set(RULE_NAMES))
+        if unknown:
+            raise ValueError(f"--skip-rules: unknown rule(s) {', '.join(unknown)}; rules: {', '.join(RULE_NAMES)}")
+        if self.min_chars < 0 or self.max_chars < max(self.min_chars, 1):
+            raise ValueError(f"--max-chars: must be >= max(1, --min-chars) (got {self.max_chars}, {self.min_chars})")
+        if not 0.0 <= self.min_hangul_ratio <= 1.0:
+            raise ValueError(f"--min-hangul-ratio: must be within [0, 1] (got {self.min_hangul_ratio})")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size: must be >= 1 (got {self.batch_size})")
+
+
+class Normalizer:
+    """The rule chain of a :class:`NormalizeConfig` plus its quality filter.
+
+    ``normalize`` is idempotent (``normalize(normalize(x)) == normalize(x)``), ``counts`` holds
+    rule name -> texts changed, ``examples`` one ``(before, after)`` per rule, ``reasons`` the
+    filter reasons seen by ``check``.
+    """
+
+    def __init__(self, cfg: Optional[NormalizeConfig] = None):
+        self.cfg = cfg = cfg or NormalizeConfig()
+        skip = set(cfg.skip_rules)
+        self.rules = [(n, r) for n, r in build_rules(cfg.max_repeat, cfg.emoji) if n not in skip]
+        self.batch_rules = []
+        if cfg.spacing and "spacing" not in skip:
+            from kopretrain.kiwi_rules import Spacing
+
+            self.batch_rules.append(("spacing", Spacing(cfg.num_workers)))
+        if cfg.typos != "none" and "typos" not in skip:
+            from kopretrain.kiwi_rules import Typos
+
+            self.batch_rules.append(("typos", Typos(cfg.typos, cfg.num_workers)))
+        names = [n for n, _ in self.rules + self.batch_rules]
+        self.counts: Counter[str] = Counter({n: 0 for n in names})
+        self.examples: dict[str, tuple[str, str]] = {}
+        self.reasons: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ rules
+    def _apply(self, text: str) -> str:
+        counts = self.counts
+        for name, rule in self.rules:
+            out = rule(text)
+            if out != text:
+                counts[name] += 1
+                if name not in self.examples:
+                    self.examples[name] = (text, out)
+                text = out
+        return text
+
+    def normalize(self, text: str) -> str:
+        """Apply every rule to one text (never drops it; see :meth:`check`)."""
+        if self.batch_rules:
+            return self.normalize_many([text])[0]
+        return self._apply(text) if text else ""
+
+    def normalize_many(self, texts: list[str]) -> list[str]:
+        """Normalize a batch (the kiwipiepy rules, when on, run multi-threaded over it)."""
+        out = [self._apply(t) if t else "" for t in texts]
+        for name, rule in self.batch_rules:
+            new = rule.apply_many(out)
+            for before, after in zip(out, new):
+                if after != before:
+                    self.counts[name] += 1
+                    self.examples.setdefault(name, (before, after))
+            out = new
+        return out
+
+    # ------------------------------------------------------------------ filter
+    def check(self, text: Optional[str]) -> Optional[str]:
+        """The reason to drop a *normalized* text, or None to keep it.
+
+        ``check("최고")`` -> None; ``check("")`` -> ``"empty"``; ``check("[URL]")`` ->
+        ``"placeholder_only"``.
+        """
+        reason = self._reason(text)
+        if reason:
+            self.reasons[reason] += 1
+        return reason
+
+    def _reason(self, text: Optional[str]) -> Optional[str]:
+        cfg = self.cfg
+        if not text or not text.strip():
+            return "empty"
+        if len(text) < cfg.min_chars:
+            return "too_short"
+        if len(text) > cfg.max_chars:
+            return "too_long"
+        has_placeholder = "[" in text and PLACEHOLDER_RE.search(text) is not None
+        if cfg.drop_placeholder_only and has_placeholder:
+            rest = text
+            for p in _LINK_PLACEHOLDERS:
+                rest = rest.replace(p, "")
+            if rest != text and not any(c.isalnum() for c in rest) and not EMOJI_RE.search(rest):
+                return "placeholder_only"
+        if cfg.min_hangul_ratio > 0:
+            # Placeholders are Latin letters that the writer did not type.
+            plain = PLACEHOLDER_RE.sub("", text) if has_placeholder else text
+            letters = sum(map(str.isalpha, plain))
+            if letters >= cfg.hangul_min_letters:
+                hangul = sum(1 for c in plain if "가" <= c <= "힣" or "ㄱ" <= c <= "ㆎ")
+                if hangul < cfg.min_hangul_ratio * letters:
+                    return "too_little_hangul"
+        return None
+
+
+CONFIG = NormalizeConfig
+
+
+def run(cfg: NormalizeConfig, run: StageRun) -> None:
+    import pyarrow as pa
+
+    from kopretrain.data import count_rows, iter_batches, split_files
+    from kopretrain.records import REJECTED_FILE
+
+    if not cfg.input:
+        raise StageError("normalize: --input is required (a data stage output such as ingest's)")
+    files = split_files(cfg.input)
+    # A resumed run redoes everything (it takes seconds); start the reject log afresh.
+    (run.dir / REJECTED_FILE).unlink(missing_ok=True)
+    norm = Normalizer(cfg)
+    rows_in = rows_out = chars_in = chars_out = 0
+    splits: dict[str, dict[str, int]] = {}
+    t0 = time.perf_counter()
+    for split, path in files.items():
+        schema = _output_schema(pa, path)
+        split_in = split_out = 0
+        from kopretrain.data import ParquetSink
+
+        with ParquetSink(run.dir / f"{split}.parquet", schema) as sink:
+            for batch in iter_batches(path, cfg.batch_size):
+                if "text" not in batch.schema.names:
+                    raise StageError(f"{path}: no 'text' column (columns: {', '.join(batch.schema.names)})")
+                raw = batch.column("text").to_pylist()
+                texts = norm.normalize_many(raw)
+                keep = []
+                ids = batch.column("id").to_pylist() if "id" in batch.schema.names else [None] * len(raw)
+                sources = batch.column("source").to_pylist() if "source" in batch.schema.names else ids
+                for i, text in enumerate(texts):
+                    reason = norm.check(text)
+                    keep.append(reason is None)
+                    if reason:
+                        run.reject(reason, id=ids[i], source=sources[i], text=raw[i])
+                table = pa.Table.from_batches([batch]).filter(pa.array(keep, pa.bool_()))
+                kept = [t for t, k in zip(texts, keep) if k]
+                table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(kept, pa.string()))
+                if "text_raw" not in table.schema.names:
+                    # normalize on already-normalized data keeps the first text_raw (the original).
+                    kept_raw = [r for r, k in zip(raw, keep) if k]
+                    table = table.append_column("text_raw", pa.array(kept_raw, pa.string()))
+                sink.write_batch(table.select(schema.names))
+                split_in += len(raw)
+                split_out += len(kept)
+                chars_in += sum(len(r) for r in raw if r)
+                chars_out += sum(len(t) for t in kept)
+        assert split_in == count_rows(path)
+        splits[split] = {"rows_in": split_in, "rows_out": split_out}
+        rows_in += split_in
+        rows_out += split_out
+    seconds = time.perf_counter() - t0
+    run.set_counts(rows_in=rows_in, rows_out=rows_out)
+    run.stats.update({
+        "rules": dict(norm.counts),
+        "rule_examples": {k: {"before": b, "after": a} for k, (b, a) in norm.examples.items()},
+        "splits": splits,
+        "chars_in": chars_in,
+        "chars_out": chars_out,
+        "texts_per_second": round(rows_in / seconds, 1) if seconds > 0 else None,
+        "placeholder_tokens": PLACEHOLDER_TOKENS,
+    })
+
+
+def _output_schema(pa, path):
+    """Input schema with ``text_raw`` (string) after the input's columns, unless present."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    if "text_raw" not in schema.names:
+        schema = schema.append(pa.field("text_raw", pa.string()))
+    return schema
