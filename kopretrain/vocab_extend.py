@@ -8,7 +8,7 @@
    tokens saved (``count * (pieces - 1)``); ``add_words`` come first.
 2. Add: fill BERT-style ``[unused*]`` slots first (no new rows), then append ids; WordPiece
    entries go into the model vocab (longest-match then prefers them, also in ``"갓띵작이네"``);
-   Unigram entries get the best score among their old pieces so Viterbi keeps them whole.
+   Unigram entries get the vocab's best ordinary piece score so Viterbi keeps them whole.
 3. Embeddings: resize, and set each new row to the mean of the embeddings of the pieces the old
    tokenizer produced for it (``[UNK]`` excluded unless it is all there is); MLM output bias too.
 The output loads with plain transformers: ``AutoTokenizer``/``<architecture>.from_pretrained``.
@@ -129,9 +129,12 @@ def user_words(tok, kind: str, words: list[str], prep) -> tuple[list[dict], list
 
 
 def _metaspace(backend) -> str | None:
-    spec = json.dumps(json.loads(backend.to_str()).get("pre_tokenizer"))
-    m = re.search(r'"type": "Metaspace", "replacement": "(.)"', spec)
-    return m.group(1) if m else None
+    """The Metaspace replacement (``▁``) of the pre-tokenizer, if it has one."""
+    spec = json.loads(backend.to_str()).get("pre_tokenizer") or {}
+    for part in [spec, *spec.get("pretokenizers", [])]:
+        if part.get("type") == "Metaspace":
+            return part["replacement"]
+    return None
 
 
 def add_entries(tok, kind: str, entries: list[dict], use_unused: bool = True):
@@ -150,7 +153,9 @@ def add_entries(tok, kind: str, entries: list[dict], use_unused: bool = True):
             raise StageError("this Unigram tokenizer has added tokens after its model vocab; new pieces would "
                              "collide with their ids")
         slots = [(i, p[0]) for i, p in enumerate(pieces) if UNUSED.match(p[0])] if use_unused else []
-        scores = {p[0]: p[1] for p in pieces}
+        # The best ordinary piece score (specials score 0): any segmentation into 2+ pieces scores lower,
+        # so Viterbi keeps the new piece whole wherever it matches.
+        best = max((p[1] for p in pieces if p[1] < 0), default=-1.0)
     freed = set()
     for entry in entries:
         if slots:
@@ -165,8 +170,7 @@ def add_entries(tok, kind: str, entries: list[dict], use_unused: bool = True):
             vocab.pop(entry["slot"], None)
             vocab[entry["token"]] = idx
         else:
-            score = max((scores.get(p, -20.0) for p in entry["old_pieces"]), default=-20.0)
-            row = [entry["token"], score]
+            row = [entry["token"], best]
             if idx < len(pieces):
                 pieces[idx] = row
             else:
