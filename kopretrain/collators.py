@@ -134,7 +134,10 @@ class WholeWordMaskingCollator(TokenMaskingCollator):
 
     def select(self, maskable, word_ids):
         if word_ids is None:
-            raise ValueError("wwm needs word_ids: build the data with kopretrain.packing (word_level eojeol/morpheme)")
+            raise ValueError(
+                "wwm needs word_ids: build the data with kopretrain.packing (word_level eojeol/morpheme) "
+                "and keep the column (Trainer: remove_unused_columns=False)"
+            )
         words = torch.where(maskable, word_ids, -1)
         n_words = int(words.max()) + 1 if words.numel() else 0
         if n_words <= 0:
@@ -151,8 +154,8 @@ class SpanMaskingCollator(TokenMaskingCollator):
     Span lengths ~ Geometric(``span_p``) clipped at ``max_span`` (in tokens, or whole words with
     ``span_unit="word"``); a span starts at a random maskable token (its word, in word mode) and
     stops at a special token (``[SEP]`` between packed reviews), so it never crosses texts. The
-    80/10/10 decision is per span, as in SpanBERT. Per-row Python loop over ~5 spans a row: a
-    32x128 batch takes ~2 ms (see tests), well under a model step.
+    80/10/10 decision is per span, as in SpanBERT. Span placement is a Python loop (~5 spans a
+    row): a 32x128 batch takes ~2-4 ms (benchmarks/bench_packing.py), far below a model step.
     """
 
     span_p: float = 0.2

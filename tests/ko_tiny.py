@@ -60,7 +60,10 @@ def kiwi():
     return Kiwi()
 
 
-def analyze(texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
-    """``(morph_start, morph_len)`` per text, as the analyze stage stores them."""
+@functools.lru_cache(maxsize=4)
+def analyzed(n: int = 300, seed: int = 6) -> tuple[list[str], list[list[int]], list[list[int]]]:
+    """``sentences(n, seed)`` with ``morph_start``/``morph_len`` as the analyze stage stores them
+    (cached: kiwipiepy is the slow part of these tests)."""
+    texts = sentences(n, seed)
     analyses = list(kiwi().tokenize(texts))
-    return [[m.start for m in a] for a in analyses], [[m.len for m in a] for a in analyses]
+    return texts, [[m.start for m in a] for a in analyses], [[m.len for m in a] for a in analyses]
