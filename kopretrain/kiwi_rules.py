@@ -27,15 +27,19 @@ def resolve_workers(num_workers: int) -> int:
     return num_workers if num_workers > 0 else (os.cpu_count() or 1)
 
 
-@functools.lru_cache(maxsize=4)
 def get_kiwi(num_workers: int = 0, model_type: str = "none"):
     """A cached ``Kiwi(num_workers=N)`` that keeps each placeholder as one morpheme.
 
     ``kiwi.tokenize("[URL] 참고")`` -> ``[("[URL]", "W_URL", 0, 5), ("참고", "NNG", 6, 2)]``.
     """
+    return _kiwi(resolve_workers(num_workers), model_type)
+
+
+@functools.lru_cache(maxsize=4)
+def _kiwi(num_workers: int, model_type: str):
     from kiwipiepy import Kiwi
 
-    kiwi = Kiwi(num_workers=resolve_workers(num_workers), model_type=model_type)
+    kiwi = Kiwi(num_workers=num_workers, model_type=model_type)
     for token, tag in PLACEHOLDER_TAGS.items():
         # The base tag (NNP) is what kiwi's language model sees; user_value overrides the
         # reported tag so downstream code can tell placeholders apart.
