@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 WordLevel = Literal["none", "eojeol", "morpheme"]
+_log = logging.getLogger(__name__)
 
 
 def resolve_word_level(word_level: str, pretokenize: str) -> str:
@@ -72,15 +74,21 @@ def tokenize_texts(
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
         texts = [t if isinstance(t, str) else "" for t in batch[text_column]]
+        morphs = (list(batch["morph_start"]), list(batch["morph_len"])) if word_level == "morpheme" else None
         if prepare is not None:
             prepared = prepare(texts)
-            if word_level == "morpheme" and prepared != texts:
-                raise ValueError("prepare() changed the text, so the analyze offsets no longer fit it")
+            if morphs is not None:
+                # Analyze offsets point into the stored text: a text that prepare() changed (it
+                # should not: normalization is idempotent) falls back to eojeol words.
+                changed = [i for i, (a, b) in enumerate(zip(texts, prepared)) if a != b]
+                for i in changed:
+                    morphs[0][i] = morphs[1][i] = None
+                if changed:
+                    _log.warning("%d texts changed by prepare(): eojeol words used for them", len(changed))
             texts = prepared
         enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=word_level != "none")
         if word_level == "none":
             return {"input_ids": enc["input_ids"], "word_ids": [list(range(len(ids))) for ids in enc["input_ids"]]}
-        morphs = (batch["morph_start"], batch["morph_len"]) if word_level == "morpheme" else None
         return {"input_ids": enc["input_ids"], "word_ids": word_ids_from_offsets(texts, enc["offset_mapping"], morphs)}
 
     features = datasets.Features(

@@ -65,6 +65,12 @@ def test_morpheme_word_ids_align_with_analyze_offsets(tok):
         eojeols = packing.word_ids_from_offsets([text], [offs])[0]
         split_eojeols += len(set(words)) > len(set(eojeols))
     assert split_eojeols > 100, "morpheme words should split many eojeols (data sanity)"
+    # A text that prepare() changes no longer fits its offsets: it falls back to eojeol words.
+    changed = packing.tokenize_texts(ds.select(range(3)), tok, word_level="morpheme",
+                                     prepare=lambda ts: [ts[0] + " 좋아요"] + ts[1:])
+    first = enc["offset_mapping"][0]
+    assert changed["word_ids"][0][: len(first)] == packing.word_ids_from_offsets([texts[0]], [first])[0]
+    assert changed["word_ids"][1:] == out["word_ids"][1:3]
 
 
 def test_morpheme_level_needs_analysis_or_pretokenized_text(tok):
