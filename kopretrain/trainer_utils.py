@@ -64,14 +64,15 @@ class PretrainTrainer(Trainer):
         return self.accelerator.prepare(loader)
 
     def get_eval_dataloader(self, eval_dataset=None):
-        """Eval rows are masked already (fixed once): batch them with the padding-only collator."""
-        if self.eval_collator is None:
-            return super().get_eval_dataloader(eval_dataset)
-        train_collator, self.data_collator = self.data_collator, self.eval_collator
-        try:
-            return super().get_eval_dataloader(eval_dataset)
-        finally:
-            self.data_collator = train_collator
+        """Every rank evaluates the whole (small, pre-masked) eval set with the padding-only collator.
+
+        Sharding it would make accelerate pad the last batches with repeated rows, so summed
+        metrics would depend on the number of processes; a full pass on each rank is exact."""
+        from torch.utils.data import DataLoader
+
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        return DataLoader(dataset, batch_size=self.args.eval_batch_size, shuffle=False,
+                          collate_fn=self.eval_collator or self.data_collator)
 
     # ------------------------------------------------------------------ training step
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -142,9 +143,10 @@ class PretrainTrainer(Trainer):
         if hasattr(model, "sample_generator"):
             model.sample_generator = None
         model.train(was_training)
-        sums = self._reduce(sums)
-        metrics = rtd_metrics(sums, *self._gather_scores(scores, truth), model.rtd_weight) \
-            if scores or "disc_bce_sum" in sums else mlm_metrics(sums)
+        if "disc_bce_sum" in sums:
+            metrics = rtd_metrics(sums, torch.cat(scores).numpy(), torch.cat(truth).numpy(), model.rtd_weight)
+        else:
+            metrics = mlm_metrics(sums)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - t0, 3)
         self.eval_history.append({"step": self.state.global_step, **metrics})
@@ -152,24 +154,6 @@ class PretrainTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         self._interval["excluded"] += time.perf_counter() - t0
         return metrics
-
-    def _reduce(self, sums: dict[str, float]) -> dict[str, float]:
-        if self.args.world_size <= 1 or not sums:
-            return dict(sums)
-        keys = sorted(sums)
-        tensor = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.args.device)
-        tensor = self.accelerator.reduce(tensor, reduction="sum")
-        return dict(zip(keys, tensor.tolist()))
-
-    def _gather_scores(self, scores: list, truth: list):
-        s = torch.cat(scores) if scores else torch.empty(0)
-        t = torch.cat(truth) if truth else torch.empty(0)
-        if self.args.world_size > 1:
-            from accelerate.utils import gather_object
-
-            s = torch.cat(gather_object([s]))
-            t = torch.cat(gather_object([t]))
-        return s.numpy(), t.numpy()
 
 
 def mlm_metrics(sums: dict[str, float]) -> dict[str, float]:

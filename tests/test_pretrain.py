@@ -1,0 +1,197 @@
+"""The pretrain stage end to end on tiny models (2 layers, hidden 32) and a synthetic corpus."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from _pretrain_fixtures import TINY, make_texts, one_thread, write_checkpoint, write_data_stage, write_tokenizer_dir
+from kopretrain import pretrain, stages
+from kopretrain.pretrain import PretrainConfig
+from kopretrain.records import StageRun
+
+_threads = pytest.fixture(autouse=True)(one_thread)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain_inputs")
+    return write_data_stage(root / "data"), write_tokenizer_dir(root / "tok")
+
+
+def tiny(inputs, **overrides) -> PretrainConfig:
+    data, tok = inputs
+    kw = dict(input=str(data), tokenizer=str(tok), **TINY, max_steps=4, eval_steps=2, save_steps=100,
+              logging_steps=1, batch_size=8, max_length=32, precision="fp32", lr=2e-3, warmup_ratio=0.0)
+    kw.update(overrides)
+    return PretrainConfig(**kw)
+
+
+def stage_json(out):
+    return json.loads((out / "stage.json").read_text())
+
+
+# ------------------------------------------------------------------------------ objectives
+@pytest.mark.parametrize("objective", ["mlm", "wwm", "span", "rtd"])
+def test_each_objective_lowers_its_loss_on_a_repeated_batch(inputs, objective):
+    import datasets
+    from transformers import AutoTokenizer
+
+    from _pretrain_fixtures import tiny_parts
+    from kopretrain import masking, packing
+    from kopretrain.objectives import MaskedLM
+    from kopretrain.rtd import ElectraRTD
+
+    tok = AutoTokenizer.from_pretrained(inputs[1])
+    level = "eojeol" if objective == "wwm" else "none"
+    rows = packing.pack(packing.tokenize_texts(datasets.Dataset.from_dict({"text": make_texts(60)}), tok, "text",
+                                               level), tok, 32)
+    collator = masking.make_collator(tok, masking.MaskingConfig(objective=objective, seed=0))
+    batch = collator([rows[i] for i in range(8)])  # masked once, then repeated
+    torch.manual_seed(0)
+    parts = tiny_parts(objective, tok, "bert" if objective != "rtd" else "electra")
+    module = ElectraRTD(parts["generator"], parts["discriminator"]) if objective == "rtd" else MaskedLM(parts["mlm"])
+    opt = torch.optim.AdamW(module.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = module(**batch)["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+
+
+# ------------------------------------------------------------------------------ stage outputs
+def test_rtd_stage_writes_a_loadable_discriminator_generator_and_records(inputs, tmp_path):
+    from transformers import AutoModel, AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
+
+    out = stages.execute("pretrain", tiny(inputs, objective="rtd"), tmp_path / "rtd")
+    assert type(ElectraForPreTraining.from_pretrained(out)).__name__ == "ElectraForPreTraining"
+    assert type(AutoModel.from_pretrained(out)).__name__ == "ElectraModel"
+    gen = ElectraForMaskedLM.from_pretrained(out / "generator")
+    disc = ElectraForPreTraining.from_pretrained(out)
+    assert torch.equal(gen.electra.embeddings.word_embeddings.weight, disc.electra.embeddings.word_embeddings.weight)
+    assert len(AutoTokenizer.from_pretrained(out)) == disc.config.vocab_size
+    assert json.loads((out / "kopretrain.json").read_text()) == json.loads((inputs[1] / "kopretrain.json").read_text())
+    # Final weights only: no checkpoints, no data cache, no pickled weights.
+    assert not (out / "checkpoints").exists() and not (out / "data").exists()
+    assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))
+    assert list((out / "runs").glob("events.out.tfevents.*"))
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    final = metrics["final"]
+    for key in ("eval_gen_accuracy", "eval_disc_accuracy", "eval_disc_auc", "eval_gen_loss", "eval_disc_loss"):
+        assert key in final
+    assert [h["step"] for h in metrics["history"]] == [0, 2, 4]
+    logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+    train_logs = [r for r in logs if "loss" in r]
+    assert [r["step"] for r in train_logs] == [1, 2, 3, 4]
+    assert all(r["tokens_per_s"] > 0 and "disc_loss" in r and "gen_loss" in r for r in train_logs)
+
+    record = stage_json(out)
+    stats = record["stats"]
+    assert stats["train"]["global_step"] == 4 and stats["train"]["tokens_seen"] > 0
+    assert stats["data"]["pad_share"] < 0.05 < stats["data"]["pad_share_naive"]  # packing removed the padding
+    assert stats["base_model"]["vocab_sha256"].startswith("sha256:")
+    assert stats["parameters"]["generator"] < stats["parameters"]["discriminator"]
+    assert record["counts"]["rows_in"] == 400
+
+
+def test_mlm_with_length_buckets_reports_perplexity_and_loads_as_masked_lm(inputs, tmp_path):
+    from transformers import AutoModelForMaskedLM
+
+    out = stages.execute("pretrain", tiny(inputs, objective="wwm", packing="bucket", max_train_texts=200),
+                         tmp_path / "wwm")
+    assert type(AutoModelForMaskedLM.from_pretrained(out)).__name__ == "BertForMaskedLM"
+    final = json.loads((out / "metrics.json").read_text())["final"]
+    assert final["eval_perplexity"] == pytest.approx(torch.tensor(final["eval_loss"]).exp().item(), rel=1e-6)
+    stats = stage_json(out)["stats"]
+    assert stats["data"]["word_level"] == "eojeol" and stats["data"]["train_texts"] == 200
+    assert stage_json(out)["counts"]["rejected"]["over_max_train_texts"] == 200
+    assert 0 < stats["train"]["pad_share"] < stats["data"]["pad_share_naive"]
+
+
+def test_eval_masks_are_fixed_so_runs_are_comparable(inputs, tmp_path):
+    a = stages.execute("pretrain", tiny(inputs, max_steps=1, eval_steps=1), tmp_path / "a")
+    b = stages.execute("pretrain", tiny(inputs, max_steps=1, eval_steps=1, lr=1e-2), tmp_path / "b")
+    first = [json.loads((o / "metrics.json").read_text())["history"][0] for o in (a, b)]
+    # Same seed, same untrained model, same eval masks: the step-0 evaluation is identical.
+    assert first[0]["eval_loss"] == first[1]["eval_loss"]
+    assert first[0]["eval_masked_tokens"] == first[1]["eval_masked_tokens"] > 0
+
+
+# ------------------------------------------------------------------------------ resume
+class KillAt(TrainerCallback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"simulated kill at step {state.global_step}")
+
+
+def test_kill_and_resume_reaches_the_same_step_and_weights(inputs, tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = tiny(inputs, max_steps=6, save_steps=2, eval_steps=100)
+    straight = stages.execute("pretrain", cfg, tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        with StageRun("pretrain", cfg, tmp_path / "killed") as run:
+            pretrain.run(cfg, run, callbacks=[KillAt(5)])
+    partial = tmp_path / "killed.partial"
+    assert sorted(p.name for p in (partial / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert not (tmp_path / "killed").exists()
+
+    out = stages.execute("pretrain", cfg, tmp_path / "killed")
+    record = stage_json(out)
+    assert record["resumed"] and record["stats"]["resumed_from"] == "checkpoint-4"
+    assert record["stats"]["train"]["global_step"] == 6
+    # Same data position, RNG and masks as the uninterrupted run: identical weights.
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------------------ continued pretraining
+def test_continue_bert_checkpoint_with_an_extended_vocabulary(inputs, tmp_path):
+    from transformers import AutoTokenizer
+
+    ckpt = write_checkpoint(tmp_path / "kcbert", "bert", inputs[1])
+    ext = AutoTokenizer.from_pretrained(ckpt)
+    ext.add_tokens(["ㅋㅋㅋ", "존잼"])
+    ext.save_pretrained(tmp_path / "ext")
+    (tmp_path / "ext" / "kopretrain.json").write_text((ckpt / "kopretrain.json").read_text())
+    cfg = tiny(inputs, init="checkpoint", checkpoint=str(ckpt), tokenizer=str(tmp_path / "ext"), max_steps=2)
+    out = stages.execute("pretrain", cfg, tmp_path / "out")
+    stats = stage_json(out)["stats"]
+    assert stats["base_model"]["id"] == str(ckpt) and stats["base_model"]["architecture"] == "BertForMaskedLM"
+    assert stats["base_model"]["resized_vocab_to"] == len(ext)
+    assert json.loads((out / "config.json").read_text())["vocab_size"] == len(ext)
+
+
+def test_continue_electra_discriminator_with_a_new_generator_then_from_our_own_output(inputs, tmp_path):
+    disc = write_checkpoint(tmp_path / "kcelectra", "electra-disc", inputs[1])
+    cfg = tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(disc), tokenizer="checkpoint", max_steps=2)
+    first = stages.execute("pretrain", cfg, tmp_path / "first")
+    base = stage_json(first)["stats"]["base_model"]
+    assert base["generator"] == "new" and base["tokenizer"] == "checkpoint"
+    assert (first / "generator" / "model.safetensors").is_file()
+    # Continuing from a kopretrain RTD output picks up its generator/.
+    again = stages.execute("pretrain", tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(first),
+                                            max_steps=2), tmp_path / "again")
+    assert stage_json(again)["stats"]["base_model"]["generator"] == str(first / "generator")
+
+
+# ------------------------------------------------------------------------------ config
+def test_config_errors_name_the_flag():
+    with pytest.raises(ValueError, match="--tokenizer"):
+        PretrainConfig(input="x")
+    with pytest.raises(ValueError, match="--checkpoint"):
+        PretrainConfig(input="x", init="checkpoint")
+    with pytest.raises(ValueError, match="--model-type"):
+        PretrainConfig(input="x", tokenizer="t", objective="rtd", model_type="bert")
+    assert PretrainConfig(input="x", tokenizer="t", objective="rtd").arch_type == "electra"
+    assert PretrainConfig(input="x", tokenizer="t").arch_type == "bert"
