@@ -76,10 +76,16 @@ def train_tokenizer(cfg: VocabConfig, out_dir: Path, train_path: Path, log=print
     placeholders = list(placeholder_tokens())
     specials = list(SPECIAL_TOKENS) + placeholders + unused_tokens(cfg.reserved_unused)
     tok = build_tokenizer(cfg.model, cfg.pretokenize)
-    counter = {"texts": 0}
+    counter = {"texts": 0, "prepare_seconds": 0.0}
 
-    def texts():
-        for batch in corpus_batches(train_path, cfg.pretokenize, cfg.batch_size, cfg.reuse_analyze_offsets, log=log):
+    def texts():  # counts texts and the time spent reading + pre-tokenizing them (kiwipiepy in morpheme mode)
+        batches = corpus_batches(train_path, cfg.pretokenize, cfg.batch_size, cfg.reuse_analyze_offsets, log=log)
+        while True:
+            t = time.perf_counter()
+            batch = next(batches, None)
+            counter["prepare_seconds"] += time.perf_counter() - t
+            if batch is None:
+                return
             counter["texts"] += len(batch)
             yield batch
 
@@ -107,6 +113,7 @@ def train_tokenizer(cfg: VocabConfig, out_dir: Path, train_path: Path, log=print
     log(f"[vocab] trained {cfg.model}/{cfg.pretokenize}: {trained} entries from {counter['texts']} texts in {seconds:.1f}s")
     return {"texts": counter["texts"], "model": cfg.model, "pretokenize": cfg.pretokenize, "vocab_size": trained,
             "requested_vocab_size": cfg.vocab_size, "vocab_hash": vocab_hash(tok), "train_seconds": round(seconds, 2),
+            "prepare_seconds": round(counter["prepare_seconds"], 2),
             "alphabet_size": alphabet_size(tok), "placeholders": placeholders, "reserved_unused": cfg.reserved_unused}
 
 

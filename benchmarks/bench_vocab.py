@@ -1,0 +1,88 @@
+"""Benchmark: vocab training time on a full corpus and fast-tokenizer throughput.
+
+    .venv/bin/python benchmarks/bench_vocab.py --input /tmp/nsmcv/analyze --out /tmp/bench_vocab
+
+``--input`` is a data stage output (analyze: morpheme mode reuses its offsets after the sample
+check; normalize: morpheme mode runs kiwipiepy itself). Each (model, mode) is trained through the
+real stage (``kopretrain vocab``), each later run's report compares it with the earlier ones.
+Throughput is measured on held-out reviews (dev split): one review per call (the baseline),
+batched calls of 1,000, and batched with the recorded text preparation (kiwipiepy in morpheme
+mode). Ratios are against the unbatched baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def throughput(out: Path, texts: list[str], baseline_n: int = 5000) -> dict[str, float]:
+    from kopretrain import tokreport
+
+    tok, prep = tokreport.load(str(out))
+    prepared = prep.prepare(texts)
+    t0 = time.perf_counter()
+    for t in prepared[:baseline_n]:
+        tok(t)
+    one = baseline_n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for i in range(0, len(prepared), 1000):
+        tok(prepared[i:i + 1000])
+    batched = len(prepared) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), 1000):
+        tok(prep.prepare(texts[i:i + 1000]))
+    with_prep = len(texts) / (time.perf_counter() - t0)
+    return {"one_by_one": one, "batched": batched, "batched_with_prep": with_prep}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", required=True, help="analyze or normalize stage output")
+    ap.add_argument("--out", default="/tmp/bench_vocab")
+    ap.add_argument("--vocab-size", type=int, default=32000)
+    ap.add_argument("--runs", default="wordpiece:eojeol,wordpiece:morpheme", help="model:mode,...")
+    ap.add_argument("--held-out", type=int, default=50000, help="dev reviews for throughput")
+    args = ap.parse_args()
+
+    from kopretrain.config import from_dict
+    from kopretrain.data import iter_batches
+    from kopretrain.stages import execute
+    from kopretrain.vocab import VocabConfig
+
+    dev = Path(args.input) / "dev.parquet"
+    texts: list[str] = []
+    for batch in iter_batches(dev, columns=["text"]):
+        texts += [t for t in batch.column("text").to_pylist() if t and t.strip()]
+    texts = texts[: args.held_out]
+    results, done = {}, []
+    for spec in args.runs.split(","):
+        model, mode = spec.split(":")
+        out = Path(args.out) / f"{model}-{mode}"
+        cfg = from_dict(VocabConfig, {"input": args.input, "model": model, "pretokenize": mode,
+                                      "vocab_size": args.vocab_size, "compare_with": [str(d) for d in done]})
+        t0 = time.perf_counter()
+        execute("vocab", cfg, out, force=True)
+        wall = time.perf_counter() - t0
+        stats = json.loads((out / "stage.json").read_text())["stats"]
+        speed = throughput(out, texts)
+        results[spec] = {"stage_wall_s": round(wall, 1), "train_s": stats["train_seconds"],
+                         "prepare_s": stats["prepare_seconds"], "texts": stats["texts"],
+                         "vocab_size": stats["vocab_size"], **{k: round(v, 1) for k, v in speed.items()}}
+        done.append(out)
+        print(json.dumps({spec: results[spec]}, ensure_ascii=False), flush=True)
+
+    print(f"\n{len(texts)} held-out reviews for throughput; ratios vs one review per call")
+    print(f"{'run':<22} {'train s':>8} {'(prep s)':>9} {'1-by-1/s':>10} {'batched/s':>10} {'x':>6} {'+prep/s':>10} {'x':>6}")
+    for spec, r in results.items():
+        print(f"{spec:<22} {r['train_s']:>8.1f} {r['prepare_s']:>9.1f} {r['one_by_one']:>10,.0f} {r['batched']:>10,.0f} "
+              f"{r['batched'] / r['one_by_one']:>6.1f} {r['batched_with_prep']:>10,.0f} "
+              f"{r['batched_with_prep'] / r['one_by_one']:>6.2f}")
+    if done:
+        print(f"\nreport: {done[-1] / 'tokenizer_report.md'}")
+
+
+if __name__ == "__main__":
+    main()
