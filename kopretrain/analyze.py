@@ -83,10 +83,7 @@ def analyze_texts(kiwi, texts, cfg: AnalyzeConfig | None = None):
 
 
 def run(cfg: AnalyzeConfig, run: StageRun) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from kopretrain.data import ParquetSink, count_rows, iter_batches, split_files
+    from kopretrain.data import count_rows, split_files
     from kopretrain.kiwi_rules import get_kiwi, resolve_workers
 
     if not cfg.input:
@@ -107,7 +104,7 @@ def run(cfg: AnalyzeConfig, run: StageRun) -> None:
             # A finished split of an interrupted run: keep it and its numbers.
             part = json.loads(done_file.read_text())
         else:
-            part = _analyze_split(cfg, kiwi, pa, pq, path, out, ParquetSink, iter_batches, bar)
+            part = _analyze_split(cfg, kiwi, path, out, bar)
             done_file.write_text(json.dumps(part, ensure_ascii=False))
         texts_done += part["texts"]
         morphs += part["morphemes"]
@@ -130,9 +127,14 @@ def run(cfg: AnalyzeConfig, run: StageRun) -> None:
     })
 
 
-def _analyze_split(cfg, kiwi, pa, pq, path, out, ParquetSink, iter_batches, bar) -> dict:
+def _analyze_split(cfg: AnalyzeConfig, kiwi, path, out, bar) -> dict:
     """Stream one split through kiwi; write to ``<split>.parquet.tmp`` then rename (so a resumed
     run can trust any ``<split>.parquet`` it finds)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kopretrain.data import ParquetSink, iter_batches
+
     schema = pq.read_schema(path)
     base = [f for f in schema if f.name not in MORPH_COLUMNS]  # re-analysis replaces old columns
     schema = pa.schema(base + morph_schema(pa))

@@ -62,7 +62,7 @@ class NormalizeConfig:
     """Drop texts whose letters are less than this share Hangul (too_little_hangul), but only texts
     with at least hangul_min_letters letters. So short Hangul-less reviews such as "good!!",
     "Two thumbs up!" or 👍 are KEPT (they carry a clear label, a labeler meets them in the wild,
-    and they are <1% of NSMC), while long English/Japanese texts and Korean typed on an English
+    and they are under 1 percent of NSMC), while long English/Japanese texts and Korean typed on an English
     keyboard ("dl dudghk wjdakf") are dropped. 0 switches the filter off."""
     hangul_min_letters: int = 20
     """Texts with fewer letters than this are never dropped as too_little_hangul."""
@@ -186,7 +186,7 @@ CONFIG = NormalizeConfig
 def run(cfg: NormalizeConfig, run: StageRun) -> None:
     import pyarrow as pa
 
-    from kopretrain.data import count_rows, iter_batches, split_files
+    from kopretrain.data import ParquetSink, iter_batches, split_files
     from kopretrain.records import REJECTED_FILE
 
     if not cfg.input:
@@ -201,8 +201,6 @@ def run(cfg: NormalizeConfig, run: StageRun) -> None:
     for split, path in files.items():
         schema = _output_schema(pa, path)
         split_in = split_out = 0
-        from kopretrain.data import ParquetSink
-
         with ParquetSink(run.dir / f"{split}.parquet", schema) as sink:
             for batch in iter_batches(path, cfg.batch_size):
                 if "text" not in batch.schema.names:
@@ -229,7 +227,6 @@ def run(cfg: NormalizeConfig, run: StageRun) -> None:
                 split_out += len(kept)
                 chars_in += sum(len(r) for r in raw if r)
                 chars_out += sum(len(t) for t in kept)
-        assert split_in == count_rows(path)
         splits[split] = {"rows_in": split_in, "rows_out": split_out}
         rows_in += split_in
         rows_out += split_out
