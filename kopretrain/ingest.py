@@ -26,6 +26,7 @@ from kopretrain.labels import SCHEMES, LabelError, build_scheme, label_key, pars
 from kopretrain.records import StageError, StageRun
 
 _BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]*")  # whitespace and zero-width characters
+_SURROGATE = re.compile("[\ud800-\udfff]")
 STAGING = ".staging.parquet"
 CHUNK = 20_000
 SNIPPET = 200  # characters of a rejected text kept in rejected.jsonl
@@ -153,18 +154,22 @@ class RowReject(Exception):
 
 
 def _usable(text: str) -> bool:
-    """False for strings Parquet cannot hold (lone surrogates from JSON ``\\ud800`` escapes)."""
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
+    """False for strings Parquet cannot hold (lone surrogates from JSON ``\\ud800`` escapes).
+    ``isascii`` first: it is a flag lookup, so ids and dates cost nothing."""
+    return text.isascii() or _SURROGATE.search(text) is None
 
 
 def _cell(fields: dict, cols: list[str] | None) -> str | None:
     """The stripped string value of a role (several columns joined with '/'), None when empty."""
     if not cols:
         return None
+    if len(cols) == 1:  # the common case, kept cheap: this runs three times per row
+        value = fields.get(cols[0])
+        if type(value) is str:
+            return value.strip() or None
+        if type(value) is int:  # JSON ids (NSMC review_id, movie_id)
+            return str(value)
+        return label_key(value)
     parts = [label_key(fields.get(c)) for c in cols]
     if any(p is None for p in parts):
         return None
@@ -189,7 +194,7 @@ def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_char
         raise RowReject("too_long", f"{len(text):,} characters > --max-chars {max_chars:,}", text_col, text)
     row = {"text": text, "id": _cell(fields, mapping.get("id")), "group": _cell(fields, mapping.get("group")),
            "date": _cell(fields, mapping.get("date"))}
-    if not all(_usable(v) for v in row.values() if v is not None):
+    if not all(_usable(v) for v in (text, row["id"] or "", row["group"] or "", row["date"] or "")):
         raise RowReject("invalid_utf8", "lone surrogate in a string value")
     rating_col = mapping["rating"][0] if "rating" in mapping else None
     label_col = mapping["label"][0] if "label" in mapping else None

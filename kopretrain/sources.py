@@ -67,8 +67,11 @@ def open_sources(cfg: Any, cache_dir: str | None = None) -> list[Source]:
             "(for a datasets Hub id or builder such as csv/json, add --format datasets)"
         )
     files = list_inputs(root)
+    if root.is_dir() and cfg.format != "auto":  # --format on a directory picks those files
+        files = [f for f in files if detect_format(f) == cfg.format]
     if not files:
-        raise StageError(f"--input {cfg.input}: directory has no .csv/.tsv/.txt/.jsonl/.json/.parquet files")
+        kinds = ".csv/.tsv/.txt/.jsonl/.json/.parquet" if cfg.format == "auto" else cfg.format
+        raise StageError(f"--input {cfg.input}: directory has no {kinds} files")
     sources = []
     for path in files:
         try:

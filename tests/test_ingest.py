@@ -199,9 +199,11 @@ def test_jsonl_gz_with_label_column_and_map(tmp_path):
         fh.write(json.dumps({"id": 99, "document": "라벨이 이상함", "label": 7}, ensure_ascii=False) + "\n")
         fh.write("{not json\n")
         fh.write(json.dumps({"id": 98, "label": 1}) + "\n")
+        fh.write('{"id": 97, "document": "lone \\ud800 surrogate", "label": 1}\n')  # valid JSON, not UTF-8-able
     output, record = ingest(tmp_path, input=str(src), label_scheme="column",
                             label_map={"0": "negative", "1": "positive"})
-    assert record["counts"]["rejected"] == {"label_unmapped": 1, "invalid_json": 1, "missing_field": 1}
+    assert record["counts"]["rejected"] == {"label_unmapped": 1, "invalid_json": 1, "missing_field": 1,
+                                            "invalid_utf8": 1}
     labels = [x for s in ("train", "dev", "test") for x in split_table(output, s).column("label").to_pylist()]
     assert labels.count("negative") == 30 and labels.count("positive") == 30
     # no group column: split row by row, stratified
@@ -225,6 +227,10 @@ def test_unlabeled_directory_of_mixed_files(tmp_path):
     assert {r["source"].rsplit(":", 1)[0] for r in train} == {"a.csv", "more/b.jsonl", "c.parquet"}
     assert split_table(output, "test").num_rows == 0
     assert [s["name"] for s in record["stats"]["sources"]] == ["a.csv", "c.parquet", "more/b.jsonl"]
+    _, only_jsonl = ingest(tmp_path, out="o2", input=str(d), format="jsonl", label_scheme="none")
+    assert only_jsonl["counts"]["rows_in"] == 10
+    with pytest.raises(StageError, match="no tsv files"):
+        ingest(tmp_path, out="o3", input=str(d), format="tsv", label_scheme="none")
 
 
 def test_datasets_builder_input(tmp_path):
