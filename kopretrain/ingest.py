@@ -18,10 +18,9 @@ from __future__ import annotations
 import re
 from array import array
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional
 
-from kopretrain.data import LABELS, SPLITS
+from kopretrain.data import LABELS
 from kopretrain.labels import SCHEMES, LabelError, build_scheme, label_key, parse_rating
 from kopretrain.records import StageError, StageRun
 
@@ -332,4 +331,4 @@ def _write_card(cfg: IngestConfig, run: StageRun, stats: dict[str, Any]) -> None
     (run.dir / "README.md").write_text(text + "\n", encoding="utf-8")
 
 
-__all__ = ["CONFIG", "IngestConfig", "run", "SPLITS"]
+__all__ = ["CONFIG", "IngestConfig", "RowReject", "parse_row", "run"]

@@ -151,7 +151,8 @@ def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
             continue
         bad_line = next(((n, b) for n, _, b in consumed if b is not None), None)
         if bad_line is not None:
-            yield line_no, None, reason_bad, f"undecodable byte on line {bad_line[0]} at byte {bad_line[1]}", bad_line[1]
+            detail = f"undecodable byte on line {bad_line[0]} at byte {bad_line[1]}"
+            yield line_no, None, reason_bad, detail, bad_line[1]
             continue
         try:
             rows = list(csv.reader([t for _, t, _ in consumed], delimiter=delimiter, strict=False))
