@@ -33,7 +33,7 @@ SNIPPET = 200  # characters of a rejected text kept in rejected.jsonl
 
 @dataclass
 class IngestConfig:
-    INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    INPUTS: ClassVar[tuple[str, ...]] = ("input", "data_files")
     WIRING: ClassVar[dict[str, str]] = {}
 
     input: str = ""

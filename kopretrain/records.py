@@ -48,12 +48,15 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint_path(value: str | os.PathLike | None) -> str:
+def fingerprint_path(value: str | os.PathLike | list | None) -> str:
     """Content fingerprint of an input: a stage output (its own fingerprint), a file, a directory
-    (its files, recursively) or, for anything that is not a local path, the string itself
-    (a Hub id; pin its revision in the config for a stable record)."""
-    if value in (None, ""):
+    (its files, recursively), a list of those, or, for anything that is not a local path, the
+    string itself (a Hub id; pin its revision in the config for a stable record)."""
+    if value in (None, "", []):
         return "none"
+    if isinstance(value, (list, tuple)):
+        joined = "|".join(fingerprint_path(v) for v in value)
+        return "list:" + hashlib.sha256(joined.encode()).hexdigest()
     path = Path(value)
     stage = path / STAGE_FILE
     if stage.is_file():
