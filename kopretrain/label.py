@@ -58,8 +58,9 @@ class LabelConfig:
     """Texts per forward pass (batches are formed after sorting a chunk by length)."""
     max_length: int = 128
     """Truncate texts to this many tokens (capped by the model's max_position_embeddings)."""
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """auto: bf16 autocast where the CPU/GPU supports it (faster; probabilities differ by ~1e-3), else fp32."""
+    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    """auto: bf16 on CPUs with AMX, else fp32 (bf16 was slower on AVX512-only CPUs). int8: dynamic
+    quantization, ~1.6x faster on CPU, labels ~99.9% identical: check on your dev set first."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
     encoding: str = "utf-8"
@@ -129,7 +130,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     columns = input_columns(src, in_fmt, cfg.encoding, cfg.csv_quoting)
     if columns and cfg.text_column not in columns:
         raise StageError(_missing_column(src, cfg.text_column, columns))
-    clf = _load(cfg)
+    scorer = _load(cfg)
     names = added_columns(cfg)
     clash = [c for c in names if columns and c in columns]
     if clash:
@@ -140,19 +141,18 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     partial = output.with_name(output.name + ".partial")
     manifest = _open_manifest(partial, fingerprint, cfg.chunk_size, force)
     done = len(manifest["chunks"])
-    precision = _precision(cfg)
     ext = f".{out_fmt}" + (".gz" if out_gz else "")
     rows_done = sum(c["rows"] for c in manifest["chunks"])
     bar = _progress(cfg, src, in_fmt, rows_done)
     labeled = 0
-    t_label = time.time()
+    t_label, cpu_label = time.time(), time.process_time()
     chunks = _chunks(cfg, src, in_fmt, columns)
     for k, chunk in enumerate(chunks):
         if k < done:
             continue  # committed by an earlier run; reading it again keeps the row offsets right
         if k == 0 and cfg.text_column not in chunk.table.column_names and chunk.table.num_rows:
             raise StageError(_missing_column(src, cfg.text_column, chunk.table.column_names))
-        table, stats = label_chunk(clf, chunk, cfg, precision)
+        table, stats = label_chunk(scorer, chunk, cfg)
         if out_fmt in ("csv", "tsv"):
             from kopretrain.tablefiles import conform
 
@@ -163,6 +163,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
         bar.update(table.num_rows)
     bar.close()
     seconds_labeling = time.time() - t_label
+    cpu_labeling = time.process_time() - cpu_label
 
     from kopretrain.tablefiles import assemble
 
@@ -171,8 +172,8 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     totals = _totals(manifest)
     if totals["rows"] == 0:
         print(f"[label] {src} has no rows: wrote {output} with the header only")
-    record = _record(cfg, config, inputs, fingerprint, totals, precision, done > 0, t0,
-                     labeled, seconds_labeling, out_fmt)
+    record = _record(cfg, config, inputs, fingerprint, totals, scorer.precision, done > 0, t0,
+                     labeled, (seconds_labeling, cpu_labeling), out_fmt)
     write_json(record_path, record)
     shutil.rmtree(partial, ignore_errors=True)
     errors = sum(totals["errors"].values())
@@ -192,9 +193,9 @@ def added_columns(cfg: LabelConfig) -> list[str]:
     return names + [f"{p}label_error"]
 
 
-def label_chunk(clf, chunk, cfg: LabelConfig, precision: str = "fp32"):
+def label_chunk(scorer, chunk, cfg: LabelConfig):
     """Add the label columns to one chunk; returns ``(table, stats)``. Row order is kept:
-    the classifier sorts texts by length for batching and puts the results back in place."""
+    the scorer sorts texts by length for batching and puts the results back in place."""
     import numpy as np
     import pyarrow as pa
 
@@ -217,7 +218,7 @@ def label_chunk(clf, chunk, cfg: LabelConfig, precision: str = "fp32"):
         else:
             rows.append(i)
             texts.append(text)
-    prepared = clf.prep.prepare(texts) if texts else []
+    prepared = scorer.clf.prep.prepare(texts) if texts else []
     keep = []
     for i, text in zip(rows, prepared):
         if text.strip():
@@ -226,7 +227,7 @@ def label_chunk(clf, chunk, cfg: LabelConfig, precision: str = "fp32"):
             errors[i] = "empty_after_normalization"  # e.g. a review of only emoji the rules remove
     probs = np.zeros((n, len(LABELS)), dtype=np.float64)
     if keep:
-        probs[[i for i, _ in keep]] = _predict(clf, [t for _, t in keep], cfg.batch_size, precision)
+        probs[[i for i, _ in keep]] = scorer.proba([t for _, t in keep])
     probs = np.round(probs, 6)
     missing = np.array([e is not None for e in errors], dtype=bool)
     best = probs.argmax(axis=1) if n else np.zeros(0, dtype=int)
@@ -251,16 +252,6 @@ def label_chunk(clf, chunk, cfg: LabelConfig, precision: str = "fp32"):
     return table, stats
 
 
-def _predict(clf, texts: list[str], batch_size: int, precision: str):
-    import contextlib
-
-    import torch
-
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-    with ctx:
-        return clf.predict_proba(texts, batch_size=batch_size, prepared=True)
-
-
 def _load(cfg: LabelConfig):
     from kopretrain.modelio import Classifier
 
@@ -268,13 +259,9 @@ def _load(cfg: LabelConfig):
         import torch
 
         torch.set_num_threads(cfg.threads)
-    return Classifier.load(cfg.model, max_length=cfg.max_length)
+    from kopretrain.scoring import Scorer
 
-
-def _precision(cfg: LabelConfig) -> str:
-    from kopretrain.device import resolve_precision
-
-    return resolve_precision(cfg.precision)
+    return Scorer(Classifier.load(cfg.model, max_length=cfg.max_length), cfg.precision, cfg.batch_size)
 
 
 def _chunks(cfg: LabelConfig, src: Path, fmt: str, columns: list[str] | None):
@@ -362,7 +349,9 @@ def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, la
             "precision": precision,
             "output_format": fmt,
             "rows_labeled_this_run": labeled,
-            "rows_per_second": round(labeled / seconds, 1) if seconds > 0 else None,
+            "seconds_labeling": round(seconds[0], 3),
+            "cpu_seconds_labeling": round(seconds[1], 3),
+            "rows_per_second": round(labeled / seconds[0], 1) if seconds[0] > 0 else None,
         },
     }
 
