@@ -33,7 +33,9 @@ def build_tokenizer(model: str, pretokenize: str):
     drop_joiner = [decoders.Replace(" " + JOINER, ""), decoders.Replace(JOINER, "")]
     if model == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100))
-        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+        # Hanja are padded with spaces as in BERT; in morpheme mode kiwipiepy already separates them
+        # (SH) and padding would strand a joiner ("추천￭王" -> "추천", "￭").
+        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=pretokenize == "eojeol",
                                                     strip_accents=False, lowercase=False)
         if pretokenize == "eojeol":
             tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
