@@ -42,13 +42,22 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[
     return raw
 
 
-def plan(raw: dict[str, Any]) -> list[tuple[str, Any, Path]]:
-    """Resolve the pipeline into ``[(stage, config, output), ...]`` in run order."""
-    workdir = Path(raw["workdir"])
+def stage_names(raw: dict[str, Any]) -> list[str]:
+    """The pipeline's stages in run order: ``stages:`` if given, else its sections in pipeline order."""
     names = raw.get("stages") or [s for s in PIPELINE_ORDER if s in raw]
     for name in names:
         if name not in STAGES:
             raise ConfigError(f"stages: unknown stage '{name}'")
+    return list(names)
+
+
+def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, Path]]:
+    """Resolve the pipeline into ``[(stage, config, output), ...]`` in run order (up to ``until``).
+    Every config is validated before anything runs, so a typo fails in seconds, not hours."""
+    workdir = Path(raw["workdir"])
+    names = stage_names(raw)
+    if until:
+        names = names[: names.index(until) + 1]
     outputs: dict[str, Path] = {}
     steps = []
     for name in names:
@@ -74,13 +83,13 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
     from kopretrain.stages import execute
 
     raw = load_pipeline(path, overrides)
-    steps = plan(raw)
-    names = [s[0] for s in steps]
+    names = stage_names(raw)
     for stage in (only or []) + ([until] if until else []) + [s for s in (force or []) if s]:
         if stage not in names:
             raise ConfigError(f"stage '{stage}' is not in this pipeline ({', '.join(names)})")
-    if until:
-        steps = steps[: names.index(until) + 1]
+    if only:
+        until = max(only, key=names.index)
+    steps = plan(raw, until)
     if only:
         steps = [s for s in steps if s[0] in only]
     if dry_run:
