@@ -166,8 +166,8 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--set {item!r}: expected STAGE.KEY=VALUE")
         dotted, raw = item.split("=", 1)
         parts = dotted.strip().split(".")
-        if len(parts) < 2 or not all(parts):
-            raise ConfigError(f"--set {item!r}: expected STAGE.KEY=VALUE")
+        if not all(parts):
+            raise ConfigError(f"--set {item!r}: expected STAGE.KEY=VALUE (or workdir=DIR)")
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})

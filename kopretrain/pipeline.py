@@ -64,12 +64,9 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
         module = load(name)
         section = dict(raw.get(name) or {})
         for field, upstream in getattr(module.CONFIG, "WIRING", {}).items():
-            if not section.get(field):
-                if upstream not in outputs:
-                    raise ConfigError(
-                        f"{name}.{field} is empty and stage '{upstream}' is not in this pipeline before it; "
-                        f"set {name}.{field} to a path"
-                    )
+            # Without the upstream stage the field stays as written (e.g. pretrain.tokenizer is
+            # unused when continuing from a checkpoint); the stage itself says if it needs it.
+            if not section.get(field) and upstream in outputs:
                 section[field] = str(outputs[upstream])
         cfg = from_dict(module.CONFIG, section, prefix=name)
         output = workdir / getattr(module, "PIPELINE_OUTPUT", name)

@@ -87,4 +87,5 @@ def test_cli_namespace_and_set_overrides():
     merged = deep_merge({"ingest": {"steps": 1, "flag": True}}, sets)
     assert merged["ingest"]["flag"] is True and merged["ingest"]["steps"] == 3
     with pytest.raises(ConfigError, match="STAGE.KEY=VALUE"):
-        parse_set(["steps=3"])
+        parse_set(["ingest..steps=3"])
+    assert parse_set(["workdir=runs/x"]) == {"workdir": "runs/x"}
