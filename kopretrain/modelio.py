@@ -61,9 +61,13 @@ def resolve_textprep(model: str, data: str | None = None) -> tuple[TextPrep, str
     return TextPrep(), "none (text used as is)"
 
 
+# normalize config fields that say where/how fast to run, not what the text becomes
+_NOT_RULES = ("input", "output", "data", "num_workers", "batch_size")
+
+
 def normalize_fields(config: dict[str, Any]) -> dict[str, Any]:
-    """A normalize stage config without its I/O fields (only the rules matter for TextPrep)."""
-    return {k: v for k, v in config.items() if k not in ("input", "output", "data")}
+    """A normalize stage config without its I/O and speed fields (only the rules matter)."""
+    return {k: v for k, v in config.items() if k not in _NOT_RULES}
 
 
 def input_texts(frame, prep: TextPrep, data: str | None = None) -> list[str]:

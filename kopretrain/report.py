@@ -179,9 +179,10 @@ def plot_ratings(systems: dict[str, list[dict]], path: Path) -> Path:
     for k, (name, rows) in enumerate(systems.items()):
         acc = {r["rating"]: r["accuracy"] for r in rows}
         ax.bar([i + k * width for i in range(len(ratings))], [acc.get(r, 0) for r in ratings], width, label=name)
+    gold = {r["rating"]: r.get("gold", "") for rows in systems.values() for r in rows}
     ax.set_xticks([i + width * (len(systems) - 1) / 2 for i in range(len(ratings))],
-                  [f"{r:g}" for r in ratings])
-    ax.set_xlabel("original rating")
+                  [f"{r:g}\n{gold[r][:3]}" for r in ratings])
+    ax.set_xlabel("original rating (gold label)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
