@@ -41,18 +41,17 @@ class EvaluateConfig:
     """Fit the temperature on a stratified sample of at most this many dev rows (0: all)."""
     batch_size: int = 64
     """Inference batch size (batches are sorted by length)."""
-    max_length: int = 128
-    """Truncate inputs to this many tokens."""
+    max_length: int = 0
+    """Truncate inputs to this many tokens (0: the length the model was fine-tuned with, else 128)."""
     max_errors_shown: int = 20
     """How many of the most confident errors the report shows."""
     seed: int = 0
     """Seed for samples drawn for the baseline and temperature fitting."""
 
     def __post_init__(self):
-        for name in ("batch_size", "max_length"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive")
-        for name in ("baseline_max_train", "temperature_max_dev", "max_errors_shown"):
+        if self.batch_size <= 0:
+            raise ValueError("--batch-size must be positive")
+        for name in ("max_length", "baseline_max_train", "temperature_max_dev", "max_errors_shown"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
 

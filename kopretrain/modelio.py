@@ -127,7 +127,8 @@ class Classifier:
 
     @classmethod
     def load(cls, model: str, revision: str | None = None, data: str | None = None,
-             max_length: int = 128) -> "Classifier":
+             max_length: int | None = None) -> "Classifier":
+        """``max_length`` None/0: the length the model was fine-tuned with (kopretrain.json), else 128."""
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         check_model_ref(model)
@@ -142,7 +143,8 @@ class Classifier:
         net = AutoModelForSequenceClassification.from_pretrained(model, use_safetensors=True, **kwargs)
         tok = AutoTokenizer.from_pretrained(model, **kwargs)
         prep, _ = resolve_textprep(model, data)
-        limit = getattr(config, "max_position_embeddings", max_length) or max_length
+        max_length = max_length or int(prep.extra.get("max_length", 128))
+        limit = getattr(config, "max_position_embeddings", None) or max_length
         return cls(net, tok, prep, labels, model, max_length=min(max_length, limit))
 
     def logits(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False):

@@ -46,3 +46,11 @@ def test_input_texts_uses_raw_text_only_when_the_rules_differ(tmp_path):
     assert input_texts(frame, TextPrep(normalize=rules), str(data)) == ["배송 빨랐어요ㅋㅋ"]
     with pytest.raises(StageError, match="no 'text' column; columns are: review"):
         input_texts(pd.DataFrame({"review": ["x"]}), TextPrep())
+
+
+def test_max_length_defaults_to_the_fine_tuning_length(tmp_path):
+    path = make_model(tmp_path / "m", classifier=True)
+    assert Classifier.load(str(path)).max_length == 64  # no record: 128, capped by max_position_embeddings
+    TextPrep(extra={"max_length": 32}).save(path)
+    assert Classifier.load(str(path)).max_length == 32
+    assert Classifier.load(str(path), max_length=16).max_length == 16
