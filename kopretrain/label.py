@@ -60,7 +60,7 @@ class LabelConfig:
     """Truncate texts to this many tokens (capped by the model's max_position_embeddings)."""
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     """auto: bf16 on CPUs with AMX, else fp32 (bf16 was slower on AVX512-only CPUs). int8: dynamic
-    quantization, ~1.6x faster on CPU, labels ~99.9% identical: check on your dev set first."""
+    quantization, ~1.6x faster on CPU, labels ~99.9 percent identical: check on your dev set first."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
     encoding: str = "utf-8"

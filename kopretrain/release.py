@@ -1,0 +1,268 @@
+"""Assemble a folder people can upload or load directly, with its model card; optionally push it.
+
+    kopretrain release --model runs/nsmc/finetune --evaluation runs/nsmc/evaluate \\
+        --data-card data_cards/nsmc.md --repo-id me/kcbert-nsmc-3class --out runs/nsmc/release [--push]
+
+The folder holds safetensors weights, ``config.json`` (with ``id2label`` for a classifier),
+tokenizer files, ``kopretrain.json`` (normalizer + pre-tokenization), ``README.md`` (model card:
+Hub metadata, model-index with the evaluate metrics, intended use, preprocessing, provenance),
+``data_card.md`` and ``provenance.json`` (every upstream ``stage.json``). A pretrain output
+(no sentiment ``id2label``) is released as an encoder: ``fill-mask`` for MLM, ``feature-extraction``
+for an ELECTRA discriminator, with its pretraining metrics.
+
+Without ``--push`` the stage ends with a dry run listing what would be uploaded. ``--push`` runs
+``HfApi.create_repo`` + ``upload_folder`` (one commit) with the token huggingface_hub finds itself
+(``HF_TOKEN`` or ``hf auth login``): kopretrain never reads, stores or prints it. The local folder
+is complete before any upload starts, so a failed push leaves nothing half-done on either side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from kopretrain.records import StageError, StageRun, write_json
+
+NEEDS_OUTPUT = True  # --out is accepted too (argparse resolves it to --output)
+# What a loadable folder needs; anything else in a stage output (training_args.json, dev metrics,
+# checkpoints, pickles) stays behind.
+MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
+               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+               "vocab.txt", "vocab.json", "merges.txt", "*.model", "kopretrain.json")
+EXAMPLES = ["배송 빨랐어요 최고", "그냥 그래요", "별로예요 다시는 안 사요"]
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+@dataclass
+class ReleaseConfig:
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "evaluation", "data_card")
+    WIRING: ClassVar[dict[str, str]] = {"model": "finetune", "evaluation": "evaluate"}
+
+    model: str = ""
+    """Model directory to release: a finetune output (classifier) or a pretrain output (encoder)."""
+    evaluation: str = ""
+    """evaluate output whose metrics.json fills the card's model-index (optional; must have scored this model)."""
+    data_card: str = ""
+    """Data card to ship as data_card.md (e.g. data_cards/nsmc.md); the ingest README is appended when found."""
+    repo_id: str = ""
+    """Hub repository ORG/NAME: used in the card's usage snippets and by --push."""
+    push: bool = False
+    """Upload the folder to the Hub (otherwise: a dry run listing what would be uploaded)."""
+    private: bool = False
+    """Create the repository as private (when it does not exist yet)."""
+    revision: str = ""
+    """Hub branch to upload to (created from main if missing; default main)."""
+    license: str = "apache-2.0"
+    """License of the released model (card metadata); the data keeps its own license (see data_card.md)."""
+    base_model: str = ""
+    """Hub id of the base model for the card (default: read from the pretrain/finetune records)."""
+    base_model_revision: str = ""
+    """Revision of base_model (default: the recorded one)."""
+    datasets: list[str] = field(default_factory=list)
+    """Hub dataset ids the model was trained on, for the card metadata."""
+    model_name: str = ""
+    """Title of the card and name in model-index (default: the repo name or the folder name)."""
+    verify: bool = True
+    """Load the assembled folder with transformers (offline) and run it on example reviews for the card."""
+
+    def __post_init__(self):
+        if self.repo_id and not _REPO_ID.match(self.repo_id):
+            raise ValueError(f"--repo-id: {self.repo_id!r} is not ORG/NAME")
+        if self.push and not self.repo_id:
+            raise ValueError("--push needs --repo-id ORG/NAME")
+        if self.revision and not self.push and not self.repo_id:
+            raise ValueError("--revision is the Hub branch to push to: give --repo-id too")
+
+
+CONFIG = ReleaseConfig
+
+
+def model_kind(config: dict[str, Any]) -> str:
+    """``classifier``, ``mlm``, ``rtd`` (ELECTRA discriminator) or ``encoder`` from ``config.architectures``."""
+    arch = (config.get("architectures") or [""])[0]
+    if arch.endswith("ForSequenceClassification"):
+        return "classifier"
+    if arch == "ElectraForPreTraining":
+        return "rtd"
+    if arch.endswith(("ForMaskedLM", "ForPreTraining")):
+        return "mlm"
+    return "encoder"
+
+
+def run(cfg: ReleaseConfig, run: StageRun) -> None:
+    from kopretrain.modelcard import PIPELINE_TAGS, render
+
+    src = _check_model(cfg)
+    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    kind = model_kind(config)
+    if kind == "classifier":
+        from transformers import AutoConfig
+
+        from kopretrain.modelio import label_order
+
+        label_order(AutoConfig.from_pretrained(src), cfg.model)  # clear error without sentiment id2label
+    copied = copy_model(src, run.dir)
+    if (src / "generator").is_dir():  # RTD: the generator, for continued pretraining
+        copied += [f"generator/{n}" for n in copy_model(src / "generator", run.dir / "generator")]
+    from kopretrain.provenance import gather
+
+    info = gather(cfg, src, run.dir, kind, config)
+    info["pipeline_tag"] = PIPELINE_TAGS[kind]
+    info["data_card"] = write_data_card(cfg, info, run.dir)
+    info["dataset"]["card"] = info["data_card"]
+    if cfg.verify:
+        info["examples"] = verify(run.dir, kind, info)
+    write_json(run.dir / "provenance.json", info.pop("provenance"))
+    (run.dir / "README.md").write_text(render(info), encoding="utf-8")
+    files = sorted(p for p in run.dir.rglob("*") if p.is_file() and p.name != ".fingerprint")
+    run.stats.update({"kind": kind, "pipeline_tag": info["pipeline_tag"], "files": len(files),
+                      "bytes": sum(p.stat().st_size for p in files), "copied": copied,
+                      "evaluation": bool(info.get("evaluation")), "examples": info.get("examples")})
+    print(f"[release] {kind} ({info['pipeline_tag']}): {len(files)} files in the release folder")
+
+
+def _check_model(cfg: ReleaseConfig) -> Path:
+    from kopretrain.modelio import check_model_ref
+
+    check_model_ref(cfg.model)
+    src = Path(cfg.model).expanduser()
+    if not src.is_dir():
+        raise StageError(f"--model {cfg.model}: release needs a local model directory (a finetune or pretrain output)")
+    if not list(src.glob("*.safetensors")):
+        bins = [p.name for p in src.glob("*.bin")]
+        raise StageError(f"--model {src}: no .safetensors weights" + (f" (found {', '.join(bins)}; kopretrain "
+                         "releases safetensors only: load and save_pretrained it first)" if bins else ""))
+    return src
+
+
+def copy_model(src: Path, dst: Path) -> list[str]:
+    dst.mkdir(parents=True, exist_ok=True)
+    names = sorted({p.name for pattern in MODEL_FILES for p in src.glob(pattern) if p.is_file()})
+    for name in names:
+        shutil.copy2(src / name, dst / name)
+    return names
+
+
+def write_data_card(cfg: ReleaseConfig, info: dict[str, Any], out: Path) -> str | None:
+    """``data_card.md``: the given data card, then the ingest README (measured numbers) if found."""
+    parts = []
+    if cfg.data_card:
+        path = Path(cfg.data_card)
+        if not path.is_file():
+            raise StageError(f"--data-card {path}: file not found")
+        parts.append(path.read_text(encoding="utf-8"))
+    ingest = info["dataset"].get("ingest_readme")
+    if ingest and Path(ingest).is_file():
+        text = Path(ingest).read_text(encoding="utf-8")
+        if parts:  # the second card's YAML header would be body text here: drop it
+            text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
+            text = "\n\n## Measured by kopretrain ingest\n\n" + text
+        parts.append(text)
+    if not parts:
+        return None
+    (out / "data_card.md").write_text("".join(parts), encoding="utf-8")
+    return "data_card.md"
+
+
+def verify(folder: Path, kind: str, info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Load the folder as a user would (transformers only, offline) and run it; examples for the card."""
+    from transformers import pipeline
+
+    from kopretrain.textprep import load
+
+    prep = load(folder)
+    try:
+        if kind == "classifier":
+            pipe = pipeline("text-classification", model=str(folder), device=-1)
+            texts = prep.prepare(EXAMPLES) if prep else EXAMPLES
+            return [{"text": raw, "label": r["label"], "score": float(r["score"])}
+                    for raw, r in zip(EXAMPLES, pipe(texts))]
+        if kind == "mlm":
+            pipe = pipeline("fill-mask", model=str(folder), device=-1, top_k=3)
+            text = f"이 영화 정말 {pipe.tokenizer.mask_token}"
+            return [{"text": text, "label": r["token_str"], "score": float(r["score"])} for r in pipe(text)]
+        pipe = pipeline("feature-extraction", model=str(folder), device=-1)
+        width = len(pipe(EXAMPLES[0])[0][0])
+        if width != info["hidden_size"]:
+            raise StageError(f"feature-extraction gave vectors of {width}, config says {info['hidden_size']}")
+        return []
+    except (OSError, ValueError, KeyError) as exc:
+        raise StageError(f"the release folder does not load with transformers: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------- push / dry run
+
+
+def execute(cfg: ReleaseConfig, output: str | Path, force: bool = False, *, client=None) -> Path:
+    """Build the folder (skipped when up to date), then push it or print the dry run."""
+    with StageRun("release", cfg, output, force=force) as record:
+        if not record.done:
+            run(cfg, record)
+    folder = Path(output)
+    if cfg.push:
+        push(folder, cfg, client=client)
+    else:
+        print(dry_run(folder, cfg))
+    return folder
+
+
+def upload_list(folder: Path) -> list[tuple[str, int]]:
+    return [(str(p.relative_to(folder)), p.stat().st_size)
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+
+
+def dry_run(folder: Path, cfg: ReleaseConfig) -> str:
+    files = upload_list(folder)
+    total = sum(size for _, size in files)
+    target = cfg.repo_id or "<no --repo-id given>"
+    where = f"{'private' if cfg.private else 'public'} repo {target}, branch {cfg.revision or 'main'}"
+    lines = [f"[release] dry run (add --push to upload): {len(files)} files, {_size(total)} -> {where}"]
+    lines += [f"    {name:<40} {_size(size):>10}" for name, size in files]
+    return "\n".join(lines)
+
+
+def push(folder: Path, cfg: ReleaseConfig, client=None) -> str:
+    """create_repo + (create_branch) + upload_folder; errors become one clear StageError."""
+    if client is None:
+        from huggingface_hub import HfApi, get_token
+
+        if get_token() is None:
+            raise StageError("--push: no Hugging Face token; set HF_TOKEN or run `hf auth login` "
+                             f"(the release folder {folder} is complete and can be pushed later)")
+        client = HfApi()
+    files = upload_list(folder)
+    print(f"[release] pushing {len(files)} files ({_size(sum(s for _, s in files))}) to {cfg.repo_id}"
+          + (f" (branch {cfg.revision})" if cfg.revision else ""))
+    try:
+        client.create_repo(cfg.repo_id, private=cfg.private, exist_ok=True, repo_type="model")
+        if cfg.revision:
+            client.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True, repo_type="model")
+        info = client.upload_folder(repo_id=cfg.repo_id, folder_path=str(folder), repo_type="model",
+                                    revision=cfg.revision or None, ignore_patterns=[".*"],
+                                    commit_message=f"kopretrain release of {folder.name}")
+    except Exception as exc:  # noqa: BLE001 - network, auth and Hub errors: one line that says what to do
+        raise StageError(f"--push to {cfg.repo_id} failed ({type(exc).__name__}: {_first_line(exc)}); nothing was "
+                         f"committed. The release folder {folder} is complete: rerun with --push to retry") from None
+    url = getattr(info, "commit_url", None) or f"https://huggingface.co/{cfg.repo_id}"
+    print(f"[release] pushed: {url}")
+    return str(url)
+
+
+def _first_line(exc: Exception) -> str:
+    import os
+
+    text = (str(exc).strip().splitlines() or [""])[0][:300]
+    token = os.environ.get("HF_TOKEN")
+    return text.replace(token, "***") if token else text  # never echo a credential
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"

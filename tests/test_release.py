@@ -1,0 +1,255 @@
+"""release: a folder that loads offline, labels like `kopretrain label`, a parseable card with the
+metrics, provenance from the stage chain, and a push path tested with a fake Hub client."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from kopretrain import release as R
+from kopretrain.cli import main
+from kopretrain.records import StageError, StageRun
+from kopretrain.testing import REVIEWS, tiny_classifier, tiny_tokenizer
+
+SECRET = "hf_kopretrainTestTokenThatMustNeverBeWritten"
+CLEAN = ["배송 빨랐어요 최고", "별로예요 다시는 안 사요", "그냥 그래요", "포장이 꼼꼼해서 좋았어요", "돈 아까워요"]
+
+
+@dataclass
+class FakeIngest:
+    INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    input: str = ""
+    name: str = "tiny-reviews"
+    license: str = "cc0-1.0"
+
+
+@dataclass
+class FakeNormalize:
+    INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    input: str = ""
+    max_repeat: int = 2
+
+
+@dataclass
+class FakeFinetune:
+    INPUTS: ClassVar[tuple[str, ...]] = ("data",)
+    model: str = "some-org/ko-base"  # a Hub id: becomes the card's base_model
+    revision: str = "v2021"
+    data: str = ""
+    epochs: float = 1.0
+
+
+@dataclass
+class FakeEvaluate:
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
+    model: str = ""
+    data: str = ""
+
+
+METRICS = {"split": "test", "n": 45, "notes": ["a note from evaluate"],
+           "model": {"accuracy": 0.8123, "macro_f1": 0.7456, "ece": 0.031, "binary": {"accuracy": 0.91},
+                     "per_class": {"negative": {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": 15}}},
+           "baseline": {"accuracy": 0.7, "macro_f1": 0.65}}
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict[str, Path]:
+    """ingest -> normalize -> finetune (a tiny classifier) -> evaluate, with real stage records."""
+    root = tmp_path_factory.mktemp("release")
+    src = root / "reviews.csv"
+    src.write_text("text,stars\n좋아요,5\n", encoding="utf-8")
+    out = {name: root / name for name in ("ingest", "normalize", "finetune", "evaluate")}
+    with StageRun("ingest", FakeIngest(input=str(src)), out["ingest"], log=lambda *a: None) as run:
+        (run.dir / "README.md").write_text("---\nlicense: cc0-1.0\n---\n# tiny-reviews\n\nINGEST-STATS 123 rows\n")
+        run.stats.update({"splits": {"train": {"rows": 80}, "dev": {"rows": 10}, "test": {"rows": 10}},
+                          "label_scheme": {"description": "stars 1-2 negative, 3 neutral, 4-5 positive"},
+                          "sources": [{"name": "reviews.csv", "fingerprint": "sha256:abc"}]})
+    with StageRun("normalize", FakeNormalize(input=str(out["ingest"])), out["normalize"], log=lambda *a: None):
+        pass
+    with StageRun("finetune", FakeFinetune(data=str(out["normalize"])), out["finetune"], log=lambda *a: None) as run:
+        tiny_classifier(run.dir, textprep={"normalize": {"max_repeat": 2}})
+        run.stats.update({"train_examples": 80, "train_label_counts": {"negative": 20, "neutral": 30, "positive": 30}})
+    with StageRun("evaluate", FakeEvaluate(model=str(out["finetune"]), data=str(out["normalize"])), out["evaluate"],
+                  log=lambda *a: None) as run:
+        (run.dir / "metrics.json").write_text(json.dumps(METRICS))
+    return out
+
+
+@pytest.fixture(scope="module")
+def released(chain, tmp_path_factory) -> Path:
+    data_card = tmp_path_factory.mktemp("cards") / "card.md"
+    data_card.write_text("# Given data card\n\nHAND-WRITTEN CARD\n", encoding="utf-8")
+    cfg = R.ReleaseConfig(model=str(chain["finetune"]), evaluation=str(chain["evaluate"]), data_card=str(data_card),
+                          repo_id="kopretrain-test/tiny-sentiment", datasets=["kopretrain-test/tiny-reviews"])
+    return R.execute(cfg, chain["finetune"].parent / "release")
+
+
+def test_folder_has_what_a_user_needs_and_nothing_else(released):
+    names = {p.name for p in released.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "kopretrain.json",
+            "README.md", "data_card.md", "provenance.json"} <= names
+    assert not {"training_args.bin", "pytorch_model.bin", ".fingerprint"} & names
+    config = json.loads((released / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
+    card = (released / "data_card.md").read_text()
+    assert "HAND-WRITTEN CARD" in card and "INGEST-STATS 123 rows" in card
+
+
+def test_loads_offline_with_pipeline_and_matches_kopretrain_label(released, tmp_path):
+    from transformers import pipeline
+
+    from kopretrain.label import LabelConfig, execute
+    from kopretrain.textprep import load
+
+    prep = load(released)
+    assert prep.normalize is not None and prep.prepare(CLEAN) == CLEAN  # texts the normalizer leaves alone
+    pipe = pipeline("text-classification", model=str(released), device=-1)
+    hf = [r["label"] for r in pipe(CLEAN)]
+    src = tmp_path / "in.csv"
+    src.write_text("text\n" + "\n".join(CLEAN) + "\n", encoding="utf-8")
+    out = execute(LabelConfig(model=str(released), input=str(src), precision="fp32", progress=False),
+                  tmp_path / "out.csv")
+    import pandas as pd
+
+    ours = list(pd.read_csv(out)["label"])
+    assert ours == hf
+    assert len(set(hf)) > 1  # a constant model would make this comparison meaningless
+
+
+def test_model_card_parses_and_carries_metrics_and_provenance(released):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(released / "README.md")
+    data = card.data
+    assert data.language == "ko" and data.license == "apache-2.0"
+    assert data.pipeline_tag == "text-classification" and data.library_name == "transformers"
+    assert data.base_model == "some-org/ko-base" and data.to_dict()["base_model_revision"] == "v2021"
+    assert data.datasets == ["kopretrain-test/tiny-reviews"]
+    results = {(r.metric_type, r.metric_config): r.metric_value for r in data.eval_results}
+    assert results[("accuracy", None)] == 0.8123 and results[("f1", "macro")] == 0.7456
+    assert results[("accuracy", "binary")] == 0.91
+    assert {r.dataset_split for r in data.eval_results} == {"test"}
+    text = card.text
+    for needle in ("neutral class is fuzzy", "kopretrain.textprep", "prep.prepare", "kopretrain label",
+                   "data_card.md", "stars 1-2 negative", "a note from evaluate", "`max_repeat`", "v2021"):
+        assert needle in text, needle
+    prov = json.loads((released / "provenance.json").read_text())
+    assert set(prov["stages"]) == {"ingest", "normalize", "finetune"}
+    assert prov["vocab_sha256"].startswith("sha256:") and prov["vocab_sha256"] in text
+
+
+def test_dry_run_lists_files_sizes_and_repo(chain, released, capsys):
+    cfg = R.ReleaseConfig(model=str(chain["finetune"]), repo_id="kopretrain-test/tiny", private=True,
+                          revision="v1", verify=False)
+    text = R.dry_run(released, cfg)
+    assert "kopretrain-test/tiny" in text and "private" in text and "branch v1" in text
+    assert "model.safetensors" in text and "kB" in text
+
+
+class FakeHub:
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, repo_id, **kw):
+        self.calls.append(("create_repo", repo_id, kw))
+
+    def create_branch(self, repo_id, **kw):
+        self.calls.append(("create_branch", repo_id, kw))
+
+    def upload_folder(self, **kw):
+        files = sorted(str(p.relative_to(kw["folder_path"])) for p in Path(kw["folder_path"]).rglob("*") if p.is_file())
+        self.calls.append(("upload_folder", kw["repo_id"], {**kw, "files": files}))
+        return type("Commit", (), {"commit_url": "https://huggingface.co/x/commit/1"})()
+
+
+def test_push_sends_the_folder_and_never_writes_the_token(chain, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    hub = FakeHub()
+    cfg = R.ReleaseConfig(model=str(chain["finetune"]), evaluation=str(chain["evaluate"]),
+                          repo_id="kopretrain-test/tiny-sentiment", push=True, private=True, revision="exp-1")
+    out = R.execute(cfg, tmp_path / "release", client=hub)
+    (create, repo, kw), (branch, _, bkw), (upload, _, ukw) = hub.calls
+    assert (create, repo, kw["private"], kw["exist_ok"]) == ("create_repo", "kopretrain-test/tiny-sentiment", True, True)
+    assert (branch, bkw["branch"]) == ("create_branch", "exp-1")
+    assert upload == "upload_folder" and ukw["revision"] == "exp-1" and Path(ukw["folder_path"]) == out
+    assert {"README.md", "model.safetensors", "config.json", "kopretrain.json"} <= set(ukw["files"])
+    logged = capsys.readouterr()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in logged.out + logged.err
+
+
+def test_push_without_network_or_token_fails_clearly_and_keeps_the_folder(chain, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    cfg = R.ReleaseConfig(model=str(chain["finetune"]), repo_id="kopretrain-test/tiny", push=True, verify=False)
+
+    class Offline(FakeHub):
+        def create_repo(self, repo_id, **kw):
+            raise huggingface_hub.errors.OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode")
+
+    with pytest.raises(StageError, match="failed .*OfflineModeIsEnabled.*is complete: rerun with --push"):
+        R.execute(cfg, tmp_path / "release", client=Offline())
+    assert (tmp_path / "release" / "model.safetensors").is_file() and (tmp_path / "release" / "README.md").is_file()
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(StageError, match="no Hugging Face token"):
+        R.execute(cfg, tmp_path / "release")
+
+
+def test_evaluation_of_another_model_is_refused(chain, tmp_path):
+    other = tiny_classifier(tmp_path / "other")
+    cfg = R.ReleaseConfig(model=str(other), evaluation=str(chain["evaluate"]), verify=False)
+    with pytest.raises(StageError, match="scored another model"):
+        R.execute(cfg, tmp_path / "release")
+
+
+def _encoder(directory: Path, kind: str) -> Path:
+    from transformers import BertConfig, BertForMaskedLM, ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
+    tok = tiny_tokenizer(REVIEWS, directory)
+    common = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=64, max_position_embeddings=64)
+    if kind == "mlm":
+        BertForMaskedLM(BertConfig(**common)).save_pretrained(directory)
+        metrics = {"perplexity": 123.4, "mlm_accuracy": 0.12, "loss": 4.8156}
+    else:
+        ElectraForPreTraining(ElectraConfig(embedding_size=32, **common)).save_pretrained(directory)
+        tiny_tokenizer(REVIEWS, directory / "generator")
+        ElectraForMaskedLM(ElectraConfig(embedding_size=32, **common)).save_pretrained(directory / "generator")
+        metrics = {"disc_accuracy": 0.93, "disc_auc": 0.81, "gen_perplexity": 240.0}
+    (directory / "metrics.json").write_text(json.dumps({"final": metrics, "history": []}))
+    return directory
+
+
+@pytest.mark.parametrize("kind,tag,metric", [("mlm", "fill-mask", "perplexity"), ("rtd", "feature-extraction", "disc_auc")])
+def test_pretrained_encoders_are_released_with_pretraining_metrics(tmp_path, kind, tag, metric):
+    from huggingface_hub import ModelCard
+
+    model = _encoder(tmp_path / kind, kind)
+    out = R.execute(R.ReleaseConfig(model=str(model), license="mit"), tmp_path / "release")
+    data = ModelCard.load(out / "README.md").data
+    assert data.pipeline_tag == tag and data.license == "mit"
+    assert metric in {r.metric_type for r in data.eval_results}
+    if kind == "rtd":
+        assert (out / "generator" / "model.safetensors").is_file()
+    else:
+        assert json.loads((out / "stage.json").read_text())["stats"]["examples"]  # fill-mask ran on the folder
+
+
+def test_cli_out_alias_and_config_errors(chain, tmp_path, capsys):
+    assert main(["release", "--model", str(chain["finetune"]), "--out", str(tmp_path / "r"), "--no-verify"]) == 0
+    assert (tmp_path / "r" / "README.md").is_file() and "dry run" in capsys.readouterr().out
+    assert main(["release", "--model", str(chain["finetune"]), "--out", str(tmp_path / "r2"), "--push"]) == 2
+    assert "--push needs --repo-id" in capsys.readouterr().err
+    labels_missing = tmp_path / "nolabels"
+    tiny_classifier(labels_missing)
+    config = json.loads((labels_missing / "config.json").read_text())
+    config["id2label"], config["label2id"] = {"0": "LABEL_0", "1": "LABEL_1"}, {"LABEL_0": 0, "LABEL_1": 1}
+    (labels_missing / "config.json").write_text(json.dumps(config))
+    assert main(["release", "--model", str(labels_missing), "--out", str(tmp_path / "r3")]) == 1
+    assert "no sentiment labels" in capsys.readouterr().err
