@@ -156,7 +156,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     set_seed(cfg.seed)
     tokenizer, prep, base = load_tokenizer(cfg)
     module, base = build_module(cfg, tokenizer, base)
-    collator = masking.make_collator(tokenizer, masking_config(cfg), pad_to_multiple_of=8)
+    collator = masking.make_collator(tokenizer, masking_config(cfg), pad_to_multiple_of=pad_multiple())
     data = pretrain_data.load_or_build(cfg, tokenizer, prep, collator, run.dir, args)
     trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
                            premasked_collator(tokenizer), callbacks)
@@ -296,6 +296,14 @@ def build_module(cfg: PretrainConfig, tokenizer, base: dict):
             gen.resize_token_embeddings(main.config.vocab_size)
         return ElectraRTD(gen, main, cfg.rtd_weight, cfg.gen_temperature), base
     return MaskedLM(main), base
+
+
+def pad_multiple() -> int | None:
+    """Pad bucketed batches to a multiple of 8 on GPUs (tensor cores); on CPU it only adds padding
+    (NSMC buckets: 3% pad share unrounded vs 23% rounded to 8, BENCHMARKS.md packing section)."""
+    import torch
+
+    return 8 if torch.cuda.is_available() else None
 
 
 def masking_config(cfg: PretrainConfig):
