@@ -18,6 +18,13 @@ from kopretrain.records import read_stage
 PIPELINE_TAGS = {"classifier": "text-classification", "mlm": "fill-mask", "rtd": "feature-extraction",
                  "encoder": "feature-extraction"}
 # pretraining metrics worth a model-index entry (metrics.json "final" keys)
+# normalizer settings that change what the model sees (the rest are corpus filters)
+NORMALIZE_KEYS = ("emoji", "max_repeat", "skip_rules", "spacing", "typos")
+TRAINING_KEYS = {
+    "pretrain": ("objective", "init", "checkpoint", "revision", "preset", "num_layers", "hidden_size", "max_steps",
+                 "epochs", "lr", "batch_size", "max_length", "mlm_probability", "seed"),
+    "finetune": ("epochs", "max_steps", "lr", "batch_size", "max_length", "class_weight", "label_budget", "seed"),
+}
 PRETRAIN_METRICS = ("perplexity", "mlm_accuracy", "gen_perplexity", "gen_accuracy", "disc_accuracy", "disc_auc", "loss")
 
 
@@ -277,7 +284,7 @@ def _preprocessing(info: dict[str, Any]) -> str:
         lines += [f"Normalizer of kopretrain {version} (rules applied in this order; they only rewrite text, "
                   "no review is dropped at inference):", ""]
         lines += [f"- `{name}`: {doc}" for name, doc in info.get("rules") or []]
-        settings = {k: v for k, v in prep["normalize"].items() if k not in ("batch_size", "num_workers")}
+        settings = {k: v for k, v in prep["normalize"].items() if k in NORMALIZE_KEYS}
         lines += ["", f"Settings: `{settings}`."]
     lines += ["", f"Pre-tokenization: `{prep.get('pretokenize', 'eojeol')}`"
               + (" (kiwipiepy morphemes, joined by spaces)" if prep.get("pretokenize") == "morpheme" else "")
@@ -288,12 +295,16 @@ def _preprocessing(info: dict[str, Any]) -> str:
 
 def _training(info: dict[str, Any]) -> str:
     lines = []
-    for stage in ("pretrain", "finetune"):
+    for stage, keys in TRAINING_KEYS.items():
         cfg = (info.get(stage) or {}).get("config")
         if cfg:
-            keep = {k: v for k, v in cfg.items() if not isinstance(v, str) or "/" not in v}
-            lines.append(f"- {stage}: `{keep}`")
-    return "## Training\n\n" + "\n".join(lines) if lines else ""
+            shown = ", ".join(f"{k} {cfg[k]}" for k in keys if cfg.get(k) not in (None, "", 0, -1))
+            lines.append(f"- {stage}: {shown}")
+    stats = (info.get("finetune") or {}).get("stats") or {}
+    if stats.get("dev_macro_f1") is not None:
+        lines.append(f"- checkpoint selected by dev macro-F1: {_fmt(stats['dev_macro_f1'])} "
+                     f"(dev accuracy {_fmt(stats.get('dev_accuracy'))}, precision {stats.get('precision')})")
+    return "## Training\n\n" + "\n".join(lines) + "\n\nFull configs: `provenance.json`." if lines else ""
 
 
 def _provenance(info: dict[str, Any]) -> str:
