@@ -94,7 +94,7 @@ def eval_results(info: dict[str, Any]):
         for key in PRETRAIN_METRICS:
             value = final.get(key, final.get(f"eval_{key}"))
             if isinstance(value, (int, float)):
-                out.append(EvalResult(task_type="fill-mask", task_name="Held-out pretraining objective",
+                out.append(EvalResult(task_type=info["pipeline_tag"], task_name="Held-out pretraining objective",
                                       dataset_type=data["type"], dataset_name=data["name"], dataset_split="dev",
                                       metric_type=key, metric_name=key.replace("_", " "),
                                       metric_value=round(float(value), 4)))
@@ -250,7 +250,8 @@ def _evaluation(info: dict[str, Any]) -> str:
         return ""
     lines = ["## Pretraining metrics", "", "On held-out dev texts at the end of pretraining:", "",
              "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in final.items() if isinstance(v, (int, float))]
+    lines += [f"| {k.removeprefix('eval_')} | {_fmt(v)} |" for k, v in final.items()
+              if isinstance(v, (int, float)) and not k.endswith(("runtime", "per_second", "epoch"))]
     return "\n".join(lines)
 
 

@@ -171,10 +171,15 @@ def write_data_card(cfg: ReleaseConfig, info: dict[str, Any], out: Path) -> str 
 def verify(folder: Path, kind: str, info: dict[str, Any]) -> list[dict[str, Any]]:
     """Load the folder as a user would (transformers only, offline) and run it; examples for the card."""
     from transformers import pipeline
+    from transformers.utils import logging as hf_logging
 
     from kopretrain.textprep import load
 
     prep = load(folder)
+    # An ELECTRA discriminator loads as ElectraModel for feature extraction: its unused head is
+    # expected, so transformers' load report would only be noise here.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
         if kind == "classifier":
             pipe = pipeline("text-classification", model=str(folder), device=-1)
@@ -192,6 +197,8 @@ def verify(folder: Path, kind: str, info: dict[str, Any]) -> list[dict[str, Any]
         return []
     except (OSError, ValueError, KeyError) as exc:
         raise StageError(f"the release folder does not load with transformers: {exc}") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 # ----------------------------------------------------------------------------- push / dry run
