@@ -131,6 +131,7 @@ def _analyze_split(cfg: AnalyzeConfig, kiwi, path, out, bar) -> dict:
     """Stream one split through kiwi; write to ``<split>.parquet.tmp`` then rename (so a resumed
     run can trust any ``<split>.parquet`` it finds)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from kopretrain.data import ParquetSink, iter_batches
@@ -158,14 +159,18 @@ def _analyze_split(cfg: AnalyzeConfig, kiwi, path, out, bar) -> dict:
         for forms, tag, start, length in analyze_texts(kiwi, texts(), cfg):
             for col, value in zip(cols, (forms, tag, start, length)):
                 col.append(value)
-            tags.update(tag)
-            morphs += len(forms)
             if len(cols[0]) == pending[0].num_rows:
                 batch = pending.pop(0)
                 chars += sum(len(t) for t in batch.column("text").to_pylist() if t)
                 table = pa.Table.from_batches([batch]).select([f.name for f in base])
                 for field, col in zip(morph_schema(pa), cols):
                     table = table.append_column(field, pa.array(col, field.type))
+                # Tag counts in Arrow (C++), not per text in Python: the main thread's CPU time
+                # is taken from kiwi's worker threads on a small machine.
+                flat = table.column("morph_tag").combine_chunks().flatten()
+                morphs += len(flat)
+                for item in pc.value_counts(flat).to_pylist():
+                    tags[item["values"]] += item["counts"]
                 sink.write_batch(table)
                 n += table.num_rows
                 bar.update(table.num_rows)

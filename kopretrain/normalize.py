@@ -16,6 +16,7 @@ Library use (``Normalizer.normalize`` is what training and inference re-apply vi
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from kopretrain.rules import PLACEHOLDER_RE, PLACEHOLDER_TOKENS, RULE_NAMES, EMO
 __all__ = ["NormalizeConfig", "Normalizer", "PLACEHOLDER_TOKENS", "RULE_NAMES", "run"]
 
 _LINK_PLACEHOLDERS = ("[URL]", "[EMAIL]", "[PHONE]", "[USER]")
+_HANGUL_LETTER = re.compile("[가-힣ㄱ-ㆎ]")
+_OTHER_LETTER = re.compile(r"[^\W\d_가-힣ㄱ-ㆎ]")  # letters of any other script (\w minus digits, _)
 
 
 @dataclass
@@ -46,7 +49,8 @@ class NormalizeConfig:
     """Rule names to switch off, e.g. [censor, phone]. Rules: nfc, invisible, fullwidth,
     compat_jamo, whitespace, email, url, phone, mention, censor, emoji, repeat, spacing, typos."""
     spacing: bool = False
-    """Also fix spacing with kiwipiepy Kiwi.space (~1,400 texts/s on 2 cores instead of ~50,000)."""
+    """Also fix spacing with kiwipiepy Kiwi.space (~1,400 texts/s on 2 cores; the regex rules alone
+    run the whole stage at 20,000+ rows/s)."""
     typos: Literal["none", "basic", "continual", "basic_with_continual", "lengthening",
                    "basic_with_continual_and_lengthening"] = "none"
     """Also correct typos word by word with kiwipiepy's typo model (잼있어요 -> 재밌어요; ~600
@@ -62,8 +66,9 @@ class NormalizeConfig:
     """Drop texts whose letters are less than this share Hangul (too_little_hangul), but only texts
     with at least hangul_min_letters letters. So short Hangul-less reviews such as "good!!",
     "Two thumbs up!" or 👍 are KEPT (they carry a clear label, a labeler meets them in the wild,
-    and they are under 1 percent of NSMC), while long English/Japanese texts and Korean typed on an English
-    keyboard ("dl dudghk wjdakf") are dropped. 0 switches the filter off."""
+    and they are under 1 percent of NSMC), while long foreign-language texts and Korean typed on an
+    English keyboard ("dl dudghk wjdakf") are dropped: 738 of 639,617 NSMC reviews, mostly English
+    sentences such as "This movie is smart and made for smart people". 0 switches the filter off."""
     hangul_min_letters: int = 20
     """Texts with fewer letters than this are never dropped as too_little_hangul."""
     drop_placeholder_only: bool = True
@@ -172,10 +177,12 @@ class Normalizer:
         if cfg.min_hangul_ratio > 0:
             # Placeholders are Latin letters that the writer did not type.
             plain = PLACEHOLDER_RE.sub("", text) if has_placeholder else text
-            letters = sum(map(str.isalpha, plain))
-            if letters >= cfg.hangul_min_letters:
-                hangul = sum(1 for c in plain if "가" <= c <= "힣" or "ㄱ" <= c <= "ㆎ")
-                if hangul < cfg.min_hangul_ratio * letters:
+            # Most reviews have no non-Hangul letter at all: one regex search settles them.
+            if _OTHER_LETTER.search(plain):
+                other = len(_OTHER_LETTER.findall(plain))
+                hangul = len(_HANGUL_LETTER.findall(plain))
+                letters = other + hangul
+                if letters >= cfg.hangul_min_letters and hangul < cfg.min_hangul_ratio * letters:
                     return "too_little_hangul"
         return None
 

@@ -125,7 +125,6 @@ _URL = re.compile(
     r"|(?<![A-Za-z0-9@._-])(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|io|ly|gl|tv)"
     rf"(?:/{_URL_CHARS}*)?(?![A-Za-z0-9_-])"
 )
-_TLDS = (".com", ".net", ".org", ".kr", ".io", ".ly", ".gl", ".tv")
 _URL_TAIL = re.compile(r"[.,!?;:)~]+$")
 
 
@@ -140,7 +139,10 @@ def url(text: str) -> str:
     ``"후기 http://blog.naver.com/abc/123참고!!"`` -> ``"후기 [URL]참고!!"``;
     ``"www.nemofile.co.kr 가입"`` -> ``"[URL] 가입"``.
     """
-    if "://" in text or "ww" in text or "WW" in text or any(t in text for t in _TLDS):
+    # Unrolled substring tests: a generator over the TLDs cost more than all other rules together.
+    if "://" in text or "ww" in text or "WW" in text or ("." in text and (
+            ".co" in text or ".net" in text or ".org" in text or ".kr" in text or ".io" in text
+            or ".ly" in text or ".gl" in text or ".tv" in text)):
         return _URL.sub(_url_sub, text)
     return text
 
@@ -215,12 +217,15 @@ class Repeat:
 
     def __init__(self, max_repeat: int = 2):
         self._re = re.compile(r"([^\d\s★☆])\1{%d,}" % max_repeat)
-        self._rep = r"\g<1>" * max_repeat
+        self.max_repeat = max_repeat
         # Most reviews repeat nothing: a plain "(.)\1\1" search is ~5x cheaper than the sub.
         self._hint = re.compile("(.)" + r"\1" * max_repeat, re.DOTALL)
 
     def __call__(self, text: str) -> str:
-        return self._re.sub(self._rep, text) if self._hint.search(text) else text
+        if not self._hint.search(text):
+            return text
+        # A callable, not a "\g<1>\g<1>" template: templates are expanded in Python per match.
+        return self._re.sub(lambda m: m.group(1) * self.max_repeat, text)
 
 
 class EmojiToken:
