@@ -1,0 +1,89 @@
+"""Pipelines: every shipped YAML validates against the code, and the quickstart runs end to end.
+
+The end-to-end test runs every stage on the bundled sample with a model shrunk to test size
+(2 layers, hidden 32, a few steps), then reruns to check that finished stages are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from kopretrain.config import ConfigError
+from kopretrain.pipeline import load_pipeline, plan, run_pipeline
+from kopretrain.records import read_stage
+
+ROOT = Path(__file__).resolve().parent.parent
+PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
+
+# Shrinks the quickstart to test size; every key must exist (a typo fails the test).
+TINY = [
+    "pretrain.hidden_size=32", "pretrain.num_layers=2", "pretrain.heads=2", "pretrain.intermediate_size=64",
+    "pretrain.max_steps=6", "pretrain.eval_steps=3", "pretrain.save_steps=3", "pretrain.logging_steps=2",
+    "pretrain.max_eval_texts=32", "pretrain.batch_size=8",
+    "finetune.max_steps=6", "finetune.eval_steps=3", "finetune.batch_size=8",
+    "vocab.vocab_size=2000", "vocab.report_texts=50",
+]
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=[p.name for p in PIPELINES])
+def test_shipped_pipelines_validate(path, monkeypatch):
+    text = path.read_text(encoding="utf-8")
+    first = text.splitlines()[0]
+    assert re.match(rf"# kopretrain run pipelines/{re.escape(path.name)}\b", first), (
+        f"{path.name} must open with the command that runs it"
+    )
+    monkeypatch.chdir(ROOT)
+    steps = plan(load_pipeline(path))
+    assert [s[0] for s in steps][:2] == ["ingest", "normalize"]
+
+
+def test_unknown_keys_fail_with_the_key_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workdir: x\ningest:\n  input: a.csv\n  label_scheme: nsmc\n  lable_column: y\n")
+    with pytest.raises(ConfigError, match=r"ingest\.lable_column.*did you mean 'ingest\.label_column'"):
+        plan(load_pipeline(bad))
+    bad.write_text("workdir: x\ningets:\n  input: a.csv\n")
+    with pytest.raises(ConfigError, match="unknown key 'ingets'.*did you mean 'ingest'"):
+        load_pipeline(bad)
+    with pytest.raises(ConfigError, match=r"finetune\.epochs: expected a number"):
+        plan(load_pipeline(ROOT / "pipelines" / "quickstart.yaml", ["finetune.epochs=many"]))
+
+
+def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_path, capsys):
+    monkeypatch.chdir(ROOT)
+    overrides = TINY + [f"ingest.input={sample_path}"]
+    pipeline = ROOT / "pipelines" / "quickstart.yaml"
+    raw = load_pipeline(pipeline)
+    workdir = tmp_path / "qs"
+    overrides.append(f"workdir={workdir}")
+    outputs = run_pipeline(pipeline, overrides=overrides)
+    assert list(outputs) == [s for s in raw if s not in ("workdir", "description", "stages")]
+    for stage, out in outputs.items():
+        record = read_stage(out) if out.is_dir() else None
+        assert record is not None and record["complete"], stage
+        counts = record["counts"]
+        if counts:
+            assert counts["rows_in"] == counts["rows_out"] + sum(counts["rejected"].values()), stage
+    # the data flows: ingest rows out == normalize rows in
+    assert read_stage(outputs["ingest"])["counts"]["rows_out"] == read_stage(outputs["normalize"])["counts"]["rows_in"]
+    metrics = json.loads((outputs["evaluate"] / "metrics.json").read_text())
+    assert "model" in metrics or "accuracy" in json.dumps(metrics)
+    assert (outputs["evaluate"] / "report.html").is_file()
+    printed = capsys.readouterr().out
+    assert "report.html" in printed
+
+    # second run: everything is up to date and skipped
+    run_pipeline(pipeline, overrides=overrides)
+    assert printed.count("up to date") == 0
+    assert capsys.readouterr().out.count("up to date") == len(outputs)
+
+    # changing a finetune key reruns finetune and what depends on it, not the data stages
+    run_pipeline(pipeline, overrides=overrides + ["finetune.seed=7"])
+    out = capsys.readouterr().out
+    for stage in ("ingest", "normalize", "analyze", "vocab", "pretrain"):
+        assert f"[{stage}] up to date" in out
+    assert "[finetune] up to date" not in out and "[evaluate] up to date" not in out
