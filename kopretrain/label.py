@@ -114,6 +114,8 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
         raise StageError("--input: no file given")
     if not src.is_file():
         raise StageError(f"--input {src}: file not found")
+    if src.resolve() == output.resolve():
+        raise StageError(f"--output {output} is the input file; write the labels to a new file")
     try:
         in_fmt, _ = file_format(src)
     except ValueError as exc:
@@ -139,9 +141,9 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
 
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
-    manifest = _open_manifest(partial, fingerprint, cfg.chunk_size, force)
-    done = len(manifest["chunks"])
     ext = f".{out_fmt}" + (".gz" if out_gz else "")
+    manifest = _open_manifest(partial, fingerprint, cfg.chunk_size, force, ext)
+    done = len(manifest["chunks"])
     rows_done = sum(c["rows"] for c in manifest["chunks"])
     bar = _progress(cfg, src, in_fmt, rows_done)
     labeled = 0
@@ -161,6 +163,8 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
         _commit_chunk(partial, manifest, k, table, stats, out_fmt, out_gz, ext)
         labeled += table.num_rows
         bar.update(table.num_rows)
+        if cfg.progress:
+            _log_progress(bar, rows_done + labeled, labeled, t_label)
     bar.close()
     seconds_labeling = time.time() - t_label
     cpu_labeling = time.process_time() - cpu_label
@@ -294,10 +298,13 @@ def _part_name(k: int, ext: str) -> str:
     return f"part-{k:06d}{ext}"
 
 
-def _open_manifest(partial: Path, fingerprint: str, chunk_size: int, force: bool) -> dict:
+def _open_manifest(partial: Path, fingerprint: str, chunk_size: int, force: bool, ext: str) -> dict:
     manifest = _read_json(partial / MANIFEST)
     if partial.exists() and not force and manifest.get("fingerprint") == fingerprint:
-        n = len(manifest.get("chunks", []))
+        # trust only the committed chunks whose part files are still there (in order)
+        chunks = manifest.get("chunks", [])
+        n = next((k for k in range(len(chunks)) if not (partial / _part_name(k, ext)).is_file()), len(chunks))
+        manifest["chunks"] = chunks[:n]
         rows = sum(c["rows"] for c in manifest["chunks"])
         print(f"[label] resuming {partial}: {n} chunk(s), {rows} rows already labeled")
         return manifest
@@ -366,6 +373,16 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
+
+
+def _log_progress(bar, rows: int, labeled: int, t0: float, every: float = 30.0) -> None:
+    """Without a terminal (pipelines, nohup) the bar is off: print a line every ``every`` seconds."""
+    if not bar.disable:
+        return
+    now = time.time()
+    if now - getattr(_log_progress, "last", 0.0) >= every:
+        _log_progress.last = now  # type: ignore[attr-defined]
+        print(f"[label] {rows:,} rows labeled ({labeled / max(now - t0, 1e-9):,.0f} rows/s)", flush=True)
 
 
 def _progress(cfg: LabelConfig, src: Path, fmt: str, initial: int):

@@ -124,7 +124,7 @@ def test_formats_in_and_out(model, tmp_path, src_name, out_name):
     df = read(out)
     assert [str(v) for v in df["id"]] == [r["id"] for r in data] or list(df["id"]) == list(range(23))
     assert list(df["text"]) == [r["text"] for r in data]
-    ref = read(L.execute(cfg(model, write(tmp_path / "ref.csv", data)), tmp_path / "ref.csv"))
+    ref = read(L.execute(cfg(model, write(tmp_path / "ref.csv", data)), tmp_path / "ref.out.csv"))
     assert [str(v) if v == v and v is not None else "" for v in df["label"]] == list(ref["label"])
 
 
@@ -150,11 +150,12 @@ def test_resume_after_kill_gives_identical_output(model, tmp_path, monkeypatch, 
     assert [c["rows"] for c in manifest["chunks"]] == [5, 5]
 
     monkeypatch.setattr(L, "_commit_chunk", real)
+    (tmp_path / "out.csv.partial" / "part-000001.csv").unlink()  # a lost part is redone, not trusted
     L.execute(cfg(model, src, chunk_size=5, progress=False), out)
     assert "resuming" in capsys.readouterr().out
     assert out.read_bytes() == whole
     record = json.loads((tmp_path / "out.csv.stage.json").read_text())
-    assert record["resumed"] is True and record["stats"]["rows_labeled_this_run"] == 13
+    assert record["resumed"] is True and record["stats"]["rows_labeled_this_run"] == 18
     assert not (tmp_path / "out.csv.partial").exists()
 
 
@@ -192,6 +193,8 @@ def test_clear_errors(model, tmp_path):
         L.execute(cfg(model, src, text_column="review"), tmp_path / "o.csv")
     with pytest.raises(StageError, match="model directory not found"):
         L.execute(cfg(tmp_path / "nope", src), tmp_path / "o.csv")
+    with pytest.raises(StageError, match="is the input file"):
+        L.execute(cfg(model, src), src)
     with pytest.raises(StageError, match="unknown file type"):
         L.execute(cfg(model, src), tmp_path / "o.xlsx")
     labeled = write(tmp_path / "gold.csv", [{**r, "label": "positive"} for r in rows()])
