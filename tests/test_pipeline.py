@@ -55,7 +55,7 @@ def test_unknown_keys_fail_with_the_key_named(tmp_path):
 
 def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_path, capsys):
     monkeypatch.chdir(ROOT)
-    overrides = TINY + [f"ingest.input={sample_path}"]
+    overrides = TINY + [f"ingest.input={sample_path}", f"label.input={sample_path}"]
     pipeline = ROOT / "pipelines" / "quickstart.yaml"
     raw = load_pipeline(pipeline)
     workdir = tmp_path / "qs"
@@ -63,7 +63,10 @@ def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_pat
     outputs = run_pipeline(pipeline, overrides=overrides)
     assert list(outputs) == [s for s in raw if s not in ("workdir", "description", "stages")]
     for stage, out in outputs.items():
-        record = read_stage(out) if out.is_dir() else None
+        if out.is_file():  # label writes a file and its record beside it
+            record = json.loads(out.with_name(out.name + ".stage.json").read_text())
+        else:
+            record = read_stage(out)
         assert record is not None and record["complete"], stage
         counts = record["counts"]
         if counts:
@@ -73,6 +76,10 @@ def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_pat
     metrics = json.loads((outputs["evaluate"] / "metrics.json").read_text())
     assert "model" in metrics or "accuracy" in json.dumps(metrics)
     assert (outputs["evaluate"] / "report.html").is_file()
+    import pandas as pd
+
+    labeled = pd.read_parquet(outputs["label"])
+    assert len(labeled) == 600 and {"label", "confidence", "needs_review"} <= set(labeled.columns)
     printed = capsys.readouterr().out
     assert "report.html" in printed
 
