@@ -138,3 +138,30 @@ def test_reanalysis_replaces_morph_columns(tmp_path):
     assert [n for n in names if n.startswith("morph_")] == ["morph_form", "morph_tag", "morph_start", "morph_len"]
     (row,) = read_split(tmp_path / "a2", "train")
     assert row["morph_form"][0] == "최고"
+
+
+def test_interrupted_run_keeps_finished_splits(tmp_path, monkeypatch):
+    from kopretrain import analyze as stage
+
+    inp = write_stage_dir(tmp_path / "n", {"train": ["최고의 영화", "별로"], "dev": ["그냥 그래요"]})
+    out = tmp_path / "a"
+    real = stage._analyze_split
+    calls = []
+
+    def crash_on_dev(cfg, kiwi, path, dest, bar):
+        calls.append(path.stem)
+        if path.stem == "dev":
+            raise KeyboardInterrupt
+        return real(cfg, kiwi, path, dest, bar)
+
+    monkeypatch.setattr(stage, "_analyze_split", crash_on_dev)
+    assert main(["analyze", "--input", str(inp), "--output", str(out)]) == 130
+    assert (tmp_path / "a.partial" / "train.parquet").is_file()
+    calls.clear()
+    monkeypatch.setattr(stage, "_analyze_split", lambda *a: calls.append(a[2].stem) or real(*a))
+    assert main(["analyze", "--input", str(inp), "--output", str(out)]) == 0
+    assert calls == ["dev"]  # train was finished before the interruption and is kept
+    record = json.loads((out / "stage.json").read_text())
+    assert record["resumed"] and record["counts"]["rows_out"] == 3
+    assert record["stats"]["morphemes"] == sum(len(r["morph_form"]) for s in ("train", "dev")
+                                               for r in read_split(out, s))
