@@ -33,6 +33,10 @@ def _make_trainer_class():
             if self.class_weights is not None:
                 self.loss_is_scaled_for_ga = False
 
+        def log(self, logs, *args, **kwargs):
+            super().log(logs, *args, **kwargs)
+            sys.stdout.flush()  # progress lines reach `... > log` files as they happen, not at exit
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self.class_weights is None:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
