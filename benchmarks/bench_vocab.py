@@ -38,6 +38,34 @@ def throughput(out: Path, texts: list[str], baseline_n: int = 5000) -> dict[str,
     return {"one_by_one": one, "batched": batched, "batched_with_prep": with_prep}
 
 
+def extend_demo(input_dir: str, out: Path, base_rows: int, max_new: int) -> dict:
+    """Build a local base (WordPiece 8k from the first ``base_rows`` train reviews + a tiny ELECTRA
+    discriminator) and time extending it on the whole corpus."""
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer, ElectraConfig, ElectraForPreTraining
+
+    from kopretrain.config import from_dict
+    from kopretrain.stages import execute
+    from kopretrain.vocab import VocabConfig
+
+    small = out / "base-corpus"
+    small.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pq.read_table(Path(input_dir) / "train.parquet", columns=["text"]).slice(0, base_rows),
+                   small / "train.parquet")
+    base = out / "base"
+    execute("vocab", from_dict(VocabConfig, {"input": str(small), "vocab_size": 8000, "report_texts": 0}), base)
+    n = len(AutoTokenizer.from_pretrained(base))
+    ElectraForPreTraining(ElectraConfig(vocab_size=n, embedding_size=128, hidden_size=256, num_hidden_layers=4,
+                                        num_attention_heads=4, intermediate_size=1024)).save_pretrained(base)
+    cfg = from_dict(VocabConfig, {"input": input_dir, "extend_from": str(base), "max_new_tokens": max_new,
+                                  "report_texts": 20000})
+    t0 = time.perf_counter()
+    execute("vocab", cfg, out / "extended", force=True)
+    stats = json.loads((out / "extended" / "stage.json").read_text())["stats"]
+    return {"seconds": round(time.perf_counter() - t0, 1), "base_vocab": n, "added": stats["added"],
+            "report": stats["report"], "examples": [e["token"] for e in stats["added_examples"][:10]]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--input", required=True, help="analyze or normalize stage output")
@@ -45,7 +73,13 @@ def main() -> None:
     ap.add_argument("--vocab-size", type=int, default=32000)
     ap.add_argument("--runs", default="wordpiece:eojeol,wordpiece:morpheme", help="model:mode,...")
     ap.add_argument("--held-out", type=int, default=50000, help="dev reviews for throughput")
+    ap.add_argument("--extend-only", action="store_true",
+                    help="only time vocab extension of a locally built base (8k vocab from 20k reviews)")
     args = ap.parse_args()
+    if args.extend_only:
+        result = extend_demo(args.input, Path(args.out) / "extend", base_rows=20000, max_new=1000)
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return
 
     from kopretrain.config import from_dict
     from kopretrain.data import iter_batches

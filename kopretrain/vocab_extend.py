@@ -238,7 +238,8 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
         raise StageError(f"{train_path}: no non-empty text to mine domain words from")
     entries, skipped = user_words(tok, kind, cfg.add_words, prep)
     taken = {e["token"] for e in entries}
-    mined = [c for c in mine(tok, kind, texts, cfg, log) if c["token"] not in taken]
+    room = cfg.max_new_tokens > len(entries)
+    mined = [c for c in mine(tok, kind, texts, cfg, log) if c["token"] not in taken] if room else []
     skipped += [{"word": e["requested"], "reason": f"over --max-new-tokens {cfg.max_new_tokens}"}
                 for e in entries[cfg.max_new_tokens:]]
     not_taken = max(0, len(entries) + len(mined) - cfg.max_new_tokens) - len(entries[cfg.max_new_tokens:])

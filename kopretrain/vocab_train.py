@@ -28,8 +28,10 @@ def build_tokenizer(model: str, pretokenize: str):
     """An untrained ``tokenizers.Tokenizer`` (normalizer, pre-tokenizer, model, decoder)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-    # Split before every joiner and keep it on the next piece: "재밌￭어요" -> "재밌", "￭어요".
+    # WordPiece: split before every joiner and keep it on the next piece ("재밌￭어요" -> "재밌", "￭어요");
+    # Unigram: drop it, ▁ already marks eojeol starts ("▁재밌", "어요"). See kopretrain.vocab.
     joiner_split = pre_tokenizers.Split(JOINER, behavior="merged_with_next")
+    joiner_drop = pre_tokenizers.Split(JOINER, behavior="removed")
     drop_joiner = [decoders.Replace(" " + JOINER, ""), decoders.Replace(JOINER, "")]
     if model == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100))
@@ -52,9 +54,8 @@ def build_tokenizer(model: str, pretokenize: str):
             normalizers.Replace(Regex(" {2,}"), " "), normalizers.Strip(),
         ])
         meta = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
-        tok.pre_tokenizer = meta if pretokenize == "eojeol" else pre_tokenizers.Sequence([meta, joiner_split])
-        meta_dec = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
-        tok.decoder = meta_dec if pretokenize == "eojeol" else decoders.Sequence([decoders.Replace(JOINER, ""), meta_dec])
+        tok.pre_tokenizer = meta if pretokenize == "eojeol" else pre_tokenizers.Sequence([meta, joiner_drop])
+        tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
     else:
         raise ValueError(f"unknown tokenizer model {model!r}")
     return tok

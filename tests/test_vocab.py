@@ -134,11 +134,16 @@ def test_morpheme_mode_tokens_never_cross_morpheme_boundaries(analyzed, tmp_path
             owner.append(m)
         crossed += sum(len({owner[i] for i in range(s, e) if text[i] != " "}) > 1 for s, e in enc)
         ids = tok(text)["input_ids"]
-        if tok.unk_token_id not in ids and "[" not in text and model == "wordpiece":
+        if tok.unk_token_id not in ids and "[" not in text:
             assert tok.decode(ids, skip_special_tokens=True) == text.replace(JOINER, "")
     assert crossed == 0
-    tokens = tok.convert_ids_to_tokens(tok(pretokenize_morphemes(["영화가 정말 재밌어요"])[0])["input_ids"])
-    assert any(t.startswith(JOINER) for t in tokens)  # morpheme starts inside an eojeol are marked
+    enc = tok(pretokenize_morphemes(["영화가 정말 재밌어요"])[0], add_special_tokens=False)
+    tokens = enc.tokens()
+    assert len(set(enc.word_ids())) > 3  # word_ids number morphemes, not the 3 eojeols
+    if model == "wordpiece":  # a morpheme start inside an eojeol is marked ￭, inside a morpheme ##
+        assert any(t.startswith(JOINER) for t in tokens)
+    else:  # ▁ marks eojeol starts, the joiner is dropped
+        assert sum(t.startswith("\u2581") for t in tokens) == 3 and not any(JOINER in t for t in tokens)
 
 
 def test_unigram_eojeol_uses_metaspace_and_decodes(analyzed, tmp_path):
