@@ -1,7 +1,13 @@
 """The end-to-end study: does pretraining on review text pay off, and does RTD beat MLM?
 
-    .venv/bin/python benchmarks/study.py --pipeline pipelines/nsmc-3class.yaml --workdir runs/study \\
-        --budgets 1000,10000,all --seeds 1,2,3 --systems baseline,scratch,mlm,rtd --pretrain-minutes 60
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/study.py --pipeline pipelines/nsmc-3class.yaml \\
+        --workdir runs/study --budgets 1000,10000,all --seeds 1,2,3 --pretrain-minutes 60 \\
+        --set pretrain.precision=fp32 --set finetune.precision=fp32
+
+(The full study; BENCHMARKS.md "Study" has the cheap variant that was run and its cost. On a shared
+2-core machine one torch thread and fp32 were ~3x faster per pretraining step than 2 threads with
+bf16 autocast: this CPU has no AMX. ``--data-workdir runs/nsmc-3class`` reuses data stages that
+``kopretrain run`` already built.)
 
 On the pipeline's movie-disjoint 3-class test split, for each label budget and fine-tuning seed:
 
@@ -67,12 +73,13 @@ def budget_name(budget: int) -> str:
     return "all" if budget == 0 else str(budget)
 
 
-def resolve(pipeline: str, workdir: str, overrides: list[str]) -> dict:
-    """``{stage: (config, output)}`` for the stages the study needs, validated up front."""
+def resolve(pipeline: str, data_workdir: str, overrides: list[str]) -> dict:
+    """``{stage: (config, output)}`` for the stages the study needs, validated up front. The data
+    stages go to ``data_workdir``; the study's own outputs are placed explicitly under --workdir."""
     from kopretrain.pipeline import load_pipeline, plan, stage_names
 
     raw = load_pipeline(pipeline, overrides)
-    raw["workdir"] = workdir
+    raw["workdir"] = data_workdir
     names = stage_names(raw)
     missing = [s for s in ("pretrain", "finetune", "evaluate") if s not in names]
     if missing:
@@ -205,6 +212,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pipeline", required=True, help="pipeline YAML (e.g. pipelines/nsmc-3class.yaml)")
     p.add_argument("--workdir", required=True, help="where every stage output of the study goes")
+    p.add_argument("--data-workdir", default="",
+                   help="put/reuse the data stages (ingest..vocab) here instead, e.g. the pipeline's own "
+                        "workdir when `kopretrain run` already built them (default: --workdir)")
     p.add_argument("--budgets", default="1000,10000,all", help="label budgets, comma-separated ('all' = every row)")
     p.add_argument("--seeds", default="1,2,3", help="fine-tuning seeds (label sample, head init, data order)")
     p.add_argument("--systems", default=",".join(SYSTEMS), help=f"subset of {','.join(SYSTEMS)}")
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     t0 = time.time()
     workdir = Path(args.workdir)
-    steps = resolve(args.pipeline, str(workdir), args.overrides)
+    steps = resolve(args.pipeline, args.data_workdir or str(workdir), args.overrides)
     for name in DATA_STAGES:
         if name in steps:
             print(f"== {name} -> {steps[name][1]}", flush=True)

@@ -113,8 +113,16 @@ def collect(runs, models: dict[str, Path], data_outputs: dict[str, Path], system
     calib = Path(workdir) / "calibration.json"
     calibration = json.loads(calib.read_text()) if calib.is_file() else None
     rows = aggregate(entries, pretrain)
+    recorded = [*data_outputs.values(), *models.values(), *Path(workdir).glob("calibrate/*"),
+                *(run[k] for run in runs for k in ("finetune", "evaluate"))]
+    import os
+
+    import torch
+
     return {
         "command": command, "systems": systems, "wall_seconds": round(wall_seconds or 0, 1),
+        "stage_seconds": round(sum(_stage(p)["seconds"] for p in recorded if (Path(p) / "stage.json").is_file()), 1),
+        "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "data_stages": {n: {"dir": str(p), "seconds": _stage(p)["seconds"],
                             "rows_out": (_stage(p).get("counts") or {}).get("rows_out")}
                         for n, p in data_outputs.items()},
@@ -170,8 +178,9 @@ def markdown(study: dict[str, Any]) -> str:
                   + " (best of " + str(cal["rounds"]) + " interleaved rounds) -> max_steps "
                   + ", ".join(f"{k} {v:,}" for k, v in cal["max_steps"].items()) + "."]
     data = ", ".join(f"{n} {_sec(d['seconds'])} s" for n, d in study["data_stages"].items())
-    lines += ["", f"Data stages (once, shared): {data}. Whole study: {_sec(study['wall_seconds'])} s wall-clock "
-              "(skipped stages count 0).", "", "| target | points | status |", "|---|---|---|"]
+    lines += ["", f"Data stages (once, shared): {data}. All stage records of the study add up to "
+              f"{_sec(study['stage_seconds'])} s ({study['stage_seconds'] / 3600:.1f} h); torch threads "
+              f"{study['torch_threads']}.", "", "| target | points | status |", "|---|---|---|"]
     for t in study["targets"]:
         points = "" if t["points"] is None else f"{t['points']:+.2f}"
         lines.append(f"| {t['target']} | {points} | {t['status']} |")
