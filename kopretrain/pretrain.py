@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, Optional
@@ -163,7 +164,9 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
 
     # ---- train (resume from the newest complete checkpoint of an interrupted identical run)
     resume = trainer_utils.last_checkpoint(run.dir / CHECKPOINTS) if run.resumed else None
+    cpu0 = time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
+    cpu_seconds = time.process_time() - cpu0
     last = trainer.eval_history[-1] if trainer.eval_history else {}
     final = {k: v for k, v in last.items() if k != "step"} if last.get("step") == trainer.state.global_step \
         else trainer.evaluate()
@@ -177,7 +180,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     run.stats.update(
         objective=cfg.objective, base_model=base, data=data.stats,
         parameters={name: sum(p.numel() for p in m.parameters()) for name, m in module.exported().items()},
-        train=train_summary(trainer, result), final_metrics=final,
+        train={**train_summary(trainer, result), "cpu_seconds": cpu_total(args, cpu_seconds)}, final_metrics=final,
         resumed_from=Path(resume).name if resume else None,
         ddp=ddp_record(args, module),
     )
@@ -373,6 +376,15 @@ def train_summary(trainer, result) -> dict:
         "effective_batch": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
         * trainer.args.world_size,
     }
+
+
+def cpu_total(args, seconds: float) -> float:
+    """CPU seconds of training summed over ranks (on a shared machine, steadier than wall time)."""
+    if args.world_size > 1:
+        from accelerate.utils import gather_object
+
+        seconds = sum(gather_object([seconds]))
+    return round(seconds, 1)
 
 
 def weights_sha256(module) -> str:

@@ -48,7 +48,7 @@ def test_batch_without_masked_tokens_gives_zero_loss_with_a_graph(tokenizer):
     model = MaskedLM(tiny_parts("mlm", tokenizer, "bert")["mlm"])
     inputs, mask, labels = _batch(tokenizer)
     out = model(inputs, mask, torch.full_like(labels, -100))
-    assert float(out["loss"]) == 0.0 and int(out["n_masked"]) == 0
+    assert out["loss"].item() == 0.0 and int(out["n_masked"]) == 0
     out["loss"].backward()  # must not raise: DDP/Trainer call backward on every batch
 
 

@@ -36,7 +36,7 @@ def stage_json(out):
 
 # ------------------------------------------------------------------------------ objectives
 @pytest.mark.parametrize("objective", ["mlm", "wwm", "span", "rtd"])
-def test_each_objective_lowers_its_loss_on_a_repeated_batch(inputs, objective):
+def test_each_objective_lowers_its_loss_on_a_repeated_batch(inputs, objective, tmp_path):
     import datasets
     from transformers import AutoTokenizer
 
@@ -48,7 +48,7 @@ def test_each_objective_lowers_its_loss_on_a_repeated_batch(inputs, objective):
     tok = AutoTokenizer.from_pretrained(inputs[1])
     level = "eojeol" if objective == "wwm" else "none"
     rows = packing.pack(packing.tokenize_texts(datasets.Dataset.from_dict({"text": make_texts(60)}), tok, "text",
-                                               level), tok, 32)
+                                               level), tok, 32, cache_dir=str(tmp_path))
     collator = masking.make_collator(tok, masking.MaskingConfig(objective=objective, seed=0))
     batch = collator([rows[i] for i in range(8)])  # masked once, then repeated
     torch.manual_seed(0)
