@@ -35,7 +35,9 @@ best checkpoint (dev macro-F1) and early stopping still work. Dev stays full-siz
 
 Every run is a normal stage output under ``--workdir`` (``pretrain-mlm``, ``finetune/rtd-1000-s1``,
 ``evaluate/rtd-1000-s1``...), so rerunning the same command skips what is done and finishes the rest.
-Results: ``<workdir>/study.json`` and ``<workdir>/study.md`` (printed at the end).
+Results: ``<workdir>/study.json`` and ``<workdir>/study.md`` (printed at the end). ``--tag T`` keeps
+a variant's fine-tuning runs apart (``finetune-T/``, ``evaluate-T/``, ``study-T.json``) while
+reusing the same data and pretrained models, e.g. ``--tag cw --set finetune.class_weight=balanced``.
 """
 
 from __future__ import annotations
@@ -194,7 +196,8 @@ def run_grid(args, steps: dict, workdir: Path, models: dict[str, Path], systems:
         for budget in args.budgets:
             for system in neural:
                 name = f"{system}-{budget_name(budget)}-s{seed}"
-                ft_out, ev_out = workdir / "finetune" / name, workdir / "evaluate" / name
+                suffix = f"-{args.tag}" if args.tag else ""
+                ft_out, ev_out = workdir / f"finetune{suffix}" / name, workdir / f"evaluate{suffix}" / name
                 print(f"== [{len(runs) + 1}/{total}] {name}", flush=True)
                 execute("finetune", finetune_config(ft_base, models[system], budget, seed, n_train,
                                                     args.min_finetune_steps), ft_out)
@@ -224,6 +227,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="equal training wall-clock per objective, via calibrated step counts (0: pipeline steps)")
     p.add_argument("--calibration-steps", type=int, default=30, help="steps per calibration run")
     p.add_argument("--calibration-rounds", type=int, default=2, help="interleaved MLM/RTD calibration rounds")
+    p.add_argument("--tag", default="", help="name a fine-tuning variant: finetune-TAG/, evaluate-TAG/, study-TAG.*")
     p.add_argument("--min-finetune-steps", type=int, default=300,
                    help="floor on fine-tuning steps for small budgets when finetune runs by epochs (0: off)")
     args = p.parse_args(argv)
@@ -252,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
     command = "benchmarks/study.py " + " ".join(argv if argv is not None else sys.argv[1:])
     study = study_report.collect(runs, models, {n: steps[n][1] for n in DATA_STAGES if n in steps},
                                  args.systems, workdir, command=command, wall_seconds=time.time() - t0)
-    study_report.write(study, workdir)
+    study_report.write(study, workdir, args.tag)
     print(study_report.markdown(study))
     return study
 

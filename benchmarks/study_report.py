@@ -131,11 +131,12 @@ def collect(runs, models: dict[str, Path], data_outputs: dict[str, Path], system
     }
 
 
-def write(study: dict[str, Any], workdir: Path) -> None:
+def write(study: dict[str, Any], workdir: Path, tag: str = "") -> None:
     from kopretrain.records import write_json
 
-    write_json(Path(workdir) / "study.json", study)
-    (Path(workdir) / "study.md").write_text(markdown(study), encoding="utf-8")
+    name = f"study-{tag}" if tag else "study"
+    write_json(Path(workdir) / f"{name}.json", study)
+    (Path(workdir) / f"{name}.md").write_text(markdown(study), encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------------ markdown
