@@ -5,7 +5,7 @@
         --set pretrain.precision=fp32 --set finetune.precision=fp32
 
 (The full study; BENCHMARKS.md "Study" has the cheap variant that was run and its cost. On a shared
-2-core machine one torch thread and fp32 were ~3x faster per pretraining step than 2 threads with
+2-core machine one torch thread and fp32 were 3-6x faster per pretraining step than 2 threads with
 bf16 autocast: this CPU has no AMX. ``--data-workdir runs/nsmc-3class`` reuses data stages that
 ``kopretrain run`` already built.)
 
