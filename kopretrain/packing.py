@@ -28,18 +28,20 @@ if TYPE_CHECKING:  # pragma: no cover
     import datasets
     import numpy as np
 
-WordLevel = Literal["none", "eojeol", "morpheme"]
+WordLevel = Literal["none", "eojeol", "morpheme", "marked"]
+JOINER = "\uffed"  # kopretrain.vocab.JOINER (not imported: vocab pulls in kiwipiepy)
 _log = logging.getLogger(__name__)
 
 
 def resolve_word_level(word_level: str, pretokenize: str) -> str:
     """The word level to give :func:`tokenize_texts` for text prepared with ``pretokenize``.
 
-    Text pre-tokenized by ``kopretrain.vocab.pretokenize_morphemes`` has spaces between morphemes,
-    so its whitespace words already are morphemes (and the analyze offsets no longer fit it).
+    Text pre-tokenized by ``kopretrain.vocab.pretokenize_morphemes`` carries its morpheme boundaries
+    as ``￭`` marks inside eojeols (and the analyze offsets no longer fit it), so its morphemes are
+    read from the marks: ``marked``.
     """
     if word_level == "morpheme" and pretokenize == "morpheme":
-        return "eojeol"
+        return "marked"
     return word_level
 
 
@@ -57,8 +59,9 @@ def tokenize_texts(
     Returns a dataset with ``input_ids`` and ``word_ids`` (dense per text, non-decreasing, one id
     per token). ``word_level``: ``eojeol`` (whitespace spans, via offset_mapping), ``morpheme``
     (the analyze stage's ``morph_start``/``morph_len``; a token belongs to the morpheme holding its
-    first character; texts without analysis fall back to eojeols) or ``none`` (every token is its
-    own word). ``prepare`` (e.g. ``TextPrep.prepare``) is applied to each batch of texts first.
+    first character; texts without analysis fall back to eojeols), ``marked`` (morpheme-pretokenized
+    text: eojeols cut again at every ``￭`` joiner) or ``none`` (every token is its own word).
+    ``prepare`` (e.g. ``TextPrep.prepare``) is applied to each batch of texts first.
     Empty or null texts give empty rows, which :func:`pack` and :func:`frame_texts` skip.
     """
     import datasets
@@ -68,7 +71,7 @@ def tokenize_texts(
     if word_level == "morpheme" and "morph_start" not in ds.column_names:
         raise ValueError(
             "word_level='morpheme' needs the analyze stage's morph_start/morph_len columns "
-            "(or, for morpheme-pretokenized text, use resolve_word_level -> 'eojeol')"
+            "(or, for morpheme-pretokenized text, use resolve_word_level -> 'marked')"
         )
     columns = [text_column] + (["morph_start", "morph_len"] if word_level == "morpheme" else [])
 
@@ -89,7 +92,8 @@ def tokenize_texts(
         enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=word_level != "none")
         if word_level == "none":
             return {"input_ids": enc["input_ids"], "word_ids": [list(range(len(ids))) for ids in enc["input_ids"]]}
-        return {"input_ids": enc["input_ids"], "word_ids": word_ids_from_offsets(texts, enc["offset_mapping"], morphs)}
+        words = word_ids_from_offsets(texts, enc["offset_mapping"], morphs, joiner=word_level == "marked")
+        return {"input_ids": enc["input_ids"], "word_ids": words}
 
     features = datasets.Features(
         {"input_ids": datasets.List(datasets.Value("int32")), "word_ids": datasets.List(datasets.Value("int32"))}
@@ -104,13 +108,16 @@ def word_ids_from_offsets(
     texts: Sequence[str],
     offsets: Sequence[Sequence[tuple[int, int]]],
     morphs: tuple[Sequence[Sequence[int] | None], Sequence[Sequence[int] | None]] | None = None,
+    joiner: bool = False,
 ) -> list[list[int]]:
     """Dense per-text word ids for tokens given their character ``offsets`` (vectorized per batch).
 
     Eojeol: the whitespace word holding the token's first character (``"배송 빨랐어요"``: tokens of
     ``빨랐어요`` -> word 1). Morpheme (``morphs = (starts, lens)`` per text): the last morpheme starting
     at or before that character; kiwipiepy gives ``했`` as ``하/VV``+``었/EP`` on the same character,
-    so they become one word. A token outside every morpheme starts a word of its own.
+    so they become one word. A token outside every morpheme starts a word of its own. ``joiner``:
+    a ``￭`` also starts a word (``재밌￭어요￭ㅋㅋ`` -> three words, whether the tokenizer keeps the
+    mark on the next piece, as WordPiece does, or drops it, as the Unigram pre-tokenizer does).
     """
     import numpy as np
 
@@ -127,7 +134,11 @@ def word_ids_from_offsets(
     codes = np.frombuffer("\n".join(texts).encode("utf-32-le"), dtype=np.uint32)
     space = np.isin(codes, _whitespace_codes())
     word_start = ~space & np.concatenate([[True], space[:-1]])
-    keys = np.cumsum(word_start)[gstart].astype(np.float64) if len(gstart) else np.zeros(0)
+    if joiner:
+        word_start |= codes == ord(JOINER)
+    # A token starting on a space (Unigram's lone "▁") belongs to the word after it, as in the
+    # tokenizer's own word_ids().
+    keys = (np.cumsum(word_start)[gstart] + space[gstart]).astype(np.float64) if len(gstart) else np.zeros(0)
 
     if morphs is not None:
         m_start, m_len = morphs

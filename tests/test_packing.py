@@ -77,8 +77,8 @@ def test_morpheme_level_needs_analysis_or_pretokenized_text(tok):
     ds = datasets.Dataset.from_dict({"text": ["배송 빨랐어요"]})
     with pytest.raises(ValueError, match="morph_start"):
         packing.tokenize_texts(ds, tok, word_level="morpheme")
-    # Text segmented by pretokenize_morphemes ("배송 빠르 었 어요"): whitespace words are morphemes.
-    assert packing.resolve_word_level("morpheme", "morpheme") == "eojeol"
+    # Text segmented by pretokenize_morphemes ("배송 빨랐￭어요") carries its morphemes as joiners.
+    assert packing.resolve_word_level("morpheme", "morpheme") == "marked"
     assert packing.resolve_word_level("morpheme", "eojeol") == "morpheme"
 
 

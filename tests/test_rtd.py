@@ -107,7 +107,7 @@ def test_embeddings_are_one_tensor_and_stay_tied_through_training(tokenizer):
         out["loss"].backward()
         opt.step()
         opt.zero_grad()
-        losses.append(float(out["loss"]))
+        losses.append(out["loss"].item())
     assert losses[-1] < losses[0]
     assert torch.equal(model.generator.electra.embeddings.word_embeddings.weight, disc_emb.word_embeddings.weight)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kopretrain import textprep
+from kopretrain import packing, textprep
 from kopretrain.config import ConfigError, from_dict
 from kopretrain.records import StageError
 from kopretrain.stages import execute
@@ -124,8 +124,11 @@ def test_morpheme_mode_tokens_never_cross_morpheme_boundaries(analyzed, tmp_path
     texts = _read(analyzed / "dev.parquet")
     prepared = prep.prepare(texts)
     assert prepared == pretokenize_morphemes(texts)  # what training saw is what inference gets
-    crossed = 0
-    for text, enc in zip(prepared, tok(prepared, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]):
+    crossed = whole = 0
+    offsets = tok(prepared, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    # What whole-morpheme masking in pretrain sees for this text (packing's "marked" word level).
+    word_ids = packing.word_ids_from_offsets(prepared, offsets, joiner=True)
+    for text, enc, words in zip(prepared, offsets, word_ids):
         # Morpheme spans in the prepared text: split at whitespace and before every joiner.
         owner, m = [], 0
         for i, ch in enumerate(text):
@@ -133,10 +136,14 @@ def test_morpheme_mode_tokens_never_cross_morpheme_boundaries(analyzed, tmp_path
                 m += 1
             owner.append(m)
         crossed += sum(len({owner[i] for i in range(s, e) if text[i] != " "}) > 1 for s, e in enc)
+        # A token's morpheme: the owner of its first non-space character (Unigram offsets may
+        # start at the space that ▁ stands for); packing must number exactly these morphemes.
+        firsts = [owner[next((i for i in range(s, e) if text[i] != " "), s)] for s, e in enc]
+        whole += words != [sorted(set(firsts)).index(f) for f in firsts]
         ids = tok(text)["input_ids"]
         if tok.unk_token_id not in ids and "[" not in text:
             assert tok.decode(ids, skip_special_tokens=True) == text.replace(JOINER, "")
-    assert crossed == 0
+    assert crossed == 0 and whole == 0
     enc = tok(pretokenize_morphemes(["영화가 정말 재밌어요"])[0], add_special_tokens=False)
     tokens = enc.tokens()
     assert len(set(enc.word_ids())) > 3  # word_ids number morphemes, not the 3 eojeols
