@@ -181,7 +181,10 @@ def _analyze_split(cfg: AnalyzeConfig, kiwi, path, out, bar) -> dict:
 
 
 def _progress(total: int):
-    """tqdm bar in texts/s (silent when stderr is not a terminal)."""
+    """tqdm bar in texts/s; without a terminal (a redirected log) a line every 30 s."""
+    import sys
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="text", unit_scale=True, desc="analyze", disable=None, smoothing=0.1)
+    interval = 0.5 if sys.stderr.isatty() else 30.0
+    return tqdm(total=total, unit="text", unit_scale=True, desc="analyze", smoothing=0.1, mininterval=interval)
