@@ -114,6 +114,9 @@ class PretrainConfig:
     """RTD: weight λ of the discriminator loss (ELECTRA: 50)."""
     gen_temperature: float = 1.0
     """RTD: sampling temperature of the generator."""
+    dropout: float = -1.0
+    """Hidden and attention dropout while pretraining (-1: the model's own, 0.1 for BERT/ELECTRA). 0 is
+    ~15% faster on CPU and suits runs under an epoch; saved configs keep the model's values."""
     dataloader_workers: int = 0
     """DataLoader worker processes (0: collate in the training process)."""
     num_proc: int = 1
@@ -135,6 +138,8 @@ class PretrainConfig:
             raise ValueError("--warmup-ratio must be in [0, 1)")
         if self.gen_temperature <= 0:
             raise ValueError("--gen-temperature must be > 0")
+        if self.dropout != -1 and not 0 <= self.dropout < 1:
+            raise ValueError("--dropout must be -1 (the model's own) or in [0, 1)")
 
     @property
     def arch_type(self) -> str:
@@ -297,8 +302,24 @@ def build_module(cfg: PretrainConfig, tokenizer, base: dict):
         gen = parts["generator"]
         if gen.config.vocab_size != main.config.vocab_size:
             gen.resize_token_embeddings(main.config.vocab_size)
-        return ElectraRTD(gen, main, cfg.rtd_weight, cfg.gen_temperature), base
-    return MaskedLM(main), base
+        module = ElectraRTD(gen, main, cfg.rtd_weight, cfg.gen_temperature)
+    else:
+        module = MaskedLM(main)
+    if cfg.dropout >= 0:
+        set_dropout(module, cfg.dropout)
+    return module, base
+
+
+def set_dropout(module, p: float) -> None:
+    """Set every dropout layer's rate for this run only; the configs that get saved are untouched, so
+    a fine-tune of the result gets the architecture's usual dropout back. (Budget pretraining drops
+    dropout, as in Cramming (Geiping & Goldstein 2023): under one epoch there is nothing to
+    regularize, and on CPU the Bernoulli masks cost ~15% of a step.)"""
+    from torch import nn
+
+    for layer in module.modules():
+        if isinstance(layer, nn.Dropout):
+            layer.p = p
 
 
 def pad_multiple() -> int | None:

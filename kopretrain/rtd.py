@@ -44,10 +44,19 @@ def tie_embeddings(generator: nn.Module, discriminator: nn.Module) -> None:
 
 def sample_replacements(logits: torch.Tensor, temperature: float = 1.0,
                         generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token id per row of ``logits`` from ``softmax(logits / temperature)``; no gradient."""
+    """One token id per row of ``logits`` from ``softmax(logits / temperature)``; no gradient.
+
+    Inverse-CDF sampling (one uniform per row, ``searchsorted`` in the cumulative probabilities)
+    rather than ``torch.multinomial``, which draws an exponential variate per vocabulary entry:
+    with ~600 masked positions x 16k entries that was 20% of a CPU training step.
+    """
     with torch.no_grad():
-        probs = F.softmax(logits.detach().float() / temperature, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        scaled = logits.detach().float()
+        if temperature != 1.0:
+            scaled = scaled / temperature
+        cdf = F.softmax(scaled, dim=-1).cumsum_(-1)
+        u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device) * cdf[:, -1:]
+        return torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
 def corrupt(input_ids: torch.Tensor, labels: torch.Tensor, sampled: torch.Tensor,

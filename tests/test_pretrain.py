@@ -195,3 +195,19 @@ def test_config_errors_name_the_flag():
         PretrainConfig(input="x", tokenizer="t", objective="rtd", model_type="bert")
     assert PretrainConfig(input="x", tokenizer="t", objective="rtd").arch_type == "electra"
     assert PretrainConfig(input="x", tokenizer="t").arch_type == "bert"
+    with pytest.raises(ValueError, match="--dropout"):
+        PretrainConfig(input="x", tokenizer="t", dropout=1.5)
+
+
+@pytest.mark.parametrize("objective", ["mlm", "rtd"])
+def test_dropout_applies_to_the_run_not_the_saved_config(inputs, objective):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(inputs[1])
+    module, _ = pretrain.build_module(tiny(inputs, objective=objective, dropout=0.0), tok, {})
+    rates = {m.p for m in module.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.0}
+    configs = [m.config for m in module.modules() if hasattr(m, "config") and hasattr(m.config, "hidden_dropout_prob")]
+    assert configs and all(c.hidden_dropout_prob == 0.1 for c in configs)
+    default, _ = pretrain.build_module(tiny(inputs, objective=objective), tok, {})
+    assert {m.p for m in default.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
