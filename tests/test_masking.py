@@ -224,6 +224,7 @@ def test_fixed_eval_features(tok, tokenized):
     assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
 
 
+@pytest.mark.benchmark  # a timing, so not in the default run; benchmarks/bench_packing.py measures it properly
 @pytest.mark.parametrize("objective", ["mlm", "wwm", "span"])
 def test_collator_speed(tok, packed_rows, objective):
     rows = (packed_rows * 2)[:32]

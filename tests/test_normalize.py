@@ -186,15 +186,12 @@ def test_typos_rule_fixes_only_corrected_words():
 
 
 @pytest.mark.nsmc
-def test_nsmc_slice_idempotent_and_fast(nsmc_path):
+def test_nsmc_slice_idempotent(nsmc_path):
+    # Speed is measured by benchmarks/bench_data.py, not asserted here.
     import gzip
-    import time
 
     with gzip.open(nsmc_path, "rt", encoding="utf-8") as fh:
         texts = [json.loads(line)["review"] for line, _ in zip(fh, range(20_000))]
     norm = Normalizer()
-    t0 = time.perf_counter()
     out = [norm.normalize(t) for t in texts]
-    per_text = (time.perf_counter() - t0) / len(texts)
     assert all(norm.normalize(o) == o for o in out)
-    assert per_text < 200e-6  # ~10-30 µs here; generous for a loaded 2-core machine
