@@ -46,11 +46,18 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
                         help="override any key, e.g. --set finetune.epochs=3 (repeatable)")
     parser.add_argument("--force", nargs="*", metavar="STAGE", default=None,
-                        help="redo these stages (all when no stage is named) even if up to date")
-    parser.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages")
+                        help="redo these stages (all when no stage is named; spaces or commas) even if up to date")
+    parser.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages (spaces or commas)")
     parser.add_argument("--until", metavar="STAGE", help="stop after this stage")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the resolved plan only")
     return parser
+
+
+def _stage_list(names: list[str] | None) -> list[str] | None:
+    """``--only finetune evaluate`` and ``--only finetune,evaluate`` mean the same."""
+    if names is None:
+        return None
+    return [n for name in names for n in name.split(",") if n]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             from kopretrain.pipeline import run_pipeline
 
             args = _run_parser().parse_args(rest)
-            run_pipeline(args.pipeline, overrides=args.overrides, force=args.force, only=args.only,
+            run_pipeline(args.pipeline, overrides=args.overrides, force=_stage_list(args.force),
+                         only=_stage_list(args.only),
                          until=args.until, dry_run=args.dry_run)
             return 0
         if command not in STAGES:

@@ -55,3 +55,10 @@ def test_unknown_stage_and_bad_flag_values(capsys):
 def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "kopretrain", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "kopretrain" in out.stdout
+
+
+@pytest.mark.parametrize("only", [["finetune,evaluate"], ["finetune", "evaluate"]])
+def test_run_only_takes_spaces_or_commas(only, capsys):
+    assert main(["run", "pipelines/quickstart.yaml", "--only", *only, "--dry-run"]) == 0
+    planned = [line.split()[0] for line in capsys.readouterr().out.splitlines() if "->" in line]
+    assert planned == ["finetune", "evaluate"]
