@@ -205,7 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
         help_text = docs.get(f.name, "")
         shown = "" if default in (None, "", [], {}) else f" [default: {_show(default)}]"
         origin = get_origin(tp)
-        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text + shown}
+        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": (help_text + shown).replace("%", "%%")}
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
