@@ -1,13 +1,12 @@
 """The end-to-end study: does pretraining on review text pay off, and does RTD beat MLM?
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/study.py --pipeline pipelines/nsmc-3class.yaml \\
-        --workdir runs/study --budgets 1000,10000,all --seeds 1,2,3 --pretrain-minutes 60 \\
-        --set pretrain.precision=fp32 --set finetune.precision=fp32
+    .venv/bin/python benchmarks/study.py --pipeline pipelines/nsmc-3class.yaml \\
+        --workdir runs/study --budgets 1000,10000,all --seeds 1,2,3 --pretrain-minutes 60
 
-(The full study; BENCHMARKS.md "Study" has the cheap variant that was run and its cost. On a shared
-2-core machine one torch thread and fp32 were 3-6x faster per pretraining step than 2 threads with
-bf16 autocast: this CPU has no AMX. ``--data-workdir runs/nsmc-3class`` reuses data stages that
-``kopretrain run`` already built.)
+(The full study; BENCHMARKS.md "Study" has what was run and its cost. ``--data-workdir
+runs/nsmc-3class`` reuses data stages that ``kopretrain run`` already built. The first runs used
+one torch thread and fp32, which looked faster while other jobs loaded the machine; on a quiet
+machine the defaults, 2 threads with bf16 autocast, are ~1.6x faster: benchmarks/bench_precision.py.)
 
 On the pipeline's movie-disjoint 3-class test split, for each label budget and fine-tuning seed:
 
