@@ -16,7 +16,7 @@ from typing import Any
 
 from kopretrain import __version__
 from kopretrain.records import StageError, fingerprint_path, git_commit, read_stage
-from kopretrain.stages import PIPELINE_ORDER
+from kopretrain.stages import PIPELINE_ORDER, STAGES
 
 
 def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> d
         "hidden_size": config.get("hidden_size"),
         "parameters": _parameters(folder),
         "labels": [config.get("id2label", {}).get(str(i)) for i in range(len(config.get("id2label", {})))],
-        "model_name": cfg.model_name or (cfg.repo_id.split("/")[-1] if cfg.repo_id else src.resolve().name),
+        "model_name": cfg.model_name or (cfg.repo_id.split("/")[-1] if cfg.repo_id else _folder_name(src)),
         "repo_id": cfg.repo_id,
         "license": cfg.license,
         "datasets": list(cfg.datasets),
@@ -167,3 +167,12 @@ def _parameters(folder: Path) -> int:
         with safe_open(str(path), framework="np") as fh:
             total += sum(prod(fh.get_slice(k).get_shape()) for k in fh.keys())
     return total
+
+
+def _folder_name(src: Path) -> str:
+    """``runs/quickstart/finetune`` -> ``quickstart-finetune``: a pipeline's model folder is named
+    after its stage, which alone says nothing on a card."""
+    from kopretrain.stages import STAGES
+
+    path = src.resolve()
+    return f"{path.parent.name}-{path.name}" if path.name in STAGES else path.name

@@ -253,3 +253,10 @@ def test_cli_out_alias_and_config_errors(chain, tmp_path, capsys):
     (labels_missing / "config.json").write_text(json.dumps(config))
     assert main(["release", "--model", str(labels_missing), "--out", str(tmp_path / "r3")]) == 1
     assert "no sentiment labels" in capsys.readouterr().err
+
+
+def test_default_model_name_is_not_just_a_stage_name(tmp_path):
+    from kopretrain.provenance import _folder_name
+
+    assert _folder_name(tmp_path / "quickstart" / "finetune") == "quickstart-finetune"
+    assert _folder_name(tmp_path / "my-sentiment-model") == "my-sentiment-model"
