@@ -150,10 +150,19 @@ def _title(info: dict[str, Any]) -> str:
     origin = (f"continued from [{base['id']}](https://huggingface.co/{base['id']})"
               + (f" at revision `{base['revision']}`" if base.get("revision") else "")
               + (f" (commit `{base['commit']}`)" if base.get("commit") else "")) if base.get("id") \
-        else "trained from scratch (no base model)"
+        else _scratch_origin(info)
     return (f"# {info['model_name']}\n\n{what[0].upper() + what[1:]}, built with "
             f"kopretrain {info['kopretrain_version']}: {info['architecture']}, "
             f"{_count(info['parameters'])} parameters, {origin}.")
+
+
+def _scratch_origin(info: dict[str, Any]) -> str:
+    """No base model: say whether kopretrain pretrained it (a classifier's weights came from somewhere)."""
+    pretrain = (info.get("pretrain") or {}).get("config") or {}
+    if info["kind"] == "classifier" and pretrain.get("objective"):
+        return (f"pretrained from scratch by kopretrain ({pretrain['objective'].upper()}) on the training reviews, "
+                "then fine-tuned (no external base model)")
+    return "trained from scratch (no base model)"
 
 
 def _count(n: int) -> str:

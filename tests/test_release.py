@@ -260,3 +260,12 @@ def test_default_model_name_is_not_just_a_stage_name(tmp_path):
 
     assert _folder_name(tmp_path / "quickstart" / "finetune") == "quickstart-finetune"
     assert _folder_name(tmp_path / "my-sentiment-model") == "my-sentiment-model"
+
+
+def test_card_title_says_who_pretrained_a_model_without_a_base():
+    from kopretrain.modelcard import _title
+
+    info = {"kind": "classifier", "model_name": "m", "kopretrain_version": "0", "architecture": "A",
+            "parameters": 5_000_000, "base_model": None, "pretrain": {"config": {"objective": "rtd"}}}
+    assert "pretrained from scratch by kopretrain (RTD)" in _title(info)
+    assert "trained from scratch (no base model)" in _title({**info, "pretrain": None})
