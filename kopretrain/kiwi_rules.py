@@ -40,7 +40,8 @@ def resolve_workers(num_workers: int) -> int:
 def get_kiwi(num_workers: int = 0, model_type: str = "none"):
     """A cached ``Kiwi(num_workers=N)`` that keeps each placeholder as one morpheme.
 
-    ``kiwi.tokenize("[URL] 참고")`` -> ``[("[URL]", "W_URL", 0, 5), ("참고", "NNG", 6, 2)]``.
+    ``kiwi.tokenize("[URL] 참고")`` -> ``[("[URL]", "W_PLACEHOLDER", 0, 5), ("참고", "NNG", 6, 2)]``;
+    :func:`placeholder_tags` turns ``W_PLACEHOLDER`` into the placeholder's own tag (``W_URL``).
     """
     return _kiwi(resolve_workers(num_workers), model_type)
 
