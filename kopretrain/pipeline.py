@@ -90,8 +90,12 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
     if only:
         steps = [s for s in steps if s[0] in only]
     if dry_run:
+        runs_before = False
         for name, cfg, output in steps:
-            print(f"{name:<10} -> {output}")
+            forced = force is not None and (not force or name in force)
+            state = _status(name, cfg, output, forced, runs_before)
+            runs_before = runs_before or state.startswith("will")
+            print(f"{name:<10} -> {output}  ({state})")
         return {name: output for name, _, output in steps}
     results: dict[str, Path] = {}
     t0 = time.time()
@@ -104,6 +108,25 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
         print(f"  {name:<10} {output}")
     _print_highlights(results)
     return results
+
+
+def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) -> str:
+    """What ``kopretrain run`` would do with this stage, for ``--dry-run``."""
+    from kopretrain.records import StageRun
+
+    if forced:
+        return "will run: --force"
+    if runs_before:
+        return "will run if its inputs change: an earlier stage runs"
+    if name == "label":  # label keeps its own resume state beside its output file
+        return "checked when it runs"
+    try:
+        done = StageRun(name, cfg, output, log=lambda *a, **k: None).done
+    except Exception:  # an input that does not exist yet: the stage will say what is missing
+        done = False
+    if done:
+        return "up to date"
+    return "will resume or restart its partial run" if Path(f"{output}.partial").exists() else "will run"
 
 
 def _print_highlights(results: dict[str, Path]) -> None:

@@ -88,6 +88,16 @@ def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_pat
     assert printed.count("up to date") == 0
     assert capsys.readouterr().out.count("up to date") == len(outputs)
 
+    # --dry-run says what a run would do, without doing it
+    run_pipeline(pipeline, overrides=overrides, dry_run=True)
+    states = {line.split()[0]: line.split("(", 1)[1] for line in capsys.readouterr().out.splitlines() if " -> " in line}
+    assert states["ingest"] == states["evaluate"] == "up to date)" and states["label"].startswith("checked")
+    run_pipeline(pipeline, overrides=overrides + ["finetune.seed=7"], dry_run=True)
+    states = {line.split()[0]: line.split("(", 1)[1] for line in capsys.readouterr().out.splitlines() if " -> " in line}
+    assert states["pretrain"] == "up to date)" and states["finetune"] == "will run)"
+    assert states["evaluate"].startswith("will run if its inputs change")
+    assert read_stage(outputs["finetune"])["config"]["seed"] != 7  # nothing was run
+
     # changing a finetune key reruns finetune and what depends on it, not the data stages
     run_pipeline(pipeline, overrides=overrides + ["finetune.seed=7"])
     out = capsys.readouterr().out
