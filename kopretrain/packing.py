@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 WordLevel = Literal["none", "eojeol", "morpheme", "marked"]
-JOINER = "\uffed"  # kopretrain.vocab.JOINER (not imported: vocab pulls in kiwipiepy)
 _log = logging.getLogger(__name__)
 
 
@@ -135,6 +134,8 @@ def word_ids_from_offsets(
     space = np.isin(codes, _whitespace_codes())
     word_start = ~space & np.concatenate([[True], space[:-1]])
     if joiner:
+        from kopretrain.vocab import JOINER
+
         word_start |= codes == ord(JOINER)
     # A token starting on a space (Unigram's lone "▁") belongs to the word after it, as in the
     # tokenizer's own word_ids().

@@ -172,7 +172,5 @@ def _parameters(folder: Path) -> int:
 def _folder_name(src: Path) -> str:
     """``runs/quickstart/finetune`` -> ``quickstart-finetune``: a pipeline's model folder is named
     after its stage, which alone says nothing on a card."""
-    from kopretrain.stages import STAGES
-
     path = src.resolve()
     return f"{path.parent.name}-{path.name}" if path.name in STAGES else path.name
