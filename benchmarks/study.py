@@ -132,14 +132,43 @@ def equal_time_steps(minutes: float, seconds_per_step: dict[str, float]) -> dict
     return {obj: max(1, round(minutes * 60 / s)) for obj, s in seconds_per_step.items()}
 
 
+def parse_models(text: str) -> dict[str, Path]:
+    """``"rtd=runs/a/pretrain,mlm=runs/b/pretrain"`` -> existing pretrain outputs to reuse.
+
+    Each must be a finished pretrain stage output (its ``stage.json``) and, for mlm/rtd, pretrained
+    with that objective: a typo must not silently fine-tune the wrong model under the wrong name."""
+    from kopretrain.records import read_stage
+
+    models: dict[str, Path] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, path = part.partition("=")
+        name = name.strip()
+        if not sep or name not in NEURAL or not path.strip():
+            raise SystemExit(f"--models: {part!r} is not NAME=DIR with NAME one of {', '.join(NEURAL)}")
+        model = Path(path.strip())
+        if not (model / "stage.json").is_file():
+            raise SystemExit(f"--models: {model} has no stage.json: not a finished pretrain output")
+        record = read_stage(model)
+        objective = (record.get("config") or {}).get("objective")
+        if not record.get("complete"):
+            raise SystemExit(f"--models: {model} is an unfinished stage output (resume it first)")
+        if record.get("stage") != "pretrain" or (name != "scratch" and objective != name):
+            raise SystemExit(f"--models: {model} is a {record.get('stage')} output with objective "
+                             f"{objective!r}, not a {name} pretrain output")
+        models[name] = model
+    return models
+
+
 def pretrain_all(args, steps: dict, workdir: Path, systems: list[str]) -> dict[str, Path]:
-    """Model dirs for the neural systems: random init and the pretrained variants."""
+    """Model dirs for the neural systems: random init and the pretrained variants (or the ones
+    given with ``--models``, which are reused as they are: no calibration, no pretraining)."""
     from kopretrain.records import write_json
     from kopretrain.stages import execute
 
     base = steps["pretrain"][0]
-    models = {"scratch": workdir / "pretrain-scratch"}
-    objectives = [s for s in ("mlm", "rtd") if s in systems]
+    given = {s: p for s, p in args.models.items() if s in systems}
+    models = {"scratch": workdir / "pretrain-scratch", **given}
+    objectives = [s for s in ("mlm", "rtd") if s in systems and s not in given]
     changes: dict[str, dict] = {obj: {} for obj in objectives}
     if args.pretrain_minutes and objectives:
         per_step = calibrate(base, workdir, args.calibration_steps, args.calibration_rounds)
@@ -150,7 +179,8 @@ def pretrain_all(args, steps: dict, workdir: Path, systems: list[str]) -> dict[s
         print(f"[study] equal wall-clock: {args.pretrain_minutes} min -> "
               + ", ".join(f"{o} {budget[o]} steps ({per_step[o]:.3f} s/step)" for o in objectives), flush=True)
         changes = {obj: {"max_steps": budget[obj]} for obj in objectives}
-    if "scratch" in systems or not objectives:  # random init also carries a baseline-only study
+    if ("scratch" in systems or not [s for s in NEURAL if s in systems]) and "scratch" not in given:
+        # random init (also what carries the baseline in a baseline-only study)
         print(f"== pretrain (random init, lr 0) -> {models['scratch']}", flush=True)
         execute("pretrain", init_config(base), models["scratch"])
     for obj in objectives:
@@ -226,6 +256,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="equal training wall-clock per objective, via calibrated step counts (0: pipeline steps)")
     p.add_argument("--calibration-steps", type=int, default=30, help="steps per calibration run")
     p.add_argument("--calibration-rounds", type=int, default=2, help="interleaved MLM/RTD calibration rounds")
+    p.add_argument("--models", default="",
+                   help="reuse finished pretrain outputs instead of pretraining, e.g. "
+                        "rtd=runs/nsmc-3class/pretrain,mlm=runs/nsmc-mlm/pretrain (scratch=DIR too)")
     p.add_argument("--tag", default="", help="name a fine-tuning variant: finetune-TAG/, evaluate-TAG/, study-TAG.*")
     p.add_argument("--min-finetune-steps", type=int, default=300,
                    help="floor on fine-tuning steps for small budgets when finetune runs by epochs (0: off)")
@@ -233,6 +266,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.budgets = parse_budgets(args.budgets)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    args.models = parse_models(args.models)
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown or not args.systems:
         p.error(f"--systems: unknown {unknown}; choose from {', '.join(SYSTEMS)}")

@@ -155,7 +155,7 @@ def markdown(study: dict[str, Any]) -> str:
     test_n = rows[0]["test_n"] if rows else 0
     lines = [f"Test rows: {test_n:,}. Mean ± sample std over n fine-tuning seeds; macro-F1/accuracy in %, "
              "3-class. Binary accuracy: gold negative/positive rows only, argmax of p(neg) vs p(pos). "
-             "Seconds are wall-clock of each stage (shared, loaded machine).", "",
+             "Seconds are wall-clock of each stage.", "",
              "| system | labels | n | macro-F1 | accuracy | binary acc | pretrain s | finetune s | evaluate s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

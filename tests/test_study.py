@@ -107,3 +107,53 @@ def test_study_on_the_sample(tmp_path, monkeypatch, sample_path, capsys):
     out = capsys.readouterr().out
     assert "wrote" not in out.replace("[study]", "") and out.count("up to date") >= 12
     assert json.loads((workdir / "study.json").read_text())["rows"] == saved["rows"]
+
+    # --models: another study fine-tunes the pretrained RTD model above instead of pretraining again
+    reuse = tmp_path / "reuse"
+    argv2 = [a if a != str(workdir) else str(reuse) for a in argv]
+    argv2 += ["--systems", "rtd", "--budgets", "50", "--models", f"rtd={workdir / 'pretrain-rtd'}",
+              "--data-workdir", str(workdir)]
+    argv2 = _without(argv2, "--pretrain-minutes", "--calibration-steps", "--calibration-rounds")
+    again = study.main(argv2)
+    assert not (reuse / "pretrain-rtd").exists() and not (reuse / "calibrate").exists()
+    assert again["pretrain"]["rtd"]["dir"] == str(workdir / "pretrain-rtd")
+    ft = json.loads((reuse / "finetune" / "rtd-50-s1" / "stage.json").read_text())
+    assert ft["config"]["model"] == str(workdir / "pretrain-rtd")
+    assert [r["system"] for r in again["rows"]] == ["rtd"]
+
+
+def _without(argv: list[str], *flags: str) -> list[str]:
+    """argv without these flags and their values."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item in flags:
+            skip = True
+        else:
+            out.append(item)
+    return out
+
+
+def test_models_must_be_finished_pretrain_outputs_of_that_objective(tmp_path):
+    from kopretrain.records import write_json
+
+    def record(path, **fields):
+        path.mkdir(parents=True)
+        write_json(path / "stage.json", {"stage": "pretrain", "complete": True, **fields})
+        return path
+
+    mlm = record(tmp_path / "mlm", config={"objective": "mlm"})
+    init = record(tmp_path / "init", config={"objective": "rtd"})
+    assert study.parse_models(f"mlm={mlm}, scratch={init}") == {"mlm": mlm, "scratch": init}
+    with pytest.raises(SystemExit, match="objective 'mlm', not a rtd"):
+        study.parse_models(f"rtd={mlm}")
+    with pytest.raises(SystemExit, match="NAME=DIR"):
+        study.parse_models(f"electra={mlm}")
+    with pytest.raises(SystemExit, match="no stage.json"):
+        study.parse_models(f"rtd={tmp_path / 'missing'}")
+    half = tmp_path / "half"
+    half.mkdir()
+    write_json(half / "stage.json", {"stage": "pretrain", "complete": False, "config": {"objective": "rtd"}})
+    with pytest.raises(SystemExit, match="unfinished"):
+        study.parse_models(f"rtd={half}")
