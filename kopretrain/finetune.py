@@ -26,6 +26,7 @@ METRIC = "macro_f1"
 class FinetuneConfig:
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
     WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers",)  # records.fingerprint_config
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -67,6 +68,10 @@ class FinetuneConfig:
     """Batch reviews of similar token length together (less padding; reviews are short and varied)."""
     logging_steps: int = 50
     """Log the training loss every N steps."""
+    reinit_layers: int = 0
+    """Re-initialise the top N transformer layers before fine-tuning (0: keep all). For encoders
+    whose top layers are specialised to their pretraining task: after a short RTD run ELECTRA's
+    last layer has collapsed onto the replaced/original direction (BENCHMARKS.md, study probe)."""
 
     def __post_init__(self):
         if self.max_steps == 0 or self.max_steps < -1:
@@ -76,7 +81,7 @@ class FinetuneConfig:
         for name in ("batch_size", "max_length", "eval_steps", "logging_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
-        for name in ("label_budget", "dev_max_examples", "early_stopping_patience"):
+        for name in ("label_budget", "dev_max_examples", "early_stopping_patience", "reinit_layers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0 (0 turns it off)")
         if not 0 <= self.warmup_ratio < 1:
@@ -145,7 +150,33 @@ def load_model(cfg: FinetuneConfig):
             use_safetensors=True, **kwargs)
     except (OSError, ValueError) as exc:
         raise StageError(f"--model {cfg.model}: cannot load safetensors weights ({exc})") from None
+    if cfg.reinit_layers:
+        reinit_top_layers(model, cfg.reinit_layers)
     return model, names
+
+
+def reinit_top_layers(model, n: int) -> None:
+    """Fresh weights for the top ``n`` encoder layers (Zhang et al. 2021, "Revisiting few-sample
+    BERT fine-tuning"), with the model's own init scheme: normal(0, initializer_range) Linear
+    weights, zero biases, unit LayerNorms. Done by hand because ``model._init_weights`` skips
+    parameters that ``from_pretrained`` flagged ``_is_hf_initialized`` (transformers 5.x)."""
+    import torch
+
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    if layers is None:
+        raise StageError(f"--reinit-layers: {type(model.base_model).__name__} has no encoder.layer list")
+    if n > len(layers):
+        raise StageError(f"--reinit-layers {n}: the model has only {len(layers)} layers")
+    std = getattr(model.config, "initializer_range", 0.02)
+    with torch.no_grad():
+        for module in layers[len(layers) - n:].modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
 
 
 def encode(tokenizer, texts: list[str], labels: list[int], max_length: int):

@@ -106,6 +106,18 @@ def stage_fingerprint(stage: str, config: dict[str, Any], inputs: dict[str, str]
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def fingerprint_config(cfg: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` minus the fields listed in the config class's ``ADDED_FIELDS`` that are at their
+    default: an option added in a later version then changes nothing about a finished output's
+    fingerprint, so upgrading kopretrain does not make every earlier output stale (setting the
+    new option does)."""
+    added = getattr(cfg, "ADDED_FIELDS", ())
+    if not added or not dataclasses.is_dataclass(cfg):
+        return config
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
+    return {k: v for k, v in config.items() if not (k in added and k in defaults and v == defaults[k])}
+
+
 def read_stage(output: str | os.PathLike) -> dict[str, Any] | None:
     """The ``stage.json`` of a finished stage output, or None."""
     path = Path(output) / STAGE_FILE
@@ -139,7 +151,7 @@ class StageRun:
         fields = input_fields if input_fields is not None else getattr(cfg, "INPUTS", ())
         self.config = to_dict(cfg)
         self.inputs = {name: fingerprint_path(getattr(cfg, name)) for name in fields}
-        self.fingerprint = stage_fingerprint(stage, self.config, self.inputs)
+        self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)
         self.counts: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {}
         self.rejected: Counter[str] = Counter()

@@ -178,3 +178,29 @@ def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
 
     with pytest.raises(ValueError, match="--max-steps"):
         FinetuneConfig(model="m", data="d", max_steps=0)
+
+
+def test_reinit_layers_replaces_only_the_top_layers(workdir):
+    import torch
+    from transformers import AutoModel
+
+    from kopretrain.finetune import load_model
+
+    make_model(workdir / "pre-electra", kind="electra")
+    pretrained = AutoModel.from_pretrained(workdir / "pre-electra").state_dict()
+    cfg = FinetuneConfig(model=str(workdir / "pre-electra"), data=str(workdir / "data"), reinit_layers=1)
+    torch.manual_seed(0)
+    model, _ = load_model(cfg)
+    state = model.base_model.state_dict()
+    top = [k for k in state if k.startswith("encoder.layer.1.")]
+    rest = [k for k in state if k not in top]
+    assert top and all(torch.equal(state[k], pretrained[k]) for k in rest)
+    changed = [k for k in top if not torch.equal(state[k], pretrained[k])]
+    assert {k for k in top if k.endswith("weight") and "LayerNorm" not in k} <= set(changed)
+    weight = state["encoder.layer.1.attention.self.query.weight"]
+    assert abs(weight.std().item() - model.config.initializer_range) < 0.006  # the model's own init scale
+    assert torch.equal(state["encoder.layer.1.output.LayerNorm.weight"], torch.ones(model.config.hidden_size))
+    with pytest.raises(StageError, match="only 2 layers"):
+        load_model(FinetuneConfig(model=str(workdir / "pre-electra"), data=str(workdir / "data"), reinit_layers=3))
+    with pytest.raises(ValueError, match="reinit-layers"):
+        FinetuneConfig(model="m", data="d", reinit_layers=-1)

@@ -86,3 +86,26 @@ def test_fingerprints_chain_through_stage_outputs(tmp_path):
     assert upstream(b, "ingest") is None
     assert fingerprint_path("beomi/KcELECTRA-base") == "name:beomi/KcELECTRA-base"
     assert fingerprint_path(tmp_path) .startswith("dir:")
+
+
+@dataclass
+class CfgV1:
+    INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    input: str = ""
+    k: int = 1
+
+
+@dataclass
+class CfgV2(CfgV1):
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("new_knob",)
+    new_knob: int = 0
+
+
+def test_an_option_added_later_keeps_finished_outputs_valid_until_it_is_set(tmp_path):
+    (tmp_path / "in.txt").write_text("data")
+    inp = str(tmp_path / "in.txt")
+    old = StageRun("demo", CfgV1(input=inp), tmp_path / "o", log=lambda *a: None).fingerprint
+    assert StageRun("demo", CfgV2(input=inp), tmp_path / "o", log=lambda *a: None).fingerprint == old
+    assert StageRun("demo", CfgV2(input=inp, new_knob=2), tmp_path / "o", log=lambda *a: None).fingerprint != old
+    # the stage record still shows the option, default or not
+    assert StageRun("demo", CfgV2(input=inp), tmp_path / "o", log=lambda *a: None).config["new_knob"] == 0
