@@ -37,6 +37,8 @@ Every run is a normal stage output under ``--workdir`` (``pretrain-mlm``, ``fine
 Results: ``<workdir>/study.json`` and ``<workdir>/study.md`` (printed at the end). ``--tag T`` keeps
 a variant's fine-tuning runs apart (``finetune-T/``, ``evaluate-T/``, ``study-T.json``) while
 reusing the same data and pretrained models, e.g. ``--tag cw --set finetune.class_weight=balanced``.
+``--models rtd=DIR,mlm=DIR[,scratch=DIR]`` fine-tunes finished pretrain outputs (e.g. the 1-epoch
+models of ``kopretrain run pipelines/nsmc-3class.yaml``) instead of pretraining here.
 """
 
 from __future__ import annotations
