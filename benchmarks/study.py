@@ -150,7 +150,7 @@ def parse_models(text: str) -> dict[str, Path]:
         model = Path(path.strip())
         if not (model / "stage.json").is_file():
             raise SystemExit(f"--models: {model} has no stage.json: not a finished pretrain output")
-        record = read_stage(model)
+        record = read_stage(model) or {}
         objective = (record.get("config") or {}).get("objective")
         if not record.get("complete"):
             raise SystemExit(f"--models: {model} is an unfinished stage output (resume it first)")

@@ -69,9 +69,9 @@ class FinetuneConfig:
     logging_steps: int = 50
     """Log the training loss every N steps."""
     reinit_layers: int = 0
-    """Re-initialise the top N transformer layers before fine-tuning (0: keep all). For encoders
-    whose top layers are specialised to their pretraining task: after a short RTD run ELECTRA's
-    last layer has collapsed onto the replaced/original direction (BENCHMARKS.md, study probe)."""
+    """Re-initialise the top N transformer layers before fine-tuning (0: keep all), for encoders
+    whose top layers are specialised to their pretraining task (Zhang et al. 2021). On the 1-epoch
+    NSMC RTD model, whose states collapse over several layers, one layer did not help (BENCHMARKS.md)."""
 
     def __post_init__(self):
         if self.max_steps == 0 or self.max_steps < -1:
