@@ -26,11 +26,11 @@ import numpy as np
 
 
 def load_split(data: Path, split: str, rows: int, seed: int) -> tuple[list[str], np.ndarray]:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(data / f"{split}.parquet", columns=["text", "label"]).to_pandas()
+    """Labelled rows of a split (read and checked by the stages' own reader), seeded shuffle."""
     from kopretrain.data import LABELS
+    from kopretrain.modelio import read_split
 
+    table = read_split(str(data), split)
     table = table[table["label"].notna()].sample(frac=1.0, random_state=seed)
     table = table.head(rows) if rows else table
     return table["text"].tolist(), table["label"].map(LABELS.index).to_numpy()
