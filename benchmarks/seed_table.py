@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_report import _mean_std  # noqa: E402  (beside this script; benchmarks/ is not a package)
 
 
 def _read(evaluate_dir: str) -> dict:
@@ -27,8 +30,8 @@ def _read(evaluate_dir: str) -> dict:
 
 
 def _stat(values: list[float]) -> str:
-    mean = 100 * statistics.fmean(values)
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
+    mean, std = _mean_std(values)
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
 def rows(runs: list[tuple[str, str]]) -> list[dict]:
