@@ -87,9 +87,14 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
     if only:
         until = max(only, key=names.index)
     steps = plan(raw, until)
+    missing: list[str] = []
     if only:
-        steps = [s for s in steps if s[0] in only]
+        steps, missing = _only(steps, only, path)
+        if missing and not dry_run:
+            raise ConfigError(missing[0])
     if dry_run:
+        for problem in missing:
+            print(f"will fail: {problem}")
         runs_before = False
         for name, cfg, output in steps:
             forced = force is not None and (not force or name in force)
@@ -108,6 +113,26 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
         print(f"  {name:<10} {output}")
     _print_highlights(results)
     return results
+
+
+def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, list[str]]:
+    """The ``--only`` stages, and a message for each stage output they read that ``--only`` leaves
+    out and that has not finished: without this check a selected stage fails deep inside a library
+    with a bare "not found" for a path the user never typed."""
+    from kopretrain.records import read_stage
+
+    left_out = {str(output): name for name, _, output in steps if name not in only}
+    missing = []
+    for name, cfg, _ in steps:
+        if name not in only:
+            continue
+        for value in vars(cfg).values():
+            upstream = left_out.get(value) if isinstance(value, str) else None
+            if upstream and not (read_stage(value) or {}).get("complete"):
+                missing.append(
+                    f"--only {','.join(only)}: {name} reads {value}, the output of {upstream}, which has not "
+                    f"finished; run `kopretrain run {path} --until {upstream}` first or add {upstream} to --only")
+    return [step for step in steps if step[0] in only], missing
 
 
 def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) -> str:

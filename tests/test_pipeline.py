@@ -53,6 +53,24 @@ def test_unknown_keys_fail_with_the_key_named(tmp_path):
         plan(load_pipeline(ROOT / "pipelines" / "quickstart.yaml", ["finetune.epochs=many"]))
 
 
+def test_only_names_an_unfinished_upstream_stage(tmp_path, monkeypatch, capsys):
+    """--only pretrain in an empty workdir must say which stage to run first, not fail inside
+    transformers with "Repo id must be in the form ..." for the missing vocab dir."""
+    monkeypatch.chdir(ROOT)
+    pipeline = ROOT / "pipelines" / "quickstart.yaml"
+    overrides = [f"workdir={tmp_path / 'empty'}"]
+    with pytest.raises(ConfigError, match=r"--only pretrain: pretrain reads .*, the output of (analyze|vocab), "
+                                          r"which has not finished; run `kopretrain run .* --until (analyze|vocab)`"):
+        run_pipeline(pipeline, overrides=overrides, only=["pretrain"])
+    assert not (tmp_path / "empty" / "pretrain").exists() and not (tmp_path / "empty" / "pretrain.partial").exists()
+    run_pipeline(pipeline, overrides=overrides, only=["pretrain"], dry_run=True)
+    out = capsys.readouterr().out
+    assert "will fail: --only pretrain: pretrain reads" in out and "the output of vocab" in out
+    # a stage that --only keeps is not "missing": vocab runs first in the same run
+    run_pipeline(pipeline, overrides=overrides, only=["vocab", "pretrain"], dry_run=True)
+    assert "the output of vocab" not in capsys.readouterr().out
+
+
 def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_path, capsys):
     monkeypatch.chdir(ROOT)
     overrides = TINY + [f"ingest.input={sample_path}", f"label.input={sample_path}"]
@@ -97,6 +115,11 @@ def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_pat
     assert states["pretrain"] == "up to date)" and states["finetune"] == "will run)"
     assert states["evaluate"].startswith("will run if its inputs change")
     assert read_stage(outputs["finetune"])["config"]["seed"] != 7  # nothing was run
+
+    # --only on a finished workdir: nothing upstream is missing
+    run_pipeline(pipeline, overrides=overrides, only=["finetune", "evaluate"], dry_run=True)
+    out = capsys.readouterr().out
+    assert "will fail" not in out and "finetune" in out
 
     # changing a finetune key reruns finetune and what depends on it, not the data stages
     run_pipeline(pipeline, overrides=overrides + ["finetune.seed=7"])
