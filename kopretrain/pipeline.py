@@ -87,14 +87,14 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
     if only:
         until = max(only, key=names.index)
     steps = plan(raw, until)
-    missing: list[str] = []
+    missing = None
     if only:
         steps, missing = _only(steps, only, path)
         if missing and not dry_run:
-            raise ConfigError(missing[0])
+            raise ConfigError(missing)
     if dry_run:
-        for problem in missing:
-            print(f"will fail: {problem}")
+        if missing:
+            print(f"will fail: {missing}")
         runs_before = False
         for name, cfg, output in steps:
             forced = force is not None and (not force or name in force)
@@ -115,24 +115,27 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
     return results
 
 
-def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, list[str]]:
-    """The ``--only`` stages, and a message for each stage output they read that ``--only`` leaves
-    out and that has not finished: without this check a selected stage fails deep inside a library
-    with a bare "not found" for a path the user never typed."""
+def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, str | None]:
+    """The ``--only`` stages, and what is wrong if they read the output of a stage that ``--only``
+    leaves out and that has not finished: without this check a selected stage fails deep inside a
+    library with a bare "not found" for a path the user never typed."""
     from kopretrain.records import read_stage
 
+    order = [name for name, _, _ in steps]
     left_out = {str(output): name for name, _, output in steps if name not in only}
-    missing = []
+    reads: dict[str, list[str]] = {}  # unfinished upstream stage -> "stage reads path" lines
     for name, cfg, _ in steps:
-        if name not in only:
-            continue
-        for value in vars(cfg).values():
+        for value in vars(cfg).values() if name in only else ():
             upstream = left_out.get(value) if isinstance(value, str) else None
             if upstream and not (read_stage(value) or {}).get("complete"):
-                missing.append(
-                    f"--only {','.join(only)}: {name} reads {value}, the output of {upstream}, which has not "
-                    f"finished; run `kopretrain run {path} --until {upstream}` first or add {upstream} to --only")
-    return [step for step in steps if step[0] in only], missing
+                reads.setdefault(upstream, []).append(f"{name} reads {value}")
+    selected = [step for step in steps if step[0] in only]
+    if not reads:
+        return selected, None
+    missing = sorted(reads, key=order.index)
+    return selected, (f"--only {','.join(only)}: {'; '.join(r for m in missing for r in reads[m])}: the output of "
+                      f"{', '.join(missing)}, not finished; run `kopretrain run {path} --until {missing[-1]}` first "
+                      f"or add {'it' if len(missing) == 1 else 'them'} to --only")
 
 
 def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) -> str:
