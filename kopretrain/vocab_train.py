@@ -65,6 +65,10 @@ def _trainer(cfg: VocabConfig, specials: list[str]):
     from tokenizers import trainers
 
     if cfg.model == "wordpiece":
+        # Not reproducible across processes (measured: two quickstart runs gave vocabularies sharing
+        # only part of their '##' entries): tokenizers' BPE-based WordPiece trainer numbers '##'
+        # pieces in hash-map order and breaks count ties by those numbers (huggingface/tokenizers
+        # #1794, fix in open PR #2066). The vocab's hash in stage.json tells two runs apart.
         return trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
                                          special_tokens=specials, limit_alphabet=cfg.limit_alphabet,
                                          continuing_subword_prefix="##", show_progress=False)
