@@ -121,18 +121,17 @@ def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, str | N
     library with a bare "not found" for a path the user never typed."""
     from kopretrain.records import read_stage
 
-    order = [name for name, _, _ in steps]
     left_out = {str(output): name for name, _, output in steps if name not in only}
+    selected = [step for step in steps if step[0] in only]
     reads: dict[str, list[str]] = {}  # unfinished upstream stage -> "stage reads path" lines
-    for name, cfg, _ in steps:
-        for value in vars(cfg).values() if name in only else ():
+    for name, cfg, _ in selected:
+        for value in vars(cfg).values():
             upstream = left_out.get(value) if isinstance(value, str) else None
             if upstream and not (read_stage(value) or {}).get("complete"):
                 reads.setdefault(upstream, []).append(f"{name} reads {value}")
-    selected = [step for step in steps if step[0] in only]
     if not reads:
         return selected, None
-    missing = sorted(reads, key=order.index)
+    missing = [name for name in left_out.values() if name in reads]  # pipeline order
     return selected, (f"--only {','.join(only)}: {'; '.join(r for m in missing for r in reads[m])}: the output of "
                       f"{', '.join(missing)}, not finished; run `kopretrain run {path} --until {missing[-1]}` first "
                       f"or add {'it' if len(missing) == 1 else 'them'} to --only")
