@@ -85,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         print("kopretrain: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - turn known input errors into one clear line
+        from kopretrain.outputs import OutputError
         from kopretrain.records import StageError
 
-        if isinstance(exc, (StageError, FileNotFoundError)):
+        if isinstance(exc, (StageError, OutputError, FileNotFoundError)):
             print(f"kopretrain: error: {exc}", file=sys.stderr)
             return 1
         raise

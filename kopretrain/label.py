@@ -129,6 +129,21 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
         print(f"[label] up to date: {output} (use --force to redo)")
         return output
 
+    from kopretrain.outputs import OutputLock, check_file_output
+
+    check_file_output(output, record_path)  # before loading the model: never overwrite a user's file
+    with OutputLock(output):
+        check_file_output(output, record_path)
+        return _label(cfg, src, output, (in_fmt, out_fmt, out_gz), (fingerprint, config, inputs), force, t0)
+
+
+def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple, force: bool, t0: float) -> Path:
+    """The labelling run proper, under the output's lock."""
+    from kopretrain.tablefiles import input_columns
+
+    in_fmt, out_fmt, out_gz = formats
+    fingerprint, config, inputs = key
+    record_path = output.with_name(output.name + ".stage.json")
     columns = input_columns(src, in_fmt, cfg.encoding, cfg.csv_quoting)
     if columns and cfg.text_column not in columns:
         raise StageError(_missing_column(src, cfg.text_column, columns))
@@ -309,6 +324,10 @@ def _open_manifest(partial: Path, fingerprint: str, chunk_size: int, force: bool
         print(f"[label] resuming {partial}: {n} chunk(s), {rows} rows already labeled")
         return manifest
     if partial.exists():
+        if not (partial / MANIFEST).is_file() and (not partial.is_dir() or any(partial.iterdir())):
+            from kopretrain.outputs import OutputError
+
+            raise OutputError(f"{partial} exists and was not written by kopretrain (no {MANIFEST}); move it away first")
         why = "--force" if force else "model, input or options changed"
         print(f"[label] discarding {partial} ({why})")
         shutil.rmtree(partial)

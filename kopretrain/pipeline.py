@@ -139,6 +139,7 @@ def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, str | N
 
 def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) -> str:
     """What ``kopretrain run`` would do with this stage, for ``--dry-run``."""
+    from kopretrain.outputs import OutputError
     from kopretrain.records import StageRun
 
     if forced:
@@ -149,6 +150,8 @@ def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) 
         return "checked when it runs"
     try:
         done = StageRun(name, cfg, output, log=lambda *a, **k: None).done
+    except OutputError as exc:
+        return f"will fail: {exc}"
     except Exception:  # an input that does not exist yet: the stage will say what is missing
         done = False
     if done:

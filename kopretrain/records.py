@@ -25,9 +25,7 @@ from typing import Any, Iterable
 
 from kopretrain import __version__
 from kopretrain.config import to_dict
-
-STAGE_FILE = "stage.json"
-KEY_FILE = ".fingerprint"
+from kopretrain.outputs import KEY_FILE, STAGE_FILE, OutputLock, check_dir_output, check_partial_dir
 REJECTED_FILE = "rejected.jsonl"
 # Libraries whose versions change results; recorded when installed (no import needed).
 TRACKED_LIBS = (
@@ -157,6 +155,8 @@ class StageRun:
         self.rejected: Counter[str] = Counter()
         self._rejected_fh = None
         self.resumed = False
+        check_dir_output(self.output)  # before any work: never replace what kopretrain did not write
+        self._lock = OutputLock(self.output)
         previous = read_stage(self.output)
         self.done = (not force) and previous is not None and previous.get("fingerprint") == self.fingerprint
 
@@ -165,8 +165,19 @@ class StageRun:
         if self.done:
             self.log(f"[{self.stage}] up to date: {self.output} (use --force to redo)")
             return self
+        self._lock.__enter__()
+        try:
+            self._open_partial()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _open_partial(self) -> None:
         self._t0 = time.time()
         self._started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        check_dir_output(self.output)  # again under the lock: another run may have written it meanwhile
+        check_partial_dir(self.dir)
         key_file = self.dir / KEY_FILE
         if self.dir.exists():
             same = key_file.is_file() and key_file.read_text().strip() == self.fingerprint
@@ -177,18 +188,19 @@ class StageRun:
                 shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         key_file.write_text(self.fingerprint)
-        return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.done:
             return False
-        if self._rejected_fh is not None:
-            self._rejected_fh.close()
-            self._rejected_fh = None
-        if exc_type is not None:
-            # Keep the partial directory: a rerun with the same fingerprint resumes from it.
-            return False
-        self._finish()
+        try:
+            if self._rejected_fh is not None:
+                self._rejected_fh.close()
+                self._rejected_fh = None
+            if exc_type is None:
+                self._finish()
+            # On an error the partial directory stays: a rerun with the same fingerprint resumes from it.
+        finally:
+            self._lock.release()
         return False
 
     def _finish(self) -> None:
@@ -208,10 +220,10 @@ class StageRun:
         }
         (self.dir / KEY_FILE).unlink(missing_ok=True)
         write_json(self.dir / STAGE_FILE, record)
-        old = self.output.with_name(self.output.name + ".old")
+        # The previous output (ours: check_dir_output ran under the lock) moves to a hidden name
+        # no user file can have, so the swap never touches anything kopretrain did not write.
+        old = self.output.with_name(f".{self.output.name}.replaced-{os.getpid()}")
         if self.output.exists():
-            if old.exists():
-                shutil.rmtree(old)
             os.replace(self.output, old)
         os.replace(self.dir, self.output)
         if old.exists():

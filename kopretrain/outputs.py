@@ -1,0 +1,106 @@
+"""Output safety: kopretrain replaces only what it wrote itself, and one run writes an output at a time.
+
+Two rules every stage goes through (``StageRun`` for directory outputs, ``label`` for files):
+
+1. ``--output`` may name a new path, an empty directory, or an earlier kopretrain output (a
+   directory with its ``stage.json``, or a labelled file with its ``<file>.stage.json``). Anything
+   else is refused before any work starts, so a mistyped ``-o raw`` never deletes the user's data.
+2. An OS-level lock (``flock`` on ``.<name>.lock`` beside the output) makes a second run on the
+   same output fail at once, naming the first. The lock dies with its process, so a ``kill -9``
+   leaves nothing stale behind; the empty lock file itself stays (deleting it while another process
+   waits on it would let two runs hold two different files).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STAGE_FILE = "stage.json"
+KEY_FILE = ".fingerprint"
+
+
+class OutputError(RuntimeError):
+    """An output path kopretrain must not write to (not ours, or in use by another run)."""
+
+
+def _listing(path: Path, limit: int = 3) -> str:
+    names = sorted(p.name for p in path.iterdir())
+    more = f", ... ({len(names)} entries)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def check_dir_output(output: Path) -> None:
+    """Refuse a directory output that kopretrain did not write (see the module docstring)."""
+    if output.is_symlink() or (output.exists() and not output.is_dir()):
+        raise OutputError(f"--output {output} is an existing file; a stage writes a directory there. "
+                          f"Choose a new path (nothing was changed)")
+    if output.is_dir() and any(output.iterdir()) and not (output / STAGE_FILE).is_file():
+        raise OutputError(f"--output {output} is a directory kopretrain did not write (it holds "
+                          f"{_listing(output)} and no {STAGE_FILE}); refusing to replace it. Choose a new "
+                          f"path or move its contents yourself (nothing was changed)")
+
+
+def check_partial_dir(partial: Path) -> None:
+    """``<output>.partial`` is removed on restart only when it is ours (its fingerprint or record)."""
+    if partial.is_symlink() or (partial.exists() and not partial.is_dir()):
+        raise OutputError(f"{partial} exists and is not a kopretrain work directory; move it away first")
+    ours = (partial / KEY_FILE).is_file() or (partial / STAGE_FILE).is_file()
+    if partial.is_dir() and any(partial.iterdir()) and not ours:
+        raise OutputError(f"{partial} exists and was not written by kopretrain (no {KEY_FILE}); "
+                          f"kopretrain works there, so move it away first (nothing was changed)")
+
+
+def check_file_output(output: Path, record: Path) -> None:
+    """A file output (``label``) may replace only a file kopretrain labelled (with ``record`` beside it)."""
+    if output.is_dir():
+        raise OutputError(f"--output {output} is a directory; label writes one file (e.g. {output}/labeled.csv)")
+    if output.exists() and not record.is_file():
+        raise OutputError(f"--output {output} exists and was not written by kopretrain (no {record.name} "
+                          f"beside it); refusing to overwrite it. Choose a new file name (nothing was changed)")
+
+
+class OutputLock:
+    """Exclusive, non-blocking lock on one output path for the life of a run::
+
+        with OutputLock(output):
+            ...  # only this process writes output / output.partial
+
+    A second process entering the same lock gets ``OutputError`` naming the holder's pid.
+    """
+
+    def __init__(self, output: Path):
+        self.path = output.with_name(f".{output.name}.lock")
+        self.output = output
+        self._fh = None
+
+    def __enter__(self) -> "OutputLock":
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; one writer per output is then the user's to keep
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise OutputError(f"{self.output} is being written by another kopretrain run ({holder}); "
+                              f"wait for it to finish or stop it, then rerun") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.release()
+        return False
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing drops the flock
+            self._fh = None
