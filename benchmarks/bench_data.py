@@ -79,7 +79,7 @@ def part_kiwi(data: Path, workers: int, work: Path | None = None) -> dict:
     else:
         import pyarrow.parquet as pq
 
-        from kopretrain.data import split_files
+        from kopretrain.data.files import split_files
 
         texts = [t for p in split_files(work / "normalize").values()
                  for t in pq.read_table(p, columns=["text"]).column("text").to_pylist()]

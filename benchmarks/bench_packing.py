@@ -71,8 +71,8 @@ def main() -> None:
     import torch
     from transformers import DataCollatorForLanguageModeling
 
-    from kopretrain import packing
-    from kopretrain.masking import MaskingConfig, make_collator
+    from kopretrain.train import packing
+    from kopretrain.train.masking import MaskingConfig, make_collator
 
     torch.set_num_threads(1)
     texts = load_reviews(args.rows)

@@ -29,7 +29,7 @@ def main() -> None:
     import torch
     from transformers import ElectraConfig, ElectraForPreTraining
 
-    from kopretrain.device import cpu_bf16_supported
+    from kopretrain.train.device import cpu_bf16_supported
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -86,7 +86,7 @@ def result(meter, padded_per_step: int | None = None) -> dict:
 def case_ours(objective: str, precision: str, a) -> dict:
     from kopretrain import pretrain
     from kopretrain.pretrain import PretrainConfig
-    from kopretrain.records import StageRun
+    from kopretrain.runs.records import StageRun
 
     work = Path(tempfile.mkdtemp(prefix="bench_pretrain_"))
     cfg = PretrainConfig(input=a.data, tokenizer=a.tokenizer, objective=objective, preset="tiny",
@@ -105,7 +105,7 @@ def case_naive(precision: str, a) -> dict:
     from transformers import (AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
                               TrainingArguments, set_seed)
 
-    from kopretrain import models
+    from kopretrain.train import models
 
     set_seed(42)
     tok = AutoTokenizer.from_pretrained(a.tokenizer)
@@ -129,9 +129,9 @@ def case_ceiling(objective: str, precision: str, a, hf_head: bool = False) -> di
     import torch
     from transformers import AutoTokenizer, set_seed
 
-    from kopretrain import masking, models, packing
-    from kopretrain.objectives import MaskedLM
-    from kopretrain.rtd import ElectraRTD
+    from kopretrain.train import masking, models, packing
+    from kopretrain.train.objectives import MaskedLM
+    from kopretrain.train.rtd import ElectraRTD
 
     set_seed(42)
     tok = AutoTokenizer.from_pretrained(a.tokenizer)

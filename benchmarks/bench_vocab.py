@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def throughput(out: Path, texts: list[str], baseline_n: int = 5000) -> dict[str, float]:
-    from kopretrain import tokreport
+    from kopretrain.tokenizer import report as tokreport
 
     tok, prep = tokreport.load(str(out))
     prepared = prep.prepare(texts)
@@ -44,8 +44,8 @@ def extend_demo(input_dir: str, out: Path, base_rows: int, max_new: int) -> dict
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer, ElectraConfig, ElectraForPreTraining
 
-    from kopretrain.config import from_dict
-    from kopretrain.stages import execute
+    from kopretrain.runs.config import from_dict
+    from kopretrain.runs.registry import execute
     from kopretrain.vocab import VocabConfig
 
     small = out / "base-corpus"
@@ -81,9 +81,9 @@ def main() -> None:
         print(json.dumps(result, ensure_ascii=False, indent=1))
         return
 
-    from kopretrain.config import from_dict
-    from kopretrain.data import iter_batches
-    from kopretrain.stages import execute
+    from kopretrain.runs.config import from_dict
+    from kopretrain.data.files import iter_batches
+    from kopretrain.runs.registry import execute
     from kopretrain.vocab import VocabConfig
 
     dev = Path(args.input) / "dev.parquet"

@@ -27,8 +27,8 @@ import numpy as np
 
 def load_split(data: Path, split: str, rows: int, seed: int) -> tuple[list[str], np.ndarray]:
     """Labelled rows of a split (read and checked by the stages' own reader), seeded shuffle."""
-    from kopretrain.data import LABELS
-    from kopretrain.modelio import read_split
+    from kopretrain.data.files import LABELS
+    from kopretrain.inference.classifier import read_split
 
     table = read_split(str(data), split)
     table = table[table["label"].notna()].sample(frac=1.0, random_state=seed)
@@ -71,10 +71,10 @@ def probe(train_x, train_y, test_x, test_y) -> float:
 
 
 def tfidf(train_texts, train_y, test_texts, test_y) -> float:
-    """evaluate's own baseline (kopretrain.baseline), fit on the same rows."""
+    """evaluate's own baseline (kopretrain.evaluation.baseline), fit on the same rows."""
     from sklearn.metrics import f1_score
 
-    from kopretrain.baseline import Baseline
+    from kopretrain.evaluation.baseline import Baseline
 
     base = Baseline().fit(train_texts, train_y)
     return float(f1_score(test_y, base.predict_proba(test_texts).argmax(1), average="macro"))

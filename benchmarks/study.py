@@ -108,8 +108,8 @@ def init_config(base):
 
 def calibrate(base, workdir: Path, steps: int, rounds: int) -> dict[str, float]:
     """Best seconds per training step of MLM and RTD, from interleaved short runs of the stage."""
-    from kopretrain.records import read_stage
-    from kopretrain.stages import execute
+    from kopretrain.runs.records import read_stage
+    from kopretrain.runs.registry import execute
 
     rows = steps * base.batch_size * base.grad_accum * 4  # a few times what `steps` batches need
     best: dict[str, float] = {}
@@ -139,7 +139,7 @@ def parse_models(text: str) -> dict[str, Path]:
 
     Each must be a finished pretrain stage output (its ``stage.json``) and, for mlm/rtd, pretrained
     with that objective: a typo must not silently fine-tune the wrong model under the wrong name."""
-    from kopretrain.records import read_stage
+    from kopretrain.runs.records import read_stage
 
     models: dict[str, Path] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -164,8 +164,8 @@ def parse_models(text: str) -> dict[str, Path]:
 def pretrain_all(args, steps: dict, workdir: Path, systems: list[str]) -> dict[str, Path]:
     """Model dirs for the neural systems: random init and the pretrained variants (or the ones
     given with ``--models``, which are reused as they are: no calibration, no pretraining)."""
-    from kopretrain.records import write_json
-    from kopretrain.stages import execute
+    from kopretrain.runs.records import write_json
+    from kopretrain.runs.registry import execute
 
     base = steps["pretrain"][0]
     given = {s: p for s, p in args.models.items() if s in systems}
@@ -216,7 +216,7 @@ def run_grid(args, steps: dict, workdir: Path, models: dict[str, Path], systems:
 
     The TF-IDF baseline depends only on (budget, seed), so only one evaluate per pair trains it: the
     first neural system of scratch/mlm/rtd in the study (scratch alone when only baseline is asked)."""
-    from kopretrain.stages import execute
+    from kopretrain.runs.registry import execute
 
     ft_base, ev_base = steps["finetune"][0], steps["evaluate"][0]
     neural = [s for s in NEURAL if s in systems] or ["scratch"]
@@ -276,7 +276,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from kopretrain.stages import execute
+    from kopretrain.runs.registry import execute
 
     args = parse_args(argv)
     t0 = time.time()

@@ -132,7 +132,7 @@ def collect(runs, models: dict[str, Path], data_outputs: dict[str, Path], system
 
 
 def write(study: dict[str, Any], workdir: Path, tag: str = "") -> None:
-    from kopretrain.records import write_json
+    from kopretrain.runs.records import write_json
 
     name = f"study-{tag}" if tag else "study"
     write_json(Path(workdir) / f"{name}.json", study)

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from kopretrain.records import StageError, StageRun
+from kopretrain.runs.records import StageError, StageRun
 
 MORPH_COLUMNS = ("morph_form", "morph_tag", "morph_start", "morph_len")
 
@@ -75,7 +75,7 @@ def analyze_texts(kiwi, texts, cfg: AnalyzeConfig | None = None):
     ``(["[URL]", "최고"], ["W_URL", "NNG"], [0, 6], [5, 2])``. Empty or missing text gives four
     empty lists.
     """
-    from kopretrain.kiwi_rules import placeholder_tags
+    from kopretrain.text.kiwi import placeholder_tags
 
     cfg = cfg or AnalyzeConfig()
     results = kiwi.tokenize((t or "" for t in texts), z_coda=cfg.z_coda, split_complex=cfg.split_complex)
@@ -90,8 +90,8 @@ def analyze_texts(kiwi, texts, cfg: AnalyzeConfig | None = None):
 
 
 def run(cfg: AnalyzeConfig, run: StageRun) -> None:
-    from kopretrain.data import count_rows, split_files
-    from kopretrain.kiwi_rules import get_kiwi, resolve_workers
+    from kopretrain.data.files import count_rows, split_files
+    from kopretrain.text.kiwi import get_kiwi, resolve_workers
 
     if not cfg.input:
         raise StageError("analyze: --input is required (a data stage output such as normalize's)")
@@ -141,7 +141,7 @@ def _analyze_split(cfg: AnalyzeConfig, kiwi, path, out, bar) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from kopretrain.data import ParquetSink, iter_batches
+    from kopretrain.data.files import ParquetSink, iter_batches
 
     schema = pq.read_schema(path)
     base = [f for f in schema if f.name not in MORPH_COLUMNS]  # re-analysis replaces old columns

@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from kopretrain import __version__
-from kopretrain.config import ConfigError, add_arguments, from_dict, namespace_to_dict
-from kopretrain.stages import STAGES
+from kopretrain.runs.config import ConfigError, add_arguments, from_dict, namespace_to_dict
+from kopretrain.runs.registry import STAGES
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print("kopretrain: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - turn known input errors into one clear line
-        from kopretrain.outputs import OutputError
-        from kopretrain.records import StageError
+        from kopretrain.runs.outputs import OutputError
+        from kopretrain.runs.records import StageError
 
         if isinstance(exc, (StageError, OutputError, FileNotFoundError)):
             print(f"kopretrain: error: {exc}", file=sys.stderr)
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_stage(name: str, argv: list[str]) -> int:
-    from kopretrain import stages
+    from kopretrain.runs import registry
 
-    module = stages.load(name)
+    module = registry.load(name)
     cfg_cls = module.CONFIG
     needs_output = getattr(module, "NEEDS_OUTPUT", True)
     parser = _stage_parser(name, cfg_cls, STAGES[name][1], needs_output)
@@ -108,11 +108,11 @@ def _run_stage(name: str, argv: list[str]) -> int:
 
         with open(ns._config, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
-    from kopretrain.config import deep_merge
+    from kopretrain.runs.config import deep_merge
 
     data = deep_merge(data, namespace_to_dict(ns, cfg_cls))
     cfg = from_dict(cfg_cls, data, prefix=name)
-    out = stages.execute(name, cfg, ns._output, force=ns._force)
+    out = registry.execute(name, cfg, ns._output, force=ns._force)
     print(f"[{name}] output: {out}")
     return 0
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from kopretrain.data import LABELS
-from kopretrain.records import StageError, StageRun, read_stage, write_json
+from kopretrain.data.files import LABELS
+from kopretrain.runs.records import StageError, StageRun, read_stage, write_json
 
 
 @dataclass
@@ -67,7 +67,7 @@ def labelled(frame):
 
 def system_metrics(probs, y, ratings) -> dict[str, Any]:
     """Every number the report shows for one system (model or baseline)."""
-    from kopretrain import metrics as M
+    from kopretrain.evaluation import metrics as M
 
     pred = probs.argmax(axis=1)
     out = M.classification(y, pred)
@@ -108,9 +108,9 @@ def _float_or_none(value) -> float | None:
 
 def fit_temperature(cfg: EvaluateConfig, clf, notes: list[str]) -> float | None:
     """Temperature fitted on (a sample of) dev, or None with a note saying why not."""
-    from kopretrain import metrics as M
+    from kopretrain.evaluation import metrics as M
     from kopretrain.finetune import stratified_sample
-    from kopretrain.modelio import input_texts, read_split
+    from kopretrain.inference.classifier import input_texts, read_split
 
     if not cfg.temperature_scaling:
         return None
@@ -132,9 +132,9 @@ def fit_temperature(cfg: EvaluateConfig, clf, notes: list[str]) -> float | None:
 
 def train_baseline(cfg: EvaluateConfig, notes: list[str]):
     """The TF-IDF baseline fitted on the model's training rows, or None with a note."""
-    from kopretrain.baseline import Baseline
+    from kopretrain.evaluation.baseline import Baseline
     from kopretrain.finetune import stratified_sample
-    from kopretrain.modelio import read_split
+    from kopretrain.inference.classifier import read_split
 
     try:
         train, y_train = labelled(read_split(cfg.data, "train"))
@@ -159,9 +159,9 @@ def run(cfg: EvaluateConfig, run: StageRun) -> None:
     import numpy as np
     import pandas as pd
 
-    from kopretrain.metrics import ece
-    from kopretrain.modelio import Classifier, input_texts, read_split, softmax
-    from kopretrain.report import build_evaluation_report
+    from kopretrain.evaluation.metrics import ece
+    from kopretrain.inference.classifier import Classifier, input_texts, read_split, softmax
+    from kopretrain.evaluation.report import build_evaluation_report
 
     notes: list[str] = []
     clf = Classifier.load(cfg.model, revision=cfg.revision or None, data=cfg.data, max_length=cfg.max_length)

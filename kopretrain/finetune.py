@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from kopretrain.data import LABELS
-from kopretrain.records import StageError, StageRun, write_json
+from kopretrain.data.files import LABELS
+from kopretrain.runs.records import StageError, StageRun, write_json
 
 METRIC = "macro_f1"
 
@@ -123,7 +123,7 @@ def class_weights(labels, mode: str) -> list[float] | None:
 
 def load_labelled(cfg: FinetuneConfig, split: str):
     """(frame, label ids) of the labelled rows of a split; unlabelled rows are counted, not used."""
-    from kopretrain.modelio import read_split
+    from kopretrain.inference.classifier import read_split
 
     frame = read_split(cfg.data, split)
     labelled = frame[frame["label"].notna()].reset_index(drop=True)
@@ -194,8 +194,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from kopretrain.finetune_trainer import ClassifierTrainer, compute_metrics, training_arguments
-    from kopretrain.modelio import check_model_ref, input_texts, resolve_textprep
+    from kopretrain.train.finetune_trainer import ClassifierTrainer, compute_metrics, training_arguments
+    from kopretrain.inference.classifier import check_model_ref, input_texts, resolve_textprep
 
     # ---- setup: model, tokenizer, text preparation, data
     check_model_ref(cfg.model)

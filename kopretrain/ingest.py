@@ -2,14 +2,14 @@
 
 Two streaming passes keep memory flat as the input grows:
 
-1. read every record (:mod:`kopretrain.readers`), reject what cannot be used (named reasons, file
+1. read every record (:mod:`kopretrain.data.readers`), reject what cannot be used (named reasons, file
    and line into ``rejected.jsonl``), stage the good rows to a temporary Parquet file in chunks
    and keep only a few numbers per row in memory (exact/near/id hashes, group index, label code,
    file index, line: ~40 bytes);
-2. decide duplicates (:mod:`kopretrain.dedup`) and splits (:mod:`kopretrain.split`) on those
+2. decide duplicates (:mod:`kopretrain.data.dedup`) and splits (:mod:`kopretrain.data.split`) on those
    arrays, then stream the staged rows into ``train/dev/test.parquet``.
 
-Output columns follow :mod:`kopretrain.data`; ``text`` stays raw (normalize is the next stage).
+Output columns follow :mod:`kopretrain.data.files`; ``text`` stays raw (normalize is the next stage).
 A generated dataset card (``README.md``) holds the measured statistics.
 """
 
@@ -20,9 +20,9 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Optional
 
-from kopretrain.data import LABELS
-from kopretrain.labels import SCHEMES, LabelError, build_scheme, label_key, parse_rating
-from kopretrain.records import StageError, StageRun
+from kopretrain.data.files import LABELS
+from kopretrain.data.schemes import SCHEMES, LabelError, build_scheme, label_key, parse_rating
+from kopretrain.runs.records import StageError, StageRun
 
 _BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]*")  # whitespace and zero-width characters
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -216,8 +216,8 @@ def _schema():
 
 
 def run(cfg: IngestConfig, run: StageRun) -> None:
-    from kopretrain.ingest_write import decide, write_splits
-    from kopretrain.sources import open_sources, resolve_columns
+    from kopretrain.data.assign import decide, write_splits
+    from kopretrain.data.sources import open_sources, resolve_columns
 
     if not cfg.input:
         raise StageError("--input is required (a file, a directory, or a datasets name with --format datasets)")
@@ -270,8 +270,8 @@ def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple
     """Pass 1: stream every record, reject the unusable, stage the rest, keep per-row keys."""
     from tqdm.auto import tqdm
 
-    from kopretrain.data import ParquetSink
-    from kopretrain.dedup import hash64, keys
+    from kopretrain.data.files import ParquetSink
+    from kopretrain.data.dedup import hash64, keys
 
     k = _Keys()
     groups: dict[str, int] = {}
@@ -324,8 +324,8 @@ def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple
 
 
 def _write_card(cfg: IngestConfig, run: StageRun, stats: dict[str, Any]) -> None:
-    from kopretrain.config import to_dict
-    from kopretrain.datacard import render
+    from kopretrain.runs.config import to_dict
+    from kopretrain.data.card import render
 
     text = render(stats, config=to_dict(cfg), counts=run.counts, license=cfg.license, pretty_name=cfg.name)
     (run.dir / "README.md").write_text(text + "\n", encoding="utf-8")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from kopretrain.records import StageError, fingerprint_path, stage_fingerprint, write_json
+from kopretrain.runs.records import StageError, fingerprint_path, stage_fingerprint, write_json
 
 NEEDS_OUTPUT = True
 PIPELINE_OUTPUT = "label/labeled.parquet"
@@ -84,7 +84,7 @@ CONFIG = LabelConfig
 
 
 def output_format(output: Path) -> tuple[str, bool]:
-    from kopretrain.tablefiles import file_format
+    from kopretrain.data.tables import file_format
 
     try:
         return file_format(output)
@@ -94,7 +94,7 @@ def output_format(output: Path) -> tuple[str, bool]:
 
 def run_fingerprint(cfg: LabelConfig) -> tuple[str, dict, dict]:
     """(fingerprint, config, inputs) of a labeling run: model content + input content + options."""
-    from kopretrain.config import to_dict
+    from kopretrain.runs.config import to_dict
 
     config = to_dict(cfg)
     key = {k: v for k, v in config.items() if k not in _COSMETIC}
@@ -104,7 +104,7 @@ def run_fingerprint(cfg: LabelConfig) -> tuple[str, dict, dict]:
 
 def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     """Label ``cfg.input`` into ``output`` (resuming an interrupted run with the same fingerprint)."""
-    from kopretrain.tablefiles import file_format, input_columns
+    from kopretrain.data.tables import file_format, input_columns
 
     t0 = time.time()
     output = Path(output)
@@ -120,7 +120,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
         in_fmt, _ = file_format(src)
     except ValueError as exc:
         raise StageError(f"--input: {exc}") from None
-    from kopretrain.modelio import check_model_ref
+    from kopretrain.inference.classifier import check_model_ref
 
     check_model_ref(cfg.model)
     fingerprint, config, inputs = run_fingerprint(cfg)
@@ -129,7 +129,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
         print(f"[label] up to date: {output} (use --force to redo)")
         return output
 
-    from kopretrain.outputs import OutputLock, check_file_output
+    from kopretrain.runs.outputs import OutputLock, check_file_output
 
     check_file_output(output, record_path)  # before loading the model: never overwrite a user's file
     with OutputLock(output):
@@ -139,7 +139,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
 
 def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple, force: bool, t0: float) -> Path:
     """The labelling run proper, under the output's lock."""
-    from kopretrain.tablefiles import input_columns
+    from kopretrain.data.tables import input_columns
 
     in_fmt, out_fmt, out_gz = formats
     fingerprint, config, inputs = key
@@ -171,7 +171,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
             raise StageError(_missing_column(src, cfg.text_column, chunk.table.column_names))
         table, stats = label_chunk(scorer, chunk, cfg)
         if out_fmt in ("csv", "tsv"):
-            from kopretrain.tablefiles import conform
+            from kopretrain.data.tables import conform
 
             manifest["columns"] = manifest.get("columns") or table.column_names
             table = conform(table, manifest["columns"])
@@ -184,7 +184,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     seconds_labeling = time.time() - t_label
     cpu_labeling = time.process_time() - cpu_label
 
-    from kopretrain.tablefiles import assemble
+    from kopretrain.data.tables import assemble
 
     parts = [partial / _part_name(k, ext) for k in range(len(manifest["chunks"]))]
     assemble(parts, output, out_fmt)
@@ -203,7 +203,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
 
 
 def added_columns(cfg: LabelConfig) -> list[str]:
-    from kopretrain.data import LABELS
+    from kopretrain.data.files import LABELS
 
     p = cfg.column_prefix
     names = [f"{p}label", f"{p}confidence"] + [f"{p}prob_{name}" for name in LABELS]
@@ -218,7 +218,7 @@ def label_chunk(scorer, chunk, cfg: LabelConfig):
     import numpy as np
     import pyarrow as pa
 
-    from kopretrain.data import LABELS
+    from kopretrain.data.files import LABELS
 
     table = chunk.table
     n = table.num_rows
@@ -272,20 +272,20 @@ def label_chunk(scorer, chunk, cfg: LabelConfig):
 
 
 def _load(cfg: LabelConfig):
-    from kopretrain.modelio import Classifier
+    from kopretrain.inference.classifier import Classifier
 
     if cfg.threads:
         import torch
 
         torch.set_num_threads(cfg.threads)
-    from kopretrain.scoring import Scorer
+    from kopretrain.inference.scoring import Scorer
 
     return Scorer(Classifier.load(cfg.model, max_length=cfg.max_length), cfg.precision, cfg.batch_size)
 
 
 def _chunks(cfg: LabelConfig, src: Path, fmt: str, columns: list[str] | None):
     """The input's chunks; an input without rows still yields one empty chunk so the output gets a header."""
-    from kopretrain.tablefiles import Chunk, read_chunks
+    from kopretrain.data.tables import Chunk, read_chunks
 
     any_chunk = False
     for chunk in read_chunks(src, cfg.chunk_size, cfg.text_column, encoding=cfg.encoding, quoting=cfg.csv_quoting):
@@ -302,7 +302,7 @@ def _chunks(cfg: LabelConfig, src: Path, fmt: str, columns: list[str] | None):
 
 def _commit_chunk(partial: Path, manifest: dict, k: int, table, stats: dict, fmt: str, gz: bool, ext: str) -> None:
     """Write part ``k`` then record it in the manifest: a kill between the two redoes chunk k only."""
-    from kopretrain.tablefiles import write_part
+    from kopretrain.data.tables import write_part
 
     write_part(table, partial / _part_name(k, ext), fmt, gz, header=(k == 0))
     manifest["chunks"].append(stats)
@@ -325,7 +325,7 @@ def _open_manifest(partial: Path, fingerprint: str, chunk_size: int, force: bool
         return manifest
     if partial.exists():
         if not (partial / MANIFEST).is_file() and (not partial.is_dir() or any(partial.iterdir())):
-            from kopretrain.outputs import OutputError
+            from kopretrain.runs.outputs import OutputError
 
             raise OutputError(f"{partial} exists and was not written by kopretrain (no {MANIFEST}); move it away first")
         why = "--force" if force else "model, input or options changed"
@@ -351,7 +351,7 @@ def _totals(manifest: dict) -> dict:
 def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt) -> dict:
     import datetime as dt
 
-    from kopretrain.records import git_commit, library_versions
+    from kopretrain.runs.records import git_commit, library_versions
 
     return {
         "stage": "label",
@@ -409,7 +409,7 @@ def _progress(cfg: LabelConfig, src: Path, fmt: str, initial: int):
 
     total = None
     if fmt == "parquet":
-        from kopretrain.data import count_rows
+        from kopretrain.data.files import count_rows
 
         total = count_rows(src)
     return tqdm(total=total, initial=initial, unit=" rows", unit_scale=True, mininterval=1.0,

@@ -1,13 +1,13 @@
 """normalize: rewrite noisy Korean user text with small named rules, drop what is unusable.
 
-Every rule (``kopretrain.rules``) is counted in ``stage.json`` (``stats.rules``: how many texts it
+Every rule (``kopretrain.text.rules``) is counted in ``stage.json`` (``stats.rules``: how many texts it
 changed, with one before/after example each), and every dropped row goes to ``rejected.jsonl``
 with its reason (datatrove's filter accounting). The original text is kept in ``text_raw``.
 
     kopretrain normalize --input runs/ingest --output runs/normalize --emoji map
 
 Library use (``Normalizer.normalize`` is what training and inference re-apply via
-``kopretrain.textprep``; it never drops text)::
+``kopretrain.text.textprep``; it never drops text)::
 
     norm = Normalizer(NormalizeConfig())
     norm.normalize("배송 빨랐어욬ㅋㅋㅋㅋ 100000원!!!!!")   # -> "배송 빨랐어욬ㅋㅋ 100000원!!"
@@ -22,8 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional
 
-from kopretrain.records import StageError, StageRun
-from kopretrain.rules import PLACEHOLDER_RE, PLACEHOLDER_TOKENS, RULE_NAMES, EMOJI_RE, build_rules
+from kopretrain.runs.records import StageError, StageRun
+from kopretrain.text.rules import PLACEHOLDER_RE, PLACEHOLDER_TOKENS, RULE_NAMES, EMOJI_RE, build_rules
 
 __all__ = ["NormalizeConfig", "Normalizer", "PLACEHOLDER_TOKENS", "RULE_NAMES", "run"]
 
@@ -105,11 +105,11 @@ class Normalizer:
         self.rules = [(n, r) for n, r in build_rules(cfg.max_repeat, cfg.emoji) if n not in skip]
         self.batch_rules = []
         if cfg.spacing and "spacing" not in skip:
-            from kopretrain.kiwi_rules import Spacing
+            from kopretrain.text.kiwi import Spacing
 
             self.batch_rules.append(("spacing", Spacing(cfg.num_workers)))
         if cfg.typos != "none" and "typos" not in skip:
-            from kopretrain.kiwi_rules import Typos
+            from kopretrain.text.kiwi import Typos
 
             self.batch_rules.append(("typos", Typos(cfg.typos, cfg.num_workers)))
         names = [n for n, _ in self.rules + self.batch_rules]
@@ -193,8 +193,8 @@ CONFIG = NormalizeConfig
 def run(cfg: NormalizeConfig, run: StageRun) -> None:
     import pyarrow as pa
 
-    from kopretrain.data import ParquetSink, iter_batches, split_files
-    from kopretrain.records import REJECTED_FILE
+    from kopretrain.data.files import ParquetSink, iter_batches, split_files
+    from kopretrain.runs.records import REJECTED_FILE
 
     if not cfg.input:
         raise StageError("normalize: --input is required (a data stage output such as ingest's)")

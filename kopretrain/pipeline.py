@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kopretrain.config import ConfigError, deep_merge, from_dict, parse_set
-from kopretrain.stages import PIPELINE_ORDER, STAGES, load
+from kopretrain.runs.config import ConfigError, deep_merge, from_dict, parse_set
+from kopretrain.runs.registry import PIPELINE_ORDER, STAGES, load
 
 TOP_KEYS = ("workdir", "stages", "description")
 
@@ -77,7 +77,7 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
 
 def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: list[str] | None = None,
                  only: list[str] | None = None, until: str | None = None, dry_run: bool = False) -> dict[str, Path]:
-    from kopretrain.stages import execute
+    from kopretrain.runs.registry import execute
 
     raw = load_pipeline(path, overrides)
     names = stage_names(raw)
@@ -119,7 +119,7 @@ def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, str | N
     """The ``--only`` stages, and what is wrong if they read the output of a stage that ``--only``
     leaves out and that has not finished: without this check a selected stage fails deep inside a
     library with a bare "not found" for a path the user never typed."""
-    from kopretrain.records import read_stage
+    from kopretrain.runs.records import read_stage
 
     left_out = {str(output): name for name, _, output in steps if name not in only}
     selected = [step for step in steps if step[0] in only]
@@ -139,8 +139,8 @@ def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, str | N
 
 def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) -> str:
     """What ``kopretrain run`` would do with this stage, for ``--dry-run``."""
-    from kopretrain.outputs import OutputError
-    from kopretrain.records import StageRun
+    from kopretrain.runs.outputs import OutputError
+    from kopretrain.runs.records import StageRun
 
     if forced:
         return "will run: --force"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, Optional
 
-from kopretrain.records import StageError, StageRun, write_json
+from kopretrain.runs.records import StageError, StageRun, write_json
 
 CHECKPOINTS = "checkpoints"
 
@@ -153,8 +153,9 @@ CONFIG = PretrainConfig
 def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     from transformers import set_seed
 
-    from kopretrain import masking, pretrain_data, trainer_utils
-    from kopretrain.collators import premasked_collator
+    from kopretrain.train import masking, pretrain_data
+    from kopretrain.train import pretrain_trainer as trainer_utils
+    from kopretrain.train.collators import premasked_collator
 
     # ---- setup: devices/ranks -> tokenizer -> model -> data -> Trainer
     args = training_arguments(cfg, run)
@@ -243,8 +244,9 @@ def load_tokenizer(cfg: PretrainConfig):
     """``(tokenizer, TextPrep, base-model record)``; a given tokenizer must extend a checkpoint's vocab."""
     from transformers import AutoTokenizer
 
-    from kopretrain import models, textprep
-    from kopretrain.modelio import resolve_textprep
+    from kopretrain.train import models
+    from kopretrain.text import textprep
+    from kopretrain.inference.classifier import resolve_textprep
 
     own = cfg.tokenizer in ("", "checkpoint")
     if cfg.init == "scratch":
@@ -274,9 +276,9 @@ def load_tokenizer(cfg: PretrainConfig):
 
 def build_module(cfg: PretrainConfig, tokenizer, base: dict):
     """The trainable wrapper (MaskedLM or ElectraRTD) and the base record completed with the model."""
-    from kopretrain import models
-    from kopretrain.objectives import MaskedLM
-    from kopretrain.rtd import ElectraRTD
+    from kopretrain.train import models
+    from kopretrain.train.objectives import MaskedLM
+    from kopretrain.train.rtd import ElectraRTD
 
     if cfg.init == "scratch":
         arch = models.resolve_arch(cfg.preset, cfg.arch_type, num_layers=cfg.num_layers, hidden_size=cfg.hidden_size,
@@ -331,7 +333,7 @@ def pad_multiple() -> int | None:
 
 
 def masking_config(cfg: PretrainConfig):
-    from kopretrain.masking import MaskingConfig
+    from kopretrain.train.masking import MaskingConfig
 
     return MaskingConfig(objective=cfg.objective, mlm_probability=cfg.mlm_probability,
                          mask_replace_prob=cfg.mask_replace_prob, random_replace_prob=cfg.random_replace_prob,
@@ -343,7 +345,7 @@ def training_arguments(cfg: PretrainConfig, run: StageRun):
     import torch
     from transformers import TrainingArguments
 
-    from kopretrain.device import trainer_precision_kwargs
+    from kopretrain.train.device import trainer_precision_kwargs
 
     cpu = not torch.cuda.is_available()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -367,7 +369,7 @@ def make_trainer(cfg: PretrainConfig, run: StageRun, args, module, data, collato
     from transformers import PrinterCallback
     from transformers.integrations import TensorBoardCallback
 
-    from kopretrain import trainer_utils
+    from kopretrain.train import pretrain_trainer as trainer_utils
 
     tensorboard = TensorBoardCallback()
     tensorboard.logging_dir = str(run.dir / "runs")

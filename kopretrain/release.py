@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kopretrain.records import StageError, StageRun, write_json
+from kopretrain.runs.records import StageError, StageRun, write_json
 
 NEEDS_OUTPUT = True  # --out is accepted too (argparse resolves it to --output)
 # What a loadable folder needs; anything else in a stage output (training_args.json, dev metrics,
@@ -94,7 +94,7 @@ def model_kind(config: dict[str, Any]) -> str:
 
 
 def run(cfg: ReleaseConfig, run: StageRun) -> None:
-    from kopretrain.modelcard import PIPELINE_TAGS, render
+    from kopretrain.hub.modelcard import PIPELINE_TAGS, render
 
     src = _check_model(cfg)
     config = json.loads((src / "config.json").read_text(encoding="utf-8"))
@@ -102,13 +102,13 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
     if kind == "classifier":
         from transformers import AutoConfig
 
-        from kopretrain.modelio import label_order
+        from kopretrain.inference.classifier import label_order
 
         label_order(AutoConfig.from_pretrained(src), cfg.model)  # clear error without sentiment id2label
     copied = copy_model(src, run.dir)
     if (src / "generator").is_dir():  # RTD: the generator, for continued pretraining
         copied += [f"generator/{n}" for n in copy_model(src / "generator", run.dir / "generator")]
-    from kopretrain.provenance import gather
+    from kopretrain.hub.provenance import gather
 
     info = gather(cfg, src, run.dir, kind, config)
     info["pipeline_tag"] = PIPELINE_TAGS[kind]
@@ -126,7 +126,7 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
 
 
 def _check_model(cfg: ReleaseConfig) -> Path:
-    from kopretrain.modelio import check_model_ref
+    from kopretrain.inference.classifier import check_model_ref
 
     check_model_ref(cfg.model)
     src = Path(cfg.model).expanduser()
@@ -173,7 +173,7 @@ def verify(folder: Path, kind: str, info: dict[str, Any]) -> list[dict[str, Any]
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
-    from kopretrain.textprep import load
+    from kopretrain.text.textprep import load
 
     prep = load(folder)
     # An ELECTRA discriminator loads as ElectraModel for feature extraction: its unused head is

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from kopretrain.data import LABELS
+from kopretrain.data.files import LABELS
 
 REVIEWS = [
     "배송 빨랐어요 최고", "별로예요 다시는 안 사요", "그냥 그래요", "완전 강추합니다 ㅋㅋ",
@@ -52,7 +52,7 @@ def tiny_classifier(out_dir: str | Path, texts: Iterable[str] = REVIEWS, *, hidd
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from kopretrain.textprep import TextPrep
+    from kopretrain.text.textprep import TextPrep
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,13 +2,13 @@
 
 Output: a directory ``transformers.AutoTokenizer.from_pretrained(dir)`` loads with no custom code
 (``tokenizer.json`` + ``tokenizer_config.json``; special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]``),
-``kopretrain.json`` (the :class:`~kopretrain.textprep.TextPrep` every later stage re-applies),
+``kopretrain.json`` (the :class:`~kopretrain.text.textprep.TextPrep` every later stage re-applies),
 ``stage.json`` (vocab size, corpus fingerprint, vocab hash) and ``tokenizer_report.{json,md}``.
 
 Models
     ``wordpiece`` (KcBERT/KoELECTRA): cased, ``strip_accents=False``, ``clean_text``, a large
     ``limit_alphabet`` so rare Hangul syllables and jamo (``ㅋ``, ``ㅠ``) stay in the vocab, and
-    ``[unused0..N]`` slots that :mod:`kopretrain.vocab_extend` later fills with domain words.
+    ``[unused0..N]`` slots that :mod:`kopretrain.tokenizer.extend` later fills with domain words.
     ``unigram`` (KoBERT/SentencePiece): Metaspace ``▁`` marks the start of an eojeol. No NFKC:
     it would turn compatibility jamo (``ㅋㅋ``) into conjoining jamo.
     Normalizer placeholders (``[URL]``, ``[EMOJI]``, ...) are single, non-special tokens
@@ -43,7 +43,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterable, Iterator, Literal
 
-from kopretrain.records import StageError, StageRun
+from kopretrain.runs.records import StageError, StageRun
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 JOINER = "\uffed"  # ￭: marks a morpheme boundary inside an eojeol
@@ -219,7 +219,7 @@ def corpus_batches(path, pretokenize: str, batch_size: int, reuse_offsets: bool,
     """Batches of training texts exactly as :meth:`TextPrep.prepare` would give them at inference
     (the text is already normalized upstream), with placeholders blanked out: the trainer does
     not extract added tokens, so ``[URL]`` would otherwise teach it ``URL`` merges."""
-    from kopretrain.data import iter_batches
+    from kopretrain.data.files import iter_batches
 
     use_offsets = pretokenize == "morpheme" and reuse_offsets and offsets_agree(path, log=log)
     cols = ["text", "morph_start", "morph_len"] if use_offsets else ["text"]
@@ -244,7 +244,7 @@ def offsets_agree(path, sample: int = 500, log=print) -> bool:
     if not {"morph_start", "morph_len"} <= set(names):
         log(f"[vocab] {path.name}: no analyze offsets; running kiwipiepy")
         return False
-    from kopretrain.data import iter_batches
+    from kopretrain.data.files import iter_batches
 
     batch = next(iter_batches(path, batch_size=sample, columns=["text", "morph_start", "morph_len"]), None)
     if batch is None:
@@ -263,8 +263,9 @@ def offsets_agree(path, sample: int = 500, log=print) -> bool:
 
 
 def run(cfg: VocabConfig, run: StageRun) -> None:
-    from kopretrain import records, textprep
-    from kopretrain.data import count_rows, split_files
+    from kopretrain.runs import records
+    from kopretrain.text import textprep
+    from kopretrain.data.files import count_rows, split_files
 
     files = split_files(cfg.input)
     if "train" not in files:
@@ -273,11 +274,11 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
     normalize = (records.upstream(cfg.input, "normalize") or {}).get("config")
     rows_in = count_rows(train)
     if cfg.extend_from:
-        from kopretrain.vocab_extend import extend
+        from kopretrain.tokenizer.extend import extend
 
         stats = extend(cfg, run.dir, train, normalize=normalize, log=run.log)
     else:
-        from kopretrain.vocab_train import train_tokenizer
+        from kopretrain.tokenizer.train import train_tokenizer
 
         stats = train_tokenizer(cfg, run.dir, train, log=run.log)
         textprep.TextPrep(normalize=normalize, pretokenize=cfg.pretokenize, extra=textprep_extra(cfg)).save(run.dir)
@@ -304,8 +305,8 @@ def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> 
         run.log("[vocab] no dev/test split: tokenizer report skipped")
         run.stats["report"] = "skipped: no dev/test split"
         return
-    from kopretrain import tokreport
-    from kopretrain.data import iter_batches
+    from kopretrain.tokenizer import report as tokreport
+    from kopretrain.data.files import iter_batches
 
     texts: list[str] = []
     for batch in iter_batches(files[split], batch_size=cfg.batch_size, columns=["text"]):

@@ -8,9 +8,9 @@ import pytest
 
 from kopretrain.analyze import AnalyzeConfig, analyze_texts
 from kopretrain.cli import main
-from kopretrain.config import ConfigError, from_dict
+from kopretrain.runs.config import ConfigError, from_dict
 from kopretrain.normalize import PLACEHOLDER_TOKENS
-from tests._data_fixtures import read_split, write_stage_dir
+from tests.fixtures.data import read_split, write_stage_dir
 
 # Tags whose form is the surface text itself (no conjugation/allomorph restoring).
 SURFACE_TAGS = {"NNG", "NNP", "SL", "SN", "SW", "SF", "SH", "W_URL", "W_EMAIL", "W_SERIAL", "W_MENTION",
@@ -19,7 +19,7 @@ SURFACE_TAGS = {"NNG", "NNP", "SL", "SN", "SW", "SF", "SH", "W_URL", "W_EMAIL", 
 
 @pytest.fixture(scope="module")
 def kiwi():
-    from kopretrain.kiwi_rules import get_kiwi
+    from kopretrain.text.kiwi import get_kiwi
 
     return get_kiwi(0, "none")
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from kopretrain.cli import main
-from kopretrain.stages import STAGES
+from kopretrain.runs.registry import STAGES
 
 HEAVY = ("torch", "transformers", "datasets", "pandas", "pyarrow", "kiwipiepy", "sklearn", "matplotlib")
 PRESENT = [name for name, (mod, _) in STAGES.items() if importlib.util.find_spec(mod) is not None]

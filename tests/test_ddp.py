@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from _pretrain_fixtures import TINY, write_data_stage, write_tokenizer_dir
+from tests.fixtures.pretrain import TINY, write_data_stage, write_tokenizer_dir
 
 
 def test_two_cpu_ranks_train_the_same_model(tmp_path):

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from kopretrain.cli import main
-from kopretrain.config import from_dict
+from kopretrain.runs.config import from_dict
 from kopretrain.evaluate import EvaluateConfig
-from kopretrain.metrics import binary_accuracy, classification, ece, fit_temperature, per_rating, reliability
-from kopretrain.records import StageError
-from kopretrain.stages import execute
-from sentiment_fixtures import make_model, write_data
+from kopretrain.evaluation.metrics import binary_accuracy, classification, ece, fit_temperature, per_rating, reliability
+from kopretrain.runs.records import StageError
+from kopretrain.runs.registry import execute
+from tests.fixtures.sentiment import make_model, write_data
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from kopretrain.cli import main
-from kopretrain.config import from_dict
-from kopretrain.data import LABELS
+from kopretrain.runs.config import from_dict
+from kopretrain.data.files import LABELS
 from kopretrain.finetune import FinetuneConfig, class_weights, stratified_sample
-from kopretrain.records import StageError
-from kopretrain.stages import execute
-from sentiment_fixtures import make_model, write_data
+from kopretrain.runs.records import StageError
+from kopretrain.runs.registry import execute
+from tests.fixtures.sentiment import make_model, write_data
 
 FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,
             early_stopping_patience=0)
@@ -53,8 +53,8 @@ def test_output_is_a_plain_transformers_classifier(finetuned):
 
 def test_saved_model_is_the_best_dev_checkpoint(finetuned, workdir):
     """Reload the output independently, score dev, and compare with the best logged dev macro-F1."""
-    from kopretrain.metrics import classification
-    from kopretrain.modelio import Classifier
+    from kopretrain.evaluation.metrics import classification
+    from kopretrain.inference.classifier import Classifier
 
     record = json.loads((finetuned / "dev_metrics.json").read_text())
     history = record["history"]
@@ -71,7 +71,7 @@ def test_saved_model_is_the_best_dev_checkpoint(finetuned, workdir):
 
 def test_selection_follows_dev_metric_and_early_stopping(workdir, monkeypatch):
     """Script the dev macro-F1: best at the 2nd evaluation, then two worse ones stop training."""
-    import kopretrain.finetune_trainer as ft
+    import kopretrain.train.finetune_trainer as ft
 
     scripted = iter([0.30, 0.80, 0.50, 0.40, 0.20, 0.10, 0.10, 0.10, 0.10])
     real = ft.compute_metrics
@@ -114,7 +114,7 @@ def test_class_weights_change_the_loss(tmp_path):
     import torch.nn.functional as F
     from transformers import AutoModelForSequenceClassification, TrainingArguments
 
-    from kopretrain.finetune_trainer import ClassifierTrainer
+    from kopretrain.train.finetune_trainer import ClassifierTrainer
 
     weights = class_weights([0] * 60 + [1] * 30 + [2] * 10, "balanced")
     assert weights == pytest.approx([100 / 180, 100 / 90, 100 / 30])

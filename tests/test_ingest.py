@@ -8,11 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from kopretrain import stages
+from kopretrain.runs import registry
 from kopretrain.cli import main
-from kopretrain.config import ConfigError, from_dict
+from kopretrain.runs.config import ConfigError, from_dict
 from kopretrain.ingest import IngestConfig
-from kopretrain.records import StageError, read_stage
+from kopretrain.runs.records import StageError, read_stage
 
 HEADER = ["review_id", "domain", "item_id", "rating", "date", "review"]
 OPINIONS = {1: "최악이에요 돈 아까움", 2: "별로였어요", 3: "그냥 무난했어요", 4: "괜찮네요 추천", 5: "완전 최고예요"}
@@ -40,7 +40,7 @@ def ingest(tmp_path, out="out", **cfg):
     cfg.setdefault("label_scheme", "stars5")
     config = from_dict(IngestConfig, cfg)
     output = tmp_path / out
-    stages.execute("ingest", config, output)
+    registry.execute("ingest", config, output)
     return output, read_stage(output)
 
 

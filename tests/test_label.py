@@ -13,7 +13,7 @@ import pytest
 
 from kopretrain import label as L
 from kopretrain.cli import main
-from kopretrain.records import StageError
+from kopretrain.runs.records import StageError
 from kopretrain.testing import REVIEWS, tiny_classifier
 
 PROBS = ["prob_negative", "prob_neutral", "prob_positive"]
@@ -71,7 +71,7 @@ def cfg(model: Path, src: Path, **kw) -> L.LabelConfig:
 
 
 def test_rows_kept_in_order_with_columns_and_probabilities(model, tmp_path):
-    from kopretrain.modelio import Classifier
+    from kopretrain.inference.classifier import Classifier
 
     src = write(tmp_path / "in.csv", rows())
     out = L.execute(cfg(model, src, chunk_size=7, batch_size=4), tmp_path / "out.csv")
@@ -246,7 +246,7 @@ def test_cli(model, tmp_path, capsys):
 
 def test_recorded_normalization_is_applied(tmp_path):
     pytest.importorskip("kopretrain.normalize")
-    from kopretrain.modelio import Classifier
+    from kopretrain.inference.classifier import Classifier
 
     model = tiny_classifier(tmp_path / "m", textprep={"normalize": {}})
     noisy = ["배송 빨랐어요 최고ㅋㅋㅋㅋㅋㅋㅋㅋ!!!!!!!!", "별로예요ㅠㅠㅠㅠㅠㅠ"]

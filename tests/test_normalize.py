@@ -8,9 +8,9 @@ import random
 import pytest
 
 from kopretrain.cli import main
-from kopretrain.config import ConfigError, from_dict
+from kopretrain.runs.config import ConfigError, from_dict
 from kopretrain.normalize import PLACEHOLDER_TOKENS, NormalizeConfig, Normalizer
-from tests._data_fixtures import read_split, write_stage_dir
+from tests.fixtures.data import read_split, write_stage_dir
 
 # Pieces that exercise every rule and their interactions, glued at random by the property test.
 PIECES = [

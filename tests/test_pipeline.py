@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kopretrain.config import ConfigError
+from kopretrain.runs.config import ConfigError
 from kopretrain.pipeline import load_pipeline, plan, run_pipeline
-from kopretrain.records import read_stage
+from kopretrain.runs.records import read_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))

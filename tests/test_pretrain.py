@@ -8,10 +8,11 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from _pretrain_fixtures import TINY, make_texts, one_thread, write_checkpoint, write_data_stage, write_tokenizer_dir
-from kopretrain import pretrain, stages
+from tests.fixtures.pretrain import TINY, make_texts, one_thread, write_checkpoint, write_data_stage, write_tokenizer_dir
+from kopretrain import pretrain
+from kopretrain.runs import registry
 from kopretrain.pretrain import PretrainConfig
-from kopretrain.records import StageRun
+from kopretrain.runs.records import StageRun
 
 _threads = pytest.fixture(autouse=True)(one_thread)
 
@@ -40,10 +41,10 @@ def test_each_objective_lowers_its_loss_on_a_repeated_batch(inputs, objective, t
     import datasets
     from transformers import AutoTokenizer
 
-    from _pretrain_fixtures import tiny_parts
-    from kopretrain import masking, packing
-    from kopretrain.objectives import MaskedLM
-    from kopretrain.rtd import ElectraRTD
+    from tests.fixtures.pretrain import tiny_parts
+    from kopretrain.train import masking, packing
+    from kopretrain.train.objectives import MaskedLM
+    from kopretrain.train.rtd import ElectraRTD
 
     tok = AutoTokenizer.from_pretrained(inputs[1])
     level = "eojeol" if objective == "wwm" else "none"
@@ -69,7 +70,7 @@ def test_each_objective_lowers_its_loss_on_a_repeated_batch(inputs, objective, t
 def test_rtd_stage_writes_a_loadable_discriminator_generator_and_records(inputs, tmp_path):
     from transformers import AutoModel, AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
 
-    out = stages.execute("pretrain", tiny(inputs, objective="rtd"), tmp_path / "rtd")
+    out = registry.execute("pretrain", tiny(inputs, objective="rtd"), tmp_path / "rtd")
     assert type(ElectraForPreTraining.from_pretrained(out)).__name__ == "ElectraForPreTraining"
     assert type(AutoModel.from_pretrained(out)).__name__ == "ElectraModel"
     gen = ElectraForMaskedLM.from_pretrained(out / "generator")
@@ -104,7 +105,7 @@ def test_rtd_stage_writes_a_loadable_discriminator_generator_and_records(inputs,
 def test_mlm_with_length_buckets_reports_perplexity_and_loads_as_masked_lm(inputs, tmp_path):
     from transformers import AutoModelForMaskedLM
 
-    out = stages.execute("pretrain", tiny(inputs, objective="wwm", packing="bucket", max_train_texts=200),
+    out = registry.execute("pretrain", tiny(inputs, objective="wwm", packing="bucket", max_train_texts=200),
                          tmp_path / "wwm")
     assert type(AutoModelForMaskedLM.from_pretrained(out)).__name__ == "BertForMaskedLM"
     final = json.loads((out / "metrics.json").read_text())["final"]
@@ -116,8 +117,8 @@ def test_mlm_with_length_buckets_reports_perplexity_and_loads_as_masked_lm(input
 
 
 def test_eval_masks_are_fixed_so_runs_are_comparable(inputs, tmp_path):
-    a = stages.execute("pretrain", tiny(inputs, max_steps=1, eval_steps=1), tmp_path / "a")
-    b = stages.execute("pretrain", tiny(inputs, max_steps=1, eval_steps=1, lr=1e-2), tmp_path / "b")
+    a = registry.execute("pretrain", tiny(inputs, max_steps=1, eval_steps=1), tmp_path / "a")
+    b = registry.execute("pretrain", tiny(inputs, max_steps=1, eval_steps=1, lr=1e-2), tmp_path / "b")
     first = [json.loads((o / "metrics.json").read_text())["history"][0] for o in (a, b)]
     # Same seed, same untrained model, same eval masks: the step-0 evaluation is identical.
     assert first[0]["eval_loss"] == first[1]["eval_loss"]
@@ -138,7 +139,7 @@ def test_kill_and_resume_reaches_the_same_step_and_weights(inputs, tmp_path):
     from safetensors.torch import load_file
 
     cfg = tiny(inputs, max_steps=6, save_steps=2, eval_steps=100)
-    straight = stages.execute("pretrain", cfg, tmp_path / "straight")
+    straight = registry.execute("pretrain", cfg, tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
         with StageRun("pretrain", cfg, tmp_path / "killed") as run:
             pretrain.run(cfg, run, callbacks=[KillAt(5)])
@@ -146,7 +147,7 @@ def test_kill_and_resume_reaches_the_same_step_and_weights(inputs, tmp_path):
     assert sorted(p.name for p in (partial / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
     assert not (tmp_path / "killed").exists()
 
-    out = stages.execute("pretrain", cfg, tmp_path / "killed")
+    out = registry.execute("pretrain", cfg, tmp_path / "killed")
     record = stage_json(out)
     assert record["resumed"] and record["stats"]["resumed_from"] == "checkpoint-4"
     assert record["stats"]["train"]["global_step"] == 6
@@ -165,7 +166,7 @@ def test_continue_bert_checkpoint_with_an_extended_vocabulary(inputs, tmp_path):
     ext.save_pretrained(tmp_path / "ext")
     (tmp_path / "ext" / "kopretrain.json").write_text((ckpt / "kopretrain.json").read_text())
     cfg = tiny(inputs, init="checkpoint", checkpoint=str(ckpt), tokenizer=str(tmp_path / "ext"), max_steps=2)
-    out = stages.execute("pretrain", cfg, tmp_path / "out")
+    out = registry.execute("pretrain", cfg, tmp_path / "out")
     stats = stage_json(out)["stats"]
     assert stats["base_model"]["id"] == str(ckpt) and stats["base_model"]["architecture"] == "BertForMaskedLM"
     assert stats["base_model"]["resized_vocab_to"] == len(ext)
@@ -175,12 +176,12 @@ def test_continue_bert_checkpoint_with_an_extended_vocabulary(inputs, tmp_path):
 def test_continue_electra_discriminator_with_a_new_generator_then_from_our_own_output(inputs, tmp_path):
     disc = write_checkpoint(tmp_path / "kcelectra", "electra-disc", inputs[1])
     cfg = tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(disc), tokenizer="checkpoint", max_steps=2)
-    first = stages.execute("pretrain", cfg, tmp_path / "first")
+    first = registry.execute("pretrain", cfg, tmp_path / "first")
     base = stage_json(first)["stats"]["base_model"]
     assert base["generator"] == "new" and base["tokenizer"] == "checkpoint"
     assert (first / "generator" / "model.safetensors").is_file()
     # Continuing from a kopretrain RTD output picks up its generator/.
-    again = stages.execute("pretrain", tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(first),
+    again = registry.execute("pretrain", tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(first),
                                             max_steps=2), tmp_path / "again")
     assert stage_json(again)["stats"]["base_model"]["generator"] == str(first / "generator")
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from sentiment_fixtures import make_model, write_data
+from tests.fixtures.sentiment import make_model, write_data
 
 ROOT = Path(__file__).resolve().parent.parent
 

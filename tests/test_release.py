@@ -12,7 +12,7 @@ import pytest
 
 from kopretrain import release as R
 from kopretrain.cli import main
-from kopretrain.records import StageError, StageRun
+from kopretrain.runs.records import StageError, StageRun
 from kopretrain.testing import REVIEWS, tiny_classifier, tiny_tokenizer
 
 SECRET = "hf_kopretrainTestTokenThatMustNeverBeWritten"
@@ -103,7 +103,7 @@ def test_loads_offline_with_pipeline_and_matches_kopretrain_label(released, tmp_
     from transformers import pipeline
 
     from kopretrain.label import LabelConfig, execute
-    from kopretrain.textprep import load
+    from kopretrain.text.textprep import load
 
     prep = load(released)
     assert prep.normalize is not None and prep.prepare(CLEAN) == CLEAN  # texts the normalizer leaves alone
@@ -134,7 +134,7 @@ def test_model_card_parses_and_carries_metrics_and_provenance(released):
     assert results[("accuracy", "binary")] == 0.91
     assert {r.dataset_split for r in data.eval_results} == {"test"}
     text = card.text
-    for needle in ("neutral class is fuzzy", "kopretrain.textprep", "prep.prepare", "kopretrain label",
+    for needle in ("neutral class is fuzzy", "kopretrain.text.textprep", "prep.prepare", "kopretrain label",
                    "data_card.md", "stars 1-2 negative", "a note from evaluate", "`max_repeat`", "v2021"):
         assert needle in text, needle
     prov = json.loads((released / "provenance.json").read_text())
@@ -256,14 +256,14 @@ def test_cli_out_alias_and_config_errors(chain, tmp_path, capsys):
 
 
 def test_default_model_name_is_not_just_a_stage_name(tmp_path):
-    from kopretrain.provenance import _folder_name
+    from kopretrain.hub.provenance import _folder_name
 
     assert _folder_name(tmp_path / "quickstart" / "finetune") == "quickstart-finetune"
     assert _folder_name(tmp_path / "my-sentiment-model") == "my-sentiment-model"
 
 
 def test_card_title_says_who_pretrained_a_model_without_a_base():
-    from kopretrain.modelcard import _title
+    from kopretrain.hub.modelcard import _title
 
     info = {"kind": "classifier", "model_name": "m", "kopretrain_version": "0", "architecture": "A",
             "parameters": 5_000_000, "base_model": None, "pretrain": {"config": {"objective": "rtd"}}}

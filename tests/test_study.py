@@ -55,7 +55,7 @@ def test_study_on_the_sample(tmp_path, monkeypatch, sample_path, capsys):
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer, set_seed
 
-    from kopretrain import models
+    from kopretrain.train import models
     from kopretrain.pretrain import PretrainConfig
 
     monkeypatch.chdir(ROOT)
@@ -136,7 +136,7 @@ def _without(argv: list[str], *flags: str) -> list[str]:
 
 
 def test_models_must_be_finished_pretrain_outputs_of_that_objective(tmp_path):
-    from kopretrain.records import write_json
+    from kopretrain.runs.records import write_json
 
     def record(path, **fields):
         path.mkdir(parents=True)

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from kopretrain import packing, textprep
-from kopretrain.config import ConfigError, from_dict
-from kopretrain.records import StageError
-from kopretrain.stages import execute
+from kopretrain.train import packing
+from kopretrain.text import textprep
+from kopretrain.runs.config import ConfigError, from_dict
+from kopretrain.runs.records import StageError
+from kopretrain.runs.registry import execute
 from kopretrain.vocab import (JOINER, VocabConfig, offsets_agree, placeholder_tokens, pretokenize_morphemes, segment,
                               segment_from_offsets)
-from vocab_fixtures import write_stage
+from tests.fixtures.vocab import write_stage
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_wordpiece_eojeol_loads_with_plain_autotokenizer(analyzed, tmp_path):
 
     record = json.loads((out / "stage.json").read_text())
     stats = record["stats"]
-    from kopretrain.vocab_train import vocab_hash
+    from kopretrain.tokenizer.train import vocab_hash
 
     assert stats["vocab_hash"] == vocab_hash(tok.backend_tokenizer)
     assert stats["vocab_size"] == len(tok) <= 600

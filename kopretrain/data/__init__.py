@@ -1,0 +1,1 @@
+"""Review data: readers, column sources, rating schemes, dedup, group split, split files, data cards."""

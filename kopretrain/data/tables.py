@@ -1,0 +1,344 @@
+"""Chunked table files for ``label``: read CSV/TSV/JSONL/Parquet as Arrow tables of N rows, write
+each labeled chunk as a part file, then assemble the parts into one output file.
+
+Why not :mod:`kopretrain.data.readers` (ingest's per-record readers): ingest rejects bad rows, label
+must keep every row and column as it is, and move millions of rows. pandas' C parser reads CSV
+in 10k-row chunks far faster than a per-record Python reader; undecodable bytes are kept
+(``surrogateescape``) and repaired per cell by :func:`repair_cell`, so one bad row costs one row.
+
+Part files are already in the output format, so assembling is a byte concatenation for
+CSV/TSV/JSONL (gzip members concatenate into a valid gzip file) and a streaming rewrite for
+Parquet. Memory stays bounded by one chunk either way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+TEXT_FORMATS = ("csv", "tsv", "jsonl")
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+_FALLBACK = {"utf-8": "cp949", "utf8": "cp949", "cp949": "utf-8", "euc-kr": "utf-8", "euc_kr": "utf-8"}
+
+
+@dataclass
+class Chunk:
+    """One slice of the input: the rows as a table, per-row read errors and repair counts."""
+
+    table: Any  # pyarrow.Table
+    errors: list[str | None]  # e.g. "invalid_json", "invalid_encoding" (text column only) or None
+    stats: Counter = field(default_factory=Counter)
+
+
+def file_format(path: str | Path) -> tuple[str, bool]:
+    """``reviews.jsonl.gz`` -> ("jsonl", True); ``x.parquet`` -> ("parquet", False)."""
+    from kopretrain.data.readers import detect_format
+
+    path = Path(path)
+    return detect_format(path), path.name.lower().endswith(".gz")
+
+
+# ----------------------------------------------------------------------------- encodings
+
+
+def repair_cell(value: str, encoding: str = "utf-8") -> tuple[str, str | None]:
+    """Clean a string read with ``errors="surrogateescape"``: ``(text, None | "recovered" | "invalid")``.
+
+    A CP949 row inside a UTF-8 file reads as ``'\\udcba\\udcb0\\udcb7...'``; its original bytes
+    decode as CP949 to ``"별로예요"`` (recovered). Bytes that are neither become U+FFFD (invalid).
+    """
+    try:
+        value.encode("utf-8")
+        return value, None
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a JSON-escaped lone surrogate such as "\ud800"
+        return value.encode("utf-8", "replace").decode("utf-8"), "invalid"
+    other = _FALLBACK.get(encoding.lower())
+    if other:
+        try:
+            text = raw.decode(other)
+            # CP949 decodes many byte strings; trust it only when it yields Korean text.
+            if other != "cp949" or _HANGUL.search(text):
+                return text, "recovered"
+        except UnicodeDecodeError:
+            pass
+    return raw.decode(encoding, "replace"), "invalid"
+
+
+def _repair_column(values: list, encoding: str, stats: Counter) -> set[int]:
+    """Repair str cells in place; return the row indexes left with replaced (invalid) bytes."""
+    bad: set[int] = set()
+    for i, v in enumerate(values):
+        if isinstance(v, str) and not v.isascii():
+            fixed, what = repair_cell(v, encoding)
+            if what:
+                values[i] = fixed
+                stats[f"cells_{what}_encoding"] += 1
+                if what == "invalid":
+                    bad.add(i)
+    return bad
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def input_columns(path: Path, fmt: str, encoding: str = "utf-8", quoting: bool = True) -> list[str] | None:
+    """Column names known before reading rows (None for JSONL: keys come with the records)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    if fmt in ("csv", "tsv"):
+        import pandas as pd
+
+        try:
+            return [str(c) for c in pd.read_csv(path, nrows=0, **_csv_kwargs(fmt, encoding, quoting)).columns]
+        except pd.errors.EmptyDataError:
+            return []
+    return None
+
+
+def _csv_kwargs(fmt: str, encoding: str, quoting: bool) -> dict[str, Any]:
+    import csv
+
+    # dtype=object (not str: pandas 3 maps str to Arrow strings, which reject surrogates) and no
+    # NA parsing: ids like "00123" and texts like "NA" come back exactly as written.
+    return dict(sep="," if fmt == "csv" else "\t", dtype=object, keep_default_na=False, na_filter=False,
+                encoding=encoding, encoding_errors="surrogateescape",
+                quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+
+
+def read_chunks(path: str | Path, chunk_size: int, text_column: str, *, encoding: str = "utf-8",
+                quoting: bool = True) -> Iterator[Chunk]:
+    """Yield the input in order, ``chunk_size`` rows at a time."""
+    path = Path(path)
+    fmt, _ = file_format(path)
+    if fmt == "parquet":
+        yield from _parquet_chunks(path, chunk_size)
+    elif fmt == "jsonl":
+        yield from _jsonl_chunks(path, chunk_size, text_column, encoding)
+    else:
+        yield from _csv_chunks(path, fmt, chunk_size, text_column, encoding, quoting)
+
+
+def _csv_chunks(path: Path, fmt: str, chunk_size: int, text_column: str, encoding: str,
+                quoting: bool) -> Iterator[Chunk]:
+    import pandas as pd
+    import pyarrow as pa
+
+    from kopretrain.runs.records import StageError
+
+    try:
+        reader = pd.read_csv(path, chunksize=chunk_size, **_csv_kwargs(fmt, encoding, quoting))
+    except pd.errors.EmptyDataError:
+        return
+    with reader:
+        while True:
+            try:
+                frame = next(reader)
+            except StopIteration:
+                return
+            except pd.errors.ParserError as exc:
+                raise StageError(f"{path}: {exc} (fix the file, or try --no-csv-quoting for bare quotes)") from None
+            stats: Counter = Counter()
+            columns, errors = {}, [None] * len(frame)
+            for name in frame.columns:
+                values = frame[name].tolist()
+                bad = _repair_column(values, encoding, stats)
+                if name == text_column:
+                    for i in bad:
+                        errors[i] = "invalid_encoding"
+                columns[str(name)] = pa.array(values, type=pa.string())
+            yield Chunk(pa.table(columns), errors, stats)
+
+
+def _jsonl_chunks(path: Path, chunk_size: int, text_column: str, encoding: str) -> Iterator[Chunk]:
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    keys: dict[str, None] = {}  # every key seen so far, in first-seen order (stable across chunks)
+    records: list[dict] = []
+    errors: list[str | None] = []
+    with opener(path, "rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue  # a blank line is not a row
+            line = raw.decode(encoding, "surrogateescape")
+            if not records and not errors and line.startswith("\ufeff"):
+                line = line[1:]
+            try:
+                obj = json.loads(line)
+                err = None if isinstance(obj, dict) else "invalid_json"
+            except json.JSONDecodeError:
+                obj, err = None, "invalid_json"
+            if err:
+                obj = {}
+            keys.update(dict.fromkeys(obj))
+            records.append(obj)
+            errors.append(err)
+            if len(records) == chunk_size:
+                yield _records_chunk(records, errors, list(keys), text_column, encoding)
+                records, errors = [], []
+    if records:
+        yield _records_chunk(records, errors, list(keys), text_column, encoding)
+
+
+def _records_chunk(records: list[dict], errors: list, keys: list[str], text_column: str,
+                   encoding: str) -> Chunk:
+    import pyarrow as pa
+
+    stats: Counter = Counter()
+    columns = {}
+    for key in keys:
+        values = [r.get(key) for r in records]
+        bad = _repair_column(values, encoding, stats)
+        if key == text_column:
+            for i in bad:
+                errors[i] = errors[i] or "invalid_encoding"
+            for i, v in enumerate(values):  # before a mixed column is stringified below
+                if v is not None and not isinstance(v, str):
+                    errors[i] = errors[i] or "not_text"
+        try:
+            columns[key] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            # Mixed types in one key (7 in one row, "7a" in another): keep them all as JSON text.
+            stats["columns_stringified"] += 1
+            columns[key] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                                     for v in values], type=pa.string())
+    table = pa.table(columns) if columns else pa.table({"_": pa.nulls(len(records))}).drop(["_"])
+    return Chunk(table, errors, stats)
+
+
+def _parquet_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+        yield Chunk(pa.Table.from_batches([batch]), [None] * batch.num_rows)
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def write_part(table, path: Path, fmt: str, gz: bool, header: bool) -> None:
+    """Write one chunk in the output format, atomically (temp file + rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, tmp, compression="zstd")
+    elif fmt == "jsonl":
+        import gzip
+
+        with (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) if gz
+              else open(tmp, "w", encoding="utf-8")) as fh:
+            for row in table.to_pylist():
+                fh.write(_json_line(row))
+    else:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        opts = pcsv.WriteOptions(include_header=header, delimiter="," if fmt == "csv" else "\t")
+        sink = pa.CompressedOutputStream(str(tmp), "gzip") if gz else pa.OSFile(str(tmp), "wb")
+        with sink:
+            pcsv.write_csv(_flat(table), sink, opts)
+    os.replace(tmp, path)
+
+
+def _json_line(row: dict) -> str:
+    try:
+        return json.dumps(row, ensure_ascii=False, default=str, allow_nan=False) + "\n"
+    except ValueError:  # NaN/inf from a Parquet float column: JSON has no such values -> null
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        return json.dumps(clean, ensure_ascii=False, default=str) + "\n"
+
+
+def _flat(table):
+    """CSV cannot hold lists/structs: write such columns as JSON text."""
+    import pyarrow as pa
+
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_nested(fld.type):
+            values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                      for v in table.column(i).to_pylist()]
+            table = table.set_column(i, fld.name, pa.array(values, type=pa.string()))
+    return table
+
+
+def conform(table, columns: list[str]):
+    """Reorder to ``columns`` (a fixed CSV header), adding absent ones as nulls."""
+    import pyarrow as pa
+
+    from kopretrain.runs.records import StageError
+
+    extra = [c for c in table.column_names if c not in columns]
+    if extra:
+        raise StageError(
+            f"column(s) {extra} first appear after the CSV/TSV header was written; a CSV output needs "
+            "the same columns in every row. Write .jsonl or .parquet instead."
+        )
+    for name in columns:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows))
+    return table.select(columns)
+
+
+def assemble(parts: list[Path], output: Path, fmt: str) -> None:
+    """Join part files into ``output`` atomically (a reader never sees a half-written file)."""
+    tmp = output.with_name(f".{output.name}.tmp")
+    if fmt == "parquet":
+        _assemble_parquet(parts, tmp)
+    else:
+        import shutil
+
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 20)
+    os.replace(tmp, output)
+
+
+def _assemble_parquet(parts: list[Path], tmp: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = unify([pq.read_schema(p) for p in parts])
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for part in parts:
+            table = pq.read_table(part)
+            for name in schema.names:
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+            writer.write_table(table.select(schema.names).cast(schema))
+
+
+def unify(schemas: list) -> Any:
+    """One schema for all parts (a JSONL key may be all-null in one chunk, int in the next);
+    a column whose types cannot be promoted (int here, string there) becomes string."""
+    import pyarrow as pa
+
+    schemas = [s.remove_metadata() for s in schemas]
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        fields: dict[str, list] = {}
+        for s in schemas:
+            for f in s:
+                fields.setdefault(f.name, []).append(f.type)
+        out = []
+        for name, types in fields.items():
+            try:
+                out.append(pa.unify_schemas([pa.schema([(name, t)]) for t in types],
+                                            promote_options="permissive").field(0))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                out.append(pa.field(name, pa.string()))
+        return pa.schema(out)

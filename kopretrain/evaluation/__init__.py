@@ -1,0 +1,1 @@
+"""Evaluation: metrics and calibration, the TF-IDF baseline, the human-readable report."""

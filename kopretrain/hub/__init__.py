@@ -1,0 +1,1 @@
+"""Hugging Face Hub: model cards and the provenance of a released model."""

@@ -1,0 +1,332 @@
+"""The model card of a released folder: facts gathered from the stage records, written with
+``huggingface_hub.ModelCard``/``ModelCardData``/``EvalResult`` so the Hub renders its metadata and
+model-index.
+
+Nothing in a card is typed by hand: data sizes, labels, normalizer rules, hyperparameters,
+metrics, versions and fingerprints come from the ``stage.json`` chain behind the model (finetune ->
+pretrain -> vocab -> analyze -> normalize -> ingest) and from the evaluate/pretrain ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from kopretrain.runs.records import read_stage
+
+PIPELINE_TAGS = {"classifier": "text-classification", "mlm": "fill-mask", "rtd": "feature-extraction",
+                 "encoder": "feature-extraction"}
+# pretraining metrics worth a model-index entry (metrics.json "final" keys)
+# normalizer settings that change what the model sees (the rest are corpus filters)
+NORMALIZE_KEYS = ("emoji", "max_repeat", "skip_rules", "spacing", "typos")
+TRAINING_KEYS = {
+    "pretrain": ("objective", "init", "checkpoint", "revision", "preset", "num_layers", "hidden_size", "max_steps",
+                 "epochs", "lr", "batch_size", "max_length", "mlm_probability", "seed"),
+    "finetune": ("epochs", "max_steps", "lr", "batch_size", "max_length", "class_weight", "label_budget", "seed"),
+}
+PRETRAIN_METRICS = ("perplexity", "mlm_accuracy", "gen_perplexity", "gen_accuracy", "disc_accuracy", "disc_auc", "loss")
+
+
+def stage_chain(start: str | Path, max_nodes: int = 40) -> dict[str, dict[str, Any]]:
+    """``{stage: {"path", "record"}}`` for a stage output and every ancestor reachable through
+    config values that point at stage outputs (``model``, ``data``, ``input``, ``tokenizer``...);
+    the nearest record wins when a stage appears twice."""
+    found: dict[str, dict[str, Any]] = {}
+    queue, seen = deque([Path(start)]), set()
+    while queue and len(seen) < max_nodes:
+        path = queue.popleft()
+        key = str(path.resolve())
+        if key in seen:
+            continue
+        seen.add(key)
+        record = read_stage(path)
+        if record is None:
+            continue
+        found.setdefault(record["stage"], {"path": str(path), "record": record})
+        for value in (record.get("config") or {}).values():
+            if isinstance(value, str) and value and (Path(value) / "stage.json").is_file():
+                queue.append(Path(value))
+    return found
+
+
+def normalizer_rules(normalize: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """``[(rule name, first docstring line)]`` of the recorded normalizer config, in order."""
+    if normalize is None:
+        return []
+    try:
+        from kopretrain.normalize import build_rules
+    except ImportError:
+        return []
+    skip = set(normalize.get("skip_rules") or [])
+    rules = [(n, (r.__doc__ or "").strip().splitlines()[0] if r.__doc__ else "")
+             for n, r in build_rules(normalize.get("max_repeat", 2), normalize.get("emoji", "keep")) if n not in skip]
+    if normalize.get("spacing") and "spacing" not in skip:
+        rules.append(("spacing", "kiwipiepy spacing correction"))
+    if normalize.get("typos", "none") != "none" and "typos" not in skip:
+        rules.append(("typos", f"kiwipiepy typo correction ({normalize['typos']})"))
+    return rules
+
+
+def eval_results(info: dict[str, Any]):
+    """model-index entries: test metrics of a classifier, held-out pretraining metrics of an encoder."""
+    from huggingface_hub import EvalResult
+
+    data = info["dataset"]
+    out = []
+    if info["kind"] == "classifier" and info.get("evaluation"):
+        ev = info["evaluation"]
+        model = ev["model"]
+        common = dict(task_type="text-classification", task_name="Sentiment classification (3 classes)",
+                      dataset_type=data["type"], dataset_name=data["name"], dataset_split=ev.get("split"))
+        for metric, name, value, config in (
+            ("accuracy", "Accuracy", model.get("accuracy"), None),
+            ("f1", "Macro F1", model.get("macro_f1"), "macro"),
+            ("accuracy", "Binary accuracy (negative vs positive rows)", (model.get("binary") or {}).get("accuracy"),
+             "binary"),
+            ("ece", "Expected calibration error (15 bins)", model.get("ece"), None),
+        ):
+            if value is not None:
+                out.append(EvalResult(metric_type=metric, metric_name=name, metric_value=round(float(value), 4),
+                                      metric_config=config, **common))
+    elif info.get("pretrain_metrics"):
+        final = info["pretrain_metrics"]
+        for key in PRETRAIN_METRICS:
+            value = final.get(key, final.get(f"eval_{key}"))
+            if isinstance(value, (int, float)):
+                out.append(EvalResult(task_type=info["pipeline_tag"], task_name="Held-out pretraining objective",
+                                      dataset_type=data["type"], dataset_name=data["name"], dataset_split="dev",
+                                      metric_type=key, metric_name=key.replace("_", " "),
+                                      metric_value=round(float(value), 4)))
+    return out
+
+
+def card_data(info: dict[str, Any]):
+    from huggingface_hub import ModelCardData
+
+    base = info.get("base_model") or {}
+    extra = {"base_model_revision": base["revision"]} if base.get("revision") else {}
+    results = eval_results(info)
+    return ModelCardData(
+        language="ko", license=info["license"], library_name="transformers", pipeline_tag=info["pipeline_tag"],
+        base_model=base.get("id") or None, datasets=info["datasets"] or None,
+        tags=["kopretrain", "korean", *(["sentiment-analysis"] if info["kind"] == "classifier" else [])],
+        metrics=sorted({r.metric_type for r in results}) or None,
+        model_name=info["model_name"] if results else None, eval_results=results or None, **extra,
+    )
+
+
+def render(info: dict[str, Any]) -> str:
+    """The README.md text: YAML metadata + body."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(f"---\n{card_data(info).to_yaml()}\n---\n\n{body(info)}")
+    return str(card)
+
+
+# ----------------------------------------------------------------------------- body
+
+
+def body(info: dict[str, Any]) -> str:
+    parts = [_title(info), _use(info), _limits(info), _evaluation(info), _data(info), _preprocessing(info),
+             _training(info), _provenance(info)]
+    return "\n\n".join(p for p in parts if p).rstrip() + "\n"
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "—" if value is None else str(value)
+
+
+def _title(info: dict[str, Any]) -> str:
+    what = {
+        "classifier": "a Korean 3-class sentiment classifier (negative / neutral / positive) for noisy user reviews",
+        "mlm": "a Korean encoder pretrained with masked language modeling on user reviews",
+        "rtd": "a Korean ELECTRA discriminator pretrained with replaced-token detection on user reviews",
+        "encoder": "a Korean text encoder",
+    }[info["kind"]]
+    base = info.get("base_model") or {}
+    origin = (f"continued from [{base['id']}](https://huggingface.co/{base['id']})"
+              + (f" at revision `{base['revision']}`" if base.get("revision") else "")
+              + (f" (commit `{base['commit']}`)" if base.get("commit") else "")) if base.get("id") \
+        else _scratch_origin(info)
+    return (f"# {info['model_name']}\n\n{what[0].upper() + what[1:]}, built with "
+            f"kopretrain {info['kopretrain_version']}: {info['architecture']}, "
+            f"{_count(info['parameters'])} parameters, {origin}.")
+
+
+def _scratch_origin(info: dict[str, Any]) -> str:
+    """No base model: say whether kopretrain pretrained it (a classifier's weights came from somewhere)."""
+    pretrain = (info.get("pretrain") or {}).get("config") or {}
+    if info["kind"] == "classifier" and pretrain.get("objective"):
+        return (f"pretrained from scratch by kopretrain ({pretrain['objective'].upper()}) on the training reviews, "
+                "then fine-tuned (no external base model)")
+    return "trained from scratch (no base model)"
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 100_000 else f"{n:,}"
+
+
+def _use(info: dict[str, Any]) -> str:
+    repo = info["repo_id"] or "path/to/this/folder"
+    prep = info["textprep"]
+    lines = ["## How to use", ""]
+    if info["kind"] == "classifier":
+        lines += ["```python", "from transformers import pipeline", "",
+                  f'clf = pipeline("text-classification", model="{repo}", top_k=None)',
+                  'clf(["배송 빨랐어요 최고", "별로예요 다시는 안 사요"])', "```", ""]
+        if info.get("examples"):
+            lines += ["Outputs of this exact folder, computed when it was released:", "",
+                      "| text | label | score |", "|---|---|---|"]
+            lines += [f"| {e['text']} | {e['label']} | {e['score']:.3f} |" for e in info["examples"]]
+            lines.append("")
+    else:
+        task = info["pipeline_tag"]
+        example = '"이 영화 정말 [MASK]."' if task == "fill-mask" else '"배송 빨랐어요 최고"'
+        lines += ["```python", "from transformers import pipeline", "",
+                  f'pipe = pipeline("{task}", model="{repo}")', f"pipe({example})", "```", "",
+                  "Fine-tune it into a sentiment classifier with kopretrain:", "", "```bash",
+                  f"kopretrain finetune --model {repo} --data runs/x/normalize -o runs/x/finetune", "```", ""]
+    if prep.get("normalize") is not None or prep.get("pretokenize") == "morpheme":
+        lines += ["**The model was trained on normalized text.** `transformers.pipeline` feeds raw text to the "
+                  "tokenizer; to give the model the input it was trained on, apply the recorded preparation "
+                  "(`kopretrain.json`) first:", "", "```python", "from huggingface_hub import snapshot_download",
+                  "from kopretrain.text.textprep import load", "from transformers import pipeline", "",
+                  f'path = snapshot_download("{repo}")' if info["repo_id"] else 'path = "path/to/this/folder"',
+                  "prep = load(path)  # the normalizer rules + pre-tokenization recorded at training time",
+                  f'pipe = pipeline("{info["pipeline_tag"]}", model=path)',
+                  'pipe(prep.prepare(["배송 빨랐어요 ㅋㅋㅋㅋㅋ!!!!"]))', "```", ""]
+    if info["kind"] == "classifier":
+        lines += ["Label a file of any size (CSV/TSV/JSONL/Parquet, resumable, normalization applied, every row "
+                  "kept with a reason when it cannot be labeled):", "", "```bash",
+                  f"kopretrain label --model {repo if not info['repo_id'] else 'path/to/downloaded/folder'} "
+                  "--input reviews.csv --text-column text --output labeled.parquet --min-confidence 0.6",
+                  "```"]
+    return "\n".join(lines).rstrip()
+
+
+def _limits(info: dict[str, Any]) -> str:
+    data = info["dataset"]
+    scheme = data.get("label_mapping")
+    known = f" ({data['name']})" if data.get("splits") else ""
+    lines = ["## Intended use and limits", "",
+             f"- Domain: Korean user reviews like the training data{known}. Other domains (news, "
+             "formal text, other review sites) shift vocabulary and tone: check accuracy on a labeled sample first.",
+             "- Noisy text (slang, ㅋㅋ, typos, missing spaces) is what the model was adapted to; the normalizer "
+             "rules below are part of the model's input contract."]
+    if info["kind"] == "classifier":
+        origin = f"Labels come from the data's labeling scheme ({scheme}), not from annotators" if scheme \
+            else "Labels come from the training data's labeling scheme (see the data card)"
+        lines += [f"- {origin}. "
+                  "**The neutral class is fuzzy**: mid ratings mix mild praise, mixed opinions and off-topic "
+                  "remarks, so neutral has the lowest precision and recall; use `confidence`/`needs_review` "
+                  "(e.g. `kopretrain label --min-confidence 0.6`) to route unsure rows to people.",
+                  "- Not for decisions about individual people (moderation, hiring, credit) without human review."]
+    return "\n".join(lines)
+
+
+def _evaluation(info: dict[str, Any]) -> str:
+    if info["kind"] == "classifier":
+        ev = info.get("evaluation")
+        if not ev:
+            return "## Evaluation\n\nNo evaluate output was given at release time: no test metrics are claimed."
+        m, base = ev["model"], ev.get("baseline")
+        rows = [("Accuracy", m.get("accuracy"), (base or {}).get("accuracy")),
+                ("Macro F1", m.get("macro_f1"), (base or {}).get("macro_f1")),
+                ("Binary accuracy (negative vs positive rows)", (m.get("binary") or {}).get("accuracy"),
+                 ((base or {}).get("binary") or {}).get("accuracy")),
+                ("ECE (15 bins; lower is better)", m.get("ece"), (base or {}).get("ece"))]
+        lines = ["## Evaluation", "",
+                 f"On the `{ev.get('split')}` split ({ev.get('n')} reviews; groups such as movies/products never "
+                 "appear in two splits). Baseline: TF-IDF character n-grams + logistic regression trained on the "
+                 "same rows.", "", "| metric | this model | baseline |", "|---|---|---|"]
+        lines += [f"| {name} | {_fmt(a)} | {_fmt(b)} |" for name, a, b in rows if a is not None]
+        per_class = m.get("per_class") or {}
+        if per_class:
+            lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+            lines += [f"| {c} | {_fmt(v.get('precision'))} | {_fmt(v.get('recall'))} | {_fmt(v.get('f1'))} | "
+                      f"{v.get('support')} |" for c, v in per_class.items()]
+        if m.get("temperature"):
+            lines += ["", f"A softmax temperature of {m['temperature']:.3f} fitted on dev lowers ECE to "
+                      f"{_fmt(m.get('ece_temperature_scaled'))}; the released weights are not rescaled."]
+        if ev.get("notes"):
+            lines += ["", "Notes from the evaluation:", ""] + [f"- {note}" for note in ev["notes"]]
+        return "\n".join(lines)
+    final = info.get("pretrain_metrics")
+    if not final:
+        return ""
+    lines = ["## Pretraining metrics", "", "On held-out dev texts at the end of pretraining:", "",
+             "| metric | value |", "|---|---|"]
+    lines += [f"| {k.removeprefix('eval_')} | {_fmt(v)} |" for k, v in final.items()
+              if isinstance(v, (int, float)) and not k.endswith(("runtime", "per_second", "epoch"))]
+    return "\n".join(lines)
+
+
+def _data(info: dict[str, Any]) -> str:
+    data = info["dataset"]
+    lines = ["## Training data", ""]
+    link = "Full data card: [data_card.md](data_card.md)." if data.get("card") else ""
+    if data.get("splits"):
+        lines.append(f"{data['name']} (license: {data.get('license') or 'see the data card'}). {link}".rstrip())
+    else:
+        lines.append(link or "The training data was not recorded by kopretrain (no ingest record): see the "
+                     "model's author for its source.")
+    if data.get("label_mapping"):
+        lines.append(f"Labels: {data['label_mapping']}.")
+    if data.get("splits"):
+        lines += ["", "| split | rows |", "|---|---|"] + [f"| {k} | {v} |" for k, v in data["splits"].items()]
+    ft = (info.get("finetune") or {}).get("stats") or {}
+    if ft.get("train_label_counts"):
+        counts = ", ".join(f"{k} {v}" for k, v in ft["train_label_counts"].items())
+        lines += ["", f"Fine-tuned on {ft.get('train_examples')} labeled reviews ({counts})."]
+    return "\n".join(lines)
+
+
+def _preprocessing(info: dict[str, Any]) -> str:
+    prep = info["textprep"]
+    lines = ["## Preprocessing", ""]
+    if prep.get("normalize") is None:
+        lines.append("No normalization: the tokenizer sees the text as written.")
+    else:
+        version = info.get("normalizer_version") or info["kopretrain_version"]
+        lines += [f"Normalizer of kopretrain {version} (rules applied in this order; they only rewrite text, "
+                  "no review is dropped at inference):", ""]
+        lines += [f"- `{name}`: {doc}" for name, doc in info.get("rules") or []]
+        settings = {k: v for k, v in prep["normalize"].items() if k in NORMALIZE_KEYS}
+        lines += ["", f"Settings: `{settings}`."]
+    lines += ["", f"Pre-tokenization: `{prep.get('pretokenize', 'eojeol')}`"
+              + (" (kiwipiepy morphemes, joined by spaces)" if prep.get("pretokenize") == "morpheme" else "")
+              + f". Max length: {info.get('max_length')} tokens. Vocabulary: {info['vocab_size']} tokens, "
+              f"hash `{info['vocab_hash']}`. All of this is recorded in `kopretrain.json`."]
+    return "\n".join(lines)
+
+
+def _training(info: dict[str, Any]) -> str:
+    lines = []
+    for stage, keys in TRAINING_KEYS.items():
+        cfg = (info.get(stage) or {}).get("config")
+        if cfg:
+            shown = ", ".join(f"{k} {cfg[k]}" for k in keys if cfg.get(k) not in (None, "", 0, -1))
+            lines.append(f"- {stage}: {shown}")
+    stats = (info.get("finetune") or {}).get("stats") or {}
+    if stats.get("dev_macro_f1") is not None:
+        lines.append(f"- checkpoint selected by dev macro-F1: {_fmt(stats['dev_macro_f1'])} "
+                     f"(dev accuracy {_fmt(stats.get('dev_accuracy'))}, precision {stats.get('precision')})")
+    return "## Training\n\n" + "\n".join(lines) + "\n\nFull configs: `provenance.json`." if lines else ""
+
+
+def _provenance(info: dict[str, Any]) -> str:
+    lines = ["## Provenance", "",
+             f"Released with kopretrain {info['kopretrain_version']}"
+             + (f", git commit `{info['git_commit']}`" if info.get("git_commit") else "") + ". "
+             "`provenance.json` holds every stage's resolved config, input fingerprints and library versions.", ""]
+    if info.get("stages"):
+        lines += ["| stage | fingerprint | kopretrain | git commit | started |", "|---|---|---|---|---|"]
+        lines += [f"| {s['stage']} | `{s['fingerprint']}` | {s.get('kopretrain')} | `{(s.get('git_commit') or '')[:12]}` "
+                  f"| {s.get('started')} |" for s in info["stages"]]
+    fps = info["dataset"].get("fingerprints") or {}
+    if fps:
+        lines += ["", "Source data fingerprints: " + ", ".join(f"{k} `{v}`" for k, v in fps.items()) + "."]
+    return "\n".join(lines)

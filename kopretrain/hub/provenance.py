@@ -1,0 +1,176 @@
+"""What a released model is made of, read from the records behind it (for the card and provenance.json).
+
+Walks the ``stage.json`` chain from the model directory (:func:`kopretrain.hub.modelcard.stage_chain`)
+and collects: base model (id, pinned revision, resolved commit), data (name, label mapping, split
+sizes, source fingerprints, the ingest README), text preparation (normalizer config, the
+kopretrain version that normalized the training data), hyperparameters, metrics, vocab hash and
+the versions/commits of every stage. Missing links (a model trained outside kopretrain) leave
+fields empty; they are never guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from kopretrain import __version__
+from kopretrain.runs.records import StageError, fingerprint_path, git_commit, read_stage
+from kopretrain.runs.registry import PIPELINE_ORDER, STAGES
+
+
+def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The facts the card needs; ``info["provenance"]`` is the full record for provenance.json."""
+    from kopretrain.runs.config import to_dict
+    from kopretrain.hub.modelcard import normalizer_rules, stage_chain
+    from kopretrain.text.textprep import load
+
+    chain = stage_chain(src)
+    prep = load(folder)
+    prep_dict = dataclasses.asdict(prep) if prep else {"normalize": None, "pretokenize": "eojeol", "extra": {}}
+    normalize = chain.get("normalize", {}).get("record")
+    vocab_hash, vocab_size = _vocab(folder)
+    info: dict[str, Any] = {
+        "kind": kind,
+        "architecture": (config.get("architectures") or ["?"])[0],
+        "hidden_size": config.get("hidden_size"),
+        "parameters": _parameters(folder),
+        "labels": [config.get("id2label", {}).get(str(i)) for i in range(len(config.get("id2label", {})))],
+        "model_name": cfg.model_name or (cfg.repo_id.split("/")[-1] if cfg.repo_id else _folder_name(src)),
+        "repo_id": cfg.repo_id,
+        "license": cfg.license,
+        "datasets": list(cfg.datasets),
+        "textprep": prep_dict,
+        "rules": normalizer_rules(prep_dict.get("normalize")),
+        "normalizer_version": (normalize or {}).get("versions", {}).get("kopretrain"),
+        "max_length": prep_dict.get("extra", {}).get("max_length") or config.get("max_position_embeddings"),
+        "vocab_hash": vocab_hash,
+        "vocab_size": vocab_size,
+        "base_model": base_model(cfg, chain),
+        "dataset": dataset(cfg, chain),
+        "finetune": _config_stats(chain, "finetune"),
+        "pretrain": _config_stats(chain, "pretrain"),
+        "pretrain_metrics": pretrain_metrics(src, chain) if kind != "classifier" else None,
+        "evaluation": evaluation(cfg) if kind == "classifier" else None,
+        "kopretrain_version": __version__,
+        "git_commit": git_commit(),
+        "stages": [_stage_row(chain[s]["record"]) for s in PIPELINE_ORDER if s in chain],
+    }
+    info["provenance"] = {
+        "kopretrain_version": __version__, "git_commit": info["git_commit"], "release_config": to_dict(cfg),
+        "model_fingerprint": fingerprint_path(src), "vocab_sha256": vocab_hash, "base_model": info["base_model"],
+        "textprep": prep_dict, "stages": {s: chain[s]["record"] for s in PIPELINE_ORDER if s in chain},
+    }
+    return info
+
+
+def base_model(cfg, chain: dict[str, dict]) -> dict[str, Any] | None:
+    """``{"id", "revision", "commit"}`` of the Hub model this one started from, or None (scratch)."""
+    from kopretrain.inference.classifier import is_local
+
+    if cfg.base_model:
+        return {"id": cfg.base_model, "revision": cfg.base_model_revision or None, "commit": None}
+    pretrain = chain.get("pretrain", {}).get("record")
+    if pretrain:
+        base = (pretrain.get("stats") or {}).get("base_model") or {}
+        if base.get("init") == "checkpoint" and base.get("id") and not is_local(base["id"]):
+            return {"id": base["id"], "revision": base.get("revision"), "commit": base.get("commit")}
+        return None
+    finetune = chain.get("finetune", {}).get("record")
+    if finetune:
+        model = finetune["config"].get("model", "")
+        if model and not is_local(model):
+            return {"id": model, "revision": finetune["config"].get("revision") or None, "commit": None}
+    return None
+
+
+def dataset(cfg, chain: dict[str, dict]) -> dict[str, Any]:
+    """Name, license, label mapping, split sizes and source fingerprints of the training data."""
+    out: dict[str, Any] = {"name": "the training data", "type": cfg.datasets[0] if cfg.datasets else "custom"}
+    ingest = chain.get("ingest")
+    if not ingest:
+        return out
+    record, icfg, stats = ingest["record"], ingest["record"]["config"], ingest["record"].get("stats") or {}
+    name = icfg.get("name") or Path(str(icfg.get("input") or "data")).name
+    out.update({
+        "name": name,
+        "type": cfg.datasets[0] if cfg.datasets else name,
+        "license": icfg.get("license"),
+        "label_mapping": (stats.get("label_scheme") or {}).get("description"),
+        "splits": {s: v.get("rows") for s, v in (stats.get("splits") or {}).items()},
+        "fingerprints": {s["name"]: s["fingerprint"] for s in stats.get("sources") or [] if s.get("fingerprint")}
+        or record.get("inputs") or {},
+        "ingest_readme": str(Path(ingest["path"]) / "README.md"),
+    })
+    return out
+
+
+def evaluation(cfg) -> dict[str, Any] | None:
+    """evaluate's metrics.json, after checking it scored exactly this model."""
+    import json
+
+    if not cfg.evaluation:
+        return None
+    path = Path(cfg.evaluation) / "metrics.json"
+    if not path.is_file():
+        raise StageError(f"--evaluation {cfg.evaluation}: no metrics.json (is it an evaluate output?)")
+    record = read_stage(cfg.evaluation)
+    if record is not None:
+        scored, ours = record.get("inputs", {}).get("model"), fingerprint_path(cfg.model)
+        if scored and scored != ours:
+            raise StageError(f"--evaluation {cfg.evaluation} scored another model ({record['config'].get('model')}, "
+                             f"{scored}) than --model {cfg.model} ({ours}); its metrics would be wrong in the card")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def pretrain_metrics(src: Path, chain: dict[str, dict]) -> dict[str, Any] | None:
+    import json
+
+    path = src / "metrics.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8")).get("final")
+    record = chain.get("pretrain", {}).get("record")
+    return (record.get("stats") or {}).get("final_metrics") if record else None
+
+
+def _config_stats(chain: dict[str, dict], stage: str) -> dict[str, Any] | None:
+    record = chain.get(stage, {}).get("record")
+    return {"config": record.get("config"), "stats": record.get("stats")} if record else None
+
+
+def _stage_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {"stage": record["stage"], "fingerprint": record.get("fingerprint"),
+            "kopretrain": record.get("versions", {}).get("kopretrain"), "git_commit": record.get("git_commit"),
+            "started": record.get("started")}
+
+
+def _vocab(folder: Path) -> tuple[str, int]:
+    from transformers import AutoTokenizer
+
+    from kopretrain.train.models import vocab_hash
+
+    try:
+        tok = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"the model's tokenizer does not load from the release folder: {exc}") from None
+    return vocab_hash(tok), len(tok)
+
+
+def _parameters(folder: Path) -> int:
+    """Parameter count from the safetensors headers (no weights are read)."""
+    from math import prod
+
+    from safetensors import safe_open
+
+    total = 0
+    for path in folder.glob("*.safetensors"):
+        with safe_open(str(path), framework="np") as fh:
+            total += sum(prod(fh.get_slice(k).get_shape()) for k in fh.keys())
+    return total
+
+
+def _folder_name(src: Path) -> str:
+    """``runs/quickstart/finetune`` -> ``quickstart-finetune``: a pipeline's model folder is named
+    after its stage, which alone says nothing on a card."""
+    path = src.resolve()
+    return f"{path.parent.name}-{path.name}" if path.name in STAGES else path.name

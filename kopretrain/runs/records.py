@@ -1,0 +1,286 @@
+"""Run records: atomic stage outputs, ``stage.json`` and the skip/resume rule.
+
+A stage writes into ``<output>.partial/`` and only a complete run is renamed to ``<output>``, so an
+interrupted stage never looks done (datatrove's completion markers, reduced to one rename). The
+partial directory is kept across a crash when the stage's fingerprint is unchanged, which is how
+long stages (pretrain checkpoints, label chunks) resume. ``stage.json`` holds the resolved
+config, input fingerprints, library versions, timing and the row accounting
+``rows_in == rows_out + sum(rejected)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+from kopretrain import __version__
+from kopretrain.runs.config import to_dict
+from kopretrain.runs.outputs import KEY_FILE, STAGE_FILE, OutputLock, check_dir_output, check_partial_dir
+REJECTED_FILE = "rejected.jsonl"
+# Libraries whose versions change results; recorded when installed (no import needed).
+TRACKED_LIBS = (
+    "torch", "transformers", "tokenizers", "datasets", "accelerate", "kiwipiepy",
+    "huggingface_hub", "safetensors", "pandas", "pyarrow", "scikit-learn", "numpy",
+)
+
+
+class StageError(RuntimeError):
+    """A stage failed on bad input; the message names the file/line/column or the key to fix."""
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint_path(value: str | os.PathLike | list | None) -> str:
+    """Content fingerprint of an input: a stage output (its own fingerprint), a file, a directory
+    (its files, recursively), a list of those, or, for anything that is not a local path, the
+    string itself (a Hub id; pin its revision in the config for a stable record)."""
+    if value in (None, "", []):
+        return "none"
+    if isinstance(value, (list, tuple)):
+        joined = "|".join(fingerprint_path(v) for v in value)
+        return "list:" + hashlib.sha256(joined.encode()).hexdigest()
+    path = Path(value)
+    stage = path / STAGE_FILE
+    if stage.is_file():
+        return "stage:" + json.loads(stage.read_text())["fingerprint"]
+    if path.is_file():
+        return "sha256:" + _sha256_file(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode())
+            h.update(_sha256_file(f).encode())
+        return "dir:" + h.hexdigest()
+    return "name:" + str(value)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "kopretrain": __version__}
+    for name in TRACKED_LIBS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    """The kopretrain checkout's commit (None when installed from a wheel)."""
+    here = Path(__file__).resolve().parent.parent
+    if not (here / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def stage_fingerprint(stage: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
+    payload = json.dumps(
+        {"stage": stage, "config": config, "inputs": inputs, "version": __version__},
+        sort_keys=True, ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def fingerprint_config(cfg: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` minus the fields listed in the config class's ``ADDED_FIELDS`` that are at their
+    default: an option added in a later version then changes nothing about a finished output's
+    fingerprint, so upgrading kopretrain does not make every earlier output stale (setting the
+    new option does)."""
+    added = getattr(cfg, "ADDED_FIELDS", ())
+    if not added or not dataclasses.is_dataclass(cfg):
+        return config
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
+    return {k: v for k, v in config.items() if not (k in added and k in defaults and v == defaults[k])}
+
+
+def read_stage(output: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``stage.json`` of a finished stage output, or None."""
+    path = Path(output) / STAGE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+class StageRun:
+    """One execution of a stage into ``output``. Use as a context manager::
+
+        with StageRun("ingest", cfg, output) as run:
+            write files into run.dir
+            run.set_counts(rows_in=..., rows_out=..., rejected={...})
+
+    ``run.done`` is True (and the body should be skipped) when an identical finished output
+    exists and ``force`` is False.
+    """
+
+    def __init__(self, stage: str, cfg: Any, output: str | os.PathLike, *, force: bool = False,
+                 input_fields: Iterable[str] | None = None, log=print):
+        self.stage = stage
+        self.cfg = cfg
+        self.output = Path(output)
+        self.dir = self.output.with_name(self.output.name + ".partial")
+        self.force = force
+        self.log = log
+        fields = input_fields if input_fields is not None else getattr(cfg, "INPUTS", ())
+        self.config = to_dict(cfg)
+        self.inputs = {name: fingerprint_path(getattr(cfg, name)) for name in fields}
+        self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)
+        self.counts: dict[str, Any] | None = None
+        self.stats: dict[str, Any] = {}
+        self.rejected: Counter[str] = Counter()
+        self._rejected_fh = None
+        self.resumed = False
+        check_dir_output(self.output)  # before any work: never replace what kopretrain did not write
+        self._lock = OutputLock(self.output)
+        previous = read_stage(self.output)
+        self.done = (not force) and previous is not None and previous.get("fingerprint") == self.fingerprint
+
+    # ----------------------------------------------------------------- lifecycle
+    def __enter__(self) -> "StageRun":
+        if self.done:
+            self.log(f"[{self.stage}] up to date: {self.output} (use --force to redo)")
+            return self
+        self._lock.__enter__()
+        try:
+            self._open_partial()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _open_partial(self) -> None:
+        self._t0 = time.time()
+        self._started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        check_dir_output(self.output)  # again under the lock: another run may have written it meanwhile
+        check_partial_dir(self.dir)
+        key_file = self.dir / KEY_FILE
+        if self.dir.exists():
+            same = key_file.is_file() and key_file.read_text().strip() == self.fingerprint
+            if same and not self.force:
+                self.resumed = True
+                self.log(f"[{self.stage}] resuming interrupted run in {self.dir}")
+            else:
+                shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(self.fingerprint)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.done:
+            return False
+        try:
+            if self._rejected_fh is not None:
+                self._rejected_fh.close()
+                self._rejected_fh = None
+            if exc_type is None:
+                self._finish()
+            # On an error the partial directory stays: a rerun with the same fingerprint resumes from it.
+        finally:
+            self._lock.release()
+        return False
+
+    def _finish(self) -> None:
+        record = {
+            "stage": self.stage,
+            "fingerprint": self.fingerprint,
+            "complete": True,
+            "config": self.config,
+            "inputs": self.inputs,
+            "versions": library_versions(),
+            "git_commit": git_commit(),
+            "started": self._started,
+            "seconds": round(time.time() - self._t0, 3),
+            "resumed": self.resumed,
+            "counts": self.counts,
+            "stats": self.stats,
+        }
+        (self.dir / KEY_FILE).unlink(missing_ok=True)
+        write_json(self.dir / STAGE_FILE, record)
+        # The previous output (ours: check_dir_output ran under the lock) moves to a hidden name
+        # no user file can have, so the swap never touches anything kopretrain did not write.
+        old = self.output.with_name(f".{self.output.name}.replaced-{os.getpid()}")
+        if self.output.exists():
+            os.replace(self.output, old)
+        os.replace(self.dir, self.output)
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        self.log(f"[{self.stage}] wrote {self.output} ({record['seconds']:.1f}s)")
+
+    # ----------------------------------------------------------------- accounting
+    def reject(self, reason: str, **where: Any) -> None:
+        """Count one rejected row and append it (file, line, reason, text...) to rejected.jsonl."""
+        self.rejected[reason] += 1
+        if self._rejected_fh is None:
+            self._rejected_fh = open(self.dir / REJECTED_FILE, "a", encoding="utf-8")
+        self._rejected_fh.write(json.dumps({"reason": reason, **where}, ensure_ascii=False, default=str) + "\n")
+
+    def set_counts(self, rows_in: int, rows_out: int, rejected: dict[str, int] | None = None) -> None:
+        """Record the row accounting; raises if any row is unaccounted for."""
+        merged = Counter(self.rejected)
+        merged.update(rejected or {})
+        total = sum(merged.values())
+        if rows_in != rows_out + total:
+            raise StageError(
+                f"[{self.stage}] row accounting does not add up: rows_in={rows_in} but "
+                f"rows_out={rows_out} + rejected={total} ({dict(merged)})"
+            )
+        self.counts = {"rows_in": rows_in, "rows_out": rows_out, "rejected": dict(sorted(merged.items()))}
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def upstream(output: str | os.PathLike, stage: str, max_depth: int = 12) -> dict[str, Any] | None:
+    """Walk ``config.input``/``config.data`` links back from a stage output to the record of the
+    nearest ancestor named ``stage`` (e.g. the normalize config a vocab was trained after)."""
+    path: Path | None = Path(output)
+    for _ in range(max_depth):
+        if path is None:
+            return None
+        record = read_stage(path)
+        if record is None:
+            return None
+        if record["stage"] == stage:
+            return record
+        cfg = record.get("config", {})
+        nxt = cfg.get("input") or cfg.get("data") or cfg.get("corpus")
+        path = Path(nxt) if nxt else None
+    return None

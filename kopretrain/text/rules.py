@@ -1,0 +1,269 @@
+"""Normalizer rules: small, named, precompiled rewrites of noisy Korean user text.
+
+Each rule is a callable ``rule(text) -> text`` whose ``name`` is the key of its count in
+``stage.json`` and whose docstring shows one Korean input and its output. They are plain regex /
+``str.translate`` so the whole default chain costs ~10 µs on a 35-character review. The two
+kiwipiepy rules (:class:`Spacing`, :class:`Typos`) are optional, work on batches, and live in
+``kopretrain.text.kiwi``.
+
+Rules are written so that running the chain twice changes nothing (``Normalizer`` promises
+idempotence): a rule's decision depends only on neighbours that later rules do not change, and no
+rule emits text that an earlier rule would rewrite.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Placeholders that stand in for personal or noisy spans. The vocab stage adds them as single
+# tokens; analyze registers them with kiwipiepy so they stay one morpheme each.
+PLACEHOLDER_TOKENS = ["[URL]", "[EMAIL]", "[PHONE]", "[USER]", "[CENSORED]", "[EMOJI]"]
+PLACEHOLDER_RE = re.compile("|".join(re.escape(t) for t in PLACEHOLDER_TOKENS))
+
+# Emoji as code points: the pictograph blocks plus misc symbols/dingbats, without ★☆ (U+2605-6)
+# because "★★★☆☆" is a written rating, not decoration. ♡/♥ count as emoji.
+_E = "\U0001F000-\U0001FAFF\u2600-\u2604\u2607-\u27BF\u2B50\u2B55\u231A\u231B\u23E9-\u23FA"
+_SKIN = "\U0001F3FB-\U0001F3FF"
+EMOJI_RE = re.compile(f"[{_E}]")
+
+
+def nfc(text: str) -> str:
+    """Compose to Unicode NFC (decomposed Hangul from macOS or copy-paste).
+
+    ``"\u1112\u1161\u11ab\u1100\u116e\u11a8 영화"`` (conjoining jamo) -> ``"한국 영화"``.
+    NFC, not NFKC: NFKC turns the compatibility jamo of ``ㅋㅋ`` (U+314B) into conjoining
+    ``ᄏᄏ`` (U+110F), which would split one laugh into two kinds of characters.
+    """
+    return unicodedata.normalize("NFC", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Zero-width and bidi format characters. ZWJ (U+200D) is kept after an emoji, where it joins a
+# sequence such as 👨‍👩‍👧; elsewhere it only hides a split inside a word.
+_INVISIBLE = re.compile(
+    "[\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+    f"|(?<![{_E}\ufe0f])\u200d"
+)
+# One plain character class first: almost no review has any of these, and a class scan is ~10x
+# cheaper than the lookbehind alternation above (the chain's budget is ~10-30 µs per text).
+_INVISIBLE_HINT = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+)
+
+
+def invisible(text: str) -> str:
+    """Control characters become spaces; zero-width and bidi marks are removed.
+
+    ``"재\u200b밌\u200b어요\x07"`` -> ``"재밌어요 "`` (the space goes at the whitespace rule).
+    """
+    if not _INVISIBLE_HINT.search(text):
+        return text
+    return _INVISIBLE.sub("", _CONTROL.sub(" ", text))
+
+
+_FULLWIDTH_RE = re.compile("[\uff01-\uff5e]")
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+
+
+def fullwidth(text: str) -> str:
+    """Full-width ASCII (typed with a Korean IME) becomes ASCII.
+
+    ``"최고！ 굿굿＾＾"`` -> ``"최고! 굿굿^^"``.
+    """
+    return text.translate(_FULLWIDTH) if _FULLWIDTH_RE.search(text) else text
+
+
+# Lone conjoining jamo (left after NFC, e.g. from NFKC-processed text) -> compatibility jamo, the
+# form people type. Tables are explicit because the two blocks are ordered differently.
+_CHO = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"  # U+1100..U+1112
+_JUNG = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"  # U+1161..U+1175
+_JONG = "ㄱㄲㄳㄴㄵㄶㄷㄹㄺㄻㄼㄽㄾㄿㅀㅁㅂㅄㅅㅆㅇㅈㅊㅋㅌㅍㅎ"  # U+11A8..U+11C2
+_JAMO = {
+    **{0x1100 + i: c for i, c in enumerate(_CHO)},
+    **{0x1161 + i: c for i, c in enumerate(_JUNG)},
+    **{0x11A8 + i: c for i, c in enumerate(_JONG)},
+    0x119E: "ㆍ",  # arae-a, typed as a dot on the cheonjiin keypad
+}
+_CONJOINING = re.compile("[\u1100-\u1112\u1161-\u1175\u119e\u11a8-\u11c2]")
+
+
+def compat_jamo(text: str) -> str:
+    """Lone conjoining jamo become the compatibility jamo people type.
+
+    ``"\u110f\u110f 재밌어요"`` (U+110F) -> ``"ㅋㅋ 재밌어요"`` (U+314B).
+    """
+    return text.translate(_JAMO) if _CONJOINING.search(text) else text
+
+
+def whitespace(text: str) -> str:
+    """Any run of whitespace (newlines, tabs, U+3000, NBSP) becomes one space; ends are stripped.
+
+    ``"배송   빨라요\\r\\n최고\u3000"`` -> ``"배송 빨라요 최고"``.
+    """
+    return " ".join(text.split())
+
+
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+
+
+def email(text: str) -> str:
+    """E-mail addresses become ``[EMAIL]`` (runs before :func:`url`, which would take the domain).
+
+    ``"자막 구해요 abc.def@hanmail.net"`` -> ``"자막 구해요 [EMAIL]"``.
+    """
+    return _EMAIL.sub("[EMAIL]", text) if "@" in text else text
+
+
+# A URL ends at whitespace, Hangul, quotes or brackets (Korean text is glued to links:
+# "http://a.com참고"); trailing sentence punctuation is given back to the text.
+_URL_CHARS = r"[^\s가-힣ㄱ-ㆎ<>\"'\[\]{}|\\^`]"
+# Bare domains need a lowercase common TLD: "Mr.Co" or "Trust.Me" are not links.
+_URL = re.compile(
+    rf"(?:[Hh][Tt][Tt][Pp][Ss]?://|[Ww]{{3}}\.){_URL_CHARS}+"
+    r"|(?<![A-Za-z0-9@._-])(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|io|ly|gl|tv)"
+    rf"(?:/{_URL_CHARS}*)?(?![A-Za-z0-9_-])"
+)
+_URL_TAIL = re.compile(r"[.,!?;:)~]+$")
+
+
+def _url_sub(match: re.Match) -> str:
+    tail = _URL_TAIL.search(match.group())
+    return "[URL]" + (tail.group() if tail else "")
+
+
+def url(text: str) -> str:
+    """Links (with scheme, ``www.`` or a common bare domain) become ``[URL]``.
+
+    ``"후기 http://blog.naver.com/abc/123참고!!"`` -> ``"후기 [URL]참고!!"``;
+    ``"www.nemofile.co.kr 가입"`` -> ``"[URL] 가입"``.
+    """
+    # Unrolled substring tests: a generator over the TLDs cost more than all other rules together.
+    if "://" in text or "ww" in text or "WW" in text or ("." in text and (
+            ".co" in text or ".net" in text or ".org" in text or ".kr" in text or ".io" in text
+            or ".ly" in text or ".gl" in text or ".tv" in text)):
+        return _URL.sub(_url_sub, text)
+    return text
+
+
+# Korean mobile numbers with or without separators, landlines only with separators (a bare
+# 9-10 digit number is more often an amount). 4-4 numbers such as 1588-1234 are NOT masked:
+# they collide with year ranges ("1592-1598 임진왜란").
+_PHONE = re.compile(
+    r"(?<![\d-])(?:"
+    r"(?:\+82[-. ]?0?|0)1[016789][-. ]?\d{3,4}[-. ]?\d{4}"
+    r"|(?:\+82[-. ]?0?|0)(?:2|[3-6][1-5])[-. )]\d{3,4}[-. ]\d{4}"
+    r")(?![\d-])"
+)
+
+
+def phone(text: str) -> str:
+    """Korean phone numbers become ``[PHONE]``; amounts and years stay.
+
+    ``"문자 주세요 010 1234 5678"`` -> ``"문자 주세요 [PHONE]"``; ``"100000원"`` stays.
+    """
+    return _PHONE.sub("[PHONE]", text) if "0" in text or "+" in text else text
+
+
+# The lookbehind must not contain '@' itself: repeat may later shorten "@@name" to "@name".
+_MENTION = re.compile(r"(?<![A-Za-z0-9_.\]])@[A-Za-z0-9가-힣][A-Za-z0-9가-힣_]*(?:\.[A-Za-z0-9_]+)*")
+
+
+def mention(text: str) -> str:
+    """``@handle`` mentions (Latin or Hangul) become ``[USER]``; ``@_@`` and ``~@@`` stay.
+
+    ``"@영화광 님 말이 맞아요"`` -> ``"[USER] 님 말이 맞아요"``.
+    """
+    return _MENTION.sub("[USER]", text) if "@" in text else text
+
+
+# Portal profanity masks. Choices (each tested):
+# - O/X runs (OOO, XX) only when not touching a Latin letter or digit: "OOO놈", "김OO", "XX같은"
+#   are masks, "GOOOD", "ZOO", "FUXX", "XXL" are words. The film title "XXX" is masked too (rare).
+# - ○◯●◎× runs of two or more are masks; a single ○ inside a word ("포○노") is left alone.
+# - '*' only when glued to a Hangul syllable or Latin letter ("시**", "**같은", "개*끼") or a
+#   short run standing alone mid-sentence ("나약한 *** 이야기"). Decoration stays: "^^**",
+#   "최고 *****" at the end, "*** 최고 ***" at the ends. The decision depends only on the
+#   neighbours, never on the run length, so collapsing "*****" to "**" later cannot create a mask.
+_W = "가-힣A-Za-z"
+_CENSOR = re.compile(
+    r"(?<![A-Za-z0-9])(?:O{2,}|X{2,})(?![A-Za-z0-9])"
+    r"|[○◯●◎×]{2,}"
+    rf"|(?<=[{_W}])\*+(?=[{_W}])|(?<=[{_W}])\*{{2,}}|\*{{2,}}(?=[{_W}])"
+    r"|(?<=\S )\*{2,}(?= \S)"
+)
+_CENSOR_HINT = re.compile(r"[OX○◯●◎×*]")
+
+
+def censor(text: str) -> str:
+    """Profanity masks (OOO, XX, ○○, ``*``-runs in words) become ``[CENSORED]``.
+
+    ``"OOO놈의 쓰레기 영화"`` -> ``"[CENSORED]놈의 쓰레기 영화"``; ``"GOOOD"`` stays.
+    """
+    return _CENSOR.sub("[CENSORED]", text) if _CENSOR_HINT.search(text) else text
+
+
+class Repeat:
+    """Collapse one character repeated more than ``max_repeat`` times. Digits never collapse
+    (soynlp's ``(\\w)\\1{2,}`` turns ``100000원`` into ``100원``), nor rating stars (``★★★☆☆``
+    is a number too); spaces are the whitespace rule's.
+
+    ``"배송 빨랐어욬ㅋㅋㅋㅋ"`` -> ``"배송 빨랐어욬ㅋㅋ"``; ``"와하하하하하"`` -> ``"와하하"``;
+    ``"100000원!!!!!"`` -> ``"100000원!!"``.
+    """
+
+    name = "repeat"
+
+    def __init__(self, max_repeat: int = 2):
+        self._re = re.compile(r"([^\d\s★☆])\1{%d,}" % max_repeat)
+        self.max_repeat = max_repeat
+        # Most reviews repeat nothing: a plain "(.)\1\1" search is ~5x cheaper than the sub.
+        self._hint = re.compile("(.)" + r"\1" * max_repeat, re.DOTALL)
+
+    def __call__(self, text: str) -> str:
+        if not self._hint.search(text):
+            return text
+        # A callable, not a "\g<1>\g<1>" template: templates are expanded in Python per match.
+        return self._re.sub(lambda m: m.group(1) * self.max_repeat, text)
+
+
+class EmojiToken:
+    """Each emoji becomes ``[EMOJI]``; a run of adjacent emoji gives at most ``max_repeat``.
+
+    ``"최고예요😍😍😍👍🏻"`` -> ``"최고예요[EMOJI][EMOJI]"``. Skin tones, ZWJ sequences and
+    variation selectors belong to their emoji (👨‍👩‍👧 is one).
+    """
+
+    name = "emoji"
+    _RUN = re.compile(f"[{_E}][{_E}\ufe0e\ufe0f\u200d\u20e3]*")
+    # Count what a reader sees: not skin tones, not parts after a ZWJ, one per flag (two RIs).
+    _BASE = re.compile(f"(?<![\u200d\U0001F1E6-\U0001F1FF])(?![{_SKIN}])[{_E}]")
+
+    def __init__(self, max_repeat: int = 2):
+        self.max_repeat = max_repeat
+
+    def _sub(self, match: re.Match) -> str:
+        n = max(1, len(self._BASE.findall(match.group())))
+        return "[EMOJI]" * min(n, self.max_repeat)
+
+    def __call__(self, text: str) -> str:
+        return self._RUN.sub(self._sub, text)
+
+
+def build_rules(max_repeat: int = 2, emoji: str = "keep") -> list[tuple[str, object]]:
+    """The regex rules in the order they run: ``[(name, rule), ...]``."""
+    rules: list[tuple[str, object]] = [
+        ("nfc", nfc), ("invisible", invisible), ("fullwidth", fullwidth), ("compat_jamo", compat_jamo),
+        ("whitespace", whitespace), ("email", email), ("url", url), ("phone", phone),
+        ("mention", mention), ("censor", censor),
+    ]
+    if emoji == "map":
+        rules.append(("emoji", EmojiToken(max_repeat)))
+    # repeat goes last: a rule after it could glue equal characters into a new run
+    # ("👍]" -> "[EMOJI]]").
+    rules.append(("repeat", Repeat(max_repeat)))
+    return rules
+
+
+RULE_NAMES = [name for name, _ in build_rules(emoji="map")] + ["spacing", "typos"]

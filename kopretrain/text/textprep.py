@@ -1,0 +1,62 @@
+"""The text preparation a model was trained with, recorded beside it and re-applied everywhere.
+
+``kopretrain.json`` in a tokenizer/model directory records the normalizer config and the
+pre-tokenization mode (``eojeol`` or ``morpheme``). pretrain, finetune, evaluate, label and the
+released model all call :func:`load` + :meth:`TextPrep.prepare`, so training and inference see
+identical input by construction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+TEXTPREP_FILE = "kopretrain.json"
+
+
+@dataclass
+class TextPrep:
+    normalize: dict[str, Any] | None = None
+    """NormalizeConfig fields used at training time (None: text is used as is)."""
+    pretokenize: str = "eojeol"
+    """``eojeol``: the tokenizer sees the text; ``morpheme``: kiwipiepy segments it first."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> None:
+        from kopretrain.runs.records import write_json
+
+        write_json(Path(directory) / TEXTPREP_FILE, asdict(self))
+
+    def prepare(self, texts: list[str]) -> list[str]:
+        """Normalize (rules only: no rows are dropped at inference) and pre-tokenize texts."""
+        out = list(texts)
+        if self.normalize is not None:
+            from kopretrain.normalize import Normalizer, NormalizeConfig
+            from kopretrain.runs.config import from_dict
+
+            norm = Normalizer(from_dict(NormalizeConfig, _known(NormalizeConfig, self.normalize)))
+            out = [norm.normalize(t) if isinstance(t, str) else t for t in out]
+        if self.pretokenize == "morpheme":
+            from kopretrain.vocab import check_kiwi_version, pretokenize_morphemes
+
+            check_kiwi_version(self.extra.get("kiwipiepy"))
+            out = pretokenize_morphemes(out)
+        return out
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def load(directory: str | Path) -> TextPrep | None:
+    """The TextPrep recorded in a model/tokenizer directory, or None if it has none."""
+    path = Path(directory) / TEXTPREP_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return TextPrep(**{k: v for k, v in data.items() if k in ("normalize", "pretokenize", "extra")})

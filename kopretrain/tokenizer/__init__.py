@@ -1,0 +1,1 @@
+"""Tokenizers: train WordPiece/Unigram, extend a checkpoint's vocabulary, compare tokenizers."""

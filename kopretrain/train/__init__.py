@@ -1,0 +1,1 @@
+"""Training: model presets and loading, masking collators, MLM/RTD objectives, packing, Trainers."""

@@ -1,0 +1,113 @@
+"""The pieces of the fine-tuning recipe that are worth testing alone: the Trainer subclass with
+class-weighted loss, the dev metric function and the TrainingArguments for dev-based selection.
+
+Length-bucketed batching: transformers 5.x removed ``TrainingArguments.group_by_length`` and
+replaced it with ``train_sampling_strategy="group_by_length"`` (LengthGroupedSampler: random
+mega-batches, sorted by length inside), so no custom sampler is needed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from kopretrain.data.files import LABELS
+from kopretrain.train.device import trainer_precision_kwargs
+
+
+def _make_trainer_class():
+    import torch
+    import torch.nn.functional as F
+    from transformers import Trainer
+
+    class ClassifierTrainer(Trainer):
+        """``Trainer`` whose loss can weight classes: the stock sequence-classification loss cannot.
+
+        The weighted loss is a per-batch mean, so the Trainer must still divide it by the
+        gradient-accumulation steps (``loss_is_scaled_for_ga = False``).
+        """
+
+        def __init__(self, *args, class_weights: list[float] | None = None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.class_weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+            if self.class_weights is not None:
+                self.loss_is_scaled_for_ga = False
+
+        def log(self, logs, *args, **kwargs):
+            super().log(logs, *args, **kwargs)
+            sys.stdout.flush()  # progress lines reach `... > log` files as they happen, not at exit
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.class_weights is None:
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs.logits.float()
+            loss = F.cross_entropy(logits, labels.to(logits.device), weight=self.class_weights.to(logits.device))
+            return (loss, outputs) if return_outputs else loss
+
+    return ClassifierTrainer
+
+
+def __getattr__(name: str):
+    # ClassifierTrainer subclasses transformers.Trainer; building it lazily keeps this module
+    # importable without loading torch/transformers (``kopretrain --help`` stays instant).
+    if name == "ClassifierTrainer":
+        cls = _make_trainer_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
+
+
+def compute_metrics(names: list[str]):
+    """Dev metrics for ``Trainer``: accuracy, macro-F1 and per-class F1 (model order -> LABELS)."""
+
+    def fn(eval_pred) -> dict[str, float]:
+        import numpy as np
+
+        from kopretrain.evaluation.metrics import classification
+
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        to_ours = np.array([LABELS.index(n) for n in names])
+        report = classification(to_ours[np.asarray(eval_pred.label_ids)], to_ours[np.asarray(logits).argmax(-1)])
+        out = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        out.update({f"f1_{k}": v["f1"] for k, v in report["per_class"].items() if v["f1"] is not None})
+        return out
+
+    return fn
+
+
+def training_arguments(cfg, ckpt_dir: Path, eval_steps: int):
+    """Evaluate and checkpoint together every ``eval_steps``; reload the best dev macro-F1 at the end."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size * 2,
+        warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps in 5.x
+        weight_decay=cfg.weight_decay,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=2,  # the best and the latest (for resuming)
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_steps=cfg.logging_steps,
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=not sys.stderr.isatty(),
+        dataloader_num_workers=0,
+        **trainer_precision_kwargs(cfg.precision),
+    )

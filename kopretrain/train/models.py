@@ -1,0 +1,199 @@
+"""Model presets and initialization for pretraining: from scratch, or continued from a checkpoint.
+
+Presets follow the ELECTRA paper's sizes (Clark et al. 2020, table 6) so results compare with
+published Korean models; ``tiny`` is chosen so MLM and RTD finish a full NSMC epoch on 2 CPU cores
+within an hour (measured in BENCHMARKS.md):
+
+=====  ======  ======  =====  ============  =========  =========
+name   layers  hidden  heads  intermediate  embedding  generator
+=====  ======  ======  =====  ============  =========  =========
+tiny   4       256     4      1024          128        1/4
+small  12      256     4      1024          128        1/4   (ELECTRA-Small)
+base   12      768     12     3072          768        1/3   (BERT-base / ELECTRA-Base)
+=====  ======  ======  =====  ============  =========  =========
+
+BERT has no factorized embedding, so ``model_type: bert`` uses ``embedding = hidden``.
+Continued pretraining loads weights with ``use_safetensors=True`` only and records the base model's
+id, revision, resolved commit and vocab hash: Hub ``main`` branches get overwritten (KcELECTRA's
+did), so an unpinned id is not a reproducible record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    num_layers: int
+    hidden_size: int
+    heads: int
+    intermediate_size: int
+    embedding_size: int
+    generator_size_ratio: float
+    max_position_embeddings: int = 512
+
+
+PRESETS: dict[str, Arch] = {
+    "tiny": Arch(4, 256, 4, 1024, 128, 0.25),
+    "small": Arch(12, 256, 4, 1024, 128, 0.25),
+    "base": Arch(12, 768, 12, 3072, 768, 1 / 3),
+}
+
+
+def resolve_arch(preset: str, model_type: str = "electra", **overrides: Any) -> Arch:
+    """The preset with non-zero ``overrides`` applied (0 / None means "keep the preset's value")."""
+    if preset not in PRESETS:
+        raise ValueError(f"--preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    arch = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v})
+    if model_type == "bert" and arch.embedding_size != arch.hidden_size:
+        # BertEmbeddings has no projection: the embedding width is the hidden width.
+        arch = dataclasses.replace(arch, embedding_size=arch.hidden_size)
+    if arch.hidden_size % arch.heads:
+        raise ValueError(f"--hidden-size {arch.hidden_size} is not divisible by --heads {arch.heads}")
+    if not 0 < arch.generator_size_ratio <= 1:
+        raise ValueError(f"--generator-size-ratio must be in (0, 1], got {arch.generator_size_ratio}")
+    return arch
+
+
+def _special_ids(tokenizer) -> dict[str, Any]:
+    return {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}
+
+
+def bert_config(arch: Arch, tokenizer):
+    from transformers import BertConfig
+
+    return BertConfig(
+        hidden_size=arch.hidden_size, num_hidden_layers=arch.num_layers, num_attention_heads=arch.heads,
+        intermediate_size=arch.intermediate_size, max_position_embeddings=arch.max_position_embeddings,
+        **_special_ids(tokenizer),
+    )
+
+
+def electra_config(arch: Arch, tokenizer):
+    from transformers import ElectraConfig
+
+    return ElectraConfig(
+        embedding_size=arch.embedding_size, hidden_size=arch.hidden_size, num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.heads, intermediate_size=arch.intermediate_size,
+        max_position_embeddings=arch.max_position_embeddings, **_special_ids(tokenizer),
+    )
+
+
+def generator_config(disc_config, ratio: float):
+    """ELECTRA's generator: same depth and embedding width, hidden scaled by ``ratio``, 64-dim heads.
+
+    Keeping ``embedding_size`` equal to the discriminator's is what allows the two to share one
+    embedding module (the generator projects embeddings down to its own hidden size)."""
+    from transformers import ElectraConfig
+
+    hidden = max(8, int(round(disc_config.hidden_size * ratio)))
+    heads = max(1, hidden // 64)
+    while hidden % heads:
+        heads -= 1
+    return ElectraConfig(
+        vocab_size=disc_config.vocab_size, embedding_size=disc_config.embedding_size, hidden_size=hidden,
+        num_hidden_layers=disc_config.num_hidden_layers, num_attention_heads=heads, intermediate_size=4 * hidden,
+        max_position_embeddings=disc_config.max_position_embeddings, type_vocab_size=disc_config.type_vocab_size,
+        pad_token_id=disc_config.pad_token_id, layer_norm_eps=disc_config.layer_norm_eps,
+        hidden_act=disc_config.hidden_act, architectures=["ElectraForMaskedLM"],
+    )
+
+
+def build_scratch(objective: str, model_type: str, arch: Arch, tokenizer) -> dict[str, Any]:
+    """Fresh models: ``{"mlm": model}`` or, for RTD, ``{"discriminator": ..., "generator": ...}``."""
+    from transformers import BertForMaskedLM, ElectraForMaskedLM, ElectraForPreTraining
+
+    if objective == "rtd":
+        disc = ElectraForPreTraining(electra_config(arch, tokenizer))
+        gen = ElectraForMaskedLM(generator_config(disc.config, arch.generator_size_ratio))
+        return {"discriminator": disc, "generator": gen}
+    if model_type == "electra":
+        return {"mlm": ElectraForMaskedLM(electra_config(arch, tokenizer))}
+    return {"mlm": BertForMaskedLM(bert_config(arch, tokenizer))}
+
+
+def _archs(config) -> list[str]:
+    return list(getattr(config, "architectures", None) or [])
+
+
+def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, generator_checkpoint: str = "",
+                    generator_size_ratio: float = 0.25) -> dict[str, Any]:
+    """Continue from a local dir or Hub id (BERT MLM, ELECTRA discriminator or generator).
+
+    MLM-family objectives load ``AutoModelForMaskedLM`` (an ELECTRA discriminator gets a fresh MLM
+    head). RTD needs an ELECTRA discriminator; its generator comes from ``generator_checkpoint``,
+    else from ``<checkpoint>/generator`` (a kopretrain RTD output), else a new small generator is
+    built to share the discriminator's embeddings (KcELECTRA publishes only the discriminator)."""
+    from transformers import AutoConfig, AutoModelForMaskedLM, ElectraForMaskedLM, ElectraForPreTraining
+
+    from kopretrain.runs.records import StageError
+
+    kw = {"revision": revision or None, "use_safetensors": True}
+    config = AutoConfig.from_pretrained(checkpoint, revision=revision or None)
+    if objective != "rtd":
+        if config.model_type == "electra" and "ElectraForMaskedLM" not in _archs(config):
+            log.warning("%s is an ELECTRA discriminator: its MLM head starts untrained", checkpoint)
+        return {"mlm": AutoModelForMaskedLM.from_pretrained(checkpoint, **kw)}
+    if config.model_type != "electra":
+        raise StageError(f"checkpoint {checkpoint}: objective rtd needs an ELECTRA model, got {config.model_type!r}; "
+                         "use objective mlm/wwm/span for BERT checkpoints")
+    if "ElectraForMaskedLM" in _archs(config):
+        raise StageError(f"checkpoint {checkpoint} is an ELECTRA generator; pass the discriminator as checkpoint "
+                         "and this one as generator_checkpoint")
+    disc = ElectraForPreTraining.from_pretrained(checkpoint, **kw)
+    own = Path(checkpoint) / "generator"
+    gen_source = generator_checkpoint or (str(own) if (own / "config.json").is_file() else "")
+    if gen_source:
+        gen = ElectraForMaskedLM.from_pretrained(gen_source, **kw)
+        if gen.config.embedding_size != disc.config.embedding_size:
+            raise StageError(f"generator {gen_source}: embedding_size {gen.config.embedding_size} differs from the "
+                             f"discriminator's {disc.config.embedding_size}; embeddings cannot be shared")
+    else:
+        gen = ElectraForMaskedLM(generator_config(disc.config, generator_size_ratio))
+    return {"discriminator": disc, "generator": gen, "generator_source": gen_source or "new"}
+
+
+def vocab_hash(tokenizer) -> str:
+    """sha256 over the sorted (token, id) pairs: equal hashes mean identical token ids."""
+    items = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return "sha256:" + hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()
+
+
+def resolved_commit(checkpoint: str, revision: str | None) -> str | None:
+    """The Hub commit a (cached) id/revision resolved to; None for local directories."""
+    if Path(checkpoint).exists():
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from transformers.utils.hub import extract_commit_hash
+
+        path = try_to_load_from_cache(checkpoint, "config.json", revision=revision or None)
+        return extract_commit_hash(path, None) if isinstance(path, str) else None
+    except Exception:  # noqa: BLE001 - the record is best effort; training must not fail on it
+        return None
+
+
+def check_vocab_extends(base_tokenizer, tokenizer) -> None:
+    """Refuse a tokenizer that renumbers the checkpoint's tokens (an *extended* vocab keeps them).
+
+    Embedding rows are indexed by id: ``사랑`` at id 8,000 in the checkpoint must still be 8,000."""
+    from kopretrain.runs.records import StageError
+
+    new = tokenizer.get_vocab()
+    moved = [t for t, i in base_tokenizer.get_vocab().items() if new.get(t) != i]
+    if moved:
+        raise StageError(f"tokenizer does not extend the checkpoint's vocabulary: {len(moved)} tokens are missing "
+                         f"or renumbered (e.g. {moved[:5]}); build it with vocab's extend mode or leave "
+                         "tokenizer empty to use the checkpoint's own")
+
+
+def parameter_counts(models: dict[str, Any]) -> dict[str, int]:
+    return {name: sum(p.numel() for p in m.parameters()) for name, m in models.items() if hasattr(m, "parameters")}

@@ -1,0 +1,95 @@
+import math
+
+import pytest
+
+from kopretrain.data.schemes import LABELS, UNLABELED, LabelError, build_scheme, label_key, parse_rating
+
+
+def name(scheme, rating=None, value=None):
+    code = scheme.code(rating, value)
+    return None if code == UNLABELED else LABELS[code]
+
+
+def reason(scheme, rating=None, value=None):
+    with pytest.raises(LabelError) as info:
+        scheme.code(rating, value)
+    return info.value.reason
+
+
+def test_nsmc_preset_boundaries():
+    s = build_scheme("nsmc")
+    assert [name(s, r) for r in (1, 4, 5, 8, 9, 10)] == [
+        "negative", "negative", "neutral", "neutral", "positive", "positive"]
+    assert reason(s, 0) == "rating_out_of_range"
+    assert reason(s, 11) == "rating_out_of_range"
+    assert reason(s, None) == "rating_missing"
+
+
+def test_stars5_preset_boundaries_and_half_stars():
+    s = build_scheme("stars5")
+    assert [name(s, r) for r in (1, 2, 3, 4, 5)] == ["negative", "negative", "neutral", "positive", "positive"]
+    assert name(s, 2.5) == "neutral" and name(s, 4.5) == "positive"
+    assert reason(s, 6) == "rating_out_of_range"
+
+
+def test_thresholds_override_a_preset_and_custom_thresholds():
+    assert name(build_scheme("nsmc", positive_min=8), 8) == "positive"
+    custom = build_scheme("thresholds", rating_min=0, rating_max=100, negative_max=40, positive_min=70)
+    assert [name(custom, r) for r in (0, 40, 41, 69, 70, 100)] == [
+        "negative", "negative", "neutral", "neutral", "positive", "positive"]
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    ({"rating_min": 1, "rating_max": 10, "negative_max": 4}, "--positive-min"),
+    ({"rating_min": 1, "rating_max": 10, "negative_max": 9, "positive_min": 5}, "negative_max < positive_min"),
+])
+def test_bad_thresholds_name_what_to_fix(kwargs, flag):
+    with pytest.raises(ValueError, match=flag):
+        build_scheme("thresholds", **kwargs)
+
+
+def test_parse_rating_numbers_blanks_and_garbage():
+    assert parse_rating(" 9 ") == 9.0 and parse_rating(4.5) == 4.5 and parse_rating(7) == 7.0
+    assert parse_rating("") is None and parse_rating(None) is None
+    for bad in ("10점", "abc", True, float("nan"), "inf"):
+        with pytest.raises(LabelError) as info:
+            parse_rating(bad)
+        assert info.value.reason == "rating_invalid"
+    assert math.isclose(parse_rating("1e1"), 10.0)
+
+
+def test_label_column_mapping_accepts_ints_floats_and_padded_strings():
+    s = build_scheme("column", label_map={"0": "negative", "1": "positive"})
+    assert name(s, value=0) == "negative"
+    assert name(s, value=1.0) == "positive"
+    assert name(s, value=" 1 ") == "positive"
+    assert reason(s, value="2") == "label_unmapped"
+    assert reason(s, value="") == "label_missing"
+    assert reason(s, value=None) == "label_missing"
+
+
+def test_label_column_default_map_is_the_label_names():
+    s = build_scheme("column")
+    assert name(s, value="neutral") == "neutral"
+    assert reason(s, value="Neutral") == "label_unmapped"
+
+
+def test_label_map_values_must_be_labels():
+    with pytest.raises(ValueError, match="--label-map"):
+        build_scheme("column", label_map={"1": "good"})
+
+
+def test_unlabeled_scheme_and_unknown_scheme():
+    assert build_scheme("none").code(None, None) == UNLABELED
+    assert build_scheme("none").code(3.0) == UNLABELED
+    with pytest.raises(ValueError, match="--label-scheme"):
+        build_scheme("stars10")
+
+
+def test_label_key():
+    assert label_key(1.0) == "1" and label_key(" pos ") == "pos" and label_key("  ") is None and label_key(None) is None
+
+
+def test_describe_mentions_thresholds():
+    assert "negative <= 4" in build_scheme("nsmc").describe()
+    assert "'0' -> negative" in build_scheme("column", label_map={"0": "negative"}).describe()

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from kopretrain.data.split import assign
+
+FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def corpus(n_groups=300, seed=0):
+    """Groups of very different sizes (like movies) with group-specific label mixes."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.zipf(1.6, n_groups).clip(1, 200)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    mix = rng.dirichlet([1, 1, 2], n_groups)
+    labels = np.array([rng.choice(3, p=mix[g]) for g in groups])
+    return groups, labels
+
+
+def test_no_group_in_two_splits():
+    groups, labels = corpus()
+    out = assign(groups, labels, FRACTIONS, seed=1)
+    for g in np.unique(groups):
+        assert len(set(out[groups == g].tolist())) == 1
+
+
+def test_split_sizes_and_class_proportions_are_close_to_targets():
+    groups, labels = corpus(n_groups=600)
+    out = assign(groups, labels, FRACTIONS, seed=1)
+    n = len(groups)
+    for s, frac in enumerate(FRACTIONS):
+        assert abs((out == s).sum() / n - frac) < 0.01
+        for k in range(3):
+            share = (labels[out == s] == k).mean()
+            assert abs(share - (labels == k).mean()) < 0.015, (s, k)
+
+
+def test_deterministic_for_a_seed_and_different_for_another():
+    groups, labels = corpus()
+    a = assign(groups, labels, FRACTIONS, seed=7)
+    assert np.array_equal(a, assign(groups, labels, FRACTIONS, seed=7))
+    assert not np.array_equal(a, assign(groups, labels, FRACTIONS, seed=8))
+
+
+def test_rows_without_group_fill_the_remaining_targets():
+    rng = np.random.default_rng(3)
+    labels = rng.choice(3, 1000, p=[0.2, 0.3, 0.5])
+    groups = np.full(1000, -1)
+    groups[:300] = np.repeat(np.arange(6), 50)  # a few big groups, the rest loose
+    out = assign(groups, labels, FRACTIONS, seed=0)
+    assert (out >= 0).all()
+    counts = np.bincount(out, minlength=3)
+    assert np.allclose(counts / 1000, FRACTIONS, atol=0.01)
+    for k in range(3):  # loose rows are dealt per class, so each class follows the fractions
+        assert np.allclose(np.bincount(out[labels == k], minlength=3) / (labels == k).sum(), FRACTIONS, atol=0.02)
+
+
+def test_unlabeled_rows_are_split_by_size():
+    out = assign(np.full(500, -1), np.full(500, -1), (0.6, 0.2, 0.2), seed=0)
+    assert np.bincount(out).tolist() == [300, 100, 100]
+
+
+def test_zero_fraction_split_stays_empty():
+    groups, labels = corpus()
+    out = assign(groups, labels, (0.9, 0.1, 0.0), seed=0)
+    assert (out == 2).sum() == 0 and (out == 1).sum() > 0
+
+
+def test_fractions_must_sum_to_one():
+    with pytest.raises(ValueError, match="sum to 1"):
+        assign([0], [0], (0.5, 0.2, 0.2), seed=0)
+
+
+def test_dev_and_test_get_groups_of_every_size_not_just_small_ones():
+    # Minimising absolute (not per-split relative) error fills train with the big groups first.
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 60, 2000)
+    groups = np.repeat(np.arange(2000), sizes)
+    labels = rng.choice(3, len(groups), p=[0.2, 0.3, 0.5])
+    out = assign(groups, labels, FRACTIONS, seed=2)
+    per_group = [(out == s).sum() / len(np.unique(groups[out == s])) for s in range(3)]
+    assert 0.85 < per_group[1] / per_group[0] < 1.15 and 0.85 < per_group[2] / per_group[0] < 1.15

@@ -1,0 +1,47 @@
+"""The TF-IDF char n-gram + logistic regression baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kopretrain.evaluation.baseline import Baseline, BaselineConfig
+from tests.fixtures.sentiment import make_rows
+
+
+def _split(n, seed, labels=("negative", "neutral", "positive")):
+    rows = make_rows(n, seed, "x", labels)
+    return [r["text"] for r in rows], [("negative", "neutral", "positive").index(r["label"]) for r in rows]
+
+
+def test_beats_chance_on_a_separable_set():
+    texts, y = _split(150, 1)
+    test_texts, test_y = _split(60, 2)
+    base = Baseline().fit(texts, y)
+    probs = base.predict_proba(test_texts)
+    assert probs.shape == (60, 3)
+    assert np.allclose(probs.sum(1), 1.0)
+    accuracy = (probs.argmax(1) == np.array(test_y)).mean()
+    assert accuracy > 0.9  # chance is 1/3; the sentiment phrases decide the label
+    info = base.describe()
+    assert info["features"] > 50 and info["ngram_range"] == [1, 3]
+
+
+def test_character_ngrams_survive_spacing_noise():
+    base = Baseline().fit(["정말 재밌다", "너무 재밌어요", "완전 최악", "진짜 최악이다"] * 5, [2, 2, 0, 0] * 5)
+    probs = base.predict_proba(["재밌었음", "최악임"])
+    assert list(probs.argmax(1)) == [2, 0]  # unseen eojeols, shared syllable n-grams
+
+
+def test_class_missing_from_training_gets_zero_probability():
+    texts, y = _split(40, 3, labels=("negative", "positive"))
+    probs = Baseline().fit(texts, y).predict_proba(["배우 연기 정말 최고다"])
+    assert probs[0, 1] == 0.0 and probs[0].sum() == pytest.approx(1.0)
+
+
+def test_config_and_unfitted_use():
+    base = Baseline(BaselineConfig(ngram_min=2, ngram_max=2, C=0.5))
+    with pytest.raises(RuntimeError, match="fit"):
+        base.predict_proba(["아무 말"])
+    texts, y = _split(30, 4)
+    assert base.fit(texts, y).describe()["ngram_range"] == [2, 2]

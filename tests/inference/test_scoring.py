@@ -1,0 +1,62 @@
+"""scoring.Scorer: length-sorted batches give each row its own probabilities, in LABELS order."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kopretrain.inference.classifier import Classifier
+from kopretrain.inference.scoring import Scorer, resolve
+from kopretrain.testing import REVIEWS, tiny_classifier
+
+
+@pytest.fixture(scope="module")
+def clf(tmp_path_factory):
+    return Classifier.load(str(tiny_classifier(tmp_path_factory.mktemp("scoring") / "m")))
+
+
+def test_rows_get_their_own_probabilities(clf):
+    texts = [t * (1 + i % 4) for i, t in enumerate(REVIEWS)]  # lengths shuffled against order
+    probs = Scorer(clf, "fp32", batch_size=3).proba(texts)
+    one_by_one = np.stack([clf.predict_proba([t], batch_size=1)[0] for t in texts])
+    assert probs.shape == (len(texts), 3)
+    assert abs(probs - one_by_one).max() < 1e-5
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert Scorer(clf, "fp32").proba([]).shape == (0, 3)
+
+
+def test_model_label_order_is_mapped_to_labels_order(clf, tmp_path):
+    """A model whose id2label is positive/negative/neutral still yields negative/neutral/positive."""
+    model = tiny_classifier(tmp_path / "m")
+    config = json.loads((model / "config.json").read_text())
+    config["id2label"] = {"0": "positive", "1": "negative", "2": "neutral"}
+    config["label2id"] = {"positive": 0, "negative": 1, "neutral": 2}
+    (model / "config.json").write_text(json.dumps(config))
+    permuted = Scorer(Classifier.load(str(model)), "fp32").proba(REVIEWS)
+    plain = Scorer(clf, "fp32").proba(REVIEWS)  # same weights, standard order
+    # outputs o0,o1,o2 are now named positive,negative,neutral: LABELS order is o1,o2,o0
+    assert np.allclose(permuted, plain[:, [1, 2, 0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precisions_agree_with_fp32(tmp_path, precision):
+    # weights of ordinary scale (the shared fixture's are inflated, which int8 rounds badly)
+    clf = Classifier.load(str(tiny_classifier(tmp_path / "m", init_range=0.05)))
+    fp32 = Scorer(clf, "fp32").proba(REVIEWS)
+    other = Scorer(clf, precision).proba(REVIEWS)
+    assert abs(other - fp32).max() < 0.05
+    assert (other.argmax(1) == fp32.argmax(1)).mean() >= 0.8
+
+
+def test_auto_is_a_concrete_precision():
+    assert resolve("auto") in ("fp32", "bf16")
+    assert resolve("int8") == "int8"
+
+
+def test_fast_token_ids_equal_the_transformers_tokenizer(clf):
+    texts = REVIEWS + ["아주 " * 200]  # one text longer than max_length
+    expected = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"]
+    assert Scorer(clf, "fp32").token_ids(texts) == expected
+    assert max(map(len, expected)) == clf.max_length

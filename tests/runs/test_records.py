@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from kopretrain.runs.records import StageError, StageRun, fingerprint_path, read_stage, upstream
+
+
+@dataclass
+class Cfg:
+    INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    input: str = ""
+    """Input."""
+    k: int = 1
+    """Knob."""
+
+
+def _run(tmp_path, cfg, out, fail_after_write=False, force=False):
+    with StageRun("demo", cfg, out, force=force, log=lambda *a: None) as run:
+        if run.done:
+            return run
+        (run.dir / "data.txt").write_text("x")
+        run.reject("empty_text", file="in.txt", line=3)
+        if fail_after_write:
+            raise RuntimeError("killed")
+        run.set_counts(rows_in=5, rows_out=4)
+    return run
+
+
+def test_atomic_output_record_and_skip(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("hello")
+    out = tmp_path / "out"
+    run = _run(tmp_path, Cfg(input=str(src)), out)
+    record = read_stage(out)
+    assert record["complete"] and record["counts"] == {"rows_in": 5, "rows_out": 4, "rejected": {"empty_text": 1}}
+    assert record["inputs"]["input"].startswith("sha256:")
+    assert "torch" in record["versions"] or "python" in record["versions"]
+    rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    assert rejected == [{"reason": "empty_text", "file": "in.txt", "line": 3}]
+    assert not (tmp_path / "out.partial").exists()
+    # unchanged config and input: skipped
+    assert _run(tmp_path, Cfg(input=str(src)), out).done
+    # force redoes; changed input or config invalidates
+    assert not _run(tmp_path, Cfg(input=str(src)), out, force=True).done
+    src.write_text("changed")
+    assert not _run(tmp_path, Cfg(input=str(src)), out).done
+    assert not _run(tmp_path, Cfg(input=str(src), k=2), out).done
+
+
+def test_interrupted_stage_never_counts_as_done_and_resumes(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        _run(tmp_path, Cfg(), out, fail_after_write=True)
+    assert not out.exists() and (tmp_path / "out.partial" / "data.txt").exists()
+    with StageRun("demo", Cfg(), out, log=lambda *a: None) as run:
+        assert run.resumed and (run.dir / "data.txt").exists()
+        run.set_counts(1, 1)
+    assert read_stage(out)["resumed"] is True
+    # a different config does not resume from someone else's partial output
+    with pytest.raises(RuntimeError):
+        _run(tmp_path, Cfg(k=7), tmp_path / "b", fail_after_write=True)
+    with StageRun("demo", Cfg(k=8), tmp_path / "b", log=lambda *a: None) as run:
+        assert not run.resumed and not (run.dir / "data.txt").exists()
+        run.set_counts(0, 0)
+
+
+def test_counts_must_add_up(tmp_path):
+    with pytest.raises(StageError, match="does not add up"):
+        with StageRun("demo", Cfg(), tmp_path / "o", log=lambda *a: None) as run:
+            run.set_counts(rows_in=3, rows_out=1, rejected={"too_short": 1})
+    assert not (tmp_path / "o").exists()
+
+
+def test_fingerprints_chain_through_stage_outputs(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    with StageRun("normalize", Cfg(), a, log=lambda *x: None) as run:
+        run.set_counts(0, 0)
+    assert fingerprint_path(a) == "stage:" + read_stage(a)["fingerprint"]
+    with StageRun("vocab", Cfg(input=str(a)), b, log=lambda *x: None) as run:
+        run.set_counts(0, 0)
+    assert upstream(b, "normalize")["fingerprint"] == read_stage(a)["fingerprint"]
+    assert upstream(b, "ingest") is None
+    assert fingerprint_path("beomi/KcELECTRA-base") == "name:beomi/KcELECTRA-base"
+    assert fingerprint_path(tmp_path) .startswith("dir:")
+
+
+@dataclass
+class CfgV2(Cfg):  # Cfg plus an option added in a later version
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("new_knob",)
+    new_knob: int = 0
+
+
+def test_an_option_added_later_keeps_finished_outputs_valid_until_it_is_set(tmp_path):
+    (tmp_path / "in.txt").write_text("data")
+    inp = str(tmp_path / "in.txt")
+    old = StageRun("demo", Cfg(input=inp), tmp_path / "o", log=lambda *a: None).fingerprint
+    assert StageRun("demo", CfgV2(input=inp), tmp_path / "o", log=lambda *a: None).fingerprint == old
+    assert StageRun("demo", CfgV2(input=inp, new_knob=2), tmp_path / "o", log=lambda *a: None).fingerprint != old
+    # the stage record still shows the option, default or not
+    assert StageRun("demo", CfgV2(input=inp), tmp_path / "o", log=lambda *a: None).config["new_knob"] == 0

@@ -1,0 +1,153 @@
+"""Each normalizer rule on its own, with the Korean cases it exists for."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from kopretrain.text import rules
+from kopretrain.text.rules import EmojiToken, Repeat
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("배송 빨랐어욬ㅋㅋㅋㅋ", "배송 빨랐어욬ㅋㅋ"),
+    ("ㅋㅋㅋㅋㅋ", "ㅋㅋ"),
+    ("와하하하하하", "와하하"),
+    ("!!!!!", "!!"),
+    ("ㅠㅠㅠㅠㅠㅠ 슬퍼요", "ㅠㅠ 슬퍼요"),
+    ("GOOOOOD", "GOOD"),
+    ("최고의 영화......", "최고의 영화.."),
+    ("ㅋㅋ", "ㅋㅋ"),  # at the limit: unchanged
+])
+def test_repeat_collapses_long_runs(text, expected):
+    assert Repeat(2)(text) == expected
+
+
+@pytest.mark.parametrize("text", ["100000원", "1000000000원 날림", "2000년대 영화 1111", "10점 만점에 10점"])
+def test_repeat_never_touches_digits(text):
+    # soynlp's repeat_normalize pattern turns 100000원 into 100원; ours leaves numbers alone.
+    assert re.sub(r"(\w)\1{2,}", r"\1\1", "100000원") == "100원"
+    assert Repeat(2)(text) == text
+
+
+def test_repeat_digits_next_to_repeats_and_rating_stars():
+    assert Repeat(2)("100000원!!!!! ㅋㅋㅋㅋ") == "100000원!! ㅋㅋ"
+    assert Repeat(2)("★★★☆☆ 세 개") == "★★★☆☆ 세 개"
+
+
+def test_repeat_max_is_configurable():
+    assert Repeat(1)("ㅋㅋㅋㅋ 좋아요!!!") == "ㅋ 좋아요!"
+    assert Repeat(3)("ㅋㅋㅋㅋㅋ") == "ㅋㅋㅋ"
+
+
+def test_jamo_kept():
+    # No rule removes lone jamo: ㅋㅋ, ㅠㅠ, ㅡㅡ carry sentiment.
+    text = "ㅋㅋ 웃기다 ㅠㅠ 슬프다 ㅡㅡ 뭐냐 ㅎㅎ"
+    for _, rule in rules.build_rules(2, "map"):
+        assert rule(text) == text
+
+
+def test_nfc_composes_decomposed_hangul():
+    assert rules.nfc("\u1112\u1161\u11ab\u1100\u116e\u11a8 영화") == "한국 영화"
+
+
+def test_compat_jamo_maps_lone_conjoining_jamo():
+    assert rules.compat_jamo("\u110f\u110f 재밌어요 \u1172\u1172") == "ㅋㅋ 재밌어요 ㅠㅠ"
+
+
+def test_invisible_and_whitespace():
+    assert rules.invisible("재\u200b밌\ufeff어요\x07끝") == "재밌어요 끝"
+    assert rules.whitespace("배송   빨라요\r\n최고\u3000\u00a0좋아 ") == "배송 빨라요 최고 좋아"
+    family = "👨\u200d👩\u200d👧"
+    assert rules.invisible(family) == family  # ZWJ inside an emoji sequence stays
+    assert rules.invisible("재\u200d밌어요") == "재밌어요"
+
+
+def test_fullwidth():
+    assert rules.fullwidth("최고！ 굿굿＾＾ ＡＢＣ１２３") == "최고! 굿굿^^ ABC123"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("후기 http://blog.naver.com/abc/123참고!!", "후기 [URL]참고!!"),
+    ("www.nemofile.co.kr 가입", "[URL] 가입"),
+    ("링크: https://example.com/a?b=1&c=2.", "링크: [URL]."),
+    ("여기 naver.com 에서 봄", "여기 [URL] 에서 봄"),
+    ("Mr.Co 연기 최고. 정말.", "Mr.Co 연기 최고. 정말."),
+])
+def test_url(text, expected):
+    assert rules.url(text) == expected
+
+
+def test_email_before_url():
+    assert rules.email("자막 구해요 abc.def@hanmail.net") == "자막 구해요 [EMAIL]"
+    assert rules.email("골뱅이@ 하나") == "골뱅이@ 하나"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("문자 주세요 010 1234 5678", "문자 주세요 [PHONE]"),
+    ("010-1234-5678로 연락", "[PHONE]로 연락"),
+    ("01012345678", "[PHONE]"),
+    ("+82 10-1234-5678", "[PHONE]"),
+    ("02-123-4567 예약", "[PHONE] 예약"),
+    ("100000원", "100000원"),
+    ("1592-1598 임진왜란", "1592-1598 임진왜란"),  # 4-4 numbers are year ranges too
+    ("20100904 00515", "20100904 00515"),
+])
+def test_phone(text, expected):
+    assert rules.phone(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("@영화광 님 말이 맞아요", "[USER] 님 말이 맞아요"),
+    ("@jiwoo_0312 같이 가자", "[USER] 같이 가자"),
+    ("강추!@ㅋ", "강추!@ㅋ"),
+    ("@_@ 놀람", "@_@ 놀람"),
+    ("진짜 감동~@@", "진짜 감동~@@"),
+    ("@@영화광", "@[USER]"),
+])
+def test_mention(text, expected):
+    assert rules.mention(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("OOO놈의 쓰레기 영화", "[CENSORED]놈의 쓰레기 영화"),
+    ("김OO 감독", "김[CENSORED] 감독"),
+    ("XX같은 영화", "[CENSORED]같은 영화"),
+    ("○○○○를 했지만", "[CENSORED]를 했지만"),
+    ("대사 반이 ***임", "대사 반이 [CENSORED]임"),
+    ("개*끼", "개[CENSORED]끼"),
+    ("나약한 *** 이야기", "나약한 [CENSORED] 이야기"),
+    # Not masks: Latin words, single symbols, decoration at the ends, arithmetic.
+    ("GOOOOD 영화", "GOOOOD 영화"),
+    ("ZOO 보러 감", "ZOO 보러 감"),
+    ("what the FUXX", "what the FUXX"),
+    ("XXL 사이즈", "XXL 사이즈"),
+    ("포○노", "포○노"),
+    ("*** 최고 ***", "*** 최고 ***"),
+    ("넘 재미있어여^^**", "넘 재미있어여^^**"),
+    ("3*4=12", "3*4=12"),
+])
+def test_censor(text, expected):
+    assert rules.censor(text) == expected
+
+
+def test_emoji_map_counts_and_caps_runs():
+    rule = EmojiToken(max_repeat=2)
+    assert rule("최고예요😍") == "최고예요[EMOJI]"
+    assert rule("최고예요😍😍😍👍🏻") == "최고예요[EMOJI][EMOJI]"
+    assert rule("👍🏻 좋아요") == "[EMOJI] 좋아요"  # skin tone belongs to its emoji
+    assert rule("👨\u200d👩\u200d👧 가족") == "[EMOJI] 가족"
+    assert rule("사랑해요♥") == "사랑해요[EMOJI]"
+    assert rule("★★★☆☆") == "★★★☆☆"  # written ratings are not emoji
+
+
+def test_emoji_rule_only_when_mapping():
+    assert "emoji" not in [n for n, _ in rules.build_rules(2, "keep")]
+    assert [n for n, _ in rules.build_rules(2, "map")][-2:] == ["emoji", "repeat"]
+
+
+def test_every_rule_documents_a_korean_example():
+    for name, rule in rules.build_rules(2, "map"):
+        doc = rule.__doc__ or type(rule).__doc__
+        assert doc and "->" in doc and re.search("[가-힣ㄱ-ㅣ]", doc), name

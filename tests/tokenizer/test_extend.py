@@ -1,0 +1,160 @@
+"""Vocabulary extension on small local checkpoints built from configs (no network)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from kopretrain.text import textprep
+from kopretrain.runs.config import from_dict
+from kopretrain.runs.records import StageError
+from kopretrain.runs.registry import execute
+from kopretrain.vocab import VocabConfig
+from kopretrain.tokenizer.extend import check_base_tokenizer, wordpiece_split
+from tests.fixtures.vocab import ADVERBS, PARTICLES, PREDICATES, SUBJECTS, write_stage
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+
+
+def _base_tokenizer(directory: Path, model: str, reserved_unused: int) -> None:
+    """A tokenizer trained on generic sentences without the slang of the domain corpus."""
+    from kopretrain.tokenizer.train import train_tokenizer
+
+    rng = random.Random(1)
+    general = [f"{rng.choice(SUBJECTS)}{rng.choice(PARTICLES)} {rng.choice(ADVERBS)} {rng.choice(PREDICATES)} 노 갓"
+               for _ in range(300)]
+    src = write_stage(directory.parent / f"general-{model}", n_train=300, n_dev=0, morphs=False, texts=general)
+    cfg = VocabConfig(input=str(src), model=model, vocab_size=300, reserved_unused=reserved_unused, min_frequency=1)
+    train_tokenizer(cfg, directory, src / "train.parquet", log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return write_stage(tmp_path_factory.mktemp("ext") / "analyze", morphs=False)
+
+
+@pytest.fixture(scope="module")
+def electra_base(tmp_path_factory) -> Path:
+    """ELECTRA discriminator + generator/ (a kopretrain RTD output) with a WordPiece vocab."""
+    from transformers import AutoTokenizer, ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
+    base = tmp_path_factory.mktemp("base") / "electra"
+    _base_tokenizer(base, "wordpiece", reserved_unused=3)
+    n = len(AutoTokenizer.from_pretrained(base))
+    ElectraForPreTraining(ElectraConfig(vocab_size=n, embedding_size=32, **TINY)).save_pretrained(base)
+    ElectraForMaskedLM(ElectraConfig(vocab_size=n, embedding_size=16, **TINY)).save_pretrained(base / "generator")
+    return base
+
+
+def _piece_ids(tok, pieces: list[str]) -> list[int]:
+    """The rows a new entry is averaged from: its old pieces, [UNK] only when nothing else is known."""
+    known = [p for p in pieces if p != tok.unk_token]
+    return tok.convert_tokens_to_ids(known or [tok.unk_token])
+
+
+def _extend(corpus: Path, base: Path, out: Path, **kw) -> Path:
+    cfg = from_dict(VocabConfig, {"input": str(corpus), "extend_from": str(base), "min_count": 3, "min_pieces": 2,
+                                  "max_new_tokens": 12, "report_texts": 30, **kw})
+    return execute("vocab", cfg, out)
+
+
+def test_wordpiece_extension_adds_single_tokens_with_mean_rows(corpus, electra_base, tmp_path):
+    import torch
+    from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
+
+    out = _extend(corpus, electra_base, tmp_path / "ext", add_words=["핵꿀잼", "영화", "존잼 노잼", "##꿀잼"])
+    old_tok, tok = AutoTokenizer.from_pretrained(electra_base), AutoTokenizer.from_pretrained(out)
+    details = json.loads((out / "vocab_extension.json").read_text())
+    added = {e["token"]: e for e in details["added"]}
+    assert len(added) == 12 and len(tok) == len(old_tok) + 12 - 3  # 3 [unused*] slots reused
+    assert [e["slot"] for e in details["added"][:3]] == ["[unused0]", "[unused1]", "[unused2]"]
+    assert "[unused0]" not in tok.get_vocab()
+    # User words come first; existing / whitespace words are skipped with the reason.
+    assert list(added)[:2] == ["핵꿀잼", "##꿀잼"]
+    reasons = {s["word"]: s["reason"] for s in details["skipped"]}
+    assert "already in the vocabulary" in reasons["영화"] and "whitespace" in reasons["존잼 노잼"]
+    # Added words are single tokens now (word-initial and ## continuation forms).
+    assert tok.tokenize("핵꿀잼") == ["핵꿀잼"] and len(old_tok.tokenize("핵꿀잼")) > 1 or "[UNK]" in old_tok.tokenize("핵꿀잼")
+    assert tok.tokenize("노꿀잼") == ["노", "##꿀잼"]
+    mined = [t for t, e in added.items() if e["count"] is not None]
+    assert mined and all(tok.tokenize(t) == [t] for t in mined if not t.startswith("##"))
+
+    old = ElectraForPreTraining.from_pretrained(electra_base).get_input_embeddings().weight
+    new = ElectraForPreTraining.from_pretrained(out).get_input_embeddings().weight
+    assert new.shape[0] == len(tok)
+    assert torch.equal(new[: old.shape[0]][5], old[5])  # old rows untouched
+    for entry in details["added"]:
+        ids = _piece_ids(old_tok, entry["old_pieces"])
+        assert torch.allclose(new[entry["id"]], old[ids].mean(0), atol=1e-6), entry["token"]
+    gen = ElectraForMaskedLM.from_pretrained(out / "generator")
+    assert gen.get_input_embeddings().weight.shape[0] == len(tok)
+
+    prep = textprep.load(out)
+    assert prep.pretokenize == "eojeol" and prep.extra["base_model"] == str(electra_base)
+    stats = json.loads((out / "stage.json").read_text())["stats"]
+    assert stats["old_vocab_hash"] != stats["new_vocab_hash"] == stats["vocab_hash"]
+    assert stats["added"] == 12 and stats["vocab_size"] == len(tok)
+    report = json.loads((out / "tokenizer_report.json").read_text())["tokenizers"]
+    base_row, new_row = report[f"base {electra_base}"], report["this run (wordpiece/eojeol)"]
+    assert new_row["unk_rate"] <= base_row["unk_rate"] and new_row["fertility"] <= base_row["fertility"]
+
+
+def test_unigram_bert_mlm_extension(corpus, tmp_path):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    base = tmp_path / "kobert"
+    _base_tokenizer(base, "unigram", reserved_unused=0)
+    old_tok = AutoTokenizer.from_pretrained(base)
+    BertForMaskedLM(BertConfig(vocab_size=len(old_tok), **TINY)).save_pretrained(base)
+    out = _extend(corpus, base, tmp_path / "ext", add_words=["갓띵작"], max_new_tokens=4, report_texts=0)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.tokenize("갓띵작") == ["\u2581갓띵작"] and len(tok) == len(old_tok) + 4
+    model = BertForMaskedLM.from_pretrained(out)
+    assert model.get_input_embeddings().weight.shape[0] == len(tok)
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    entry = json.loads((out / "vocab_extension.json").read_text())["added"][0]
+    old = BertForMaskedLM.from_pretrained(base).get_input_embeddings().weight
+    assert "[UNK]" in entry["old_pieces"] and len(entry["old_pieces"]) > 1  # [UNK] left out of the mean
+    ids = _piece_ids(old_tok, entry["old_pieces"])
+    assert torch.allclose(model.get_input_embeddings().weight[entry["id"]], old[ids].mean(0), atol=1e-6)
+
+
+def test_wordpiece_split_matches_the_backend_and_handles_continuations(electra_base):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(electra_base)
+    vocab = tok.get_vocab()
+    for word in ["영화는", "배우가", "감동적이었다", "뷁"]:
+        expected = [t.value for t in tok.backend_tokenizer.model.tokenize(word)]
+        assert wordpiece_split(word, vocab, continuation=False) == expected
+    assert wordpiece_split("는", vocab, continuation=True) == ["##는"]  # as in 영화##는
+    assert wordpiece_split("영화는", vocab, continuation=True) in (["[UNK]"], ["##영", "##화", "##는"])
+
+
+def test_base_that_is_not_wordpiece_or_unigram_is_rejected(corpus, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    bpe.train_from_iterator(["영화 정말 좋다"] * 5, trainers.BpeTrainer(vocab_size=60, special_tokens=["[UNK]"]))
+    PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]").save_pretrained(tmp_path / "bpe")
+    with pytest.raises(StageError, match="only WordPiece"):
+        _extend(corpus, tmp_path / "bpe", tmp_path / "out")
+
+
+def test_slow_tokenizer_is_rejected():
+    class Slow:
+        is_fast = False
+
+    with pytest.raises(StageError, match="not a fast"):
+        check_base_tokenizer(Slow(), "some/model")
+
+
+def test_pretokenize_must_match_the_base(corpus, electra_base, tmp_path):
+    with pytest.raises(StageError, match="eojeol"):
+        _extend(corpus, electra_base, tmp_path / "out", pretokenize="morpheme")

@@ -1,0 +1,131 @@
+"""ELECTRA replaced-token detection (kopretrain.train.rtd): labels, sampling, tying, saving."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.fixtures.pretrain import one_thread, tiny_parts, write_tokenizer_dir
+from kopretrain.train.objectives import masked_logits
+from kopretrain.train.rtd import ElectraRTD, corrupt, sample_replacements
+
+
+_threads = pytest.fixture(autouse=True)(one_thread)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(write_tokenizer_dir(tmp_path_factory.mktemp("tok")))
+
+
+def _rtd(tokenizer, **kw):
+    torch.manual_seed(0)
+    parts = tiny_parts("rtd", tokenizer)
+    return ElectraRTD(parts["generator"], parts["discriminator"], **kw)
+
+
+def _masked_batch(tokenizer, seed=0, rows=4, width=16):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, len(tokenizer), (rows, width), generator=g)
+    attention = torch.ones_like(ids)
+    attention[1, -5:] = 0
+    ids[1, -5:] = tokenizer.pad_token_id
+    chosen = (torch.rand(ids.shape, generator=g) < 0.25) & attention.bool()
+    labels = torch.where(chosen, ids, -100)
+    inputs = torch.where(chosen, torch.full_like(ids, tokenizer.mask_token_id), ids)
+    return inputs, attention, labels, ids
+
+
+def test_replaced_means_sample_differs_from_original():
+    # "영화 정말 [MASK] [MASK] [PAD]": originals 7 and 9 at the masked positions.
+    inputs = torch.tensor([[5, 6, 4, 4, 0]])
+    labels = torch.tensor([[-100, -100, 7, 9, -100]])
+    attention = torch.tensor([[1, 1, 1, 1, 0]])
+    corrupted, replaced = corrupt(inputs, labels, torch.tensor([7, 8]), attention)
+    assert corrupted.tolist() == [[5, 6, 7, 8, 0]]
+    # Guessing the original (7) is not a replacement; a different token (8 for 9) is.
+    assert replaced.tolist() == [[False, False, False, True, False]]
+
+
+def test_forward_labels_are_exactly_sample_not_equal_original(tokenizer):
+    model = _rtd(tokenizer).eval()
+    inputs, attention, labels, original = _masked_batch(tokenizer)
+    model.sample_generator = torch.Generator().manual_seed(3)
+    out = model(inputs, attention, labels, return_details=True)
+    masked = labels != -100
+    corrupted, replaced = out["corrupted_ids"], out["replaced"]
+    assert torch.equal(corrupted[~masked], inputs[~masked])          # only masked positions change
+    assert torch.equal(corrupted[masked], out["sampled"])
+    assert torch.equal(replaced, (corrupted != original) & attention.bool())
+    assert not replaced[attention == 0].any()
+    assert int(out["n_replaced"]) == int(replaced.sum())
+    # The BCE targets are those labels over non-pad tokens only.
+    assert torch.equal(out["disc_truth"], replaced[attention.bool()].float())
+
+
+def test_sampling_follows_temperature_and_is_seedable():
+    logits = torch.tensor([[0.0, 2.0, 1.0]]).repeat(4000, 1)
+    a = sample_replacements(logits, 1.0, torch.Generator().manual_seed(0))
+    b = sample_replacements(logits, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    shares = torch.bincount(a, minlength=3).float() / len(a)
+    assert len(shares) == 3  # every id is in the vocabulary
+    assert torch.allclose(shares, torch.softmax(logits[0], -1), atol=0.03)
+    cold = sample_replacements(logits, 0.05, torch.Generator().manual_seed(0))
+    assert (cold == 1).float().mean().item() > 0.99
+
+
+def test_no_gradient_reaches_the_generator_through_the_sample(tokenizer):
+    """Generator-only weights get exactly the gradient of the generator MLM loss."""
+    model = _rtd(tokenizer, rtd_weight=50.0).eval()  # eval: no dropout, seeded sampling
+    inputs, attention, labels, _ = _masked_batch(tokenizer)
+    model.sample_generator = torch.Generator().manual_seed(1)
+    model(inputs, attention, labels)["loss"].backward()
+    joint = {n: p.grad.clone() for n, p in model.generator.electra.encoder.named_parameters()}
+    model.zero_grad()
+    logits, targets = masked_logits(model.generator, inputs, attention, labels)
+    torch.nn.functional.cross_entropy(logits, targets).backward()
+    for name, p in model.generator.electra.encoder.named_parameters():
+        assert torch.allclose(joint[name], p.grad, atol=1e-6), name
+    # ...while the shared embeddings do get the discriminator's gradient on top.
+    assert model.discriminator.electra.embeddings.word_embeddings.weight.grad is not None
+
+
+def test_embeddings_are_one_tensor_and_stay_tied_through_training(tokenizer):
+    model = _rtd(tokenizer)
+    disc_emb = model.discriminator.electra.embeddings
+    assert model.generator.electra.embeddings is disc_emb
+    assert model.generator.generator_lm_head.weight.data_ptr() == disc_emb.word_embeddings.weight.data_ptr()
+    assert model.generator.electra.embeddings.position_embeddings.weight.data_ptr() == \
+        disc_emb.position_embeddings.weight.data_ptr()
+    inputs, attention, labels, _ = _masked_batch(tokenizer)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        out = model(inputs, attention, labels)
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(out["loss"].item())
+    assert losses[-1] < losses[0]
+    assert torch.equal(model.generator.electra.embeddings.word_embeddings.weight, disc_emb.word_embeddings.weight)
+
+
+def test_saved_discriminator_loads_as_electra_for_pretraining_and_auto_model(tmp_path, tokenizer):
+    from transformers import AutoModel, ElectraForMaskedLM, ElectraForPreTraining
+
+    model = _rtd(tokenizer)
+    model.save_pretrained(tmp_path)
+    disc = ElectraForPreTraining.from_pretrained(tmp_path)
+    assert type(AutoModel.from_pretrained(tmp_path)).__name__ == "ElectraModel"
+    gen = ElectraForMaskedLM.from_pretrained(tmp_path / "generator")
+    assert torch.equal(gen.electra.embeddings.word_embeddings.weight, disc.electra.embeddings.word_embeddings.weight)
+    assert gen.config.hidden_size == model.generator.config.hidden_size
+    again = _rtd(tokenizer)
+    torch.nn.init.zeros_(again.discriminator.discriminator_predictions.dense.weight)
+    again.load_weights(tmp_path)
+    assert torch.equal(again.discriminator.discriminator_predictions.dense.weight,
+                       model.discriminator.discriminator_predictions.dense.weight)
+    assert again.generator.electra.embeddings is again.discriminator.electra.embeddings
