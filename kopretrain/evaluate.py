@@ -109,7 +109,7 @@ def _float_or_none(value) -> float | None:
 def fit_temperature(cfg: EvaluateConfig, clf, notes: list[str]) -> float | None:
     """Temperature fitted on (a sample of) dev, or None with a note saying why not."""
     from kopretrain.evaluation import metrics as M
-    from kopretrain.finetune import stratified_sample
+    from kopretrain.data.split import stratified_sample
     from kopretrain.inference.classifier import input_texts, read_split
 
     if not cfg.temperature_scaling:
@@ -133,7 +133,7 @@ def fit_temperature(cfg: EvaluateConfig, clf, notes: list[str]) -> float | None:
 def train_baseline(cfg: EvaluateConfig, notes: list[str]):
     """The TF-IDF baseline fitted on the model's training rows, or None with a note."""
     from kopretrain.evaluation.baseline import Baseline
-    from kopretrain.finetune import stratified_sample
+    from kopretrain.data.split import stratified_sample
     from kopretrain.inference.classifier import read_split
 
     try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from kopretrain.data.files import LABELS
+from kopretrain.data.split import stratified_sample
 from kopretrain.runs.records import StageError, StageRun, write_json
 
 METRIC = "macro_f1"
@@ -91,21 +92,6 @@ class FinetuneConfig:
 
 
 CONFIG = FinetuneConfig
-
-
-def stratified_sample(labels, n: int, seed: int, what: str = "--label-budget"):
-    """Row indices of an exactly-``n`` sample with the label proportions of ``labels`` (sorted)."""
-    import numpy as np
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(labels))
-    if n == 0 or n >= len(labels):
-        return idx
-    try:
-        picked, _ = train_test_split(idx, train_size=n, stratify=np.asarray(labels), random_state=seed)
-    except ValueError as exc:  # e.g. a class with a single row, or n smaller than the class count
-        raise StageError(f"{what} {n}: cannot draw a stratified sample ({exc})") from None
-    return np.sort(picked)
 
 
 def class_weights(labels, mode: str) -> list[float] | None:

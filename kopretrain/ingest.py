@@ -20,13 +20,13 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Optional
 
-from kopretrain.data.files import LABELS
+from kopretrain.data.files import LABELS, row_schema
 from kopretrain.data.schemes import SCHEMES, LabelError, build_scheme, label_key, parse_rating
+from kopretrain.data.assign import STAGING
 from kopretrain.runs.records import StageError, StageRun
 
 _BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]*")  # whitespace and zero-width characters
 _SURROGATE = re.compile("[\ud800-\udfff]")
-STAGING = ".staging.parquet"
 CHUNK = 20_000
 SNIPPET = 200  # characters of a rejected text kept in rejected.jsonl
 
@@ -207,14 +207,6 @@ def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_char
     return row
 
 
-def _schema():
-    import pyarrow as pa
-
-    return pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.string()),
-                      ("rating", pa.float64()), ("group", pa.string()), ("date", pa.string()),
-                      ("source", pa.string())])
-
-
 def run(cfg: IngestConfig, run: StageRun) -> None:
     from kopretrain.data.assign import decide, write_splits
     from kopretrain.data.sources import open_sources, resolve_columns
@@ -278,7 +270,7 @@ def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple
     rows_in = 0
     per_source: list[int] = []
     buffer: list[dict] = []
-    staging = ParquetSink(run.dir / STAGING, schema=_schema())
+    staging = ParquetSink(run.dir / STAGING, schema=row_schema())
     bar = tqdm(desc="ingest: read", unit=" rows", mininterval=0.5)
     for file_idx, src in enumerate(sources):
         seen = 0

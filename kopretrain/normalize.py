@@ -6,185 +6,38 @@ with its reason (datatrove's filter accounting). The original text is kept in ``
 
     kopretrain normalize --input runs/ingest --output runs/normalize --emoji map
 
-Library use (``Normalizer.normalize`` is what training and inference re-apply via
-``kopretrain.text.textprep``; it never drops text)::
-
-    norm = Normalizer(NormalizeConfig())
-    norm.normalize("배송 빨랐어욬ㅋㅋㅋㅋ 100000원!!!!!")   # -> "배송 빨랐어욬ㅋㅋ 100000원!!"
-    norm.check("")                                          # -> "empty"
+The rules and filter themselves live in :mod:`kopretrain.text.normalizer` (training and
+inference re-apply the same ``Normalizer``); this module is the stage: read, normalize, filter,
+count, write.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Optional
+from dataclasses import dataclass
+from typing import ClassVar
 
 from kopretrain.runs.records import StageError, StageRun
-from kopretrain.text.rules import PLACEHOLDER_RE, PLACEHOLDER_TOKENS, RULE_NAMES, EMOJI_RE, build_rules
+from kopretrain.text.normalizer import Normalizer, NormalizerConfig
+from kopretrain.text.rules import PLACEHOLDER_TOKENS
 
-__all__ = ["NormalizeConfig", "Normalizer", "PLACEHOLDER_TOKENS", "RULE_NAMES", "run"]
-
-_LINK_PLACEHOLDERS = ("[URL]", "[EMAIL]", "[PHONE]", "[USER]")
-_HANGUL_LETTER = re.compile("[가-힣ㄱ-ㆎ]")
-_OTHER_LETTER = re.compile(r"[^\W\d_가-힣ㄱ-ㆎ]")  # letters of any other script (\w minus digits, _)
+__all__ = ["NormalizeConfig", "Normalizer", "run"]
 
 
 @dataclass
-class NormalizeConfig:
+class NormalizeConfig(NormalizerConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
     WIRING: ClassVar[dict[str, str]] = {"input": "ingest"}
 
     input: str = ""
     """Data stage output to normalize (a directory with train/dev/test.parquet, e.g. from ingest)."""
-    emoji: Literal["keep", "map"] = "keep"
-    """keep: emoji stay (😍 vs 😡 carry sentiment, and byte-level or extended vocabularies can hold
-    them); map: every emoji becomes the [EMOJI] token (a run of them gives at most max_repeat)."""
-    max_repeat: int = 2
-    """Longest run of one repeated character that is kept: ㅋㅋㅋㅋㅋ -> ㅋㅋ, 와하하하하하 -> 와하하,
-    !!!!! -> !!. Digits never collapse (100000원 stays)."""
-    skip_rules: list[str] = field(default_factory=list)
-    """Rule names to switch off, e.g. [censor, phone]. Rules: nfc, invisible, fullwidth,
-    compat_jamo, whitespace, email, url, phone, mention, censor, emoji, repeat, spacing, typos."""
-    spacing: bool = False
-    """Also fix spacing with kiwipiepy Kiwi.space (~1,400 texts/s on 2 cores; the regex rules alone
-    run the whole stage at 20,000+ rows/s)."""
-    typos: Literal["none", "basic", "continual", "basic_with_continual", "lengthening",
-                   "basic_with_continual_and_lengthening"] = "none"
-    """Also correct typos word by word with kiwipiepy's typo model (잼있어요 -> 재밌어요; ~600
-    texts/s; makes some wrong fixes, e.g. 유지태 -> 류지태, so it is off by default)."""
-    num_workers: int = 0
-    """Threads for the kiwipiepy rules (spacing, typos); 0 = all cores."""
-    min_chars: int = 1
-    """Drop texts shorter than this (too_short). 1 keeps one-character reviews such as 굿 or ㅋ;
-    empty texts are always dropped (empty)."""
-    max_chars: int = 5000
-    """Drop texts longer than this many characters (too_long): pasted articles, not reviews."""
-    min_hangul_ratio: float = 0.1
-    """Drop texts whose letters are less than this share Hangul (too_little_hangul), but only texts
-    with at least hangul_min_letters letters. So short Hangul-less reviews such as "good!!",
-    "Two thumbs up!" or 👍 are KEPT (they carry a clear label, a labeler meets them in the wild,
-    and they are under 1 percent of NSMC), while long foreign-language texts and Korean typed on an
-    English keyboard ("dl dudghk wjdakf") are dropped: 738 of 639,617 NSMC reviews, mostly English
-    sentences such as "This movie is smart and made for smart people". 0 switches the filter off."""
-    hangul_min_letters: int = 20
-    """Texts with fewer letters than this are never dropped as too_little_hangul."""
-    drop_placeholder_only: bool = True
-    """Drop texts that are only links/e-mails/phones/mentions once those become placeholders
-    (placeholder_only: link spam such as a bare blog URL)."""
     batch_size: int = 10_000
     """Rows read and written per batch (memory stays bounded on large corpora)."""
 
     def __post_init__(self) -> None:
-        if self.max_repeat < 1:
-            raise ValueError(f"--max-repeat: must be >= 1 (got {self.max_repeat})")
-        unknown = sorted(set(self.skip_rules) - set(RULE_NAMES))
-        if unknown:
-            raise ValueError(f"--skip-rules: unknown rule(s) {', '.join(unknown)}; rules: {', '.join(RULE_NAMES)}")
-        if self.min_chars < 0 or self.max_chars < max(self.min_chars, 1):
-            raise ValueError(f"--max-chars: must be >= max(1, --min-chars) (got {self.max_chars}, {self.min_chars})")
-        if not 0.0 <= self.min_hangul_ratio <= 1.0:
-            raise ValueError(f"--min-hangul-ratio: must be within [0, 1] (got {self.min_hangul_ratio})")
+        super().__post_init__()
         if self.batch_size < 1:
             raise ValueError(f"--batch-size: must be >= 1 (got {self.batch_size})")
-
-
-class Normalizer:
-    """The rule chain of a :class:`NormalizeConfig` plus its quality filter.
-
-    ``normalize`` is idempotent (``normalize(normalize(x)) == normalize(x)``), ``counts`` holds
-    rule name -> texts changed, ``examples`` one ``(before, after)`` per rule, ``reasons`` the
-    filter reasons seen by ``check``.
-    """
-
-    def __init__(self, cfg: Optional[NormalizeConfig] = None):
-        self.cfg = cfg = cfg or NormalizeConfig()
-        skip = set(cfg.skip_rules)
-        self.rules = [(n, r) for n, r in build_rules(cfg.max_repeat, cfg.emoji) if n not in skip]
-        self.batch_rules = []
-        if cfg.spacing and "spacing" not in skip:
-            from kopretrain.text.kiwi import Spacing
-
-            self.batch_rules.append(("spacing", Spacing(cfg.num_workers)))
-        if cfg.typos != "none" and "typos" not in skip:
-            from kopretrain.text.kiwi import Typos
-
-            self.batch_rules.append(("typos", Typos(cfg.typos, cfg.num_workers)))
-        names = [n for n, _ in self.rules + self.batch_rules]
-        self.counts: Counter[str] = Counter({n: 0 for n in names})
-        self.examples: dict[str, tuple[str, str]] = {}
-        self.reasons: Counter[str] = Counter()
-
-    # ------------------------------------------------------------------ rules
-    def _apply(self, text: str) -> str:
-        counts = self.counts
-        for name, rule in self.rules:
-            out = rule(text)
-            if out != text:
-                counts[name] += 1
-                if name not in self.examples:
-                    self.examples[name] = (text, out)
-                text = out
-        return text
-
-    def normalize(self, text: str) -> str:
-        """Apply every rule to one text (never drops it; see :meth:`check`)."""
-        if self.batch_rules:
-            return self.normalize_many([text])[0]
-        return self._apply(text) if text else ""
-
-    def normalize_many(self, texts: list[str]) -> list[str]:
-        """Normalize a batch (the kiwipiepy rules, when on, run multi-threaded over it)."""
-        out = [self._apply(t) if t else "" for t in texts]
-        for name, rule in self.batch_rules:
-            new = rule.apply_many(out)
-            for before, after in zip(out, new):
-                if after != before:
-                    self.counts[name] += 1
-                    self.examples.setdefault(name, (before, after))
-            out = new
-        return out
-
-    # ------------------------------------------------------------------ filter
-    def check(self, text: Optional[str]) -> Optional[str]:
-        """The reason to drop a *normalized* text, or None to keep it.
-
-        ``check("최고")`` -> None; ``check("")`` -> ``"empty"``; ``check("[URL]")`` ->
-        ``"placeholder_only"``.
-        """
-        reason = self._reason(text)
-        if reason:
-            self.reasons[reason] += 1
-        return reason
-
-    def _reason(self, text: Optional[str]) -> Optional[str]:
-        cfg = self.cfg
-        if not text or not text.strip():
-            return "empty"
-        if len(text) < cfg.min_chars:
-            return "too_short"
-        if len(text) > cfg.max_chars:
-            return "too_long"
-        has_placeholder = "[" in text and PLACEHOLDER_RE.search(text) is not None
-        if cfg.drop_placeholder_only and has_placeholder:
-            rest = text
-            for p in _LINK_PLACEHOLDERS:
-                rest = rest.replace(p, "")
-            if rest != text and not any(c.isalnum() for c in rest) and not EMOJI_RE.search(rest):
-                return "placeholder_only"
-        if cfg.min_hangul_ratio > 0:
-            # Placeholders are Latin letters that the writer did not type.
-            plain = PLACEHOLDER_RE.sub("", text) if has_placeholder else text
-            # Most reviews have no non-Hangul letter at all: one regex search settles them.
-            if _OTHER_LETTER.search(plain):
-                other = len(_OTHER_LETTER.findall(plain))
-                hangul = len(_HANGUL_LETTER.findall(plain))
-                letters = other + hangul
-                if letters >= cfg.hangul_min_letters and hangul < cfg.min_hangul_ratio * letters:
-                    return "too_little_hangul"
-        return None
 
 
 CONFIG = NormalizeConfig

@@ -153,7 +153,7 @@ CONFIG = PretrainConfig
 def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     from transformers import set_seed
 
-    from kopretrain.train import masking, pretrain_data
+    from kopretrain.train import device, masking, pretrain_data
     from kopretrain.train import pretrain_trainer as trainer_utils
     from kopretrain.train.collators import premasked_collator
 
@@ -163,7 +163,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     set_seed(cfg.seed)
     tokenizer, prep, base = load_tokenizer(cfg)
     module, base = build_module(cfg, tokenizer, base)
-    collator = masking.make_collator(tokenizer, masking_config(cfg), pad_to_multiple_of=pad_multiple())
+    collator = masking.make_collator(tokenizer, masking_config(cfg), pad_to_multiple_of=device.pad_multiple())
     data = pretrain_data.load_or_build(cfg, tokenizer, prep, collator, run.dir, args)
     trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
                            premasked_collator(tokenizer), callbacks)
@@ -322,14 +322,6 @@ def set_dropout(module, p: float) -> None:
     for layer in module.modules():
         if isinstance(layer, nn.Dropout):
             layer.p = p
-
-
-def pad_multiple() -> int | None:
-    """Pad bucketed batches to a multiple of 8 on GPUs (tensor cores); on CPU it only adds padding
-    (NSMC buckets: 3% pad share unrounded vs 23% rounded to 8, BENCHMARKS.md packing section)."""
-    import torch
-
-    return 8 if torch.cuda.is_available() else None
 
 
 def masking_config(cfg: PretrainConfig):

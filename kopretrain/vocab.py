@@ -38,21 +38,14 @@ Pre-tokenization (``pretokenize``)
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterable, Iterator, Literal
+from typing import ClassVar, Literal
 
 from kopretrain.runs.records import StageError, StageRun
+from kopretrain.text.pretokenize import placeholder_tokens
+from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-JOINER = "\uffed"  # ￭: marks a morpheme boundary inside an eojeol
-JOINER_ESCAPE = "\u25a0"  # ■: a literal ￭ in the text is shown as ■ so it cannot fake a boundary
 # Until kopretrain.normalize exports PLACEHOLDER_TOKENS, the normalizer's documented placeholders.
-FALLBACK_PLACEHOLDERS = ("[URL]", "[EMAIL]", "[PHONE]", "[USER]", "[CENSORED]", "[EMOJI]")
-SLANG = ["ㅋㅋ", "ㅋㅋㅋㅋ", "ㅎㅎ", "ㅠㅠ", "ㅜㅜ", "^^", "ㄷㄷ", "존잼", "갓띵작", "노잼", "핵꿀잼",
-         "개노잼", "꿀잼", "레전드", "ㄹㅇ", "킹갓", "재밌어욬ㅋㅋ", "[URL]", "[EMOJI]"]
-
 
 @dataclass
 class VocabConfig:
@@ -120,145 +113,6 @@ class VocabConfig:
 CONFIG = VocabConfig
 
 
-def placeholder_tokens() -> tuple[str, ...]:
-    """The normalizer's placeholders (``[URL]`` ...): single tokens in every vocab we build."""
-    try:
-        from kopretrain.normalize import PLACEHOLDER_TOKENS
-    except ImportError:
-        return FALLBACK_PLACEHOLDERS
-    return tuple(PLACEHOLDER_TOKENS)
-
-
-@functools.lru_cache(maxsize=1)
-def _protected_re() -> re.Pattern:
-    atoms = sorted(set(SPECIAL_TOKENS) | set(placeholder_tokens()), key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, atoms)))
-
-
-# ------------------------------------------------------------------ morpheme pre-tokenization
-
-
-@functools.lru_cache(maxsize=1)
-def _kiwi():
-    """One Kiwi per process (start-up ~1-2 s); default options, recorded via the kiwipiepy version."""
-    from kiwipiepy import Kiwi
-
-    return Kiwi()
-
-
-def segment(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    """Insert ``￭`` into ``text`` at the morpheme boundaries given by ``(start, end)`` spans.
-
-    A cut is made where a morpheme starts or ends strictly inside an eojeol and no morpheme
-    spans across it, so contracted syllables stay whole: ``했어요`` (하+었 | 어요) becomes
-    ``했￭어요`` but ``아님`` (아니+ㅁ share 님) stays ``아님``. Placeholders (``[URL]``) are atoms
-    with no cut inside or beside them. Whitespace runs become one space.
-    """
-    spans = [(s, e) for s, e in spans if e > s]
-    n = len(text)
-    cuts = set()
-    for s, e in spans:
-        for p in (s, e):
-            if 0 < p < n and not text[p - 1].isspace() and not text[p].isspace():
-                cuts.add(p)
-    if cuts:
-        inside = set()
-        for s, e in spans:
-            inside.update(range(s + 1, e))
-        for m in _protected_re().finditer(text):
-            inside.update(range(m.start(), m.end() + 1))
-        cuts -= inside
-    chars = [JOINER_ESCAPE if c == JOINER else c for c in text]
-    for p in sorted(cuts, reverse=True):
-        chars.insert(p, JOINER)
-    return " ".join("".join(chars).split())
-
-
-def pretokenize_morphemes(texts: list[str]) -> list[str]:
-    """Mark kiwipiepy morpheme boundaries inside eojeols with ``￭`` (see the module docstring).
-
-    >>> pretokenize_morphemes(["재밌어요ㅋㅋ [URL] 최고!!"])
-    ['재밌￭어요￭ㅋㅋ [URL] 최고￭!!']
-
-    Non-string items (None) pass through unchanged. Kiwi reads the list on its worker threads.
-    """
-    out = list(texts)
-    idx = [i for i, t in enumerate(out) if isinstance(t, str)]
-    for i, tokens in zip(idx, _kiwi().tokenize([out[i] for i in idx])):
-        out[i] = segment(out[i], [(t.start, t.start + t.len) for t in tokens])
-    return out
-
-
-def check_kiwi_version(recorded: str | None) -> None:
-    """Warn (once) when kiwipiepy differs from the version a morpheme-mode tokenizer was trained with:
-    its segmentation, and so the token ids, may differ from training."""
-    from importlib import metadata
-
-    installed = metadata.version("kiwipiepy")
-    if recorded and recorded != installed and recorded not in _warned:
-        import warnings
-
-        _warned.add(recorded)
-        warnings.warn(f"morpheme-mode tokenizer was trained with kiwipiepy {recorded}, installed is {installed}: "
-                      "segmentation may differ from training; install the recorded version", stacklevel=3)
-
-
-_warned: set[str] = set()
-
-
-def segment_from_offsets(texts, starts, lens) -> list[str]:
-    """:func:`segment` with the analyze stage's stored ``morph_start``/``morph_len`` columns."""
-    return [segment(t, [(s, s + n) for s, n in zip(st or (), ln or ())]) if isinstance(t, str) else t
-            for t, st, ln in zip(texts, starts, lens)]
-
-
-# ------------------------------------------------------------------ training corpus
-
-
-def corpus_batches(path, pretokenize: str, batch_size: int, reuse_offsets: bool, log=print) -> Iterator[list[str]]:
-    """Batches of training texts exactly as :meth:`TextPrep.prepare` would give them at inference
-    (the text is already normalized upstream), with placeholders blanked out: the trainer does
-    not extract added tokens, so ``[URL]`` would otherwise teach it ``URL`` merges."""
-    from kopretrain.data.files import iter_batches
-
-    use_offsets = pretokenize == "morpheme" and reuse_offsets and offsets_agree(path, log=log)
-    cols = ["text", "morph_start", "morph_len"] if use_offsets else ["text"]
-    blank = _protected_re()
-    for batch in iter_batches(path, batch_size=batch_size, columns=cols):
-        texts = [t for t in batch.column("text").to_pylist()]
-        if pretokenize == "morpheme":
-            if use_offsets:
-                texts = segment_from_offsets(texts, batch.column("morph_start").to_pylist(),
-                                             batch.column("morph_len").to_pylist())
-            else:
-                texts = pretokenize_morphemes(texts)
-        yield [blank.sub(" ", t) for t in texts if isinstance(t, str) and t.strip()]
-
-
-def offsets_agree(path, sample: int = 500, log=print) -> bool:
-    """True when the stored analyze offsets segment the first ``sample`` rows exactly like
-    :func:`pretokenize_morphemes` (same kiwipiepy version and options); otherwise rerun kiwi."""
-    import pyarrow.parquet as pq
-
-    names = pq.ParquetFile(path).schema_arrow.names
-    if not {"morph_start", "morph_len"} <= set(names):
-        log(f"[vocab] {path.name}: no analyze offsets; running kiwipiepy")
-        return False
-    from kopretrain.data.files import iter_batches
-
-    batch = next(iter_batches(path, batch_size=sample, columns=["text", "morph_start", "morph_len"]), None)
-    if batch is None:
-        return False
-    texts = batch.column("text").to_pylist()
-    stored = segment_from_offsets(texts, batch.column("morph_start").to_pylist(), batch.column("morph_len").to_pylist())
-    fresh = pretokenize_morphemes([t or "" for t in texts])
-    bad = sum(a != b for a, b in zip(stored, fresh))
-    if bad:
-        log(f"[vocab] analyze offsets differ from pretokenize_morphemes on {bad}/{len(texts)} sample rows "
-            "(other kiwipiepy options or version); running kiwipiepy")
-    return bad == 0
-
-
 # ------------------------------------------------------------------ stage
 
 
@@ -278,23 +132,16 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
 
         stats = extend(cfg, run.dir, train, normalize=normalize, log=run.log)
     else:
+        from kopretrain.tokenizer.corpus import textprep_extra
         from kopretrain.tokenizer.train import train_tokenizer
 
         stats = train_tokenizer(cfg, run.dir, train, log=run.log)
-        textprep.TextPrep(normalize=normalize, pretokenize=cfg.pretokenize, extra=textprep_extra(cfg)).save(run.dir)
+        textprep.TextPrep(normalize=normalize, pretokenize=cfg.pretokenize, 
+                          extra=textprep_extra(cfg.model, cfg.pretokenize)).save(run.dir)
     run.stats.update(stats, corpus_fingerprint=run.inputs["input"])
     rows_out = stats["texts"]
     run.set_counts(rows_in, rows_out, {"empty_text": rows_in - rows_out})
     _write_report(cfg, run, files, stats)
-
-
-def textprep_extra(cfg: VocabConfig, model: str | None = None) -> dict:
-    from importlib import metadata
-
-    extra = {"tokenizer_model": model or cfg.model}
-    if cfg.pretokenize == "morpheme":
-        extra.update(joiner=JOINER, kiwipiepy=metadata.version("kiwipiepy"))
-    return extra
 
 
 def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> None:

@@ -9,7 +9,7 @@ import pytest
 from kopretrain.analyze import AnalyzeConfig, analyze_texts
 from kopretrain.cli import main
 from kopretrain.runs.config import ConfigError, from_dict
-from kopretrain.normalize import PLACEHOLDER_TOKENS
+from kopretrain.text.rules import PLACEHOLDER_TOKENS
 from tests.fixtures.data import read_split, write_stage_dir
 
 # Tags whose form is the surface text itself (no conjugation/allomorph restoring).

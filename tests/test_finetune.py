@@ -13,7 +13,8 @@ import pytest
 from kopretrain.cli import main
 from kopretrain.runs.config import from_dict
 from kopretrain.data.files import LABELS
-from kopretrain.finetune import FinetuneConfig, class_weights, stratified_sample
+from kopretrain.data.split import stratified_sample
+from kopretrain.finetune import FinetuneConfig, class_weights
 from kopretrain.runs.records import StageError
 from kopretrain.runs.registry import execute
 from tests.fixtures.sentiment import make_model, write_data

@@ -9,7 +9,8 @@ import pytest
 
 from kopretrain.cli import main
 from kopretrain.runs.config import ConfigError, from_dict
-from kopretrain.normalize import PLACEHOLDER_TOKENS, NormalizeConfig, Normalizer
+from kopretrain.normalize import NormalizeConfig, Normalizer
+from kopretrain.text.rules import PLACEHOLDER_TOKENS
 from tests.fixtures.data import read_split, write_stage_dir
 
 # Pieces that exercise every rule and their interactions, glued at random by the property test.

@@ -12,8 +12,9 @@ from kopretrain.text import textprep
 from kopretrain.runs.config import ConfigError, from_dict
 from kopretrain.runs.records import StageError
 from kopretrain.runs.registry import execute
-from kopretrain.vocab import (JOINER, VocabConfig, offsets_agree, placeholder_tokens, pretokenize_morphemes, segment,
-                              segment_from_offsets)
+from kopretrain.text.pretokenize import JOINER, placeholder_tokens, pretokenize_morphemes, segment, segment_from_offsets
+from kopretrain.tokenizer.corpus import offsets_agree
+from kopretrain.vocab import VocabConfig
 from tests.fixtures.vocab import write_stage
 
 

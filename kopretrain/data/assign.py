@@ -14,6 +14,8 @@ from typing import Any, Sequence
 from kopretrain.data.files import LABELS, SPLITS
 from kopretrain.runs.records import StageError, StageRun
 
+STAGING = ".staging.parquet"  # pass 1's rows, in input order, before dedup and split
+
 SNIPPET = 200
 
 
@@ -63,11 +65,10 @@ def write_splits(run: StageRun, sources: list, k: Any, decision, keeper, split_o
     import pyarrow.compute as pc
     from tqdm.auto import tqdm
 
-    from kopretrain.data.files import ParquetSink, iter_batches
+    from kopretrain.data.files import ParquetSink, iter_batches, row_schema
     from kopretrain.data.dedup import REASONS
-    from kopretrain.ingest import STAGING, _schema
 
-    sinks = {s: ParquetSink(run.dir / f"{s}.parquet", schema=_schema()) for s in SPLITS}
+    sinks = {s: ParquetSink(run.dir / f"{s}.parquet", schema=row_schema()) for s in SPLITS}
     lengths: dict[str, list] = {s: [] for s in SPLITS}
     ratings: list = []
     offset = 0

@@ -18,6 +18,15 @@ SPLITS = ("train", "dev", "test")
 LABELS = ("negative", "neutral", "positive")
 
 
+def row_schema():
+    """The Arrow schema of ingest's rows (the columns above, before normalize/analyze add theirs)."""
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.string()),
+                      ("rating", pa.float64()), ("group", pa.string()), ("date", pa.string()),
+                      ("source", pa.string())])
+
+
 def split_files(stage_dir: str | Path) -> dict[str, Path]:
     """``{split: path}`` for the splits present in a data stage output (error if none)."""
     stage_dir = Path(stage_dir)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from kopretrain.runs.records import StageError
+
 N_CLASSES = 4  # negative, neutral, positive, unlabeled (label code -1 is stored in column 3)
 
 
@@ -100,3 +102,18 @@ def _quota(need, n: int, frac):
     if rest:
         quota[np.argsort(-(exact - quota), kind="stable")[:rest]] += 1
     return quota
+
+
+def stratified_sample(labels, n: int, seed: int, what: str = "--label-budget"):
+    """Row indices of an exactly-``n`` sample with the label proportions of ``labels`` (sorted)."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    if n == 0 or n >= len(labels):
+        return idx
+    try:
+        picked, _ = train_test_split(idx, train_size=n, stratify=np.asarray(labels), random_state=seed)
+    except ValueError as exc:  # e.g. a class with a single row, or n smaller than the class count
+        raise StageError(f"{what} {n}: cannot draw a stratified sample ({exc})") from None
+    return np.sort(picked)

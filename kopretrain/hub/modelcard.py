@@ -55,7 +55,7 @@ def normalizer_rules(normalize: dict[str, Any] | None) -> list[tuple[str, str]]:
     if normalize is None:
         return []
     try:
-        from kopretrain.normalize import build_rules
+        from kopretrain.text.rules import build_rules
     except ImportError:
         return []
     skip = set(normalize.get("skip_rules") or [])

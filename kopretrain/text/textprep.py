@@ -33,13 +33,13 @@ class TextPrep:
         """Normalize (rules only: no rows are dropped at inference) and pre-tokenize texts."""
         out = list(texts)
         if self.normalize is not None:
-            from kopretrain.normalize import Normalizer, NormalizeConfig
             from kopretrain.runs.config import from_dict
+            from kopretrain.text.normalizer import Normalizer, NormalizerConfig
 
-            norm = Normalizer(from_dict(NormalizeConfig, _known(NormalizeConfig, self.normalize)))
+            norm = Normalizer(from_dict(NormalizerConfig, _known(NormalizerConfig, self.normalize)))
             out = [norm.normalize(t) if isinstance(t, str) else t for t in out]
         if self.pretokenize == "morpheme":
-            from kopretrain.vocab import check_kiwi_version, pretokenize_morphemes
+            from kopretrain.text.pretokenize import check_kiwi_version, pretokenize_morphemes
 
             check_kiwi_version(self.extra.get("kiwipiepy"))
             out = pretokenize_morphemes(out)

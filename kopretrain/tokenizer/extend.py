@@ -101,7 +101,7 @@ def mine(tok, kind: str, texts: list[list[str]], cfg, log=print) -> list[dict[st
 
 def user_words(tok, kind: str, words: list[str], prep) -> tuple[list[dict], list[dict]]:
     """``add_words`` as entries, and the ones skipped with the reason."""
-    from kopretrain.vocab import JOINER
+    from kopretrain.text.pretokenize import JOINER
 
     backend, vocab, unk = tok.backend_tokenizer, tok.get_vocab(), tok.unk_token
     meta = _metaspace(backend)
@@ -217,7 +217,7 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     from transformers import AutoTokenizer
 
     from kopretrain.text import textprep
-    from kopretrain.vocab import corpus_batches, textprep_extra
+    from kopretrain.tokenizer.corpus import corpus_batches, textprep_extra
     from kopretrain.tokenizer.train import save_tokenizer, vocab_hash
 
     base, rev = cfg.extend_from, cfg.revision or None
@@ -263,7 +263,7 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     revision_sha = getattr(model.config, "_commit_hash", None)
     info = {"base_model": base, "revision": rev, "resolved_commit": revision_sha, "tokenizer_model": kind,
             "old_vocab_hash": vocab_hash(tok.backend_tokenizer), "new_vocab_hash": vocab_hash(new_backend)}
-    extra = {**textprep_extra(cfg, kind.lower()), **info, "added": len(entries)}
+    extra = {**textprep_extra(kind.lower(), cfg.pretokenize), **info, "added": len(entries)}
     norm = normalize if normalize is not None else (base_prep.normalize if base_prep else None)
     textprep.TextPrep(normalize=norm, pretokenize=mode, extra=extra).save(out_dir)
     from kopretrain.runs.records import write_json

@@ -91,7 +91,7 @@ def overlap(vocabs: dict[str, set[str]]) -> dict[str, dict[str, dict[str, float]
 def compare(tokenizer_dirs, texts: list[str], slang: list[str] | None = None,
             revisions: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Compare tokenizers (``[dir, ...]`` or ``{name: dir}``) on held-out ``texts``."""
-    from kopretrain.vocab import SLANG
+    from kopretrain.tokenizer.specials import SLANG
 
     dirs = tokenizer_dirs if isinstance(tokenizer_dirs, dict) else {str(d): str(d) for d in tokenizer_dirs}
     slang = list(SLANG if slang is None else slang)

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from kopretrain.runs.records import StageError
-from kopretrain.vocab import JOINER, SPECIAL_TOKENS, VocabConfig, corpus_batches, placeholder_tokens
+from kopretrain.text.pretokenize import JOINER, placeholder_tokens
+from kopretrain.tokenizer.corpus import corpus_batches
+from kopretrain.tokenizer.specials import SPECIAL_TOKENS
 
 METASPACE = "\u2581"  # ▁
 
@@ -61,7 +63,7 @@ def build_tokenizer(model: str, pretokenize: str):
     return tok
 
 
-def _trainer(cfg: VocabConfig, specials: list[str]):
+def _trainer(cfg: Any, specials: list[str]):
     from tokenizers import trainers
 
     if cfg.model == "wordpiece":
@@ -76,7 +78,7 @@ def _trainer(cfg: VocabConfig, specials: list[str]):
                                    max_piece_length=cfg.max_piece_length, show_progress=False)
 
 
-def train_tokenizer(cfg: VocabConfig, out_dir: Path, train_path: Path, log=print) -> dict[str, Any]:
+def train_tokenizer(cfg: Any, out_dir: Path, train_path: Path, log=print) -> dict[str, Any]:
     """Train on ``train_path`` and save into ``out_dir``; returns the stats for ``stage.json``."""
     from tokenizers import processors
 

@@ -35,7 +35,7 @@ _log = logging.getLogger(__name__)
 def resolve_word_level(word_level: str, pretokenize: str) -> str:
     """The word level to give :func:`tokenize_texts` for text prepared with ``pretokenize``.
 
-    Text pre-tokenized by ``kopretrain.vocab.pretokenize_morphemes`` carries its morpheme boundaries
+    Text pre-tokenized by ``kopretrain.text.pretokenize.pretokenize_morphemes`` carries its morpheme boundaries
     as ``￭`` marks inside eojeols (and the analyze offsets no longer fit it), so its morphemes are
     read from the marks: ``marked``.
     """
@@ -134,7 +134,7 @@ def word_ids_from_offsets(
     space = np.isin(codes, _whitespace_codes())
     word_start = ~space & np.concatenate([[True], space[:-1]])
     if joiner:
-        from kopretrain.vocab import JOINER
+        from kopretrain.text.pretokenize import JOINER
 
         word_start |= codes == ord(JOINER)
     # A token starting on a space (Unigram's lone "▁") belongs to the word after it, as in the

@@ -101,7 +101,7 @@ def build(cfg, tokenizer, prep, eval_collator, cache: Path) -> PretrainData:
         share = packing.pad_share(train, cfg.max_length, "pack")
     else:
         train = packing.frame_texts(tokens, tokenizer, cfg.max_length, num_proc=cfg.num_proc)
-        from kopretrain.pretrain import pad_multiple
+        from kopretrain.train.device import pad_multiple
 
         share = packing.pad_share(lengths, cfg.max_length, "bucket", batch_size=cfg.batch_size, seed=cfg.seed,
                                   pad_to_multiple_of=pad_multiple())

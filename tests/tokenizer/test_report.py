@@ -9,7 +9,7 @@ import pytest
 
 from kopretrain.text import textprep
 from kopretrain.tokenizer import report as tokreport
-from kopretrain.vocab import JOINER
+from kopretrain.text.pretokenize import JOINER
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
