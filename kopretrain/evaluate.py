@@ -155,10 +155,24 @@ def train_baseline(cfg: EvaluateConfig, notes: list[str]):
     return Baseline(seed=cfg.seed).fit(texts, y_train), len(texts)
 
 
-def run(cfg: EvaluateConfig, run: StageRun) -> None:
+def predictions(rows, probs, ratings, base_probs):
+    """``predictions.parquet``: one row per scored review, the model's and the baseline's probabilities."""
     import numpy as np
     import pandas as pd
 
+    preds = pd.DataFrame({"id": rows["id"].astype(str) if "id" in rows.columns else np.arange(len(rows)).astype(str),
+                          "label": rows["label"], "pred": [LABELS[i] for i in probs.argmax(axis=1)]})
+    for i, name in enumerate(LABELS):
+        preds[f"p_{name}"] = probs[:, i]
+    preds["rating"] = ratings if ratings is not None else np.nan
+    if base_probs is not None:
+        preds["baseline_pred"] = [LABELS[i] for i in base_probs.argmax(axis=1)]
+        for i, name in enumerate(LABELS):
+            preds[f"baseline_p_{name}"] = base_probs[:, i]
+    return preds
+
+
+def run(cfg: EvaluateConfig, run: StageRun) -> None:
     from kopretrain.evaluation.metrics import ece
     from kopretrain.inference.classifier import Classifier, input_texts, read_split, softmax
     from kopretrain.evaluation.report import build_evaluation_report
@@ -194,16 +208,7 @@ def run(cfg: EvaluateConfig, run: StageRun) -> None:
     if absent:
         notes.append(f"class(es) absent from the {cfg.split} split: {', '.join(absent)}; their recall/F1 are "
                      "undefined and macro-F1 averages over the classes present")
-    preds = pd.DataFrame({"id": rows["id"].astype(str) if "id" in rows.columns else np.arange(len(rows)).astype(str),
-                          "label": rows["label"], "pred": [LABELS[i] for i in probs.argmax(axis=1)]})
-    for i, name in enumerate(LABELS):
-        preds[f"p_{name}"] = probs[:, i]
-    preds["rating"] = ratings if ratings is not None else np.nan
-    if base_probs is not None:
-        preds["baseline_pred"] = [LABELS[i] for i in base_probs.argmax(axis=1)]
-        for i, name in enumerate(LABELS):
-            preds[f"baseline_p_{name}"] = base_probs[:, i]
-    preds.to_parquet(run.dir / "predictions.parquet", index=False)
+    predictions(rows, probs, ratings, base_probs).to_parquet(run.dir / "predictions.parquet", index=False)
 
     errors = confident_errors(rows, y, probs, cfg.max_errors_shown,
                               base_probs.argmax(axis=1) if base_probs is not None else None)

@@ -14,7 +14,7 @@ import math
 import shutil
 import time
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from kopretrain.data.files import LABELS
 from kopretrain.data.split import stratified_sample
@@ -175,25 +175,21 @@ def encode(tokenizer, texts: list[str], labels: list[int], max_length: int):
     return Dataset.from_dict({**enc, "labels": labels}), truncated
 
 
-def run(cfg: FinetuneConfig, run: StageRun) -> None:
-    import torch
-    from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
+@dataclass
+class Rows:
+    """The encoded train/dev rows of a fine-tune and the counts its record reports."""
+    train: Any
+    dev: Any
+    y_train: list[int]
+    labelled: int
+    unlabelled: int
+    truncated: int
+    absent: list[str]
 
-    from kopretrain.train.finetune_trainer import ClassifierTrainer, compute_metrics, training_arguments
-    from kopretrain.inference.classifier import check_model_ref, input_texts, resolve_textprep
 
-    # ---- setup: model, tokenizer, text preparation, data
-    check_model_ref(cfg.model)
-    set_seed(cfg.seed)
-    prep, prep_source = resolve_textprep(cfg.model, cfg.data)
-    kwargs = {"revision": cfg.revision} if cfg.revision else {}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise StageError(f"--model {cfg.model}: no loadable tokenizer ({exc})") from None
-    model, names = load_model(cfg)
-    max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", cfg.max_length))
+def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_length: int) -> Rows:
+    """Read the labelled rows, apply the label budget and the dev cap, prepare and tokenize them."""
+    from kopretrain.inference.classifier import input_texts
 
     train, y_train, unlabelled = load_labelled(cfg, "train")
     dev, y_dev, _ = load_labelled(cfg, "dev")
@@ -209,25 +205,29 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     to_model = [names.index(lab) for lab in LABELS]
     train_ds, truncated = encode(tokenizer, input_texts(train, prep, cfg.data), [to_model[y] for y in y_train], max_length)
     dev_ds, _ = encode(tokenizer, input_texts(dev, prep, cfg.data), [to_model[y] for y in y_dev], max_length)
+    return Rows(train_ds, dev_ds, [to_model[y] for y in y_train], n_labelled, unlabelled, truncated, absent)
+
+
+def run(cfg: FinetuneConfig, run: StageRun) -> None:
+    from transformers import AutoTokenizer, set_seed
+
+    from kopretrain.inference.classifier import check_model_ref, resolve_textprep
+
+    # ---- setup: model, tokenizer, text preparation, data
+    check_model_ref(cfg.model)
+    set_seed(cfg.seed)
+    prep, prep_source = resolve_textprep(cfg.model, cfg.data)
+    kwargs = {"revision": cfg.revision} if cfg.revision else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"--model {cfg.model}: no loadable tokenizer ({exc})") from None
+    model, names = load_model(cfg)
+    max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", cfg.max_length))
+    rows = prepare_rows(cfg, tokenizer, prep, names, max_length)
 
     # ---- train: evaluate + checkpoint every eval_steps, keep the best dev macro-F1
-    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
-    eval_steps = min(cfg.eval_steps, total_steps)
-    weights = class_weights([to_model[y] for y in y_train], cfg.class_weight)
-    ckpt_dir = run.dir / "checkpoints"
-    args = training_arguments(cfg, ckpt_dir, eval_steps)
-    callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
-    trainer = ClassifierTrainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds, processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics(names),
-        callbacks=callbacks, class_weights=weights)
-    resume = get_last_checkpoint(str(ckpt_dir)) if run.resumed and ckpt_dir.is_dir() else None
-    if resume:
-        print(f"[finetune] resuming from {resume}")
-    cpu0 = time.process_time()  # CPU seconds survive a busy shared machine better than wall time
-    result = trainer.train(resume_from_checkpoint=resume)
-    train_cpu = time.process_time() - cpu0
+    trainer, result, train_cpu = train(cfg, run, model, tokenizer, names, rows)
     history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in trainer.state.log_history
                if f"eval_{METRIC}" in h]
     best = trainer.evaluate()  # the best checkpoint is loaded back: its dev metrics, recomputed
@@ -238,33 +238,66 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     prep.extra = {**prep.extra, "max_length": max_length}
     prep.save(run.dir)
     (run.dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the JSON below is the record
-    write_json(run.dir / "training_args.json", args.to_dict())
+    write_json(run.dir / "training_args.json", trainer.args.to_dict())
     write_json(run.dir / "dev_metrics.json", {
         "metric": METRIC,
         "selected_step": _step_of(trainer.state.best_model_checkpoint),
         "best_logged": trainer.state.best_metric,
         "dev": {k.removeprefix("eval_"): v for k, v in best.items()},
-        "dev_examples": len(dev_ds),
+        "dev_examples": len(rows.dev),
         "history": history,
     })
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    run.set_counts(rows_in=n_labelled + unlabelled, rows_out=len(train_ds),
-                   rejected={"unlabelled": unlabelled, "outside_label_budget": n_labelled - len(train_ds)})
-    run.stats.update({
-        "textprep_source": prep_source, "labels": names, "train_examples": len(train_ds),
-        "train_label_counts": {lab: y_train.count(i) for i, lab in enumerate(LABELS)},
-        "absent_train_classes": absent, "class_weights": weights, "truncated_inputs": truncated,
-        "max_length": max_length, "global_steps": trainer.state.global_step, "eval_steps": eval_steps,
+    shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
+    run.set_counts(rows_in=rows.labelled + rows.unlabelled, rows_out=len(rows.train),
+                   rejected={"unlabelled": rows.unlabelled, "outside_label_budget": rows.labelled - len(rows.train)})
+    run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source))
+
+
+def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str], rows: Rows):
+    """``(trainer, train result, CPU seconds)``; resumes from the newest checkpoint of a partial run."""
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from kopretrain.train.finetune_trainer import ClassifierTrainer, compute_metrics, training_arguments
+
+    steps_per_epoch = math.ceil(len(rows.train) / cfg.batch_size)
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+    ckpt_dir = run.dir / "checkpoints"
+    args = training_arguments(cfg, ckpt_dir, min(cfg.eval_steps, total_steps))
+    callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    trainer = ClassifierTrainer(
+        model=model, args=args, train_dataset=rows.train, eval_dataset=rows.dev, processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics(names),
+        callbacks=callbacks, class_weights=class_weights(rows.y_train, cfg.class_weight))
+    resume = get_last_checkpoint(str(ckpt_dir)) if run.resumed and ckpt_dir.is_dir() else None
+    if resume:
+        print(f"[finetune] resuming from {resume}")
+    cpu0 = time.process_time()  # CPU seconds survive a busy shared machine better than wall time
+    result = trainer.train(resume_from_checkpoint=resume)
+    return trainer, result, time.process_time() - cpu0
+
+
+def record_stats(cfg, trainer, result, train_cpu: float, rows: Rows, best: dict, names: list[str],
+                 max_length: int, prep_source: str) -> dict[str, Any]:
+    """What ``stage.json`` says about the fine-tune: data, selection and speed."""
+    import torch
+
+    args, metrics = trainer.args, result.metrics
+    return {
+        "textprep_source": prep_source, "labels": names, "train_examples": len(rows.train),
+        "train_label_counts": {lab: rows.y_train.count(names.index(lab)) for lab in LABELS},
+        "absent_train_classes": rows.absent, "class_weights": class_weights(rows.y_train, cfg.class_weight),
+        "truncated_inputs": rows.truncated,
+        "max_length": max_length, "global_steps": trainer.state.global_step, "eval_steps": args.eval_steps,
         "dev_macro_f1": best.get(f"eval_{METRIC}"), "dev_accuracy": best.get("eval_accuracy"),
-        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 2),
-        "train_examples_per_second": result.metrics.get("train_samples_per_second"),
+        "train_seconds": round(metrics.get("train_runtime", 0.0), 2),
+        "train_examples_per_second": metrics.get("train_samples_per_second"),
         "train_cpu_seconds": round(train_cpu, 2),
         "train_examples_per_cpu_second": round(
-            result.metrics.get("train_samples_per_second", 0) * result.metrics.get("train_runtime", 0)
-            / max(train_cpu, 1e-9), 2),
+            metrics.get("train_samples_per_second", 0) * metrics.get("train_runtime", 0) / max(train_cpu, 1e-9), 2),
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "torch_threads": torch.get_num_threads(),
-    })
+    }
 
 
 def _step_of(checkpoint: str | None) -> int | None:

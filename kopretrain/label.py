@@ -17,7 +17,6 @@ lost; the finished output is assembled atomically and ``<output>.stage.json`` re
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -26,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from kopretrain.data.manifest import commit_chunk, open_manifest, part_name, read_json, chunk_totals
 from kopretrain.runs.records import StageError, fingerprint_path, stage_fingerprint, write_json
 
 NEEDS_OUTPUT = True
 PIPELINE_OUTPUT = "label/labeled.parquet"
-MANIFEST = "manifest.json"
 ERRORS = ("missing_text", "not_text", "empty_text", "invalid_encoding", "invalid_json", "empty_after_normalization")
 # Options that change speed or display but not a single output value: not part of the fingerprint,
 # so a resumed run may change them.
@@ -104,7 +103,7 @@ def run_fingerprint(cfg: LabelConfig) -> tuple[str, dict, dict]:
 
 def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     """Label ``cfg.input`` into ``output`` (resuming an interrupted run with the same fingerprint)."""
-    from kopretrain.data.tables import file_format, input_columns
+    from kopretrain.data.tables import file_format
 
     t0 = time.time()
     output = Path(output)
@@ -125,7 +124,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     check_model_ref(cfg.model)
     fingerprint, config, inputs = run_fingerprint(cfg)
     record_path = output.with_name(output.name + ".stage.json")
-    if not force and output.exists() and _read_json(record_path).get("fingerprint") == fingerprint:
+    if not force and output.exists() and read_json(record_path).get("fingerprint") == fingerprint:
         print(f"[label] up to date: {output} (use --force to redo)")
         return output
 
@@ -139,25 +138,16 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
 
 def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple, force: bool, t0: float) -> Path:
     """The labelling run proper, under the output's lock."""
-    from kopretrain.data.tables import input_columns
-
     in_fmt, out_fmt, out_gz = formats
     fingerprint, config, inputs = key
     record_path = output.with_name(output.name + ".stage.json")
-    columns = input_columns(src, in_fmt, cfg.encoding, cfg.csv_quoting)
-    if columns and cfg.text_column not in columns:
-        raise StageError(_missing_column(src, cfg.text_column, columns))
+    columns = _input_columns(cfg, src, in_fmt)
     scorer = _load(cfg)
-    names = added_columns(cfg)
-    clash = [c for c in names if columns and c in columns]
-    if clash:
-        raise StageError(f"{src} already has column(s) {', '.join(clash)}; keep them and name the new ones "
-                         f"with --column-prefix pred_ (or another prefix)")
 
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     ext = f".{out_fmt}" + (".gz" if out_gz else "")
-    manifest = _open_manifest(partial, fingerprint, cfg.chunk_size, force, ext)
+    manifest = open_manifest(partial, fingerprint, cfg.chunk_size, force, ext)
     done = len(manifest["chunks"])
     rows_done = sum(c["rows"] for c in manifest["chunks"])
     bar = _progress(cfg, src, in_fmt, rows_done)
@@ -175,7 +165,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
 
             manifest["columns"] = manifest.get("columns") or table.column_names
             table = conform(table, manifest["columns"])
-        _commit_chunk(partial, manifest, k, table, stats, out_fmt, out_gz, ext)
+        commit_chunk(partial, manifest, k, table, stats, out_fmt, out_gz, ext)
         labeled += table.num_rows
         bar.update(table.num_rows)
         if cfg.progress:
@@ -186,9 +176,9 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
 
     from kopretrain.data.tables import assemble
 
-    parts = [partial / _part_name(k, ext) for k in range(len(manifest["chunks"]))]
+    parts = [partial / part_name(k, ext) for k in range(len(manifest["chunks"]))]
     assemble(parts, output, out_fmt)
-    totals = _totals(manifest)
+    totals = chunk_totals(manifest)
     if totals["rows"] == 0:
         print(f"[label] {src} has no rows: wrote {output} with the header only")
     record = _record(cfg, config, inputs, fingerprint, totals, scorer.precision, done > 0, t0,
@@ -200,6 +190,20 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     print(f"[label] wrote {output}: {totals['rows']} rows ({errors} without a label), "
           f"{rate:,.0f} rows/s{' (resumed)' if done else ''}")
     return output
+
+
+def _input_columns(cfg: LabelConfig, src: Path, fmt: str) -> list[str] | None:
+    """The input's columns (None where only reading tells), checked before any model is loaded."""
+    from kopretrain.data.tables import input_columns
+
+    columns = input_columns(src, fmt, cfg.encoding, cfg.csv_quoting)
+    if columns and cfg.text_column not in columns:
+        raise StageError(_missing_column(src, cfg.text_column, columns))
+    clash = [c for c in added_columns(cfg) if columns and c in columns]
+    if clash:
+        raise StageError(f"{src} already has column(s) {', '.join(clash)}; keep them and name the new ones "
+                         f"with --column-prefix pred_ (or another prefix)")
+    return columns
 
 
 def added_columns(cfg: LabelConfig) -> list[str]:
@@ -300,54 +304,6 @@ def _chunks(cfg: LabelConfig, src: Path, fmt: str, columns: list[str] | None):
         yield Chunk(empty, [])
 
 
-def _commit_chunk(partial: Path, manifest: dict, k: int, table, stats: dict, fmt: str, gz: bool, ext: str) -> None:
-    """Write part ``k`` then record it in the manifest: a kill between the two redoes chunk k only."""
-    from kopretrain.data.tables import write_part
-
-    write_part(table, partial / _part_name(k, ext), fmt, gz, header=(k == 0))
-    manifest["chunks"].append(stats)
-    write_json(partial / MANIFEST, manifest)
-
-
-def _part_name(k: int, ext: str) -> str:
-    return f"part-{k:06d}{ext}"
-
-
-def _open_manifest(partial: Path, fingerprint: str, chunk_size: int, force: bool, ext: str) -> dict:
-    manifest = _read_json(partial / MANIFEST)
-    if partial.exists() and not force and manifest.get("fingerprint") == fingerprint:
-        # trust only the committed chunks whose part files are still there (in order)
-        chunks = manifest.get("chunks", [])
-        n = next((k for k in range(len(chunks)) if not (partial / _part_name(k, ext)).is_file()), len(chunks))
-        manifest["chunks"] = chunks[:n]
-        rows = sum(c["rows"] for c in manifest["chunks"])
-        print(f"[label] resuming {partial}: {n} chunk(s), {rows} rows already labeled")
-        return manifest
-    if partial.exists():
-        if not (partial / MANIFEST).is_file() and (not partial.is_dir() or any(partial.iterdir())):
-            from kopretrain.runs.outputs import OutputError
-
-            raise OutputError(f"{partial} exists and was not written by kopretrain (no {MANIFEST}); move it away first")
-        why = "--force" if force else "model, input or options changed"
-        print(f"[label] discarding {partial} ({why})")
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    manifest = {"fingerprint": fingerprint, "chunk_size": chunk_size, "columns": None, "chunks": []}
-    write_json(partial / MANIFEST, manifest)
-    return manifest
-
-
-def _totals(manifest: dict) -> dict:
-    totals = {"rows": 0, "labels": Counter(), "errors": Counter(), "needs_review": 0, "encoding": Counter(),
-              "chunks": len(manifest["chunks"])}
-    for c in manifest["chunks"]:
-        totals["rows"] += c["rows"]
-        totals["needs_review"] += c["needs_review"]
-        for key in ("labels", "errors", "encoding"):
-            totals[key].update(c[key])
-    return totals
-
-
 def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt) -> dict:
     import datetime as dt
 
@@ -385,13 +341,6 @@ def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, la
 def _missing_column(src: Path, column: str, columns: list[str]) -> str:
     return (f"{src}: no column '{column}' (columns: {', '.join(map(str, columns)) or 'none'}); "
             f"choose one with --text-column")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def _log_progress(bar, rows: int, labeled: int, t0: float, every: float = 30.0) -> None:

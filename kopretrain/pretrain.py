@@ -12,7 +12,6 @@ Reusable pieces live in models.py, objectives.py, rtd.py, pretrain_data.py and t
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -153,7 +152,7 @@ CONFIG = PretrainConfig
 def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     from transformers import set_seed
 
-    from kopretrain.train import device, masking, pretrain_data
+    from kopretrain.train import device, masking, pretrain_data, summary
     from kopretrain.train import pretrain_trainer as trainer_utils
     from kopretrain.train.collators import premasked_collator
 
@@ -186,9 +185,9 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     run.stats.update(
         objective=cfg.objective, base_model=base, data=data.stats,
         parameters={name: sum(p.numel() for p in m.parameters()) for name, m in module.exported().items()},
-        train={**train_summary(trainer, result), "cpu_seconds": cpu_total(args, cpu_seconds)}, final_metrics=final,
+        train={**summary.train_summary(trainer, result), "cpu_seconds": summary.cpu_total(args, cpu_seconds)}, final_metrics=final,
         resumed_from=Path(resume).name if resume else None,
-        ddp=ddp_record(args, module),
+        ddp=summary.ddp_record(args, module),
     )
     c = data.counts
     run.set_counts(c["rows_in"], c["rows_out"], {k: v for k, v in c.items() if k not in ("rows_in", "rows_out")})
@@ -377,47 +376,3 @@ def make_trainer(cfg: PretrainConfig, run: StageRun, args, module, data, collato
 
 
 # ---------------------------------------------------------------------------------------- record
-def train_summary(trainer, result) -> dict:
-    logs = [r for r in trainer.state.log_history if "tokens_per_s" in r]
-    tok = trainer.tokens
-    return {
-        "global_step": trainer.state.global_step, "epoch": trainer.state.epoch,
-        "tokens_seen": trainer.state.num_input_tokens_seen,
-        "pad_share": round(1 - tok["real"] / tok["padded"], 4) if tok["padded"] else None,
-        "tokens_per_s": round(sum(r["tokens_per_s"] for r in logs) / len(logs), 1) if logs else None,
-        "train_loss": result.training_loss, "seconds": result.metrics.get("train_runtime"),
-        "precision": "bf16" if trainer.args.bf16 else ("fp16" if trainer.args.fp16 else "fp32"),
-        "world_size": trainer.args.world_size,
-        "effective_batch": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
-        * trainer.args.world_size,
-    }
-
-
-def cpu_total(args, seconds: float) -> float:
-    """CPU seconds of training summed over ranks (on a shared machine, steadier than wall time)."""
-    if args.world_size > 1:
-        from accelerate.utils import gather_object
-
-        seconds = sum(gather_object([seconds]))
-    return round(seconds, 1)
-
-
-def weights_sha256(module) -> str:
-    """Hash of every parameter, in name order: equal on all DDP ranks after a correct run."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def ddp_record(args, module) -> dict | None:
-    if args.world_size <= 1:
-        return None
-    from accelerate.utils import gather_object
-
-    hashes = gather_object([weights_sha256(module)])
-    return {"world_size": args.world_size, "backend": args.distributed_state.backend,
-            "weights_sha256_per_rank": hashes, "ranks_agree": len(set(hashes)) == 1}

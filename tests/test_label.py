@@ -132,7 +132,7 @@ def test_resume_after_kill_gives_identical_output(model, tmp_path, monkeypatch, 
     src = write(tmp_path / "in.csv", rows())
     whole = L.execute(cfg(model, src, chunk_size=5), tmp_path / "whole.csv").read_bytes()
 
-    real = L._commit_chunk
+    real = L.commit_chunk
     calls = []
 
     def dies_after_two(*args, **kw):
@@ -141,7 +141,7 @@ def test_resume_after_kill_gives_identical_output(model, tmp_path, monkeypatch, 
         calls.append(args[2])
         return real(*args, **kw)
 
-    monkeypatch.setattr(L, "_commit_chunk", dies_after_two)
+    monkeypatch.setattr(L, "commit_chunk", dies_after_two)
     out = tmp_path / "out.csv"
     with pytest.raises(KeyboardInterrupt):
         L.execute(cfg(model, src, chunk_size=5), out)
@@ -149,7 +149,7 @@ def test_resume_after_kill_gives_identical_output(model, tmp_path, monkeypatch, 
     manifest = json.loads((tmp_path / "out.csv.partial" / "manifest.json").read_text())
     assert [c["rows"] for c in manifest["chunks"]] == [5, 5]
 
-    monkeypatch.setattr(L, "_commit_chunk", real)
+    monkeypatch.setattr(L, "commit_chunk", real)
     (tmp_path / "out.csv.partial" / "part-000001.csv").unlink()  # a lost part is redone, not trusted
     L.execute(cfg(model, src, chunk_size=5, progress=False), out)
     assert "resuming" in capsys.readouterr().out

@@ -66,7 +66,6 @@ def write_splits(run: StageRun, sources: list, k: Any, decision, keeper, split_o
     from tqdm.auto import tqdm
 
     from kopretrain.data.files import ParquetSink, iter_batches, row_schema
-    from kopretrain.data.dedup import REASONS
 
     sinks = {s: ParquetSink(run.dir / f"{s}.parquet", schema=row_schema()) for s in SPLITS}
     lengths: dict[str, list] = {s: [] for s in SPLITS}
@@ -86,16 +85,7 @@ def write_splits(run: StageRun, sources: list, k: Any, decision, keeper, split_o
                 lengths[name].append(pc.utf8_length(part["text"]).to_numpy(zero_copy_only=False))
         kept_ratings = table["rating"].filter(pa.array(where >= 0)).drop_null()
         ratings.append(kept_ratings.to_numpy())
-        rejected = np.flatnonzero(decision[offset:offset + n] > 0)
-        if len(rejected):
-            for j, row in zip(rejected.tolist(), table.take(rejected).to_pylist()):
-                g = offset + j
-                extra = {}
-                if keeper[g] >= 0:
-                    kp = int(keeper[g])
-                    extra["duplicate_of"] = f"{sources[files[kp]].name}:{lines[kp]}"
-                run.reject(REASONS[decision[g]], file=sources[files[g]].path, line=int(lines[g]), id=row["id"],
-                           **extra, text=row["text"][:SNIPPET])
+        _reject_duplicates(run, table, offset, decision, keeper, sources, (files, lines))
         offset += n
         bar.update(n)
     bar.close()
@@ -103,6 +93,30 @@ def write_splits(run: StageRun, sources: list, k: Any, decision, keeper, split_o
         sink.close()
     if offset != len(decision):
         raise StageError(f"ingest staging file has {offset} rows, expected {len(decision)}")
+    return _split_stats(k, split_of, lengths, ratings)
+
+
+def _reject_duplicates(run: StageRun, table, offset: int, decision, keeper, sources: list, where: tuple) -> None:
+    """Send this batch's dropped duplicates to rejected.jsonl, each naming the copy that was kept."""
+    import numpy as np
+
+    from kopretrain.data.dedup import REASONS
+
+    files, lines = where
+    rejected = np.flatnonzero(decision[offset:offset + table.num_rows] > 0)
+    for j, row in zip(rejected.tolist(), table.take(rejected).to_pylist()):
+        g = offset + j
+        extra = {}
+        if keeper[g] >= 0:
+            kp = int(keeper[g])
+            extra["duplicate_of"] = f"{sources[files[kp]].name}:{lines[kp]}"
+        run.reject(REASONS[decision[g]], file=sources[files[g]].path, line=int(lines[g]), id=row["id"],
+                   **extra, text=row["text"][:SNIPPET])
+
+
+def _split_stats(k: Any, split_of, lengths: dict[str, list], ratings: list) -> dict[str, Any]:
+    """Rows, labels, groups and lengths per split (what the data card shows), checking no group leaked."""
+    import numpy as np
 
     groups = np.asarray(k.group, dtype=np.int64)
     labels = np.asarray(k.label, dtype=np.int64)

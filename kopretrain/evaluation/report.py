@@ -204,6 +204,14 @@ def build_evaluation_report(result: dict[str, Any], directory: Path) -> tuple[Pa
     for note in result.get("notes", []):
         r.para("Note: " + note)
 
+    for section in (_summary, _per_class, _calibration, _per_rating, _errors):
+        section(r, result, systems, directory)
+    return r.write(directory)
+
+
+def _summary(r: Report, result: dict[str, Any], systems: dict[str, Any], directory: Path) -> None:
+    """The headline table: each system's accuracy, macro-F1, binary accuracy and ECE."""
+    model = result["model"]
     r.heading("Summary")
     rows = [["accuracy"] + [s["accuracy"] for s in systems.values()],
             ["macro-F1"] + [s["macro_f1"] for s in systems.values()],
@@ -217,6 +225,10 @@ def build_evaluation_report(result: dict[str, Any], directory: Path) -> tuple[Pa
            "rating mapping (1-4 vs 9-10) it is comparable with published binary NSMC accuracies "
            "(e.g. KcELECTRA-base 91.97, KoBERT 89.59), though not on the same test reviews.")
 
+
+def _per_class(r: Report, result: dict[str, Any], systems: dict[str, Any], directory: Path) -> None:
+    """Precision/recall/F1 per class and the confusion matrices."""
+    model = result["model"]
     r.heading("Per class")
     headers = ["class", "support"] + [f"{m} ({name})" for name in systems for m in ("P", "R", "F1")]
     table = []
@@ -233,6 +245,10 @@ def build_evaluation_report(result: dict[str, Any], directory: Path) -> tuple[Pa
     r.image(plot_confusion({k: s["confusion"] for k, s in systems.items()}, directory / "confusion.png"),
             "Confusion matrices (rows: gold, columns: predicted; counts and row shares)")
 
+
+def _calibration(r: Report, result: dict[str, Any], systems: dict[str, Any], directory: Path) -> None:
+    """ECE and the reliability diagram (model, temperature-scaled model, baseline)."""
+    model, base = result["model"], result.get("baseline")
     r.heading("Calibration")
     curves = {"model": model["reliability"]}
     text = f"Expected calibration error (15 equal-width bins): model {model['ece']:.4f}"
@@ -246,6 +262,10 @@ def build_evaluation_report(result: dict[str, Any], directory: Path) -> tuple[Pa
     r.para(text + ".")
     r.image(plot_reliability(curves, directory / "reliability.png"), "Reliability diagram")
 
+
+def _per_rating(r: Report, result: dict[str, Any], systems: dict[str, Any], directory: Path) -> None:
+    """Accuracy per original rating: where a 3-class model's errors come from."""
+    model, base = result["model"], result.get("baseline")
     if model.get("per_rating"):
         r.heading("Accuracy per original rating")
         r.para("Where the errors come from: neutral is a band of ratings (NSMC: 5-8), so its edges "
@@ -259,6 +279,10 @@ def build_evaluation_report(result: dict[str, Any], directory: Path) -> tuple[Pa
         r.image(plot_ratings({k: s["per_rating"] for k, s in systems.items()}, directory / "ratings.png"),
                 "Accuracy per original rating")
 
+
+def _errors(r: Report, result: dict[str, Any], systems: dict[str, Any], directory: Path) -> None:
+    """The most confident errors, and how the baseline was trained."""
+    base = result.get("baseline")
     r.heading("Most confident errors")
     errors = result.get("confident_errors", [])
     if errors:
@@ -274,4 +298,3 @@ def build_evaluation_report(result: dict[str, Any], directory: Path) -> tuple[Pa
         r.para(f"{base['model']}; character n-grams {base['ngram_range'][0]}-{base['ngram_range'][1]}, "
                f"{base['features']:,} features, trained on {base['train_examples']:,} training rows "
                f"in {base['fit_seconds']:.1f}s.")
-    return r.write(directory)

@@ -213,6 +213,31 @@ def init_rows(model, entries: list[dict], old_ids: list[list[int]], new_size: in
                 bias[entry["id"]] = bias[src].mean(0)
 
 
+def choose_entries(tok, kind: str, texts: list[list[str]], cfg, prep, log=print) -> tuple[list, list, int]:
+    """``(entries, skipped, candidates not taken)``: the user's --add-words first, then mined
+    domain words, up to --max-new-tokens."""
+    entries, skipped = user_words(tok, kind, cfg.add_words, prep)
+    taken = {e["token"] for e in entries}
+    room = cfg.max_new_tokens > len(entries)
+    mined = [c for c in mine(tok, kind, texts, cfg, log) if c["token"] not in taken] if room else []
+    skipped += [{"word": e["requested"], "reason": f"over --max-new-tokens {cfg.max_new_tokens}"}
+                for e in entries[cfg.max_new_tokens:]]
+    not_taken = max(0, len(entries) + len(mined) - cfg.max_new_tokens) - len(entries[cfg.max_new_tokens:])
+    return (entries + mined)[: cfg.max_new_tokens], skipped, not_taken
+
+
+def save_resized(model, base: Path, entries: list, old_ids: list, new_size: int, out_dir: Path) -> None:
+    """Grow the embeddings (new rows: mean of the old pieces) and save; a kopretrain RTD output's
+    generator shares the vocabulary, so it grows the same way."""
+    init_rows(model, entries, old_ids, new_size)
+    model.save_pretrained(str(out_dir))
+    gen = base / "generator"
+    if (gen / "config.json").is_file():
+        generator = load_model(str(gen), None)
+        init_rows(generator, entries, old_ids, new_size)
+        generator.save_pretrained(str(out_dir / "generator"))
+
+
 def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=print) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
@@ -236,14 +261,7 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     n_texts = sum(map(len, texts))
     if n_texts == 0:
         raise StageError(f"{train_path}: no non-empty text to mine domain words from")
-    entries, skipped = user_words(tok, kind, cfg.add_words, prep)
-    taken = {e["token"] for e in entries}
-    room = cfg.max_new_tokens > len(entries)
-    mined = [c for c in mine(tok, kind, texts, cfg, log) if c["token"] not in taken] if room else []
-    skipped += [{"word": e["requested"], "reason": f"over --max-new-tokens {cfg.max_new_tokens}"}
-                for e in entries[cfg.max_new_tokens:]]
-    not_taken = max(0, len(entries) + len(mined) - cfg.max_new_tokens) - len(entries[cfg.max_new_tokens:])
-    entries = (entries + mined)[: cfg.max_new_tokens]
+    entries, skipped, not_taken = choose_entries(tok, kind, texts, cfg, prep, log)
     old_vocab = tok.get_vocab()
     old_ids = [[old_vocab[p] for p in e["old_pieces"] if p != tok.unk_token] or [tok.unk_token_id] for e in entries]
     new_backend = add_entries(tok, kind, entries)
@@ -253,13 +271,7 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     max_len = tok.model_max_length if tok.model_max_length < 1e9 else getattr(model.config, "max_position_embeddings", 512)
     save_tokenizer(new_backend, out_dir, max_len, specials)
     new_size = new_backend.get_vocab_size(with_added_tokens=True)
-    init_rows(model, entries, old_ids, new_size)
-    model.save_pretrained(str(out_dir))
-    gen = Path(base) / "generator"
-    if (gen / "config.json").is_file():  # kopretrain RTD output: the generator shares the vocab
-        generator = load_model(str(gen), None)
-        init_rows(generator, entries, old_ids, new_size)
-        generator.save_pretrained(str(out_dir / "generator"))
+    save_resized(model, Path(base), entries, old_ids, new_size, out_dir)
     revision_sha = getattr(model.config, "_commit_hash", None)
     info = {"base_model": base, "revision": rev, "resolved_commit": revision_sha, "tokenizer_model": kind,
             "old_vocab_hash": vocab_hash(tok.backend_tokenizer), "new_vocab_hash": vocab_hash(new_backend)}

@@ -197,36 +197,61 @@ def span_mask(
     rows, width = maskable.shape
     span_of_token = np.full(rows * width, -1, dtype=np.int64)
     pos = np.flatnonzero(maskable.reshape(-1))
-    n = len(pos)
-    row_of = pos // width
-    counts = np.bincount(row_of, minlength=rows)
+    counts = np.bincount(pos // width, minlength=rows)
     target = rate * counts
     budgets = (np.floor(target) + (rng.random(rows) < target - np.floor(target))).astype(int).tolist()
-    if n == 0 or not any(budgets):
+    if len(pos) == 0 or not any(budgets):
         return span_of_token.reshape(rows, width), []
-    seg_start = np.ones(n, dtype=bool)
-    # A new segment after a special/pad token or at a new row.
-    seg_start[1:] = (pos[1:] != pos[:-1] + 1) | (row_of[1:] != row_of[:-1])
-    new_unit = seg_start.copy() if word_ids is not None else np.ones(n, dtype=bool)
-    if word_ids is not None:
-        w = word_ids.reshape(-1)[pos]
-        new_unit[1:] |= w[1:] != w[:-1]
-    unit_of_token = (np.cumsum(new_unit) - 1).tolist()
-    unit_first = np.flatnonzero(new_unit)
-    n_units = len(unit_first)
-    unit_size = np.diff(np.append(unit_first, n)).tolist()
-    seg_of_unit = np.cumsum(seg_start[unit_first]) - 1
-    seg_end = np.append(np.flatnonzero(np.diff(seg_of_unit)) + 1, n_units)[seg_of_unit].tolist()
-    row_first = (np.cumsum(counts) - counts).tolist()
-    counts = counts.tolist()
+    units = _Units.of(pos, width, counts, word_ids)
+    span_of_unit, spans_units = _place_spans(units, budgets, length_probs, rng)
+    span_of_token[pos] = np.asarray(span_of_unit, dtype=np.int64)[units.unit_of_token]
+    first, size = units.unit_first.tolist(), units.unit_size
+    spans = [
+        (b, int(pos[first[a]]) - b * width, int(pos[first[z - 1] + size[z - 1] - 1]) - b * width + 1)
+        for b, a, z in spans_units
+    ]
+    return span_of_token.reshape(rows, width), spans
 
-    span_of_unit = [-1] * n_units
+
+@dataclass
+class _Units:
+    """The span units (tokens, or words from ``word_ids``) of a batch's maskable tokens, flattened."""
+    unit_of_token: list[int]  # unit index of each maskable token
+    unit_first: np.ndarray  # index (into the maskable tokens) of each unit's first token
+    unit_size: list[int]  # tokens per unit
+    seg_end: list[int]  # per unit: the end of its segment (a span never crosses a special token)
+    row_first: list[int]  # index of each row's first maskable token
+    counts: list[int]  # maskable tokens per row
+
+    @classmethod
+    def of(cls, pos: np.ndarray, width: int, counts: np.ndarray, word_ids: np.ndarray | None) -> "_Units":
+        n = len(pos)
+        row_of = pos // width
+        seg_start = np.ones(n, dtype=bool)
+        # A new segment after a special/pad token or at a new row.
+        seg_start[1:] = (pos[1:] != pos[:-1] + 1) | (row_of[1:] != row_of[:-1])
+        new_unit = seg_start.copy() if word_ids is not None else np.ones(n, dtype=bool)
+        if word_ids is not None:
+            w = word_ids.reshape(-1)[pos]
+            new_unit[1:] |= w[1:] != w[:-1]
+        unit_first = np.flatnonzero(new_unit)
+        seg_of_unit = np.cumsum(seg_start[unit_first]) - 1
+        seg_end = np.append(np.flatnonzero(np.diff(seg_of_unit)) + 1, len(unit_first))[seg_of_unit]
+        return cls((np.cumsum(new_unit) - 1).tolist(), unit_first, np.diff(np.append(unit_first, n)).tolist(),
+                   seg_end.tolist(), (np.cumsum(counts) - counts).tolist(), counts.tolist())
+
+
+def _place_spans(u: _Units, budgets: list[int], length_probs: np.ndarray, rng: np.random.Generator):
+    """``(span_of_unit, [(row, first unit, end unit), ...])``: spans drawn row by row until each
+    row's budget of tokens is covered (~5 spans a row, so this Python loop stays cheap)."""
+    rows = len(budgets)
+    span_of_unit = [-1] * len(u.unit_first)
     spans_units: list[tuple[int, int, int]] = []
     draws = 2 * max(budgets) + 4
 
     def draw(size: tuple[int, ...]) -> tuple[list, list]:
         # Anchors uniform over the row's maskable tokens; lengths from the clipped geometric.
-        anchors = np.asarray(row_first)[:, None] + np.floor(rng.random(size) * np.asarray(counts)[:, None])
+        anchors = np.asarray(u.row_first)[:, None] + np.floor(rng.random(size) * np.asarray(u.counts)[:, None])
         lengths = rng.choice(len(length_probs), size=size, p=length_probs) + 1
         return anchors.astype(int).tolist(), lengths.tolist()
 
@@ -240,23 +265,17 @@ def span_mask(
                 more_anchors, more_lengths = draw((rows, draws))
                 anchors, lengths = more_anchors[b], more_lengths[b]
             for anchor, length in zip(anchors, lengths):
-                start = unit_of_token[anchor]
+                start = u.unit_of_token[anchor]
                 if span_of_unit[start] >= 0:
                     continue
-                stop, end = start, min(start + length, seg_end[start])
+                stop, end = start, min(start + length, u.seg_end[start])
                 while stop < end and covered < budgets[b]:
                     if span_of_unit[stop] < 0:
                         span_of_unit[stop] = sid
-                        covered += unit_size[stop]
+                        covered += u.unit_size[stop]
                     stop += 1
                 spans_units.append((b, start, stop))
                 sid += 1
                 if covered >= budgets[b]:
                     break
-    span_of_token[pos] = np.asarray(span_of_unit, dtype=np.int64)[unit_of_token]
-    first = unit_first.tolist()
-    spans = [
-        (b, int(pos[first[a]]) - b * width, int(pos[first[z - 1] + unit_size[z - 1] - 1]) - b * width + 1)
-        for b, a, z in spans_units
-    ]
-    return span_of_token.reshape(rows, width), spans
+    return span_of_unit, spans_units

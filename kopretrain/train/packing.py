@@ -142,21 +142,7 @@ def word_ids_from_offsets(
     keys = (np.cumsum(word_start)[gstart] + space[gstart]).astype(np.float64) if len(gstart) else np.zeros(0)
 
     if morphs is not None:
-        m_start, m_len = morphs
-        has = np.array([s is not None and len(s) > 0 for s in m_start], dtype=bool)
-        m_text = np.repeat(np.arange(len(texts)), [len(s) if h else 0 for s, h in zip(m_start, has)])
-        ms = np.fromiter((x for s, h in zip(m_start, has) if h for x in s), dtype=np.int64, count=len(m_text))
-        ml = np.fromiter((x for s, h in zip(m_len, has) if h for x in s), dtype=np.int64, count=len(m_text))
-        order = np.argsort(ms + base[m_text], kind="stable")
-        gms, gme = (ms + base[m_text])[order], (ms + ml + base[m_text])[order]
-        idx = np.searchsorted(gms, gstart, side="right") - 1  # last morpheme starting at/before
-        if len(gms):
-            reach = np.maximum.accumulate(gme)  # furthest morpheme end so far (morphemes overlap)
-            inside = (idx >= 0) & (gstart < reach[np.maximum(idx, 0)])
-        else:
-            inside = np.zeros(len(gstart), dtype=bool)
-        # .5 keys: a run of tokens after morpheme idx but outside it forms one extra word.
-        keys = np.where(has[tok_text], np.where(inside, idx, idx + 0.5), keys)
+        keys = _morpheme_keys(morphs, base, gstart, tok_text, keys)
 
     new_word = np.ones(len(keys), dtype=bool)
     new_word[1:] = (keys[1:] != keys[:-1]) | (tok_text[1:] != tok_text[:-1])
@@ -166,6 +152,29 @@ def word_ids_from_offsets(
         dense -= np.repeat(dense[np.minimum(first, len(dense) - 1)], n_tok)
     bounds = np.cumsum(n_tok)[:-1]
     return [part.tolist() for part in np.split(dense, bounds)]
+
+
+def _morpheme_keys(morphs, base, gstart, tok_text, eojeol_keys):
+    """Word keys from morpheme offsets: the last morpheme starting at/before each token (rows
+    without morphemes keep their eojeol keys). ``base``/``gstart``/``tok_text`` are as in
+    :func:`word_ids_from_offsets`."""
+    import numpy as np
+
+    m_start, m_len = morphs
+    has = np.array([s is not None and len(s) > 0 for s in m_start], dtype=bool)
+    m_text = np.repeat(np.arange(len(m_start)), [len(s) if h else 0 for s, h in zip(m_start, has)])
+    ms = np.fromiter((x for s, h in zip(m_start, has) if h for x in s), dtype=np.int64, count=len(m_text))
+    ml = np.fromiter((x for s, h in zip(m_len, has) if h for x in s), dtype=np.int64, count=len(m_text))
+    order = np.argsort(ms + base[m_text], kind="stable")
+    gms, gme = (ms + base[m_text])[order], (ms + ml + base[m_text])[order]
+    idx = np.searchsorted(gms, gstart, side="right") - 1  # last morpheme starting at/before
+    if len(gms):
+        reach = np.maximum.accumulate(gme)  # furthest morpheme end so far (morphemes overlap)
+        inside = (idx >= 0) & (gstart < reach[np.maximum(idx, 0)])
+    else:
+        inside = np.zeros(len(gstart), dtype=bool)
+    # .5 keys: a run of tokens after morpheme idx but outside it forms one extra word.
+    return np.where(has[tok_text], np.where(inside, idx, idx + 0.5), eojeol_keys)
 
 
 @functools.lru_cache(maxsize=1)
