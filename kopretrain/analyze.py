@@ -26,13 +26,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun
 
 MORPH_COLUMNS = ("morph_form", "morph_tag", "morph_start", "morph_len")
 
 
 @dataclass
-class AnalyzeConfig:
+class AnalyzeConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
     WIRING: ClassVar[dict[str, str]] = {"input": "normalize"}
 
@@ -55,8 +56,6 @@ class AnalyzeConfig:
         if self.chunk_rows < 1:
             raise ValueError(f"--chunk-rows: must be >= 1, got {self.chunk_rows}")
 
-
-CONFIG = AnalyzeConfig
 
 
 def morph_schema(pa):
@@ -195,3 +194,6 @@ def _progress(total: int):
 
     interval = 0.5 if sys.stderr.isatty() else 30.0
     return tqdm(total=total, unit="text", unit_scale=True, desc="analyze", smoothing=0.1, mininterval=interval)
+
+
+STAGE = Stage("analyze", AnalyzeConfig, run=run)

@@ -28,10 +28,10 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stage_parser(name: str, cfg_cls: type, summary: str, needs_output: bool) -> argparse.ArgumentParser:
+def _stage_parser(name: str, cfg_cls: type, summary: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"kopretrain {name}", description=summary)
     add_arguments(parser, cfg_cls)
-    parser.add_argument("--output", "-o", dest="_output", required=needs_output, metavar="PATH",
+    parser.add_argument("--output", "-o", dest="_output", required=True, metavar="PATH",
                         help="where the stage writes its output (written atomically)")
     parser.add_argument("--force", dest="_force", action="store_true",
                         help="redo the stage even if an identical finished output exists")
@@ -97,10 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run_stage(name: str, argv: list[str]) -> int:
     from kopretrain.runs import registry
 
-    module = registry.load(name)
-    cfg_cls = module.CONFIG
-    needs_output = getattr(module, "NEEDS_OUTPUT", True)
-    parser = _stage_parser(name, cfg_cls, STAGES[name][1], needs_output)
+    stage = registry.get(name)
+    cfg_cls = stage.config
+    parser = _stage_parser(name, cfg_cls, STAGES[name][1])
     ns = parser.parse_args(argv)
     data: dict = {}
     if ns._config:
@@ -112,7 +111,7 @@ def _run_stage(name: str, argv: list[str]) -> int:
 
     data = deep_merge(data, namespace_to_dict(ns, cfg_cls))
     cfg = from_dict(cfg_cls, data, prefix=name)
-    out = registry.execute(name, cfg, ns._output, force=ns._force)
+    out = stage.execute(cfg, ns._output, force=ns._force)
     print(f"[{name}] output: {out}")
     return 0
 

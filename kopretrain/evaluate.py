@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from kopretrain.data.files import LABELS
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun, read_stage, write_json
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
     WIRING: ClassVar[dict[str, str]] = {"model": "finetune", "data": "normalize"}
 
@@ -55,8 +56,6 @@ class EvaluateConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
 
-
-CONFIG = EvaluateConfig
 
 
 def labelled(frame):
@@ -225,3 +224,6 @@ def run(cfg: EvaluateConfig, run: StageRun) -> None:
                       "binary_accuracy": model["binary"]["accuracy"]})
     print(f"[evaluate] accuracy {model['accuracy']:.4f}  macro-F1 {model['macro_f1']:.4f}"
           + (f"  (baseline macro-F1 {base['macro_f1']:.4f})" if base else ""))
+
+
+STAGE = Stage("evaluate", EvaluateConfig, run=run)

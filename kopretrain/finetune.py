@@ -18,13 +18,14 @@ from typing import Any, ClassVar, Literal
 
 from kopretrain.data.files import LABELS
 from kopretrain.data.split import stratified_sample
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun, write_json
 
 METRIC = "macro_f1"
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
     WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers",)  # records.fingerprint_config
@@ -90,8 +91,6 @@ class FinetuneConfig:
         if self.lr <= 0:
             raise ValueError("--lr must be positive")
 
-
-CONFIG = FinetuneConfig
 
 
 def class_weights(labels, mode: str) -> list[float] | None:
@@ -305,3 +304,6 @@ def _step_of(checkpoint: str | None) -> int | None:
         return None
     tail = checkpoint.rstrip("/").rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else None
+
+
+STAGE = Stage("finetune", FinetuneConfig, run=run)

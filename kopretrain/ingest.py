@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal, Optional
 from kopretrain.data.files import LABELS, row_schema
 from kopretrain.data.schemes import SCHEMES, LabelError, build_scheme, label_key, parse_rating
 from kopretrain.data.assign import STAGING
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun
 
 _BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]*")  # whitespace and zero-width characters
@@ -32,7 +33,7 @@ SNIPPET = 200  # characters of a rejected text kept in rejected.jsonl
 
 
 @dataclass
-class IngestConfig:
+class IngestConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "data_files")
     WIRING: ClassVar[dict[str, str]] = {}
 
@@ -126,8 +127,6 @@ class IngestConfig:
         if self.format == "datasets" and not self.input:
             raise ValueError("--input: a datasets Hub id or builder name is required with --format datasets")
 
-
-CONFIG = IngestConfig
 
 
 @dataclass
@@ -323,4 +322,7 @@ def _write_card(cfg: IngestConfig, run: StageRun, stats: dict[str, Any]) -> None
     (run.dir / "README.md").write_text(text + "\n", encoding="utf-8")
 
 
-__all__ = ["CONFIG", "IngestConfig", "RowReject", "parse_row", "run"]
+__all__ = ["STAGE", "IngestConfig", "RowReject", "parse_row", "run"]
+
+
+STAGE = Stage("ingest", IngestConfig, run=run)

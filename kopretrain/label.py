@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from kopretrain.data.manifest import commit_chunk, open_manifest, part_name, read_json, chunk_totals
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, fingerprint_path, stage_fingerprint, write_json
 
-NEEDS_OUTPUT = True
-PIPELINE_OUTPUT = "label/labeled.parquet"
 ERRORS = ("missing_text", "not_text", "empty_text", "invalid_encoding", "invalid_json", "empty_after_normalization")
 # Options that change speed or display but not a single output value: not part of the fingerprint,
 # so a resumed run may change them.
@@ -37,7 +36,7 @@ _COSMETIC = ("progress", "threads")
 
 
 @dataclass
-class LabelConfig:
+class LabelConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "input")
     WIRING: ClassVar[dict[str, str]] = {"model": "finetune"}
 
@@ -78,8 +77,6 @@ class LabelConfig:
         if self.threads < 0:
             raise ValueError("--threads: must be 0 (default) or more")
 
-
-CONFIG = LabelConfig
 
 
 def output_format(output: Path) -> tuple[str, bool]:
@@ -134,6 +131,21 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     with OutputLock(output):
         check_file_output(output, record_path)
         return _label(cfg, src, output, (in_fmt, out_fmt, out_gz), (fingerprint, config, inputs), force, t0)
+
+
+def status(cfg: LabelConfig, output: Path) -> str:
+    """What ``kopretrain run --dry-run`` says: the record beside the file decides, as in :func:`execute`."""
+    from kopretrain.runs.outputs import OutputError, check_file_output
+
+    output = Path(output)
+    record_path = output.with_name(output.name + ".stage.json")
+    try:
+        check_file_output(output, record_path)
+    except OutputError as exc:
+        return f"will fail: {exc}"
+    if output.exists() and read_json(record_path).get("fingerprint") == run_fingerprint(cfg)[0]:
+        return "up to date"
+    return "will resume or restart its partial run" if Path(f"{output}.partial").exists() else "will run"
 
 
 def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple, force: bool, t0: float) -> Path:
@@ -363,3 +375,6 @@ def _progress(cfg: LabelConfig, src: Path, fmt: str, initial: int):
         total = count_rows(src)
     return tqdm(total=total, initial=initial, unit=" rows", unit_scale=True, mininterval=1.0,
                 disable=None if cfg.progress else True, file=sys.stderr, desc="label")
+
+
+STAGE = Stage("label", LabelConfig, own_execute=execute, own_status=status, output="file", pipeline_output="label/labeled.parquet")

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun
 from kopretrain.text.normalizer import Normalizer, NormalizerConfig
 from kopretrain.text.rules import PLACEHOLDER_TOKENS
@@ -25,7 +26,7 @@ __all__ = ["NormalizeConfig", "Normalizer", "run"]
 
 
 @dataclass
-class NormalizeConfig(NormalizerConfig):
+class NormalizeConfig(NormalizerConfig, StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
     WIRING: ClassVar[dict[str, str]] = {"input": "ingest"}
 
@@ -39,8 +40,6 @@ class NormalizeConfig(NormalizerConfig):
         if self.batch_size < 1:
             raise ValueError(f"--batch-size: must be >= 1 (got {self.batch_size})")
 
-
-CONFIG = NormalizeConfig
 
 
 def run(cfg: NormalizeConfig, run: StageRun) -> None:
@@ -111,3 +110,6 @@ def _output_schema(pa, path):
     if "text_raw" not in schema.names:
         schema = schema.append(pa.field("text_raw", pa.string()))
     return schema
+
+
+STAGE = Stage("normalize", NormalizeConfig, run=run)

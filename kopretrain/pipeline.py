@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kopretrain.runs.config import ConfigError, deep_merge, from_dict, parse_set
-from kopretrain.runs.registry import PIPELINE_ORDER, STAGES, load
+from kopretrain.runs.registry import PIPELINE_ORDER, STAGES, get
 
 TOP_KEYS = ("workdir", "stages", "description")
 
@@ -61,15 +61,15 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
     outputs: dict[str, Path] = {}
     steps = []
     for name in names:
-        module = load(name)
+        stage = get(name)
         section = dict(raw.get(name) or {})
-        for field, upstream in getattr(module.CONFIG, "WIRING", {}).items():
+        for field, upstream in stage.config.WIRING.items():
             # Without the upstream stage the field stays as written (e.g. pretrain.tokenizer is
             # unused when continuing from a checkpoint); the stage itself says if it needs it.
             if not section.get(field) and upstream in outputs:
                 section[field] = str(outputs[upstream])
-        cfg = from_dict(module.CONFIG, section, prefix=name)
-        output = workdir / getattr(module, "PIPELINE_OUTPUT", name)
+        cfg = from_dict(stage.config, section, prefix=name)
+        output = stage.output_in(workdir)
         outputs[name] = output
         steps.append((name, cfg, output))
     return steps
@@ -139,24 +139,11 @@ def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, str | N
 
 def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) -> str:
     """What ``kopretrain run`` would do with this stage, for ``--dry-run``."""
-    from kopretrain.runs.outputs import OutputError
-    from kopretrain.runs.records import StageRun
-
     if forced:
         return "will run: --force"
     if runs_before:
         return "will run if its inputs change: an earlier stage runs"
-    if name == "label":  # label keeps its own resume state beside its output file
-        return "checked when it runs"
-    try:
-        done = StageRun(name, cfg, output, log=lambda *a, **k: None).done
-    except OutputError as exc:
-        return f"will fail: {exc}"
-    except Exception:  # an input that does not exist yet: the stage will say what is missing
-        done = False
-    if done:
-        return "up to date"
-    return "will resume or restart its partial run" if Path(f"{output}.partial").exists() else "will run"
+    return get(name).status(cfg, output)
 
 
 def _print_highlights(results: dict[str, Path]) -> None:

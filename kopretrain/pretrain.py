@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, Optional
 
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun, write_json
 
 CHECKPOINTS = "checkpoints"
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "tokenizer", "checkpoint", "generator_checkpoint")
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze", "tokenizer": "vocab"}
 
@@ -145,8 +146,6 @@ class PretrainConfig:
         return "electra" if self.objective == "rtd" else ("bert" if self.model_type == "auto" else self.model_type)
 
 
-CONFIG = PretrainConfig
-
 
 # ---------------------------------------------------------------------------------------- recipe
 def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
@@ -197,45 +196,6 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     if main:
         for name in (CHECKPOINTS, pretrain_data.DATA_DIR):
             shutil.rmtree(run.dir / name, ignore_errors=True)
-
-
-def execute(cfg: PretrainConfig, output: str | Path, force: bool = False) -> Path:
-    """Run the stage; under torchrun/accelerate only rank 0 owns the output directory.
-
-    Every rank trains, but one StageRun must create/rename ``<output>.partial``: rank 0 enters it,
-    tells the others whether it is resuming, and finishes it after they are done."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        with StageRun("pretrain", cfg, output, force=force) as record:
-            if not record.done:
-                run(cfg, record)
-        return Path(output)
-
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-
-    import torch
-
-    state = PartialState(cpu=not torch.cuda.is_available())
-    main = state.is_main_process
-    record = StageRun("pretrain", cfg, output, force=force, log=print if main else (lambda *a, **k: None))
-    if record.done:
-        return Path(output)
-    if main:
-        record.__enter__()
-    flag = broadcast_object_list([record.resumed])
-    record.resumed = bool(flag[0])
-    state.wait_for_everyone()
-    try:
-        run(cfg, record)
-    except BaseException as exc:
-        if main:
-            record.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    state.wait_for_everyone()
-    if main:
-        record.__exit__(None, None, None)
-    state.wait_for_everyone()
-    return Path(output)
 
 
 # ---------------------------------------------------------------------------------------- setup
@@ -376,3 +336,6 @@ def make_trainer(cfg: PretrainConfig, run: StageRun, args, module, data, collato
 
 
 # ---------------------------------------------------------------------------------------- record
+
+
+STAGE = Stage("pretrain", PretrainConfig, run=run, distributed=True)

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun, write_json
 
-NEEDS_OUTPUT = True  # --out is accepted too (argparse resolves it to --output)
 # What a loadable folder needs; anything else in a stage output (training_args.json, dev metrics,
 # checkpoints, pickles) stays behind.
 MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
@@ -38,7 +38,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 @dataclass
-class ReleaseConfig:
+class ReleaseConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "evaluation", "data_card")
     WIRING: ClassVar[dict[str, str]] = {"model": "finetune", "evaluation": "evaluate"}
 
@@ -77,8 +77,6 @@ class ReleaseConfig:
         if self.revision and not self.push and not self.repo_id:
             raise ValueError("--revision is the Hub branch to push to: give --repo-id too")
 
-
-CONFIG = ReleaseConfig
 
 
 def model_kind(config: dict[str, Any]) -> str:
@@ -204,17 +202,20 @@ def verify(folder: Path, kind: str, info: dict[str, Any]) -> list[dict[str, Any]
 # ----------------------------------------------------------------------------- push / dry run
 
 
-def execute(cfg: ReleaseConfig, output: str | Path, force: bool = False, *, client=None) -> Path:
-    """Build the folder (skipped when up to date), then push it or print the dry run."""
-    with StageRun("release", cfg, output, force=force) as record:
-        if not record.done:
-            run(cfg, record)
-    folder = Path(output)
+def publish(cfg: ReleaseConfig, folder: Path, client=None) -> None:
+    """Once the folder exists (built now or up to date): push it, or print what a push would send."""
     if cfg.push:
         push(folder, cfg, client=client)
     else:
         print(dry_run(folder, cfg))
-    return folder
+
+
+def execute(cfg: ReleaseConfig, output: str | Path, force: bool = False, *, client=None) -> Path:
+    """:data:`STAGE` with a given Hub client (tests pass a fake one)."""
+    import dataclasses
+    import functools
+
+    return dataclasses.replace(STAGE, finish=functools.partial(publish, client=client)).execute(cfg, output, force=force)
 
 
 def upload_list(folder: Path) -> list[tuple[str, int]]:
@@ -273,3 +274,6 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n} B"
+
+
+STAGE = Stage("release", ReleaseConfig, run=run, finish=publish)

@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun
 from kopretrain.text.pretokenize import placeholder_tokens
 from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
@@ -48,7 +49,7 @@ from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
 # Until kopretrain.normalize exports PLACEHOLDER_TOKENS, the normalizer's documented placeholders.
 
 @dataclass
-class VocabConfig:
+class VocabConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "extend_from")
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze"}
 
@@ -110,8 +111,6 @@ class VocabConfig:
             raise ValueError("--revision only applies with --extend-from")
 
 
-CONFIG = VocabConfig
-
 
 # ------------------------------------------------------------------ stage
 
@@ -171,3 +170,6 @@ def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> 
     report["held_out"] = {"split": split, "texts": len(texts[: cfg.report_texts])}
     tokreport.save(report, run.dir)
     run.stats["report"] = {k: {m: v[m] for m in ("fertility", "unk_rate")} for k, v in report["tokenizers"].items()}
+
+
+STAGE = Stage("vocab", VocabConfig, run=run)

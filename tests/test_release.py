@@ -13,6 +13,7 @@ import pytest
 from kopretrain import release as R
 from kopretrain.cli import main
 from kopretrain.runs.records import StageError, StageRun
+from kopretrain.runs.stage import StageConfig
 from kopretrain.testing import REVIEWS, tiny_classifier, tiny_tokenizer
 
 SECRET = "hf_kopretrainTestTokenThatMustNeverBeWritten"
@@ -20,7 +21,7 @@ CLEAN = ["배송 빨랐어요 최고", "별로예요 다시는 안 사요", "그
 
 
 @dataclass
-class FakeIngest:
+class FakeIngest(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
     input: str = ""
     name: str = "tiny-reviews"
@@ -28,14 +29,14 @@ class FakeIngest:
 
 
 @dataclass
-class FakeNormalize:
+class FakeNormalize(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
     input: str = ""
     max_repeat: int = 2
 
 
 @dataclass
-class FakeFinetune:
+class FakeFinetune(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("data",)
     model: str = "some-org/ko-base"  # a Hub id: becomes the card's base_model
     revision: str = "v2021"
@@ -44,7 +45,7 @@ class FakeFinetune:
 
 
 @dataclass
-class FakeEvaluate:
+class FakeEvaluate(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
     model: str = ""
     data: str = ""

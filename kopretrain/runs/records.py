@@ -109,8 +109,8 @@ def fingerprint_config(cfg: Any, config: dict[str, Any]) -> dict[str, Any]:
     default: an option added in a later version then changes nothing about a finished output's
     fingerprint, so upgrading kopretrain does not make every earlier output stale (setting the
     new option does)."""
-    added = getattr(cfg, "ADDED_FIELDS", ())
-    if not added or not dataclasses.is_dataclass(cfg):
+    added = cfg.ADDED_FIELDS
+    if not added:
         return config
     defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
     return {k: v for k, v in config.items() if not (k in added and k in defaults and v == defaults[k])}
@@ -146,7 +146,7 @@ class StageRun:
         self.dir = self.output.with_name(self.output.name + ".partial")
         self.force = force
         self.log = log
-        fields = input_fields if input_fields is not None else getattr(cfg, "INPUTS", ())
+        fields = input_fields if input_fields is not None else cfg.INPUTS
         self.config = to_dict(cfg)
         self.inputs = {name: fingerprint_path(getattr(cfg, name)) for name in fields}
         self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)

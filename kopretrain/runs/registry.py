@@ -1,18 +1,17 @@
-"""The stage registry: name -> module, in pipeline order.
+"""The stage registry: name -> the module that declares it, in pipeline order.
 
-Each stage module defines a config dataclass ``CONFIG`` (fields documented by the string under
-them), ``INPUTS`` on that class (fields that are paths to fingerprint), ``WIRING`` (field ->
-upstream stage whose output fills it inside a pipeline) and ``run(cfg, run: StageRun)``. A module
-whose output is not a directory (``label`` writes a file) may define ``execute(cfg, output, force)``
-instead. Stage modules import only the standard library at top level so ``--help`` stays instant.
+Each stage module ends with ``STAGE = Stage(...)`` (the contract in :mod:`kopretrain.runs.stage`).
+Modules are imported only when a stage is used, and import only the standard library at top level,
+so ``kopretrain --help`` stays instant.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from kopretrain.runs.stage import Stage
 
 # name -> (module, one-line summary shown by `kopretrain --help` without importing the module)
 STAGES: dict[str, tuple[str, str]] = {
@@ -30,20 +29,15 @@ STAGES: dict[str, tuple[str, str]] = {
 PIPELINE_ORDER = ["ingest", "normalize", "analyze", "vocab", "pretrain", "finetune", "evaluate", "label", "release"]
 
 
-def load(name: str) -> ModuleType:
+def get(name: str) -> Stage:
+    """The :class:`~kopretrain.runs.stage.Stage` called ``name`` (its module is imported now)."""
     if name not in STAGES:
         raise KeyError(f"unknown stage '{name}'; stages: {', '.join(STAGES)}")
-    return importlib.import_module(STAGES[name][0])
+    stage = importlib.import_module(STAGES[name][0]).STAGE
+    assert stage.name == name, f"{STAGES[name][0]} declares stage {stage.name!r}, not {name!r}"
+    return stage
 
 
 def execute(name: str, cfg: Any, output: str | Path, *, force: bool = False) -> Path:
     """Run one stage into ``output`` (skipped when its record says it is up to date)."""
-    from kopretrain.runs.records import StageRun
-
-    module = load(name)
-    if hasattr(module, "execute"):
-        return Path(module.execute(cfg, output, force=force))
-    with StageRun(name, cfg, output, force=force) as run:
-        if not run.done:
-            module.run(cfg, run)
-    return Path(output)
+    return get(name).execute(cfg, output, force=force)

@@ -6,11 +6,12 @@ from typing import ClassVar
 
 import pytest
 
+from kopretrain.runs.stage import StageConfig
 from kopretrain.runs.records import StageError, StageRun, fingerprint_path, read_stage, upstream
 
 
 @dataclass
-class Cfg:
+class Cfg(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
     input: str = ""
     """Input."""
