@@ -137,7 +137,7 @@ def case_ceiling(objective: str, precision: str, a, hf_head: bool = False) -> di
     tok = AutoTokenizer.from_pretrained(a.tokenizer)
     rows = packing.pack(packing.tokenize_texts(datasets.Dataset.from_dict({"text": texts(a.data, a.texts)}), tok,
                                                "text", "none"), tok, LENGTH, cache_dir=tempfile.mkdtemp())
-    collator = masking.make_collator(tok, masking.MaskingConfig(objective=objective, seed=42), pad_to_multiple_of=None)
+    collator = masking.make_collator(tok, objective, seed=42, pad_to_multiple_of=None)
     batches = [collator([rows[i] for i in range(s * BATCH, (s + 1) * BATCH)]) for s in range(a.steps)]
     kind = "electra" if objective == "rtd" else "bert"
     parts = models.build_scratch(objective, kind, models.resolve_arch("tiny", kind), tok)

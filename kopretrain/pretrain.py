@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal
 
 from kopretrain.runs.stage import Stage, StageConfig
+from kopretrain.train.masking import MaskingConfig
 from kopretrain.runs.records import StageError, StageRun, write_json
 
 CHECKPOINTS = "checkpoints"
@@ -62,18 +63,8 @@ class PretrainConfig(StageConfig):
     """RTD: generator dir or Hub id; empty: <checkpoint>/generator if present, else a new small generator."""
     word_level: Literal["eojeol", "morpheme"] = "eojeol"
     """wwm / word spans: a word is an eojeol, or a kiwipiepy morpheme (needs analyze output)."""
-    mlm_probability: float = 0.15
-    """Fraction of tokens selected for prediction."""
-    mask_replace_prob: Optional[float] = None
-    """Share of selected tokens replaced by [MASK]; unset: 0.8 (0.85 for rtd)."""
-    random_replace_prob: Optional[float] = None
-    """Share replaced by a random token; unset: 0.1 (0.0 for rtd)."""
-    span_p: float = 0.2
-    """span: geometric parameter of span lengths (SpanBERT: 0.2)."""
-    max_span: int = 10
-    """span: longest span."""
-    span_unit: Literal["token", "word"] = "token"
-    """span: count span lengths in tokens or whole words."""
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    """How tokens are selected and corrupted (YAML: a `masking:` section; CLI: --masking.mlm-probability ...)."""
     max_length: int = 128
     """Sequence length in tokens (packed rows are exactly this long)."""
     packing: Literal["pack", "bucket"] = "pack"
@@ -140,6 +131,10 @@ class PretrainConfig(StageConfig):
             raise ValueError("--gen-temperature must be > 0")
         if self.dropout != -1 and not 0 <= self.dropout < 1:
             raise ValueError("--dropout must be -1 (the model's own) or in [0, 1)")
+        try:
+            self.masking.replace_probs(self.objective)  # the rates with this objective's defaults
+        except ValueError as exc:
+            raise ValueError(f"--masking.{exc}") from None
 
     @property
     def arch_type(self) -> str:
@@ -161,7 +156,8 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     set_seed(cfg.seed)
     tokenizer, prep, base = load_tokenizer(cfg)
     module, base = build_module(cfg, tokenizer, base)
-    collator = masking.make_collator(tokenizer, masking_config(cfg), pad_to_multiple_of=device.pad_multiple())
+    collator = masking.make_collator(tokenizer, cfg.objective, cfg.masking, seed=cfg.seed,
+                                      pad_to_multiple_of=device.pad_multiple())
     data = pretrain_data.load_or_build(cfg, tokenizer, prep, collator, run.dir, args)
     trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
                            premasked_collator(tokenizer), callbacks)
@@ -281,14 +277,6 @@ def set_dropout(module, p: float) -> None:
     for layer in module.modules():
         if isinstance(layer, nn.Dropout):
             layer.p = p
-
-
-def masking_config(cfg: PretrainConfig):
-    from kopretrain.train.masking import MaskingConfig
-
-    return MaskingConfig(objective=cfg.objective, mlm_probability=cfg.mlm_probability,
-                         mask_replace_prob=cfg.mask_replace_prob, random_replace_prob=cfg.random_replace_prob,
-                         span_p=cfg.span_p, max_span=cfg.max_span, span_unit=cfg.span_unit, seed=cfg.seed)
 
 
 def training_arguments(cfg: PretrainConfig, run: StageRun):

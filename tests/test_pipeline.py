@@ -53,6 +53,18 @@ def test_unknown_keys_fail_with_the_key_named(tmp_path):
         plan(load_pipeline(ROOT / "pipelines" / "quickstart.yaml", ["finetune.epochs=many"]))
 
 
+def test_nested_values_are_validated_when_planning(tmp_path):
+    """A bad masking rate fails while planning, before ingest..vocab have run (it used to pass
+    validation and fail an hour later, inside pretrain)."""
+    quick = ROOT / "pipelines" / "quickstart.yaml"
+    with pytest.raises(ConfigError, match=r"pretrain\.masking: mlm_probability: must be in \(0, 1\)"):
+        plan(load_pipeline(quick, ["pretrain.masking.mlm_probability=1.5"]))
+    with pytest.raises(ConfigError, match=r"--masking\.mask_replace_prob.*mlm: 0\.95 \+ 0\.1"):
+        plan(load_pipeline(quick, ["pretrain.objective=mlm", "pretrain.masking.mask_replace_prob=0.95"]))
+    steps = {name: cfg for name, cfg, _ in plan(load_pipeline(quick, ["pretrain.masking.span_p=0.3"]))}
+    assert steps["pretrain"].masking.span_p == 0.3
+
+
 def test_only_names_an_unfinished_upstream_stage(tmp_path, monkeypatch, capsys):
     """--only pretrain in an empty workdir must say which stage to run first, not fail inside
     transformers with "Repo id must be in the form ..." for the missing vocab dir."""

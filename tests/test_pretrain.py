@@ -50,7 +50,7 @@ def test_each_objective_lowers_its_loss_on_a_repeated_batch(inputs, objective, t
     level = "eojeol" if objective == "wwm" else "none"
     rows = packing.pack(packing.tokenize_texts(datasets.Dataset.from_dict({"text": make_texts(60)}), tok, "text",
                                                level), tok, 32, cache_dir=str(tmp_path))
-    collator = masking.make_collator(tok, masking.MaskingConfig(objective=objective, seed=0))
+    collator = masking.make_collator(tok, objective, seed=0)
     batch = collator([rows[i] for i in range(8)])  # masked once, then repeated
     torch.manual_seed(0)
     parts = tiny_parts(objective, tok, "bert" if objective != "rtd" else "electra")

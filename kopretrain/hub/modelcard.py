@@ -22,7 +22,7 @@ PIPELINE_TAGS = {"classifier": "text-classification", "mlm": "fill-mask", "rtd":
 NORMALIZE_KEYS = ("emoji", "max_repeat", "skip_rules", "spacing", "typos")
 TRAINING_KEYS = {
     "pretrain": ("objective", "init", "checkpoint", "revision", "preset", "num_layers", "hidden_size", "max_steps",
-                 "epochs", "lr", "batch_size", "max_length", "mlm_probability", "seed"),
+                 "epochs", "lr", "batch_size", "max_length", "masking.mlm_probability", "seed"),
     "finetune": ("epochs", "max_steps", "lr", "batch_size", "max_length", "class_weight", "label_budget", "seed"),
 }
 PRETRAIN_METRICS = ("perplexity", "mlm_accuracy", "gen_perplexity", "gen_accuracy", "disc_accuracy", "disc_auc", "loss")
@@ -308,7 +308,8 @@ def _training(info: dict[str, Any]) -> str:
     for stage, keys in TRAINING_KEYS.items():
         cfg = (info.get(stage) or {}).get("config")
         if cfg:
-            shown = ", ".join(f"{k} {cfg[k]}" for k in keys if cfg.get(k) not in (None, "", 0, -1))
+            values = {k: _dotted(cfg, k) for k in keys}
+            shown = ", ".join(f"{k.rsplit('.', 1)[-1]} {v}" for k, v in values.items() if v not in (None, "", 0, -1))
             lines.append(f"- {stage}: {shown}")
     stats = (info.get("finetune") or {}).get("stats") or {}
     if stats.get("dev_macro_f1") is not None:
@@ -330,3 +331,11 @@ def _provenance(info: dict[str, Any]) -> str:
     if fps:
         lines += ["", "Source data fingerprints: " + ", ".join(f"{k} `{v}`" for k, v in fps.items()) + "."]
     return "\n".join(lines)
+
+
+def _dotted(config: dict[str, Any], key: str) -> Any:
+    """``config["masking"]["mlm_probability"]`` for ``"masking.mlm_probability"`` (None if absent)."""
+    value: Any = config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value

@@ -39,8 +39,9 @@ DEFAULT_REPLACE: dict[str, tuple[float, float]] = {
 
 @dataclass
 class MaskingConfig:
-    objective: Objective = "mlm"
-    """mlm (per token), wwm (whole words from word_ids), span (SpanBERT spans) or rtd (ELECTRA generator masking)."""
+    """How tokens are chosen and corrupted for prediction; the objective and seed come from the caller
+    (``pretrain.masking`` in a pipeline YAML, ``--masking.mlm-probability`` on the command line)."""
+
     mlm_probability: float = 0.15
     """Fraction of maskable (non-special, non-pad) tokens selected for prediction."""
     mask_replace_prob: float | None = None
@@ -53,38 +54,34 @@ class MaskingConfig:
     """span: longest span, in span units."""
     span_unit: Literal["token", "word"] = "token"
     """span: count span lengths in tokens, or in whole words from word_ids (SpanBERT counts words)."""
-    seed: int | None = None
-    """Seed of the masking RNG (None: torch's global RNG, which the Trainer seeds)."""
 
     def __post_init__(self) -> None:
-        if self.objective not in DEFAULT_REPLACE:
-            raise ValueError(f"objective: {self.objective!r} is not one of {', '.join(DEFAULT_REPLACE)}")
         if not 0.0 < self.mlm_probability < 1.0:
             raise ValueError(f"mlm_probability: must be in (0, 1), got {self.mlm_probability}")
-        mask_p, rand_p = self.replace_probs
-        if not (0.0 <= mask_p <= 1.0 and 0.0 <= rand_p <= 1.0 and mask_p + rand_p <= 1.0 + 1e-9):
-            raise ValueError(
-                f"mask_replace_prob/random_replace_prob: each in [0, 1] and summing to <= 1, got {mask_p} + {rand_p}"
-            )
         if not 0.0 < self.span_p <= 1.0:
             raise ValueError(f"span_p: must be in (0, 1], got {self.span_p}")
         if self.max_span < 1:
             raise ValueError(f"max_span: must be >= 1, got {self.max_span}")
+        given = [p for p in (self.mask_replace_prob, self.random_replace_prob) if p is not None]
+        if any(not 0.0 <= p <= 1.0 for p in given) or sum(given) > 1.0 + 1e-9:
+            raise ValueError(f"mask_replace_prob/random_replace_prob: each in [0, 1] and summing to <= 1, "
+                             f"got {self.mask_replace_prob} + {self.random_replace_prob}")
 
-    @property
-    def replace_probs(self) -> tuple[float, float]:
-        """``(mask_replace_prob, random_replace_prob)`` with the objective's defaults filled in."""
-        mask_default, rand_default = DEFAULT_REPLACE.get(self.objective, (0.8, 0.1))
-        mask_p = mask_default if self.mask_replace_prob is None else self.mask_replace_prob
-        rand_p = rand_default if self.random_replace_prob is None else self.random_replace_prob
-        return float(mask_p), float(rand_p)
+    def replace_probs(self, objective: Objective) -> tuple[float, float]:
+        """``(mask_replace_prob, random_replace_prob)`` with ``objective``'s defaults filled in."""
+        if objective not in DEFAULT_REPLACE:
+            raise ValueError(f"objective: {objective!r} is not one of {', '.join(DEFAULT_REPLACE)}")
+        mask_default, rand_default = DEFAULT_REPLACE[objective]
+        mask_p = float(mask_default if self.mask_replace_prob is None else self.mask_replace_prob)
+        rand_p = float(rand_default if self.random_replace_prob is None else self.random_replace_prob)
+        if not (0.0 <= mask_p <= 1.0 and 0.0 <= rand_p <= 1.0 and mask_p + rand_p <= 1.0 + 1e-9):
+            raise ValueError(f"mask_replace_prob/random_replace_prob: each in [0, 1] and summing to <= 1 "
+                             f"({objective}: {mask_p} + {rand_p})")
+        return mask_p, rand_p
 
 
-def rtd_preset(seed: int | None = None, mlm_probability: float = 0.15) -> MaskingConfig:
-    """ELECTRA generator masking: 15% selected, 85% ``[MASK]``, 15% kept, no random tokens."""
-    return MaskingConfig(
-        objective="rtd", mlm_probability=mlm_probability, mask_replace_prob=0.85, random_replace_prob=0.0, seed=seed
-    )
+RTD_MASKING = MaskingConfig(mask_replace_prob=0.85, random_replace_prob=0.0)
+"""ELECTRA generator masking: 15% selected, 85% ``[MASK]``, 15% kept, no random tokens."""
 
 
 def expected_span_length(p: float = 0.2, max_span: int = 10) -> float:
@@ -93,8 +90,11 @@ def expected_span_length(p: float = 0.2, max_span: int = 10) -> float:
     return sum(k * w for k, w in zip(range(1, max_span + 1), weights)) / sum(weights)
 
 
-def make_collator(tokenizer: Any, cfg: MaskingConfig, pad_to_multiple_of: int | None = 8) -> Callable[[list[dict]], dict]:
-    """The training collator for ``cfg.objective``.
+def make_collator(tokenizer: Any, objective: Objective = "mlm", cfg: MaskingConfig | None = None, *,
+                  seed: int | None = None, pad_to_multiple_of: int | None = 8) -> Callable[[list[dict]], dict]:
+    """The training collator for ``objective`` (mlm per token, wwm whole words from word_ids, span
+    SpanBERT spans, rtd ELECTRA generator masking). ``seed`` seeds the masking RNG (None: torch's
+    global RNG, which the Trainer seeds).
 
     Takes ragged (``frame_texts``) or fixed-length (``pack``) features with ``input_ids`` and
     optionally ``attention_mask`` and ``word_ids`` (-1 on specials); other keys are ignored.
@@ -103,18 +103,19 @@ def make_collator(tokenizer: Any, cfg: MaskingConfig, pad_to_multiple_of: int | 
     """
     from kopretrain.train import collators
 
-    mask_p, rand_p = cfg.replace_probs
+    cfg = cfg or MaskingConfig()
+    mask_p, rand_p = cfg.replace_probs(objective)
     common = dict(
         tokenizer=tokenizer,
         mlm_probability=cfg.mlm_probability,
         mask_replace_prob=mask_p,
         random_replace_prob=rand_p,
         pad_to_multiple_of=pad_to_multiple_of,
-        seed=cfg.seed,
+        seed=seed,
     )
-    if cfg.objective in ("mlm", "rtd"):
+    if objective in ("mlm", "rtd"):
         return collators.TokenMaskingCollator(**common)
-    if cfg.objective == "wwm":
+    if objective == "wwm":
         return collators.WholeWordMaskingCollator(**common)
     return collators.SpanMaskingCollator(
         **common, span_p=cfg.span_p, max_span=cfg.max_span, span_unit=cfg.span_unit
@@ -161,7 +162,7 @@ def fixed_eval_features(
 
 __all__ = [
     "MaskingConfig",
-    "rtd_preset",
+    "RTD_MASKING",
     "expected_span_length",
     "make_collator",
     "fixed_eval_features",

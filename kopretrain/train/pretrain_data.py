@@ -122,7 +122,7 @@ def needed_word_level(cfg, pretokenize: str) -> str:
     """Word ids are only computed when the objective masks whole words (saves the offset pass)."""
     from kopretrain.train import packing
 
-    if cfg.objective == "wwm" or (cfg.objective == "span" and cfg.span_unit == "word"):
+    if cfg.objective == "wwm" or (cfg.objective == "span" and cfg.masking.span_unit == "word"):
         return packing.resolve_word_level(cfg.word_level, pretokenize)
     return "none"
 

@@ -15,7 +15,7 @@ import torch
 from tests.fixtures import ko_tiny as ko_tiny
 from kopretrain.train import packing
 from kopretrain.train.collators import premasked_collator, span_mask
-from kopretrain.train.masking import MaskingConfig, expected_span_length, fixed_eval_features, make_collator, rtd_preset
+from kopretrain.train.masking import RTD_MASKING, MaskingConfig, expected_span_length, fixed_eval_features, make_collator
 
 MAX_LEN = 128
 
@@ -67,7 +67,7 @@ def fates(tok, r, selected):
 
 
 def test_mlm_rate_split_and_specials(tok, packed_rows):
-    r = run_batches(make_collator(tok, MaskingConfig(objective="mlm", seed=0)), packed_rows)
+    r = run_batches(make_collator(tok, "mlm", seed=0), packed_rows)
     ok = maskable(tok, r)
     selected = r["labels"] != -100
     assert not (selected & ~ok).any(), "a special or pad token was selected"
@@ -82,8 +82,8 @@ def test_mlm_rate_split_and_specials(tok, packed_rows):
 
 
 def test_configurable_rates(tok, packed_rows):
-    cfg = MaskingConfig(objective="mlm", mlm_probability=0.3, mask_replace_prob=0.5, random_replace_prob=0.3, seed=3)
-    r = run_batches(make_collator(tok, cfg), packed_rows, passes=1)
+    cfg = MaskingConfig(mlm_probability=0.3, mask_replace_prob=0.5, random_replace_prob=0.3)
+    r = run_batches(make_collator(tok, "mlm", cfg, seed=3), packed_rows, passes=1)
     selected = r["labels"] != -100
     assert abs(selected.sum().item() / maskable(tok, r).sum().item() - 0.3) < 0.015
     is_mask, kept, rand = (f.sum().item() / selected.sum().item() for f in fates(tok, r, selected))
@@ -91,10 +91,9 @@ def test_configurable_rates(tok, packed_rows):
 
 
 def test_rtd_preset_never_replaces_randomly(tok, packed_rows):
-    cfg = rtd_preset(seed=0)
-    assert cfg.replace_probs == (0.85, 0.0)
-    assert MaskingConfig(objective="rtd").replace_probs == (0.85, 0.0)  # objective defaults
-    r = run_batches(make_collator(tok, cfg), packed_rows)
+    assert RTD_MASKING.replace_probs("rtd") == (0.85, 0.0)
+    assert MaskingConfig().replace_probs("rtd") == (0.85, 0.0)  # objective defaults
+    r = run_batches(make_collator(tok, "rtd", seed=0), packed_rows)
     selected = r["labels"] != -100
     is_mask, kept, rand = fates(tok, r, selected)
     assert rand.sum().item() == 0
@@ -119,7 +118,7 @@ def test_wwm_masks_whole_words(tok, level, tmp_path):
     if level == "morpheme":
         ds = ds.add_column("morph_start", starts).add_column("morph_len", lens)
     rows = packing.pack(packing.tokenize_texts(ds, tok, word_level=level), tok, MAX_LEN, cache_dir=str(tmp_path)).to_list()
-    r = run_batches(make_collator(tok, MaskingConfig(objective="wwm", seed=0)), rows, passes=10)
+    r = run_batches(make_collator(tok, "wwm", seed=0), rows, passes=10)
     ok, selected = maskable(tok, r), r["labels"] != -100
     inv, wr, wc, total, chosen = words_of(r, selected, ok)
     assert ((chosen == 0) | (chosen == total)).all(), "a word was masked partly"
@@ -137,7 +136,7 @@ def test_wwm_masks_whole_words(tok, level, tmp_path):
 
 
 def test_wwm_needs_word_ids(tok):
-    collator = make_collator(tok, MaskingConfig(objective="wwm"))
+    collator = make_collator(tok, "wwm")
     with pytest.raises(ValueError, match="word_ids"):
         collator([{"input_ids": [2, 10, 11, 3]}])
 
@@ -166,7 +165,7 @@ def test_span_lengths_and_boundaries(tok, packed_rows):
 
 
 def test_span_collator_rate_and_per_span_fate(tok, packed_rows):
-    r = run_batches(make_collator(tok, MaskingConfig(objective="span", seed=0)), packed_rows)
+    r = run_batches(make_collator(tok, "span", seed=0), packed_rows)
     ok, selected = maskable(tok, r), r["labels"] != -100
     assert not (selected & ~ok).any()
     assert abs(selected.sum().item() / ok.sum().item() - 0.15) < 0.01
@@ -175,7 +174,7 @@ def test_span_collator_rate_and_per_span_fate(tok, packed_rows):
 
 
 def test_span_word_unit_snaps_to_words(tok, packed_rows):
-    r = run_batches(make_collator(tok, MaskingConfig(objective="span", span_unit="word", seed=0)), packed_rows, passes=1)
+    r = run_batches(make_collator(tok, "span", MaskingConfig(span_unit="word"), seed=0), packed_rows, passes=1)
     ok, selected = maskable(tok, r), r["labels"] != -100
     _, _, _, total, chosen = words_of(r, selected, ok)
     assert ((chosen == 0) | (chosen == total)).all(), "word-unit spans must cover whole words"
@@ -185,7 +184,7 @@ def test_span_word_unit_snaps_to_words(tok, packed_rows):
 def test_ragged_batches(tok, tokenized):
     rows = packing.frame_texts(tokenized.select(range(64)), tok, MAX_LEN).to_list()
     for objective in ("mlm", "wwm", "span", "rtd"):
-        batch = make_collator(tok, MaskingConfig(objective=objective, seed=0), pad_to_multiple_of=8)(rows[:32])
+        batch = make_collator(tok, objective, seed=0, pad_to_multiple_of=8)(rows[:32])
         assert set(batch) == {"input_ids", "attention_mask", "labels"}
         lengths = torch.tensor([len(r["input_ids"]) for r in rows[:32]])
         assert batch["input_ids"].shape[1] % 8 == 0 and batch["input_ids"].shape[1] >= lengths.max()
@@ -193,22 +192,22 @@ def test_ragged_batches(tok, tokenized):
         assert (batch["input_ids"][pad] == tok.pad_token_id).all() and (batch["attention_mask"][pad] == 0).all()
         assert (batch["labels"][pad] == -100).all()
     # Features without attention_mask/word_ids (plain mlm) also work.
-    batch = make_collator(tok, MaskingConfig(seed=0))([{"input_ids": [2, 50, 51, 3]}, {"input_ids": [2, 60, 3]}])
+    batch = make_collator(tok, "mlm", seed=0)([{"input_ids": [2, 50, 51, 3]}, {"input_ids": [2, 60, 3]}])
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0, 0]]
 
 
 def test_seeded_collators_are_reproducible(tok, packed_rows):
     for objective in ("mlm", "wwm", "span"):
-        a = make_collator(tok, MaskingConfig(objective=objective, seed=7))(packed_rows[:32])
-        b = make_collator(tok, MaskingConfig(objective=objective, seed=7))(packed_rows[:32])
-        c = make_collator(tok, MaskingConfig(objective=objective, seed=8))(packed_rows[:32])
+        a = make_collator(tok, objective, seed=7)(packed_rows[:32])
+        b = make_collator(tok, objective, seed=7)(packed_rows[:32])
+        c = make_collator(tok, objective, seed=8)(packed_rows[:32])
         assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
         assert not torch.equal(a["labels"], c["labels"])
 
 
 def test_fixed_eval_features(tok, tokenized):
     framed = packing.frame_texts(tokenized.select(range(200)), tok, MAX_LEN)
-    collator = make_collator(tok, MaskingConfig(objective="wwm"))  # unseeded: the eval seed decides
+    collator = make_collator(tok, "wwm")  # unseeded: the eval seed decides
     first = fixed_eval_features(framed, collator, seed=0, batch_size=50)
     collator(framed.select(range(8)).to_list())  # training use in between must not matter
     again = fixed_eval_features(framed, collator, seed=0, batch_size=50)
@@ -228,7 +227,7 @@ def test_fixed_eval_features(tok, tokenized):
 @pytest.mark.parametrize("objective", ["mlm", "wwm", "span"])
 def test_collator_speed(tok, packed_rows, objective):
     rows = (packed_rows * 2)[:32]
-    collator = make_collator(tok, MaskingConfig(objective=objective, seed=0))
+    collator = make_collator(tok, objective, seed=0)
     times = []
     for _ in range(15):
         start = time.perf_counter()
@@ -243,4 +242,7 @@ def test_config_validation():
         MaskingConfig(mlm_probability=1.5)
     with pytest.raises(ValueError, match="mask_replace_prob"):
         MaskingConfig(mask_replace_prob=0.9, random_replace_prob=0.2)
-    assert MaskingConfig(objective="wwm").replace_probs == (0.8, 0.1)
+    assert MaskingConfig().replace_probs("wwm") == (0.8, 0.1)
+    with pytest.raises(ValueError, match="mlm: 0.95 \\+ 0.1"):  # fits rtd's default (no random), not mlm's
+        MaskingConfig(mask_replace_prob=0.95).replace_probs("mlm")
+    assert MaskingConfig(mask_replace_prob=0.95).replace_probs("rtd") == (0.95, 0.0)
