@@ -50,7 +50,8 @@ def test_top_level_holds_only_stages_and_the_entry_points():
 
 
 def test_no_helper_imports_a_stage():
-    helpers = [name for name in MODULES if name.count(".") >= 2]
+    # experiments drive whole stages, as the pipeline runner does: they are consumers, not helpers
+    helpers = [name for name in MODULES if name.count(".") >= 2 and not name.startswith("kopretrain.experiments")]
     bad = {name: sorted(GRAPH[name] & STAGE_MODULES) for name in helpers if GRAPH[name] & STAGE_MODULES}
     assert bad == {}
 

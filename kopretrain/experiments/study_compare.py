@@ -1,6 +1,6 @@
 """Side by side: one study's fine-tuning variants (``--tag``s), and the variant dev macro-F1 picks.
 
-    .venv/bin/python benchmarks/study_compare.py --workdir runs/study-1ep \\
+    .venv/bin/python -m kopretrain.experiments.study_compare --workdir runs/study-1ep \\
         --variants "A=,B=lr5e4,C=reinit1" --labels "A=lr 1e-4,B=lr 5e-4,C=lr 5e-4 + re-init top layer"
 
 Reads ``study.json`` (no tag) / ``study-TAG.json`` from the workdir and prints the markdown table in
@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_report import NAMES, ORDER  # noqa: E402  (beside this script; benchmarks/ is not a package)
+from kopretrain.experiments.study_report import NAMES, ORDER
 
 
 def load(workdir: Path, variants: dict[str, str]) -> dict[tuple[int, str], dict[str, dict]]:
@@ -26,7 +24,7 @@ def load(workdir: Path, variants: dict[str, str]) -> dict[tuple[int, str], dict[
     for name, tag in variants.items():
         path = workdir / (f"study-{tag}.json" if tag else "study.json")
         if not path.is_file():
-            raise SystemExit(f"{path}: not found (run benchmarks/study.py with --tag {tag or '(none)'} first)")
+            raise SystemExit(f"{path}: not found (run kopretrain/experiments/study.py with --tag {tag or '(none)'} first)")
         for r in json.loads(path.read_text())["rows"]:
             rows.setdefault((r["budget"], r["system"]), {})[name] = r
     return rows

@@ -1,26 +1,19 @@
-"""benchmarks/probe.py: frozen-feature probes and the TF-IDF reference on clear-sentiment fixtures."""
+"""kopretrain.experiments.probe: frozen-feature probes and the TF-IDF reference on clear-sentiment fixtures."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
+import pytest
+
+from kopretrain.experiments import probe
 from tests.fixtures.sentiment import make_model, write_data
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def _load_probe():
-    spec = importlib.util.spec_from_file_location("probe", ROOT / "benchmarks" / "probe.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["probe"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-probe = _load_probe()
+pytestmark = pytest.mark.experiments
 
 
 def test_features_ignore_padding(tmp_path):

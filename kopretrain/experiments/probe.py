@@ -1,6 +1,6 @@
 """Linear probe: how much sentiment do frozen encoder features carry, before any fine-tuning?
 
-    .venv/bin/python benchmarks/probe.py --data runs/nsmc-3class/normalize \\
+    .venv/bin/python -m kopretrain.experiments.probe --data runs/nsmc-3class/normalize \\
         --models scratch=runs/nsmc-scratch/init,mlm=runs/nsmc-mlm/pretrain,rtd=runs/nsmc-3class/pretrain \\
         --budgets 1000,10000 --test-rows 10000
 

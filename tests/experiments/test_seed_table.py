@@ -1,17 +1,16 @@
-"""benchmarks/seed_table.py: seeds written by different commands, averaged per system."""
+"""kopretrain.experiments.seed_table: seeds written by different commands, averaged per system."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("seed_table", ROOT / "benchmarks" / "seed_table.py")
-seed_table = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(seed_table)
+from kopretrain.experiments import seed_table
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+pytestmark = pytest.mark.experiments
 
 
 def _evaluate(tmp_path: Path, name: str, f1: float, acc: float, *, n: int = 100, baseline: float | None = None) -> str:

@@ -1,19 +1,16 @@
-"""benchmarks/study_compare.py: variants side by side, the dev-selected pick never reads test."""
+"""kopretrain.experiments.study_compare: variants side by side, the dev-selected pick never reads test."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-_spec = importlib.util.spec_from_file_location("study_compare", ROOT / "benchmarks" / "study_compare.py")
-compare = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(compare)
+from kopretrain.experiments import study_compare as compare
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+pytestmark = pytest.mark.experiments
 
 
 def _row(system, budget, test, dev, n=3, std=0.01):

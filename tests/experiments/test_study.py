@@ -1,16 +1,16 @@
-"""benchmarks/study.py on the bundled sample with a test-size model: every system x budget row,
+"""kopretrain.experiments.study on the bundled sample with a test-size model: every system x budget row,
 equal-time calibration, the random-init model really is the initialised one, rerun skips."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from kopretrain.experiments import study
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 # Test-size model and runs (the pipeline test's TINY, shorter); every key must exist.
 TINY = [
@@ -22,15 +22,7 @@ TINY = [
 ]
 
 
-def _load_study():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("study", ROOT / "benchmarks" / "study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-study = _load_study()
+pytestmark = pytest.mark.experiments
 
 
 def test_budgets_and_small_budget_step_floor():
@@ -57,6 +49,7 @@ def test_study_on_the_sample(tmp_path, monkeypatch, sample_path, capsys):
 
     from kopretrain.train import models
     from kopretrain.pretrain import PretrainConfig
+    from kopretrain.runs.config import from_dict
 
     monkeypatch.chdir(ROOT)
     workdir = tmp_path / "study"
@@ -92,7 +85,7 @@ def test_study_on_the_sample(tmp_path, monkeypatch, sample_path, capsys):
 
     # scratch = the initialised weights: rebuild them from the seed and compare exactly
     init = json.loads((workdir / "pretrain-scratch" / "stage.json").read_text())["config"]
-    cfg = PretrainConfig(**{k: v for k, v in init.items() if k in PretrainConfig.__dataclass_fields__})
+    cfg = from_dict(PretrainConfig, {k: v for k, v in init.items() if k in PretrainConfig.__dataclass_fields__})
     tokenizer = AutoTokenizer.from_pretrained(workdir / "pretrain-scratch")
     arch = models.resolve_arch(cfg.preset, "electra", num_layers=cfg.num_layers, hidden_size=cfg.hidden_size,
                                heads=cfg.heads, intermediate_size=cfg.intermediate_size,

@@ -4,7 +4,7 @@ Baseline (same run): gzip + ``json.loads`` of every line, nothing else. The rati
 stage adds (validation, dedup keys, staging, split, Parquet writing, rejected.jsonl, card).
 The stage runs in a child process so its peak RSS is measured alone.
 
-    .venv/bin/python benchmarks/ingest_nsmc.py [--input ../shared/data/nsmc/reviews.jsonl.gz] [--max-rows N]
+    .venv/bin/python benchmarks/bench_ingest.py [--input ../shared/data/nsmc/reviews.jsonl.gz] [--max-rows N]
 """
 
 from __future__ import annotations

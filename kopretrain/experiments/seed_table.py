@@ -1,6 +1,6 @@
 """Mean ± std over seeds of evaluate outputs that different commands wrote.
 
-    .venv/bin/python benchmarks/seed_table.py \\
+    .venv/bin/python -m kopretrain.experiments.seed_table \\
         --run "RTD=runs/nsmc-3class/evaluate" --run "RTD=runs/study-1ep/evaluate/rtd-all-s1" \\
         --run "scratch=runs/nsmc-scratch/evaluate" --run "scratch=runs/study-1ep/evaluate/scratch-all-s1"
 
@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_report import _mean_std  # noqa: E402  (beside this script; benchmarks/ is not a package)
+from kopretrain.experiments.study_report import _mean_std
 
 
 def _read(evaluate_dir: str) -> dict:

@@ -1,6 +1,6 @@
 """The end-to-end study: does pretraining on review text pay off, and does RTD beat MLM?
 
-    .venv/bin/python benchmarks/study.py --pipeline pipelines/nsmc-3class.yaml \\
+    .venv/bin/python -m kopretrain.experiments.study --pipeline pipelines/nsmc-3class.yaml \\
         --workdir runs/study --budgets 1000,10000,all --seeds 1,2,3 --pretrain-minutes 60
 
 (The full study; BENCHMARKS.md "Study" has what was run and its cost. ``--data-workdir
@@ -50,8 +50,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import study_report  # noqa: E402  (beside this script; benchmarks/ is not a package)
+from kopretrain.experiments import study_report
 
 NEURAL = ("scratch", "mlm", "rtd")
 SYSTEMS = ("baseline",) + NEURAL
@@ -288,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
             execute(name, *steps[name])
     models = pretrain_all(args, steps, workdir, args.systems)
     runs = run_grid(args, steps, workdir, models, args.systems)
-    command = "benchmarks/study.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m kopretrain.experiments.study " + " ".join(argv if argv is not None else sys.argv[1:])
     study = study_report.collect(runs, models, {n: steps[n][1] for n in DATA_STAGES if n in steps},
                                  args.systems, workdir, command=command, wall_seconds=time.time() - t0)
     study_report.write(study, workdir, args.tag)
