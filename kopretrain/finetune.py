@@ -119,22 +119,16 @@ def load_labelled(cfg: FinetuneConfig, split: str):
 
 def load_model(cfg: FinetuneConfig):
     """The classifier with our label names; a head that does not fit 3 labels is re-initialised."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
-    kwargs = {"revision": cfg.revision} if cfg.revision else {}
-    try:
-        config = AutoConfig.from_pretrained(cfg.model, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise StageError(f"--model {cfg.model}: not a model directory, and not loadable as a Hub id ({exc})") from None
+    from kopretrain.hub.loading import load_config, load_weights
+
+    config = load_config(cfg.model, cfg.revision)
     old = [str(v).lower() for _, v in sorted((int(k), v) for k, v in (config.id2label or {}).items())]
     names = old if sorted(old) == sorted(LABELS) else list(LABELS)  # keep a fine-tuned model's order
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            cfg.model, num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
-            use_safetensors=True, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise StageError(f"--model {cfg.model}: cannot load safetensors weights ({exc})") from None
+    model = load_weights(AutoModelForSequenceClassification, cfg.model, cfg.revision, num_labels=len(names),
+                         id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+                         ignore_mismatched_sizes=True)
     if cfg.reinit_layers:
         reinit_top_layers(model, cfg.reinit_layers)
     return model, names
@@ -208,19 +202,16 @@ def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_len
 
 
 def run(cfg: FinetuneConfig, run: StageRun) -> None:
-    from transformers import AutoTokenizer, set_seed
+    from transformers import set_seed
 
-    from kopretrain.inference.classifier import check_model_ref, resolve_textprep
+    from kopretrain.hub.loading import check_model_ref, load_tokenizer
+    from kopretrain.inference.classifier import resolve_textprep
 
     # ---- setup: model, tokenizer, text preparation, data
     check_model_ref(cfg.model)
     set_seed(cfg.seed)
     prep, prep_source = resolve_textprep(cfg.model, cfg.data)
-    kwargs = {"revision": cfg.revision} if cfg.revision else {}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise StageError(f"--model {cfg.model}: no loadable tokenizer ({exc})") from None
+    tokenizer = load_tokenizer(cfg.model, cfg.revision)
     model, names = load_model(cfg)
     max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", cfg.max_length))
     rows = prepare_rows(cfg, tokenizer, prep, names, max_length)

@@ -116,7 +116,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
         in_fmt, _ = file_format(src)
     except ValueError as exc:
         raise StageError(f"--input: {exc}") from None
-    from kopretrain.inference.classifier import check_model_ref
+    from kopretrain.hub.loading import check_model_ref
 
     check_model_ref(cfg.model)
     fingerprint, config, inputs = run_fingerprint(cfg)

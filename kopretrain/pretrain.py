@@ -197,31 +197,31 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
 # ---------------------------------------------------------------------------------------- setup
 def load_tokenizer(cfg: PretrainConfig):
     """``(tokenizer, TextPrep, base-model record)``; a given tokenizer must extend a checkpoint's vocab."""
-    from transformers import AutoTokenizer
-
-    from kopretrain.train import models
-    from kopretrain.text import textprep
+    from kopretrain.hub.loading import load_tokenizer as load, resolved_commit
     from kopretrain.inference.classifier import resolve_textprep
+    from kopretrain.text import textprep
+    from kopretrain.tokenizer.fingerprint import vocab_hash
+    from kopretrain.train import models
 
     own = cfg.tokenizer in ("", "checkpoint")
     if cfg.init == "scratch":
-        tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+        tokenizer = load(cfg.tokenizer, what="tokenizer")
         prep = textprep.load(cfg.tokenizer)
         if prep is None:
             raise StageError(f"--tokenizer {cfg.tokenizer}: no kopretrain.json (use a vocab stage output)")
-        return tokenizer, prep, {"init": "scratch", "vocab_sha256": models.vocab_hash(tokenizer)}
-    base_tok = AutoTokenizer.from_pretrained(cfg.checkpoint, revision=cfg.revision or None)
+        return tokenizer, prep, {"init": "scratch", "vocab_sha256": vocab_hash(tokenizer)}
+    base_tok = load(cfg.checkpoint, cfg.revision, what="checkpoint")
     if own:
         tokenizer = base_tok
         prep, _ = resolve_textprep(cfg.checkpoint, cfg.input)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+        tokenizer = load(cfg.tokenizer, what="tokenizer")
         models.check_vocab_extends(base_tok, tokenizer)
         prep = textprep.load(cfg.tokenizer) or resolve_textprep(cfg.checkpoint, cfg.input)[0]
     base = {
         "init": "checkpoint", "id": cfg.checkpoint, "revision": cfg.revision or None,
-        "commit": models.resolved_commit(cfg.checkpoint, cfg.revision),
-        "vocab_sha256": models.vocab_hash(base_tok), "vocab_size": len(base_tok),
+        "commit": resolved_commit(cfg.checkpoint, cfg.revision),
+        "vocab_sha256": vocab_hash(base_tok), "vocab_size": len(base_tok),
         "tokenizer": "checkpoint" if own else cfg.tokenizer,
     }
     if not Path(cfg.checkpoint).exists() and not cfg.revision:

@@ -124,7 +124,7 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
 
 
 def _check_model(cfg: ReleaseConfig) -> Path:
-    from kopretrain.inference.classifier import check_model_ref
+    from kopretrain.hub.loading import check_model_ref
 
     check_model_ref(cfg.model)
     src = Path(cfg.model).expanduser()

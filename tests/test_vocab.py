@@ -102,7 +102,7 @@ def test_wordpiece_eojeol_loads_with_plain_autotokenizer(analyzed, tmp_path):
 
     record = json.loads((out / "stage.json").read_text())
     stats = record["stats"]
-    from kopretrain.tokenizer.train import vocab_hash
+    from kopretrain.tokenizer.fingerprint import vocab_hash
 
     assert stats["vocab_hash"] == vocab_hash(tok.backend_tokenizer)
     assert stats["vocab_size"] == len(tok) <= 600

@@ -9,11 +9,8 @@ pretrain -> vocab -> analyze -> normalize -> ingest) and from the evaluate/pretr
 
 from __future__ import annotations
 
-from collections import deque
-from pathlib import Path
 from typing import Any
 
-from kopretrain.runs.records import read_stage
 
 PIPELINE_TAGS = {"classifier": "text-classification", "mlm": "fill-mask", "rtd": "feature-extraction",
                  "encoder": "feature-extraction"}
@@ -26,28 +23,6 @@ TRAINING_KEYS = {
     "finetune": ("epochs", "max_steps", "lr", "batch_size", "max_length", "class_weight", "label_budget", "seed"),
 }
 PRETRAIN_METRICS = ("perplexity", "mlm_accuracy", "gen_perplexity", "gen_accuracy", "disc_accuracy", "disc_auc", "loss")
-
-
-def stage_chain(start: str | Path, max_nodes: int = 40) -> dict[str, dict[str, Any]]:
-    """``{stage: {"path", "record"}}`` for a stage output and every ancestor reachable through
-    config values that point at stage outputs (``model``, ``data``, ``input``, ``tokenizer``...);
-    the nearest record wins when a stage appears twice."""
-    found: dict[str, dict[str, Any]] = {}
-    queue, seen = deque([Path(start)]), set()
-    while queue and len(seen) < max_nodes:
-        path = queue.popleft()
-        key = str(path.resolve())
-        if key in seen:
-            continue
-        seen.add(key)
-        record = read_stage(path)
-        if record is None:
-            continue
-        found.setdefault(record["stage"], {"path": str(path), "record": record})
-        for value in (record.get("config") or {}).values():
-            if isinstance(value, str) and value and (Path(value) / "stage.json").is_file():
-                queue.append(Path(value))
-    return found
 
 
 def normalizer_rules(normalize: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -22,7 +22,8 @@ from kopretrain.runs.registry import PIPELINE_ORDER, STAGES
 def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> dict[str, Any]:
     """The facts the card needs; ``info["provenance"]`` is the full record for provenance.json."""
     from kopretrain.runs.config import to_dict
-    from kopretrain.hub.modelcard import normalizer_rules, stage_chain
+    from kopretrain.hub.modelcard import normalizer_rules
+    from kopretrain.runs.records import stage_chain
     from kopretrain.text.textprep import load
 
     chain = stage_chain(src)
@@ -66,7 +67,7 @@ def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> d
 
 def base_model(cfg, chain: dict[str, dict]) -> dict[str, Any] | None:
     """``{"id", "revision", "commit"}`` of the Hub model this one started from, or None (scratch)."""
-    from kopretrain.inference.classifier import is_local
+    from kopretrain.hub.loading import is_local
 
     if cfg.base_model:
         return {"id": cfg.base_model, "revision": cfg.base_model_revision or None, "commit": None}
@@ -147,7 +148,7 @@ def _stage_row(record: dict[str, Any]) -> dict[str, Any]:
 def _vocab(folder: Path) -> tuple[str, int]:
     from transformers import AutoTokenizer
 
-    from kopretrain.train.models import vocab_hash
+    from kopretrain.tokenizer.fingerprint import vocab_hash
 
     try:
         tok = AutoTokenizer.from_pretrained(folder)

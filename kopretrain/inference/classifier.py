@@ -12,35 +12,13 @@ model's ``id2label`` uses. Weights load through safetensors only; remote code is
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from kopretrain.data.files import LABELS
+from kopretrain.hub.loading import check_model_ref, load_config, load_tokenizer, load_weights
 from kopretrain.runs.records import StageError, upstream
 from kopretrain.text.textprep import TextPrep, load as load_textprep_file
-
-
-def is_local(model: str) -> bool:
-    """True when ``model`` can only be a local path: it exists, starts with ``.``/``/``/``~``, or has
-    more than one ``/`` (a Hub id is ``name`` or ``owner/name``)."""
-    return os.path.exists(model) or model.startswith((".", "/", "~")) or model.strip("/").count("/") > 1
-
-
-def check_model_ref(model: str, what: str = "model") -> None:
-    """Fail early and clearly on a local model path that does not exist or is not a model dir."""
-    if not model:
-        raise StageError(f"--{what}: no model given (a model directory or a Hub id such as beomi/KcELECTRA-base)")
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            found = ", ".join(sorted(p.name for p in path.iterdir())[:12]) or "nothing"
-            raise StageError(
-                f"--{what} {model}: not a model directory (no config.json; found: {found}). "
-                "Point it at a pretrain/finetune output or a save_pretrained folder."
-            )
-    elif is_local(model):
-        raise StageError(f"--{what} {model}: model directory not found")
 
 
 def resolve_textprep(model: str, data: str | None = None) -> tuple[TextPrep, str]:
@@ -129,19 +107,13 @@ class Classifier:
     def load(cls, model: str, revision: str | None = None, data: str | None = None,
              max_length: int | None = None) -> "Classifier":
         """``max_length`` None/0: the length the model was fine-tuned with (kopretrain.json), else 128."""
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         check_model_ref(model)
-        kwargs = {"revision": revision} if revision else {}
-        try:
-            config = AutoConfig.from_pretrained(model, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise StageError(
-                f"--model {model}: not a local model directory, and not loadable as a Hub id ({exc})"
-            ) from None
+        config = load_config(model, revision)
         labels = label_order(config, model)
-        net = AutoModelForSequenceClassification.from_pretrained(model, use_safetensors=True, **kwargs)
-        tok = AutoTokenizer.from_pretrained(model, **kwargs)
+        net = load_weights(AutoModelForSequenceClassification, model, revision)
+        tok = load_tokenizer(model, revision)
         prep, _ = resolve_textprep(model, data)
         max_length = max_length or int(prep.extra.get("max_length", 128))
         limit = getattr(config, "max_position_embeddings", None) or max_length

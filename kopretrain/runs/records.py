@@ -268,19 +268,31 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def upstream(output: str | os.PathLike, stage: str, max_depth: int = 12) -> dict[str, Any] | None:
-    """Walk ``config.input``/``config.data`` links back from a stage output to the record of the
-    nearest ancestor named ``stage`` (e.g. the normalize config a vocab was trained after)."""
-    path: Path | None = Path(output)
-    for _ in range(max_depth):
-        if path is None:
-            return None
+def stage_chain(start: str | os.PathLike, max_nodes: int = 40) -> dict[str, dict[str, Any]]:
+    """``{stage: {"path", "record"}}`` for a stage output and every ancestor reachable through
+    config values that point at stage outputs (``model``, ``data``, ``input``, ``tokenizer``...);
+    the nearest record wins when a stage appears twice. The one walker over the record graph."""
+    from collections import deque
+
+    found: dict[str, dict[str, Any]] = {}
+    queue, seen = deque([Path(start)]), set()
+    while queue and len(seen) < max_nodes:
+        path = queue.popleft()
+        key = str(path.resolve())
+        if key in seen:
+            continue
+        seen.add(key)
         record = read_stage(path)
         if record is None:
-            return None
-        if record["stage"] == stage:
-            return record
-        cfg = record.get("config", {})
-        nxt = cfg.get("input") or cfg.get("data") or cfg.get("corpus")
-        path = Path(nxt) if nxt else None
-    return None
+            continue
+        found.setdefault(record["stage"], {"path": str(path), "record": record})
+        for value in (record.get("config") or {}).values():
+            if isinstance(value, str) and value and (Path(value) / STAGE_FILE).is_file():
+                queue.append(Path(value))
+    return found
+
+
+def upstream(output: str | os.PathLike, stage: str) -> dict[str, Any] | None:
+    """The record of the nearest ancestor named ``stage`` (e.g. the normalize config a vocab was
+    trained after), or None."""
+    return (stage_chain(output).get(stage) or {}).get("record")

@@ -33,12 +33,12 @@ def _protected_re() -> re.Pattern:
 # ------------------------------------------------------------------ morpheme pre-tokenization
 
 
-@functools.lru_cache(maxsize=1)
 def _kiwi():
-    """One Kiwi per process (start-up ~1-2 s); default options, recorded via the kiwipiepy version."""
-    from kiwipiepy import Kiwi
+    """The process's shared Kiwi (:func:`kopretrain.text.kiwi.get_kiwi`: the same analyzer and
+    placeholder handling as the analyze stage, so its stored offsets segment text identically)."""
+    from kopretrain.text.kiwi import get_kiwi
 
-    return Kiwi()
+    return get_kiwi()
 
 
 def segment(text: str, spans: Iterable[tuple[int, int]]) -> str:

@@ -182,16 +182,13 @@ def add_entries(tok, kind: str, entries: list[dict], use_unused: bool = True):
 def load_model(path: str, revision: str | None):
     """The checkpoint with the class its config names (ElectraForPreTraining, BertForMaskedLM, ...)."""
     import transformers
-    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers import AutoModelForMaskedLM
 
-    kw = {"revision": revision} if revision else {}
-    config = AutoConfig.from_pretrained(path, **kw)
-    arch = (config.architectures or [None])[0]
+    from kopretrain.hub.loading import load_config, load_weights
+
+    arch = (load_config(path, revision, what="extend-from").architectures or [None])[0]
     cls = getattr(transformers, arch, None) if arch else None
-    try:
-        return (cls or AutoModelForMaskedLM).from_pretrained(path, use_safetensors=True, **kw)
-    except (OSError, EnvironmentError) as exc:
-        raise StageError(f"{path}: could not load safetensors weights ({exc}); kopretrain loads no pickle weights") from exc
+    return load_weights(cls or AutoModelForMaskedLM, path, revision, what="extend-from")
 
 
 def init_rows(model, entries: list[dict], old_ids: list[list[int]], new_size: int) -> None:
@@ -239,17 +236,14 @@ def save_resized(model, base: Path, entries: list, old_ids: list, new_size: int,
 
 
 def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=print) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
     from kopretrain.text import textprep
     from kopretrain.tokenizer.corpus import corpus_batches, textprep_extra
-    from kopretrain.tokenizer.train import save_tokenizer, vocab_hash
+    from kopretrain.hub.loading import load_tokenizer
+    from kopretrain.tokenizer.fingerprint import vocab_hash
+    from kopretrain.tokenizer.train import save_tokenizer
 
     base, rev = cfg.extend_from, cfg.revision or None
-    try:
-        tok = AutoTokenizer.from_pretrained(base, **({"revision": rev} if rev else {}))
-    except (OSError, ValueError) as exc:
-        raise StageError(f"--extend-from {base}: cannot load its tokenizer ({exc})") from exc
+    tok = load_tokenizer(base, rev, what="extend-from")
     kind = check_base_tokenizer(tok, base)
     base_prep = textprep.load(base) if Path(base).is_dir() else None
     mode = base_prep.pretokenize if base_prep else "eojeol"

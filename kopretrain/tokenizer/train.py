@@ -8,7 +8,6 @@ pre-tokenizer, so we never name it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from kopretrain.runs.records import StageError
 from kopretrain.text.pretokenize import JOINER, placeholder_tokens
 from kopretrain.tokenizer.corpus import corpus_batches
+from kopretrain.tokenizer.fingerprint import vocab_hash
 from kopretrain.tokenizer.specials import SPECIAL_TOKENS
 
 METASPACE = "\u2581"  # ▁
@@ -149,13 +149,6 @@ def save_tokenizer(tok, out_dir: Path, model_max_length: int, special_tokens: di
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=model_max_length,
                                  model_input_names=["input_ids", "token_type_ids", "attention_mask"], **names)
     hf.save_pretrained(str(out_dir))
-
-
-def vocab_hash(tok) -> str:
-    """sha256 of the (token, id) list in id order: equal hashes mean interchangeable ids."""
-    vocab = tok.get_vocab(with_added_tokens=True)
-    payload = json.dumps(sorted(vocab.items(), key=lambda kv: kv[1]), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
 
 
 def alphabet_size(tok) -> int:

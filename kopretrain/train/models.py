@@ -21,8 +21,6 @@ did), so an unpinned id is not a reproducible record.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -132,53 +130,33 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
     head). RTD needs an ELECTRA discriminator; its generator comes from ``generator_checkpoint``,
     else from ``<checkpoint>/generator`` (a kopretrain RTD output), else a new small generator is
     built to share the discriminator's embeddings (KcELECTRA publishes only the discriminator)."""
-    from transformers import AutoConfig, AutoModelForMaskedLM, ElectraForMaskedLM, ElectraForPreTraining
+    from transformers import AutoModelForMaskedLM, ElectraForMaskedLM, ElectraForPreTraining
 
+    from kopretrain.hub.loading import load_config, load_weights
     from kopretrain.runs.records import StageError
 
-    kw = {"revision": revision or None, "use_safetensors": True}
-    config = AutoConfig.from_pretrained(checkpoint, revision=revision or None)
+    config = load_config(checkpoint, revision, what="checkpoint")
     if objective != "rtd":
         if config.model_type == "electra" and "ElectraForMaskedLM" not in _archs(config):
             log.warning("%s is an ELECTRA discriminator: its MLM head starts untrained", checkpoint)
-        return {"mlm": AutoModelForMaskedLM.from_pretrained(checkpoint, **kw)}
+        return {"mlm": load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint")}
     if config.model_type != "electra":
         raise StageError(f"checkpoint {checkpoint}: objective rtd needs an ELECTRA model, got {config.model_type!r}; "
                          "use objective mlm/wwm/span for BERT checkpoints")
     if "ElectraForMaskedLM" in _archs(config):
         raise StageError(f"checkpoint {checkpoint} is an ELECTRA generator; pass the discriminator as checkpoint "
                          "and this one as generator_checkpoint")
-    disc = ElectraForPreTraining.from_pretrained(checkpoint, **kw)
+    disc = load_weights(ElectraForPreTraining, checkpoint, revision, what="checkpoint")
     own = Path(checkpoint) / "generator"
     gen_source = generator_checkpoint or (str(own) if (own / "config.json").is_file() else "")
     if gen_source:
-        gen = ElectraForMaskedLM.from_pretrained(gen_source, **kw)
+        gen = load_weights(ElectraForMaskedLM, gen_source, revision, what="generator-checkpoint")
         if gen.config.embedding_size != disc.config.embedding_size:
             raise StageError(f"generator {gen_source}: embedding_size {gen.config.embedding_size} differs from the "
                              f"discriminator's {disc.config.embedding_size}; embeddings cannot be shared")
     else:
         gen = ElectraForMaskedLM(generator_config(disc.config, generator_size_ratio))
     return {"discriminator": disc, "generator": gen, "generator_source": gen_source or "new"}
-
-
-def vocab_hash(tokenizer) -> str:
-    """sha256 over the sorted (token, id) pairs: equal hashes mean identical token ids."""
-    items = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    return "sha256:" + hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()
-
-
-def resolved_commit(checkpoint: str, revision: str | None) -> str | None:
-    """The Hub commit a (cached) id/revision resolved to; None for local directories."""
-    if Path(checkpoint).exists():
-        return None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-        from transformers.utils.hub import extract_commit_hash
-
-        path = try_to_load_from_cache(checkpoint, "config.json", revision=revision or None)
-        return extract_commit_hash(path, None) if isinstance(path, str) else None
-    except Exception:  # noqa: BLE001 - the record is best effort; training must not fail on it
-        return None
 
 
 def check_vocab_extends(base_tokenizer, tokenizer) -> None:

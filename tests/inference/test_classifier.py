@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kopretrain.inference.classifier import Classifier, input_texts, is_local
+from kopretrain.hub.loading import is_local
+from kopretrain.inference.classifier import Classifier, input_texts
 from kopretrain.runs.records import StageError
 from kopretrain.text.textprep import TextPrep
 from tests.fixtures.sentiment import make_model

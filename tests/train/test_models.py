@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from tests.fixtures.pretrain import one_thread, write_checkpoint, write_tokenizer_dir
+from kopretrain.hub.loading import resolved_commit
+from kopretrain.tokenizer.fingerprint import vocab_hash
 from kopretrain.train import models
 from kopretrain.runs.records import StageError
 
@@ -90,15 +92,15 @@ def test_continue_from_bert_and_electra_checkpoints(tmp_path, tok_dir):
 def test_vocab_hash_and_extension_check(tmp_path, tok_dir, tokenizer):
     from transformers import AutoTokenizer
 
-    assert models.vocab_hash(tokenizer) == models.vocab_hash(AutoTokenizer.from_pretrained(tok_dir))
+    assert vocab_hash(tokenizer) == vocab_hash(AutoTokenizer.from_pretrained(tok_dir))
     extended = AutoTokenizer.from_pretrained(tok_dir)
     extended.add_tokens(["ㅋㅋㅋ", "존잼"])
     models.check_vocab_extends(tokenizer, extended)  # appended tokens keep every old id
-    assert models.vocab_hash(extended) != models.vocab_hash(tokenizer)
+    assert vocab_hash(extended) != vocab_hash(tokenizer)
     other = AutoTokenizer.from_pretrained(write_tokenizer_dir(tmp_path / "other", vocab_size=150))
     with pytest.raises(StageError, match="renumbered"):
         models.check_vocab_extends(tokenizer, other)
 
 
 def test_resolved_commit_is_none_for_local_dirs(tmp_path):
-    assert models.resolved_commit(str(tmp_path), None) is None
+    assert resolved_commit(str(tmp_path), None) is None

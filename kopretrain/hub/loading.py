@@ -1,0 +1,81 @@
+"""Loading checkpoints: a local directory or a Hub id with a pinned revision, safetensors only.
+
+Every stage that reads a model, config or tokenizer goes through here, so a revision is applied to
+all three alike, a missing directory fails before anything heavy is imported, pickle weights are
+never loaded, and every failure names the option to fix (``--model runs/x: ...``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from kopretrain.runs.records import StageError
+
+
+def is_local(ref: str) -> bool:
+    """True when ``ref`` can only be a local path: it exists, starts with ``.``/``/``/``~``, or has
+    more than one ``/`` (a Hub id is ``name`` or ``owner/name``)."""
+    return os.path.exists(ref) or ref.startswith((".", "/", "~")) or ref.strip("/").count("/") > 1
+
+
+def check_model_ref(ref: str, what: str = "model") -> None:
+    """Fail early and clearly on a local model path that does not exist or is not a model dir."""
+    if not ref:
+        raise StageError(f"--{what}: no model given (a model directory or a Hub id such as beomi/KcELECTRA-base)")
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            found = ", ".join(sorted(p.name for p in path.iterdir())[:12]) or "nothing"
+            raise StageError(
+                f"--{what} {ref}: not a model directory (no config.json; found: {found}). "
+                "Point it at a pretrain/finetune output or a save_pretrained folder."
+            )
+    elif is_local(ref):
+        raise StageError(f"--{what} {ref}: model directory not found")
+
+
+def revision_kwargs(revision: str | None) -> dict[str, Any]:
+    return {"revision": revision} if revision else {}
+
+
+def load_config(ref: str, revision: str | None = None, what: str = "model"):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(ref, **revision_kwargs(revision))
+    except (OSError, ValueError) as exc:
+        raise StageError(f"--{what} {ref}: not a local model directory, and not loadable as a Hub id ({exc})") from None
+
+
+def load_tokenizer(ref: str, revision: str | None = None, what: str = "model"):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(ref, **revision_kwargs(revision))
+    except (OSError, ValueError) as exc:
+        raise StageError(f"--{what} {ref}: no loadable tokenizer ({exc})") from None
+
+
+def load_weights(cls, ref: str, revision: str | None = None, what: str = "model", **kwargs):
+    """``cls.from_pretrained(ref)`` from safetensors only (a checkpoint with only pickle weights is refused)."""
+    try:
+        return cls.from_pretrained(ref, use_safetensors=True, **revision_kwargs(revision), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"--{what} {ref}: cannot load safetensors weights ({exc}); kopretrain loads no "
+                         "pickle weights") from None
+
+
+def resolved_commit(ref: str, revision: str | None) -> str | None:
+    """The Hub commit a (cached) id/revision resolved to; None for local directories."""
+    if Path(ref).exists():
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from transformers.utils.hub import extract_commit_hash
+
+        path = try_to_load_from_cache(ref, "config.json", revision=revision or None)
+        return extract_commit_hash(path, None) if isinstance(path, str) else None
+    except Exception:  # noqa: BLE001 - the record is best effort; training must not fail on it
+        return None
