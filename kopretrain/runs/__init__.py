@@ -1,0 +1,1 @@
+"""How a stage runs: typed configs, the stage registry and contract, run records, output safety."""

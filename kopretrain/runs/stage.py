@@ -1,0 +1,126 @@
+"""The stage contract: what every stage declares, and the one way any stage is run.
+
+A stage module (``kopretrain/<name>.py``) defines its config, a :class:`StageConfig` whose fields
+are documented by the string under each (that text is ``--help``), and ends with one line::
+
+    STAGE = Stage("normalize", NormalizeConfig, run=run)
+
+``run(cfg, run: StageRun)`` writes into ``run.dir``; :meth:`Stage.execute` wraps it in a
+:class:`~kopretrain.runs.records.StageRun` (atomic, locked, skipped when up to date, resumed when
+interrupted), under torchrun too when the stage is ``distributed``. A stage whose output is one
+file (``label``) brings its own ``execute`` and ``status`` and says ``output="file"``. The CLI, the
+pipeline runner and ``--dry-run`` only ever talk to a :class:`Stage`, never to a stage module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+
+@dataclass
+class StageConfig:
+    """Base of every stage's config: what a pipeline needs to know besides the fields."""
+
+    INPUTS: ClassVar[tuple[str, ...]] = ()
+    """Fields that name inputs (paths or Hub ids): their content fingerprints key the run record."""
+    WIRING: ClassVar[dict[str, str]] = {}
+    """Field -> upstream stage whose output fills it inside a pipeline when the YAML leaves it empty."""
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields added in a later version: left out of the fingerprint at their default, so upgrading
+    kopretrain does not make finished outputs stale (``records.fingerprint_config``)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    config: type
+    run: Callable[[Any, Any], None] | None = None
+    """Writes a directory output into ``run.dir`` (most stages)."""
+    own_execute: Callable[..., Path] | None = None
+    """``execute(cfg, output, force) -> Path`` for a stage that manages its own output (``label``)."""
+    own_status: Callable[[Any, Path], str] | None = None
+    """``status(cfg, output) -> str`` for ``--dry-run``, with ``own_execute``."""
+    finish: Callable[[Any, Path], None] | None = None
+    """Runs after the output exists, also when it was up to date (``release``: push or dry run)."""
+    output: Literal["dir", "file"] = "dir"
+    pipeline_output: str = ""
+    """Where the stage writes inside a pipeline's workdir (default: its name)."""
+    distributed: bool = False
+    """Every torchrun/accelerate rank runs ``run``; rank 0 owns the output directory."""
+
+    def __post_init__(self) -> None:
+        if (self.run is None) == (self.own_execute is None):
+            raise TypeError(f"stage {self.name}: give exactly one of run= or own_execute=")
+        if not issubclass(self.config, StageConfig):
+            raise TypeError(f"stage {self.name}: {self.config.__name__} must subclass StageConfig")
+
+    def output_in(self, workdir: Path) -> Path:
+        return workdir / (self.pipeline_output or self.name)
+
+    def execute(self, cfg: Any, output: str | os.PathLike, *, force: bool = False) -> Path:
+        """Run the stage into ``output`` (skipped when its record says it is up to date)."""
+        if self.own_execute is not None:
+            path = Path(self.own_execute(cfg, output, force=force))
+        elif self.distributed and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            path = self._execute_ranks(cfg, Path(output), force)
+        else:
+            from kopretrain.runs.records import StageRun
+
+            with StageRun(self.name, cfg, output, force=force) as record:
+                if not record.done:
+                    self.run(cfg, record)
+            path = Path(output)
+        if self.finish is not None:
+            self.finish(cfg, path)
+        return path
+
+    def status(self, cfg: Any, output: Path) -> str:
+        """What running it now would do: ``up to date``, ``will resume ...``, ``will run`` or ``will fail: ...``."""
+        if self.own_status is not None:
+            return self.own_status(cfg, output)
+        from kopretrain.runs.outputs import OutputError
+        from kopretrain.runs.records import StageRun
+
+        try:
+            done = StageRun(self.name, cfg, output, log=lambda *a, **k: None).done
+        except OutputError as exc:
+            return f"will fail: {exc}"
+        except Exception:  # noqa: BLE001 - an input that does not exist yet: the stage will say what is missing
+            done = False
+        if done:
+            return "up to date"
+        return "will resume or restart its partial run" if Path(f"{output}.partial").exists() else "will run"
+
+    def _execute_ranks(self, cfg: Any, output: Path, force: bool) -> Path:
+        """Under torchrun/accelerate every rank trains, but one StageRun must create and rename
+        ``<output>.partial``: rank 0 enters it, tells the others whether it resumes, and finishes
+        it after they are done."""
+        import torch
+        from accelerate import PartialState
+        from accelerate.utils import broadcast_object_list
+
+        from kopretrain.runs.records import StageRun
+
+        state = PartialState(cpu=not torch.cuda.is_available())
+        main = state.is_main_process
+        record = StageRun(self.name, cfg, output, force=force, log=print if main else (lambda *a, **k: None))
+        if record.done:
+            return output
+        if main:
+            record.__enter__()
+        record.resumed = bool(broadcast_object_list([record.resumed])[0])
+        state.wait_for_everyone()
+        try:
+            self.run(cfg, record)
+        except BaseException as exc:
+            if main:
+                record.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        state.wait_for_everyone()
+        if main:
+            record.__exit__(None, None, None)
+        state.wait_for_everyone()
+        return output
