@@ -97,11 +97,7 @@ class Classifier:
         self.labels = labels
         self.name = name
         self.max_length = max_length
-        # column permutation from the model's output order to LABELS order
-        self._order = [labels.index(lab) for lab in LABELS]
-        import inspect
-
-        self._inputs = set(inspect.signature(model.forward).parameters)
+        self._scorer = None
 
     @classmethod
     def load(cls, model: str, revision: str | None = None, data: str | None = None,
@@ -120,22 +116,13 @@ class Classifier:
         return cls(net, tok, prep, labels, model, max_length=min(max_length, limit))
 
     def logits(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False):
-        """(N, 3) float32 logits in LABELS order. Batches are sorted by length to cut padding."""
-        import numpy as np
-        import torch
+        """(N, 3) float32 logits in LABELS order (fp32, through :class:`~kopretrain.inference.scoring.Scorer`)."""
+        from kopretrain.inference.scoring import Scorer
 
         texts = list(texts) if prepared else self.prep.prepare(list(texts))
-        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
-                enc = {k: v for k, v in enc.items() if k in self._inputs}
-                logits = self.model(**enc).logits.float().numpy()
-                out[idx] = logits[:, self._order]
-        return out
+        if self._scorer is None or self._scorer.batch_size != batch_size:
+            self._scorer = Scorer(self, "fp32", batch_size)
+        return self._scorer.logits(texts)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False):
         return softmax(self.logits(texts, batch_size=batch_size, prepared=prepared))

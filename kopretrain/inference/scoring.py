@@ -4,9 +4,8 @@
   2x less CPU than the transformers wrapper, which converts every encoding in Python), no per-row
   Python work in post-processing (the pipeline tokenizes and post-processes row by row).
 * Rows sorted by *token* count and padded per batch with numpy: on NSMC (mean ~9 tokens with a
-  16k vocab, max ~42) random 64-row batches carry ~2.1x the tokens of sorted ones. Sorting by
-  characters (what :meth:`kopretrain.inference.classifier.Classifier.logits` does) is a weaker proxy: measured
-  ~1.5x slower than token sorting on the same model.
+  16k vocab, max ~42) random 64-row batches carry ~2.1x the tokens of sorted ones (sorting by
+  characters, as an earlier loop did, measured ~1.5x slower than token sorting on the same model).
 * ``torch.inference_mode``; optional int8 dynamic quantization of the Linear layers.
 
 Precision, measured on this project's CPUs (AVX512 with AVX512-BF16, no AMX; BENCHMARKS.md): bf16
@@ -78,17 +77,36 @@ class Scorer:
         return self.clf.tokenizer(texts, truncation=True, max_length=self.clf.max_length,
                                   return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
+    def logits(self, texts: list[str]):
+        """(N, 3) float32 logits in LABELS order, row i for ``texts[i]`` (texts already prepared)."""
+        import numpy as np
+
+        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        for rows, logits in self._batches(texts):
+            out[rows] = logits.numpy()[:, self.order]
+        return out
+
     def proba(self, texts: list[str]):
         """(N, 3) float64 probabilities, row i for ``texts[i]`` (texts already prepared)."""
         import numpy as np
         import torch
 
+        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        for rows, logits in self._batches(texts):
+            out[rows] = torch.softmax(logits, dim=-1).numpy()[:, self.order]
+        return out.astype(np.float64)
+
+    def _batches(self, texts: list[str]):
+        """``(row indices, float32 logits)`` per batch of rows of similar token count: the one
+        inference loop (evaluate, label and every Classifier call go through it)."""
+        import numpy as np
+        import torch
+
         if not texts:
-            return np.zeros((0, len(LABELS)))
+            return
         ids = self.token_ids(texts)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(texts), len(LABELS)), dtype=np.float32)
         cast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
         with torch.inference_mode(), cast:
             for start in range(0, len(order), self.batch_size):
@@ -100,5 +118,4 @@ class Scorer:
                     input_ids[r, :lengths[i]] = ids[i]
                     mask[r, :lengths[i]] = 1
                 logits = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)).logits
-                out[rows] = torch.softmax(logits.float(), dim=-1).numpy()[:, self.order]
-        return out.astype(np.float64)
+                yield rows, logits.float()
