@@ -94,15 +94,16 @@ class FinetuneConfig(StageConfig):
 
 
 def class_weights(labels, mode: str) -> list[float] | None:
-    """``balanced``: n / (k * count) per class (sklearn's formula); absent classes get weight 0."""
+    """``balanced``: scikit-learn's n / (k * count) over the classes present; absent classes get 0."""
     import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
 
     if mode == "none":
         return None
-    counts = np.bincount(np.asarray(labels), minlength=len(LABELS)).astype(float)
-    present = counts > 0
+    labels = np.asarray(labels)
+    present = np.unique(labels)
     weights = np.zeros(len(LABELS))
-    weights[present] = counts.sum() / (present.sum() * counts[present])
+    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
     return weights.tolist()
 
 

@@ -89,6 +89,10 @@ def test_dataset_card_has_yaml_header_and_measured_numbers(tmp_path):
                       "test": record["stats"]["splits"]["test"]["rows"]}
     assert "sha256:" in card and "## Rows dropped" in card and "| 5 | 48 |" in card  # stars histogram
     assert record["stats"]["rating_histogram"] == {str(s): 48 for s in range(1, 6)}
+    from huggingface_hub import DatasetCard
+
+    data = DatasetCard.load(output / "README.md").data  # the Hub's own parser reads it back
+    assert data.task_ids == ["sentiment-classification"] and data.pretty_name == "test reviews"
 
 
 def test_bad_rows_are_rejected_with_file_line_and_reason(tmp_path):
