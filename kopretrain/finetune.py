@@ -48,7 +48,7 @@ class FinetuneConfig(StageConfig):
     max_length: int = 128
     """Truncate inputs to this many tokens (capped at the model's max_position_embeddings)."""
     class_weight: Literal["none", "balanced"] = "none"
-    """balanced: weight the loss by n / (3 * count(class)) so rare classes (NSMC negative) count more."""
+    """balanced: weight the loss by n / (3 * count(class)) so rare classes count more."""
     label_budget: int = 0
     """Train on exactly N labelled examples, stratified by label and seeded (0: all), for
     low-resource studies."""
@@ -72,8 +72,7 @@ class FinetuneConfig(StageConfig):
     """Log the training loss every N steps."""
     reinit_layers: int = 0
     """Re-initialise the top N transformer layers before fine-tuning (0: keep all), for encoders
-    whose top layers are specialised to their pretraining task (Zhang et al. 2021). On the 1-epoch
-    NSMC RTD model, whose states collapse over several layers, one layer did not help (BENCHMARKS.md)."""
+    whose top layers are specialised to their pretraining task (Zhang et al. 2021)."""
 
     def __post_init__(self):
         if self.max_steps == 0 or self.max_steps < -1:

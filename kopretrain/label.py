@@ -57,8 +57,8 @@ class LabelConfig(StageConfig):
     max_length: int = 128
     """Truncate texts to this many tokens (capped by the model's max_position_embeddings)."""
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
-    """auto: bf16 on CPUs with AMX, else fp32 (bf16 was slower on AVX512-only CPUs). int8: dynamic
-    quantization, ~1.6x faster on CPU, labels ~99.9 percent identical: check on your dev set first."""
+    """auto: bf16 on CPUs with AMX, else fp32. int8: dynamic quantization of the Linear layers, faster
+    on CPU with nearly identical labels: check it on your dev set first (BENCHMARKS.md has measurements)."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
     encoding: str = "utf-8"

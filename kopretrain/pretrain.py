@@ -107,7 +107,7 @@ class PretrainConfig(StageConfig):
     """RTD: sampling temperature of the generator."""
     dropout: float = -1.0
     """Hidden and attention dropout while pretraining (-1: the model's own, 0.1 for BERT/ELECTRA). 0 is
-    ~15% faster on CPU and suits runs under an epoch; saved configs keep the model's values."""
+    faster on CPU and suits runs under an epoch; saved configs keep the model's values."""
     dataloader_workers: int = 0
     """DataLoader worker processes (0: collate in the training process)."""
     num_proc: int = 1

@@ -1,6 +1,6 @@
 """Streaming readers that keep line numbers: CSV/TSV, JSON Lines (``.gz`` too), Parquet, ``datasets``.
 
-Each reader yields :class:`Record` s one at a time (memory stays flat however large the file) and
+Each reader yields :class:`Row` s one at a time (memory stays flat however large the file) and
 never raises on a bad row: a row that cannot be parsed comes back with ``error`` set to a reject
 reason and the line (and column where one applies), so ingest can count and explain it.
 
@@ -29,7 +29,7 @@ CSV_FIELD_LIMIT = 2**31 - 1  # csv's default 131072-char field limit would crash
 
 
 @dataclass(slots=True)
-class Record:
+class Row:
     """One physical record of an input: its fields, or the reason it could not be read."""
 
     line: int  # 1-based line where the record starts (row number for Parquet / datasets)
@@ -181,7 +181,7 @@ def csv_header(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool =
 
 
 def iter_csv(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool = True,
-             max_record_lines: int = 50) -> Iterator[Record]:
+             max_record_lines: int = 50) -> Iterator[Row]:
     """Records of a CSV (``fmt="csv"``) or TSV file; the header row is consumed, not yielded."""
     old = csv.field_size_limit(CSV_FIELD_LIMIT)
     try:
@@ -195,12 +195,12 @@ def iter_csv(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool = T
                 header = [f.strip() for f in fields]
                 continue
             if error:
-                yield Record(line, error=error, detail=detail, column=column)
+                yield Row(line, error=error, detail=detail, column=column)
             elif len(fields) != len(header):
-                yield Record(line, error="wrong_field_count", column=len(fields),
+                yield Row(line, error="wrong_field_count", column=len(fields),
                              detail=f"expected {len(header)} fields ({', '.join(header)}), got {len(fields)}")
             else:
-                yield Record(line, dict(zip(header, fields)))
+                yield Row(line, dict(zip(header, fields)))
     finally:
         csv.field_size_limit(old)
 
@@ -224,23 +224,23 @@ def jsonl_keys(path: Path, encoding: str = "utf-8", scan: int = 1000) -> list[st
     return None
 
 
-def iter_jsonl(path: Path, *, encoding: str = "utf-8") -> Iterator[Record]:
+def iter_jsonl(path: Path, *, encoding: str = "utf-8") -> Iterator[Row]:
     """One record per non-blank line of a JSON Lines file."""
     for line_no, text, bad in _decoded_lines(path, encoding):
         if not text.strip():
             continue
         if bad is not None:
-            yield Record(line_no, error="invalid_utf8", detail=f"undecodable byte at byte {bad}", column=bad)
+            yield Row(line_no, error="invalid_utf8", detail=f"undecodable byte at byte {bad}", column=bad)
             continue
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield Record(line_no, error="invalid_json", detail=exc.msg, column=exc.colno)
+            yield Row(line_no, error="invalid_json", detail=exc.msg, column=exc.colno)
             continue
         if not isinstance(obj, dict):
-            yield Record(line_no, error="invalid_json", detail=f"expected an object, got {type(obj).__name__}")
+            yield Row(line_no, error="invalid_json", detail=f"expected an object, got {type(obj).__name__}")
             continue
-        yield Record(line_no, obj)
+        yield Row(line_no, obj)
 
 
 def parquet_columns(path: Path) -> list[str]:
@@ -249,7 +249,7 @@ def parquet_columns(path: Path) -> list[str]:
     return list(pq.ParquetFile(path).schema_arrow.names)
 
 
-def iter_parquet(path: Path, columns: list[str], batch_size: int = 10_000) -> Iterator[Record]:
+def iter_parquet(path: Path, columns: list[str], batch_size: int = 10_000) -> Iterator[Row]:
     """Rows of a Parquet file in batches; ``line`` is the 1-based row number."""
     import pyarrow.parquet as pq
 
@@ -257,7 +257,7 @@ def iter_parquet(path: Path, columns: list[str], batch_size: int = 10_000) -> It
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns):
         for fields in batch.to_pylist():
             row += 1
-            yield Record(row, fields)
+            yield Row(row, fields)
 
 
 def load_dataset(name: str, *, config: str = "", split: str = "train", revision: str = "",
@@ -269,11 +269,11 @@ def load_dataset(name: str, *, config: str = "", split: str = "train", revision:
                                  data_files=data_files or None, cache_dir=cache_dir)
 
 
-def iter_dataset(ds, columns: list[str], batch_size: int = 1000) -> Iterator[Record]:
+def iter_dataset(ds, columns: list[str], batch_size: int = 1000) -> Iterator[Row]:
     """Rows of a ``datasets.Dataset``; ``line`` is the 1-based row number."""
     row = 0
     for batch in ds.select_columns(columns).iter(batch_size=batch_size):
         n = len(batch[columns[0]]) if columns else 0
         for i in range(n):
             row += 1
-            yield Record(row, {c: batch[c][i] for c in columns})
+            yield Row(row, {c: batch[c][i] for c in columns})

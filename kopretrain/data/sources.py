@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from kopretrain.data.readers import (
-    Record, csv_header, detect_format, iter_csv, iter_dataset, iter_jsonl, iter_parquet, jsonl_keys,
+    Row, csv_header, detect_format, iter_csv, iter_dataset, iter_jsonl, iter_parquet, jsonl_keys,
     list_inputs, load_dataset, parquet_columns,
 )
 from kopretrain.runs.records import StageError
@@ -40,10 +40,10 @@ class Source:
     fmt: str
     columns: list[str] | None  # None: empty file
     fingerprint: str
-    _records: Callable[[list[str]], Iterator[Record]] = field(repr=False, default=None)  # type: ignore[assignment]
+    _records: Callable[[list[str]], Iterator[Row]] = field(repr=False, default=None)  # type: ignore[assignment]
     mapping: dict[str, list[str]] = field(default_factory=dict)
 
-    def records(self) -> Iterator[Record]:
+    def records(self) -> Iterator[Row]:
         wanted = sorted({c for cols in self.mapping.values() for c in cols})
         return self._records(wanted)
 

@@ -1,1 +1,1 @@
-"""Hugging Face Hub: model cards and the provenance of a released model."""
+"""Hugging Face Hub: loading checkpoints (local or Hub id + revision, safetensors only), model cards, provenance."""

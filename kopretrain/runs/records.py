@@ -239,7 +239,7 @@ class StageRun:
         self._rejected_fh.write(json.dumps({"reason": reason, **where}, ensure_ascii=False, default=str) + "\n")
 
     def set_counts(self, rows_in: int, rows_out: int, rejected: dict[str, int] | None = None) -> None:
-        """Record the row accounting; raises if any row is unaccounted for."""
+        """Row the row accounting; raises if any row is unaccounted for."""
         merged = Counter(self.rejected)
         merged.update(rejected or {})
         total = sum(merged.values())

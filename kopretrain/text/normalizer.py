@@ -38,12 +38,11 @@ class NormalizerConfig:
     """Rule names to switch off, e.g. [censor, phone]. Rules: nfc, invisible, fullwidth,
     compat_jamo, whitespace, email, url, phone, mention, censor, emoji, repeat, spacing, typos."""
     spacing: bool = False
-    """Also fix spacing with kiwipiepy Kiwi.space (~1,400 texts/s on 2 cores; the regex rules alone
-    run the whole stage at 20,000+ rows/s)."""
+    """Also fix spacing with kiwipiepy Kiwi.space (about 15x slower than the regex rules alone)."""
     typos: Literal["none", "basic", "continual", "basic_with_continual", "lengthening",
                    "basic_with_continual_and_lengthening"] = "none"
-    """Also correct typos word by word with kiwipiepy's typo model (잼있어요 -> 재밌어요; ~600
-    texts/s; makes some wrong fixes, e.g. 유지태 -> 류지태, so it is off by default)."""
+    """Also correct typos word by word with kiwipiepy's typo model (잼있어요 -> 재밌어요). Slow, and it
+    makes some wrong fixes (유지태 -> 류지태), so it is off by default."""
     num_workers: int = 0
     """Threads for the kiwipiepy rules (spacing, typos); 0 = all cores."""
     min_chars: int = 1
@@ -52,12 +51,10 @@ class NormalizerConfig:
     max_chars: int = 5000
     """Drop texts longer than this many characters (too_long): pasted articles, not reviews."""
     min_hangul_ratio: float = 0.1
-    """Drop texts whose letters are less than this share Hangul (too_little_hangul), but only texts
-    with at least hangul_min_letters letters. So short Hangul-less reviews such as "good!!",
-    "Two thumbs up!" or 👍 are KEPT (they carry a clear label, a labeler meets them in the wild,
-    and they are under 1 percent of NSMC), while long foreign-language texts and Korean typed on an
-    English keyboard ("dl dudghk wjdakf") are dropped: 738 of 639,617 NSMC reviews, mostly English
-    sentences such as "This movie is smart and made for smart people". 0 switches the filter off."""
+    """Drop texts whose letters are less than this share Hangul (too_little_hangul), counting only
+    texts with at least hangul_min_letters letters: short reviews such as "good!!" or 👍 are kept,
+    long foreign-language texts and Korean typed on an English keyboard ("dl dudghk wjdakf") are
+    dropped. 0 switches the filter off."""
     hangul_min_letters: int = 20
     """Texts with fewer letters than this are never dropped as too_little_hangul."""
     drop_placeholder_only: bool = True
