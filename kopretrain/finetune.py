@@ -28,7 +28,7 @@ METRIC = "macro_f1"
 class FinetuneConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
     WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
-    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers",)  # records.fingerprint_config
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -41,6 +41,9 @@ class FinetuneConfig(StageConfig):
     """Training epochs (ignored when max_steps > 0)."""
     max_steps: int = -1
     """Stop after this many optimizer steps (-1: run all epochs)."""
+    max_minutes: float = 0.0
+    """Wall-clock budget: warmup and linear decay are laid over these minutes and training stops at
+    the deadline (0: off, the schedule follows steps). epochs/max_steps still cap the run."""
     lr: float = 5e-5
     """Peak learning rate (linear warmup, linear decay)."""
     batch_size: int = 32
@@ -87,6 +90,8 @@ class FinetuneConfig(StageConfig):
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0 (0 turns it off)")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("--warmup-ratio must be in [0, 1)")
+        if self.max_minutes < 0:
+            raise ValueError("--max-minutes must be >= 0 (0: no time budget)")
         if self.lr <= 0:
             raise ValueError("--lr must be positive")
 
@@ -248,6 +253,7 @@ def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str]
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
     from transformers.trainer_utils import get_last_checkpoint
 
+    from kopretrain.train.budget import TimeBudget
     from kopretrain.train.finetune_trainer import ClassifierTrainer, compute_metrics, training_arguments
 
     steps_per_epoch = math.ceil(len(rows.train) / cfg.batch_size)
@@ -255,11 +261,13 @@ def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str]
     ckpt_dir = run.dir / "checkpoints"
     args = training_arguments(cfg, ckpt_dir, min(cfg.eval_steps, total_steps))
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    resume = get_last_checkpoint(str(ckpt_dir)) if run.resumed and ckpt_dir.is_dir() else None
+    budget = TimeBudget.resumed(cfg.max_minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
     trainer = ClassifierTrainer(
         model=model, args=args, train_dataset=rows.train, eval_dataset=rows.dev, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics(names),
-        callbacks=callbacks, class_weights=class_weights(rows.y_train, cfg.class_weight))
-    resume = get_last_checkpoint(str(ckpt_dir)) if run.resumed and ckpt_dir.is_dir() else None
+        callbacks=callbacks + ([budget] if budget else []), class_weights=class_weights(rows.y_train, cfg.class_weight),
+        budget=budget)
     if resume:
         print(f"[finetune] resuming from {resume}")
     cpu0 = time.process_time()  # CPU seconds survive a busy shared machine better than wall time
@@ -287,6 +295,7 @@ def record_stats(cfg, trainer, result, train_cpu: float, rows: Rows, best: dict,
             metrics.get("train_samples_per_second", 0) * metrics.get("train_runtime", 0) / max(train_cpu, 1e-9), 2),
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "torch_threads": torch.get_num_threads(),
+        "time_budget": trainer.budget.record() if trainer.budget else None,
     }
 
 

@@ -29,6 +29,7 @@ CHECKPOINTS = "checkpoints"
 @dataclass
 class PretrainConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "tokenizer", "checkpoint", "generator_checkpoint")
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_minutes",)
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze", "tokenizer": "vocab"}
 
     input: str = ""
@@ -83,6 +84,9 @@ class PretrainConfig(StageConfig):
     """AdamW weight decay (not on biases/LayerNorm)."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0: off)."""
+    max_minutes: float = 0.0
+    """Wall-clock budget: warmup and linear decay are laid over these minutes and training stops at
+    the deadline (0: off, the schedule follows steps). epochs/max_steps still cap the run."""
     max_steps: int = 0
     """Optimizer steps (0: run `epochs`)."""
     epochs: float = 1.0
@@ -127,6 +131,8 @@ class PretrainConfig(StageConfig):
             raise ValueError("--max-length must be >= 8")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("--warmup-ratio must be in [0, 1)")
+        if self.max_minutes < 0:
+            raise ValueError("--max-minutes must be >= 0 (0: no time budget)")
         if self.gen_temperature <= 0:
             raise ValueError("--gen-temperature must be > 0")
         if self.dropout != -1 and not 0 <= self.dropout < 1:
@@ -148,6 +154,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
 
     from kopretrain.train import device, masking, pretrain_data, summary
     from kopretrain.train import pretrain_trainer as trainer_utils
+    from kopretrain.train.budget import TimeBudget
     from kopretrain.train.collators import premasked_collator
 
     # ---- setup: devices/ranks -> tokenizer -> model -> data -> Trainer
@@ -159,11 +166,14 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     collator = masking.make_collator(tokenizer, cfg.objective, cfg.masking, seed=cfg.seed,
                                       pad_to_multiple_of=device.pad_multiple())
     data = pretrain_data.load_or_build(cfg, tokenizer, prep, collator, run.dir, args)
-    trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
-                           premasked_collator(tokenizer), callbacks)
-
-    # ---- train (resume from the newest complete checkpoint of an interrupted identical run)
+    # resume from the newest complete checkpoint of an interrupted identical run (and its clock)
     resume = trainer_utils.last_checkpoint(run.dir / CHECKPOINTS) if run.resumed else None
+    budget = TimeBudget.resumed(cfg.max_minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
+    trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
+                           premasked_collator(tokenizer), [*callbacks, *([budget] if budget else [])])
+    trainer.budget = budget
+
+    # ---- train
     cpu0 = time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
     cpu_seconds = time.process_time() - cpu0
@@ -182,6 +192,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
         parameters={name: sum(p.numel() for p in m.parameters()) for name, m in module.exported().items()},
         train={**summary.train_summary(trainer, result), "cpu_seconds": summary.cpu_total(args, cpu_seconds)}, final_metrics=final,
         resumed_from=Path(resume).name if resume else None,
+        time_budget=budget.record() if budget else None,
         ddp=summary.ddp_record(args, module),
     )
     c = data.counts

@@ -212,3 +212,17 @@ def test_dropout_applies_to_the_run_not_the_saved_config(inputs, objective):
     assert configs and all(c.hidden_dropout_prob == 0.1 for c in configs)
     default, _ = pretrain.build_module(tiny(inputs, objective=objective), tok, {})
     assert {m.p for m in default.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+
+
+def test_time_budget_sets_the_rate_and_stops_training(inputs, tmp_path):
+    """max_minutes: the rate rises and falls with the clock (not the 10,000-step cap) and training
+    stops at the deadline with the rate near zero."""
+    out = registry.execute("pretrain", tiny(inputs, max_steps=10_000, eval_steps=1_000_000, max_minutes=0.1,
+                                            warmup_ratio=0.2), tmp_path / "budget")
+    record = stage_json(out)["stats"]
+    assert record["time_budget"]["stopped_by_time"] is True and record["train"]["global_step"] < 10_000
+    rates = [json.loads(line)["learning_rate"] for line in (out / "logs.jsonl").read_text().splitlines()
+             if "learning_rate" in line]
+    peak = max(rates)
+    assert 0.5 * 2e-3 < peak <= 2e-3 and rates[-1] < 0.2 * peak  # warmed up, then decayed by the deadline
+    assert rates.index(peak) not in (0, len(rates) - 1)

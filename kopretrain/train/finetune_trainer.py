@@ -20,15 +20,18 @@ def _make_trainer_class():
     import torch.nn.functional as F
     from transformers import Trainer
 
-    class ClassifierTrainer(Trainer):
+    from kopretrain.train.budget import BudgetedScheduler
+
+    class ClassifierTrainer(BudgetedScheduler, Trainer):
         """``Trainer`` whose loss can weight classes: the stock sequence-classification loss cannot.
 
         The weighted loss is a per-batch mean, so the Trainer must still divide it by the
         gradient-accumulation steps (``loss_is_scaled_for_ga = False``).
         """
 
-        def __init__(self, *args, class_weights: list[float] | None = None, **kwargs):
+        def __init__(self, *args, class_weights: list[float] | None = None, budget=None, **kwargs):
             super().__init__(*args, **kwargs)
+            self.budget = budget
             self.class_weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
             if self.class_weights is not None:
                 self.loss_is_scaled_for_ga = False

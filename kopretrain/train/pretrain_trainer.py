@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
+from kopretrain.train.budget import BudgetedScheduler
+
 SUM_KEYS = ("ce_sum", "n_masked", "n_correct", "disc_bce_sum", "n_tokens", "disc_correct", "n_replaced")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -41,9 +43,11 @@ def last_checkpoint(folder: str | Path) -> str | None:
     return str(max(done)[1]) if done else None
 
 
-class PretrainTrainer(Trainer):
-    def __init__(self, *args, eval_seed: int = 0, eval_collator=None, bucket: tuple | None = None, **kwargs):
+class PretrainTrainer(BudgetedScheduler, Trainer):
+    def __init__(self, *args, eval_seed: int = 0, eval_collator=None, bucket: tuple | None = None,
+                 budget=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.budget = budget
         self.eval_seed = eval_seed
         self.eval_collator = eval_collator
         self.bucket = bucket  # (lengths, batch_size, seed) for length-bucketed batches

@@ -1,0 +1,72 @@
+"""Wall-clock budgets: the schedule follows the clock, stops at the deadline, and resumes its clock."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from kopretrain.train import budget as B
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_warmup_then_linear_decay_to_zero_at_the_deadline(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(B.time, "monotonic", clock)
+    budget = B.TimeBudget(minutes=10, warmup=0.1)
+    args, state, control = None, SimpleNamespace(global_step=0), SimpleNamespace(should_training_stop=False)
+    budget.on_train_begin(args, state, control)
+    factors = []
+    for minute in (0, 0.5, 1, 5.5, 9.9, 10, 12):
+        clock.now = 1000.0 + 60 * minute
+        budget.on_step_begin(args, state, control)
+        factors.append(round(budget.lr_factor(), 4))
+        budget.on_step_end(args, state, control)
+        assert control.should_training_stop == (minute >= 10)
+    assert factors == [0.0, 0.5, 1.0, 0.5, 0.0111, 0.0, 0.0]
+    assert budget.record()["stopped_by_time"] is True
+
+
+def test_a_resumed_run_continues_the_clock(tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(B.time, "monotonic", clock)
+    first = B.TimeBudget(minutes=10, warmup=0.0)
+    args, control = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(should_training_stop=False)
+    first.on_train_begin(args, None, control)
+    clock.now += 240  # killed after 4 minutes, right after checkpoint-7 was saved
+    (tmp_path / "checkpoint-7").mkdir()
+    first.on_save(args, SimpleNamespace(global_step=7), control)
+    assert json.loads((tmp_path / "checkpoint-7" / B.BUDGET_FILE).read_text())["spent_seconds"] == pytest.approx(240)
+    again = B.TimeBudget.resumed(10, 0.0, tmp_path / "checkpoint-7")
+    again.on_train_begin(args, None, control)
+    clock.now += 60
+    again.on_step_begin(args, None, control)
+    assert again.fraction() == pytest.approx(0.5) and again.lr_factor() == pytest.approx(0.5)
+    assert B.TimeBudget.resumed(10, 0.0, None).spent_before == 0.0
+
+
+def test_finetune_with_a_budget_stops_on_time_with_a_decayed_rate(tmp_path):
+    from kopretrain.finetune import FinetuneConfig
+    from kopretrain.runs.config import from_dict
+    from kopretrain.runs.registry import execute
+    from tests.fixtures.sentiment import make_model, write_data
+
+    write_data(tmp_path / "data")
+    make_model(tmp_path / "pre", kind="bert")
+    cfg = from_dict(FinetuneConfig, {"model": str(tmp_path / "pre"), "data": str(tmp_path / "data"), "epochs": 10_000,
+                                     "max_minutes": 0.05, "eval_steps": 1_000_000, "logging_steps": 1, "batch_size": 16,
+                                     "lr": 1e-3, "precision": "fp32", "early_stopping_patience": 0})
+    out = execute("finetune", cfg, tmp_path / "out")
+    stats = json.loads((out / "stage.json").read_text())["stats"]
+    assert stats["time_budget"]["stopped_by_time"] is True
+    assert 0.05 <= stats["time_budget"]["spent_minutes"] < 0.5
+    history = json.loads((out / "dev_metrics.json").read_text())
+    assert stats["global_steps"] < 10_000 and history["dev_examples"] > 0
