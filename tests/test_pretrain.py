@@ -226,3 +226,36 @@ def test_time_budget_sets_the_rate_and_stops_training(inputs, tmp_path):
     peak = max(rates)
     assert 0.5 * 2e-3 < peak <= 2e-3 and rates[-1] < 0.2 * peak  # warmed up, then decayed by the deadline
     assert rates.index(peak) not in (0, len(rates) - 1)
+
+
+def test_rtd_continues_a_bert_checkpoint_as_discriminator_with_its_lower_layers_as_generator(inputs, tmp_path):
+    """A BERT/XLM-R-style checkpoint (no ELECTRA classes) can be continued with RTD; the result loads
+    with plain transformers and is the checkpoint's encoder, trained."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForTokenClassification
+
+    from kopretrain.train import models
+
+    ckpt = write_checkpoint(tmp_path / "bert", "bert", inputs[1])
+    parts = models.load_checkpoint(str(ckpt), None, "rtd", generator_size_ratio=0.5)
+    disc, gen = parts["discriminator"], parts["generator"]
+    assert gen.config.num_hidden_layers == 1 and parts["generator_source"].startswith("lower 1 layers")
+    for name, tensor in gen.base_model.encoder.layer[0].state_dict().items():  # the checkpoint's own lower layer
+        assert torch.equal(tensor, disc.base_model.encoder.layer[0].state_dict()[name])
+    original = load_file(ckpt / "model.safetensors")
+
+    out = registry.execute("pretrain", tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(ckpt),
+                                            tokenizer="checkpoint", max_steps=3), tmp_path / "rtd")
+    record = stage_json(out)["stats"]
+    assert record["base_model"]["architecture"] == "BertForTokenClassification"
+    assert record["final_metrics"]["eval_disc_accuracy"] > 0
+    tuned = AutoModelForTokenClassification.from_pretrained(out)
+    assert tuned.config.id2label == {0: "replaced"} and tuned.num_labels == 1
+    AutoModelForMaskedLM.from_pretrained(out / "generator")
+    encoder = AutoModel.from_pretrained(out).state_dict()
+    moved = [k for k in encoder if f"bert.{k}" in original and not torch.equal(encoder[k], original[f"bert.{k}"])]
+    assert moved  # the checkpoint's encoder was trained, not replaced
+    # continuing the RTD output picks up its generator/
+    again = registry.execute("pretrain", tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(out),
+                                            tokenizer="checkpoint", max_steps=1), tmp_path / "again")
+    assert stage_json(again)["stats"]["base_model"]["generator"] == str(out / "generator")

@@ -118,6 +118,42 @@ def build_scratch(objective: str, model_type: str, arch: Arch, tokenizer) -> dic
     return {"mlm": BertForMaskedLM(bert_config(arch, tokenizer))}
 
 
+def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkpoint: str,
+                 ratio: float) -> dict[str, Any]:
+    """RTD on a non-ELECTRA encoder (BERT, RoBERTa, XLM-R...): the checkpoint becomes the
+    discriminator (``*ForTokenClassification`` with one "replaced" logit per token; its encoder is
+    the checkpoint's), and the generator is a shallow copy of the checkpoint's own lower layers
+    (``ceil(layers * ratio)`` of them, a fresh MLM head) sharing its embeddings. Such encoders have no
+    factorized embeddings, so a narrower ELECTRA-style generator could not share them; a shallower
+    one can, and its pretrained lower layers give useful replacements from the first step."""
+    import math
+
+    from transformers import AutoModelForMaskedLM, AutoModelForTokenClassification
+
+    from kopretrain.hub.loading import load_weights
+    from kopretrain.runs.records import StageError
+
+    disc = load_weights(AutoModelForTokenClassification, checkpoint, revision, what="checkpoint", num_labels=1,
+                        id2label={0: "replaced"}, label2id={"replaced": 0})
+    own = Path(checkpoint) / "generator"  # a kopretrain RTD output carries its generator
+    source = generator_checkpoint or (str(own) if (own / "config.json").is_file() else "")
+    if source:
+        gen = load_weights(AutoModelForMaskedLM, source, revision if source == generator_checkpoint else None,
+                           what="generator-checkpoint")
+        if gen.config.hidden_size != config.hidden_size:
+            raise StageError(f"generator {source}: hidden size {gen.config.hidden_size} differs from "
+                             f"the checkpoint's {config.hidden_size}; embeddings cannot be shared")
+        return {"discriminator": disc, "generator": gen, "generator_source": source}
+    gen_config = type(config).from_dict({**config.to_dict(), "architectures": None})
+    gen_config.num_hidden_layers = max(1, math.ceil(config.num_hidden_layers * (ratio or 0.25)))
+    gen = AutoModelForMaskedLM.from_config(gen_config)
+    layers = disc.base_model.encoder.layer
+    for i, layer in enumerate(gen.base_model.encoder.layer):
+        layer.load_state_dict(layers[i].state_dict())
+    return {"discriminator": disc, "generator": gen,
+            "generator_source": f"lower {gen_config.num_hidden_layers} layers of {checkpoint}"}
+
+
 def _archs(config) -> list[str]:
     return list(getattr(config, "architectures", None) or [])
 
@@ -137,12 +173,14 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
 
     config = load_config(checkpoint, revision, what="checkpoint")
     if objective != "rtd":
-        if config.model_type == "electra" and "ElectraForMaskedLM" not in _archs(config):
-            log.warning("%s is an ELECTRA discriminator: its MLM head starts untrained", checkpoint)
+        if not any(a.endswith(("ForMaskedLM", "ForPreTraining")) and a != "ElectraForPreTraining"
+                   for a in _archs(config)):
+            log.warning("%s has no MLM head (%s): the head starts untrained; a lower --lr than from scratch "
+                        "keeps its first gradients from disturbing the encoder", checkpoint,
+                        ", ".join(_archs(config)) or "no architectures recorded")
         return {"mlm": load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint")}
     if config.model_type != "electra":
-        raise StageError(f"checkpoint {checkpoint}: objective rtd needs an ELECTRA model, got {config.model_type!r}; "
-                         "use objective mlm/wwm/span for BERT checkpoints")
+        return _encoder_rtd(checkpoint, revision, config, generator_checkpoint, generator_size_ratio)
     if "ElectraForMaskedLM" in _archs(config):
         raise StageError(f"checkpoint {checkpoint} is an ELECTRA generator; pass the discriminator as checkpoint "
                          "and this one as generator_checkpoint")

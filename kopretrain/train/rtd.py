@@ -29,17 +29,26 @@ from kopretrain.train.objectives import IGNORE, load_safetensors_into, masked_lo
 GENERATOR_DIR = "generator"
 
 
+def _embedding_size(config) -> int:
+    return getattr(config, "embedding_size", None) or config.hidden_size  # BERT-likes: no factorization
+
+
 def tie_embeddings(generator: nn.Module, discriminator: nn.Module) -> None:
-    """Make the generator use the discriminator's embedding module (same tensors, not copies)."""
+    """Make the generator use the discriminator's embedding module (same tensors, not copies).
+
+    Works for any encoder family whose models keep their embeddings at ``<base_model>.embeddings``
+    (ELECTRA, BERT, RoBERTa, XLM-R): an ELECTRA discriminator with an ELECTRA generator, or a BERT
+    checkpoint as discriminator with a small BERT generator."""
     gen_cfg, disc_cfg = generator.config, discriminator.config
-    if gen_cfg.embedding_size != disc_cfg.embedding_size or gen_cfg.vocab_size != disc_cfg.vocab_size:
+    if _embedding_size(gen_cfg) != _embedding_size(disc_cfg) or gen_cfg.vocab_size != disc_cfg.vocab_size:
         raise ValueError(
-            f"generator embeddings {gen_cfg.vocab_size}x{gen_cfg.embedding_size} cannot be shared with the "
-            f"discriminator's {disc_cfg.vocab_size}x{disc_cfg.embedding_size}"
+            f"generator embeddings {gen_cfg.vocab_size}x{_embedding_size(gen_cfg)} cannot be shared with the "
+            f"discriminator's {disc_cfg.vocab_size}x{_embedding_size(disc_cfg)}"
         )
-    generator.electra.embeddings = discriminator.electra.embeddings
+    shared = discriminator.base_model.embeddings
+    generator.base_model.embeddings = shared
     # The generator's output layer is tied to its input embeddings: point it at the shared matrix.
-    generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
+    generator.get_output_embeddings().weight = shared.word_embeddings.weight
 
 
 def sample_replacements(logits: torch.Tensor, temperature: float = 1.0,
@@ -76,7 +85,8 @@ def corrupt(input_ids: torch.Tensor, labels: torch.Tensor, sampled: torch.Tensor
 
 
 class ElectraRTD(nn.Module):
-    """Joint generator + discriminator step; saved as ``ElectraForPreTraining`` + ``generator/``."""
+    """Joint generator + discriminator step; saved as the discriminator's class (``ElectraForPreTraining``,
+    or ``BertForTokenClassification`` with one label for a BERT checkpoint) + ``generator/``."""
 
     main_input_name = "input_ids"
 
@@ -104,6 +114,8 @@ class ElectraRTD(nn.Module):
         corrupted, replaced = corrupt(input_ids, labels, sampled, attention_mask)
         disc_logits = self.discriminator(
             input_ids=corrupted, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+        if disc_logits.dim() == 3:  # a *ForTokenClassification with one label (BERT-like discriminators)
+            disc_logits = disc_logits.squeeze(-1)
         active = attention_mask.bool()
         scores, truth = disc_logits[active].float(), replaced[active].float()
         disc_loss = F.binary_cross_entropy_with_logits(scores, truth)
