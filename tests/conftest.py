@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "reviews.csv"
+CHECKPOINT = Path(os.environ.get("KOPRETRAIN_CHECKPOINT",
+                               ROOT.parent / "shared" / "models" / "multilingual-e5-small-ko"))
 NSMC = Path(os.environ.get("KOPRETRAIN_NSMC", ROOT.parent / "shared" / "data" / "nsmc" / "reviews.jsonl.gz"))
 
 # Keep the quick suite quick and deterministic on 2 cores.
@@ -30,3 +32,11 @@ def nsmc_path() -> Path:
     if not NSMC.is_file():
         pytest.skip(f"NSMC corpus not found at {NSMC} (set KOPRETRAIN_NSMC or place ../shared/data/nsmc)")
     return NSMC
+
+
+@pytest.fixture
+def checkpoint_path() -> Path:
+    """A real pretrained encoder directory (any local checkpoint; set KOPRETRAIN_CHECKPOINT)."""
+    if not (CHECKPOINT / "config.json").is_file():
+        pytest.skip(f"no pretrained checkpoint at {CHECKPOINT} (set KOPRETRAIN_CHECKPOINT or place ../shared/models)")
+    return CHECKPOINT

@@ -259,3 +259,19 @@ def test_rtd_continues_a_bert_checkpoint_as_discriminator_with_its_lower_layers_
     again = registry.execute("pretrain", tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(out),
                                             tokenizer="checkpoint", max_steps=1), tmp_path / "again")
     assert stage_json(again)["stats"]["base_model"]["generator"] == str(out / "generator")
+
+
+def test_rtd_and_mlm_continue_a_real_pretrained_checkpoint(inputs, checkpoint_path, tmp_path):
+    """The real thing users start from (a Hub checkpoint with its own SentencePiece tokenizer, no
+    MLM head), for two steps each: both objectives run and save loadable models with its tokenizer."""
+    from transformers import AutoTokenizer
+
+    for objective in ("rtd", "mlm"):
+        cfg = tiny(inputs, objective=objective, init="checkpoint", checkpoint=str(checkpoint_path),
+                   tokenizer="checkpoint", max_steps=2, max_train_texts=32, max_eval_texts=8, batch_size=4,
+                   lr=1e-5, **{k: 0 for k in TINY if k in ("num_layers", "hidden_size", "heads", "intermediate_size",
+                                                             "embedding_size")})
+        out = registry.execute("pretrain", cfg, tmp_path / objective)
+        tok = AutoTokenizer.from_pretrained(out)
+        assert len(tok) == len(AutoTokenizer.from_pretrained(checkpoint_path))
+        assert stage_json(out)["stats"]["train"]["global_step"] == 2
