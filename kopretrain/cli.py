@@ -7,7 +7,9 @@ names and docs as the pipeline YAMLs. Only the requested stage's module is impor
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from kopretrain import __version__
 from kopretrain.runs.config import ConfigError, add_arguments, from_dict, namespace_to_dict
@@ -84,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kopretrain: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - turn known input errors into one clear line
-        from kopretrain.runs.outputs import OutputError
-        from kopretrain.runs.records import StageError
+    except Exception as exc:  # noqa: BLE001 - turn input errors into one clear line; bugs keep their traceback
+        from kopretrain.runs.records import input_error
 
-        if isinstance(exc, (StageError, OutputError, FileNotFoundError)):
-            print(f"kopretrain: error: {exc}", file=sys.stderr)
-            return 1
-        raise
+        message = input_error(exc)
+        if message is None or os.environ.get("KOPRETRAIN_DEBUG"):
+            raise
+        print(f"kopretrain: error: {message}", file=sys.stderr)
+        return 2
 
 
 def _run_stage(name: str, argv: list[str]) -> int:
@@ -103,15 +105,14 @@ def _run_stage(name: str, argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     data: dict = {}
     if ns._config:
-        import yaml
+        from kopretrain.runs.config import load_yaml
 
-        with open(ns._config, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        data = load_yaml(Path(ns._config).expanduser().read_text(encoding="utf-8"), ns._config) or {}
     from kopretrain.runs.config import deep_merge
 
     data = deep_merge(data, namespace_to_dict(ns, cfg_cls))
     cfg = from_dict(cfg_cls, data, prefix=name)
-    out = stage.execute(cfg, ns._output, force=ns._force)
+    out = stage.execute(cfg, Path(ns._output).expanduser(), force=ns._force)
     print(f"[{name}] output: {out}")
     return 0
 

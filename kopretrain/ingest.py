@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Optional
 
 from kopretrain.data.files import LABELS, row_schema
+from kopretrain.data.readers import check_encoding
 from kopretrain.data.schemes import SCHEMES, LabelError, build_scheme, label_key, parse_rating
 from kopretrain.data.assign import STAGING
 from kopretrain.runs.stage import Stage, StageConfig
@@ -109,6 +110,7 @@ class IngestConfig(StageConfig):
     """License recorded in the generated card, e.g. cc0-1.0."""
 
     def __post_init__(self):
+        check_encoding(self.encoding)
         if self.label_scheme is not None:
             build_scheme(self.label_scheme, rating_min=self.rating_min, rating_max=self.rating_max,
                          negative_max=self.negative_max, positive_min=self.positive_min,
@@ -270,47 +272,46 @@ def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple
     per_source: list[int] = []
     buffer: list[dict] = []
     staging = ParquetSink(run.dir / STAGING, schema=row_schema())
-    bar = tqdm(desc="ingest: read", unit=" rows", mininterval=0.5)
-    for file_idx, src in enumerate(sources):
-        seen = 0
-        for rec in src.records() if src.columns is not None else ():
-            if cfg.max_rows and rows_in >= cfg.max_rows:
-                break
-            rows_in += 1
-            seen += 1
-            if rows_in % 4096 == 0:
-                bar.update(4096)
-            try:
-                if rec.error:
-                    raise RowReject(rec.error, rec.detail, rec.column)
-                row = parse_row(rec.fields, src.mapping, scheme, cfg.max_chars)
-            except RowReject as bad:
-                where = {"column": bad.column} if bad.column is not None else {}
-                run.reject(bad.reason, file=src.path, line=rec.line, **where, detail=bad.detail,
-                           **({"text": bad.text[:SNIPPET]} if bad.text else {}))
-                continue
-            rid, group, code = row["id"], row["group"], row["code"]
-            exact, near = keys(row["text"])
-            k.exact.append(exact)
-            k.near.append(near)
-            k.id_hash.append(hash64(rid) if rid is not None else 0)
-            k.has_id.append(rid is not None)
-            k.group.append(groups.setdefault(group, len(groups)) if group is not None else -1)
-            k.label.append(code)
-            k.file.append(file_idx)
-            k.line.append(rec.line)
-            source = f"{src.name}:{rec.line}"
-            buffer.append({"id": rid if rid is not None else source, "text": row["text"],
-                           "label": LABELS[code] if code >= 0 else None, "rating": row["rating"],
-                           "group": group, "date": row["date"], "source": source})
-            if len(buffer) >= CHUNK:
-                staging.write_rows(buffer)
-                buffer.clear()
-        per_source.append(seen)
-    staging.write_rows(buffer)
-    staging.close()
-    bar.update(rows_in % 4096)
-    bar.close()
+    with tqdm(desc="ingest: read", unit=" rows", mininterval=0.5) as bar:  # closed on errors too
+        for file_idx, src in enumerate(sources):
+            seen = 0
+            for rec in src.records() if src.columns is not None else ():
+                if cfg.max_rows and rows_in >= cfg.max_rows:
+                    break
+                rows_in += 1
+                seen += 1
+                if rows_in % 4096 == 0:
+                    bar.update(4096)
+                try:
+                    if rec.error:
+                        raise RowReject(rec.error, rec.detail, rec.column)
+                    row = parse_row(rec.fields, src.mapping, scheme, cfg.max_chars)
+                except RowReject as bad:
+                    where = {"column": bad.column} if bad.column is not None else {}
+                    run.reject(bad.reason, file=src.path, line=rec.line, **where, detail=bad.detail,
+                               **({"text": bad.text[:SNIPPET]} if bad.text else {}))
+                    continue
+                rid, group, code = row["id"], row["group"], row["code"]
+                exact, near = keys(row["text"])
+                k.exact.append(exact)
+                k.near.append(near)
+                k.id_hash.append(hash64(rid) if rid is not None else 0)
+                k.has_id.append(rid is not None)
+                k.group.append(groups.setdefault(group, len(groups)) if group is not None else -1)
+                k.label.append(code)
+                k.file.append(file_idx)
+                k.line.append(rec.line)
+                source = f"{src.name}:{rec.line}"
+                buffer.append({"id": rid if rid is not None else source, "text": row["text"],
+                               "label": LABELS[code] if code >= 0 else None, "rating": row["rating"],
+                               "group": group, "date": row["date"], "source": source})
+                if len(buffer) >= CHUNK:
+                    staging.write_rows(buffer)
+                    buffer.clear()
+            per_source.append(seen)
+        staging.write_rows(buffer)
+        staging.close()
+        bar.update(rows_in % 4096)
     return k, rows_in, per_source
 
 

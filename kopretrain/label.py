@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from kopretrain.data.readers import check_encoding
 from kopretrain.data.manifest import commit_chunk, open_manifest, part_name, read_json, chunk_totals
 from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, fingerprint_path, stage_fingerprint, write_json
@@ -69,6 +70,7 @@ class LabelConfig(StageConfig):
     """Show a progress bar (rows and rows/s) on a terminal."""
 
     def __post_init__(self):
+        check_encoding(self.encoding)
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"--min-confidence: {self.min_confidence} is not between 0 and 1")
         for name in ("chunk_size", "batch_size", "max_length"):
@@ -130,7 +132,16 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     check_file_output(output, record_path)  # before loading the model: never overwrite a user's file
     with OutputLock(output):
         check_file_output(output, record_path)
-        return _label(cfg, src, output, (in_fmt, out_fmt, out_gz), (fingerprint, config, inputs), force, t0)
+        try:
+            return _label(cfg, src, output, (in_fmt, out_fmt, out_gz), (fingerprint, config, inputs), force, t0)
+        except Exception as exc:
+            from kopretrain.runs.records import input_error
+
+            partial = output.with_name(output.name + ".partial")
+            if input_error(exc) is not None and (partial / "manifest.json").is_file():
+                # Bad input: the fixed input has another fingerprint, so these chunks would be discarded anyway.
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
 
 
 def status(cfg: LabelConfig, output: Path) -> str:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kopretrain.runs.config import ConfigError, deep_merge, from_dict, parse_set
+from kopretrain.runs.config import ConfigError, deep_merge, from_dict, load_yaml, parse_set
 from kopretrain.runs.registry import PIPELINE_ORDER, STAGES, get
 
 TOP_KEYS = ("workdir", "stages", "description")
@@ -20,13 +20,14 @@ TOP_KEYS = ("workdir", "stages", "description")
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Read a pipeline YAML and apply ``--set`` overrides (validated later, per stage)."""
-    import yaml
-
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"pipeline file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file (is it a pipeline YAML?)") from None
+    raw = load_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a pipeline is a mapping of workdir and stage sections")
     raw = deep_merge(raw, parse_set(overrides or []))
@@ -37,6 +38,9 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[
             guess = difflib.get_close_matches(key, list(STAGES) + list(TOP_KEYS), n=1)
             hint = f" (did you mean '{guess[0]}'?)" if guess else ""
             raise ConfigError(f"{path}: unknown key '{key}'{hint}; expected workdir, stages or a stage name")
+    for key, section in raw.items():
+        if key in STAGES and section is not None and not isinstance(section, dict):
+            raise ConfigError(f"{path}: '{key}' must be a mapping of its options (e.g. {key}.seed=3), got {section!r}")
     if "workdir" not in raw:
         raise ConfigError(f"{path}: missing 'workdir' (where stage outputs go)")
     return raw
@@ -54,7 +58,7 @@ def stage_names(raw: dict[str, Any]) -> list[str]:
 def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, Path]]:
     """Resolve the pipeline into ``[(stage, config, output), ...]`` in run order (up to ``until``).
     Every config is validated before anything runs, so a typo fails in seconds, not hours."""
-    workdir = Path(raw["workdir"])
+    workdir = Path(str(raw["workdir"])).expanduser()
     names = stage_names(raw)
     if until:
         names = names[: names.index(until) + 1]

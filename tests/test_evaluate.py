@@ -122,7 +122,7 @@ def test_missing_class_in_test_split(workdir, tmp_path):
 
 def test_models_that_are_not_sentiment_classifiers_are_explained(workdir, tmp_path, capsys):
     data = str(workdir / "data")
-    assert main(["evaluate", "--model", str(tmp_path / "nope"), "--data", data, "-o", str(tmp_path / "o")]) == 1
+    assert main(["evaluate", "--model", str(tmp_path / "nope"), "--data", data, "-o", str(tmp_path / "o")]) == 2
     assert "model directory not found" in capsys.readouterr().err
     pre = make_model(tmp_path / "pre")  # a pretraining model: no id2label
     with pytest.raises(StageError, match="not a fine-tuned classifier"):

@@ -153,10 +153,10 @@ def test_hub_style_model_records_the_data_normalizer(workdir, tmp_path):
 
 def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
     base = ["finetune", "--data", str(workdir / "data"), "--max-steps", "2", "-o", str(tmp_path / "o")]
-    assert main(base + ["--model", str(tmp_path / "no_such_model")]) == 1
+    assert main(base + ["--model", str(tmp_path / "no_such_model")]) == 2
     assert "model directory not found" in capsys.readouterr().err
     (tmp_path / "empty_dir").mkdir()
-    assert main(base + ["--model", str(tmp_path / "empty_dir")]) == 1
+    assert main(base + ["--model", str(tmp_path / "empty_dir")]) == 2
     assert "no config.json" in capsys.readouterr().err
 
     no_text = tmp_path / "no_text"

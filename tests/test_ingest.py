@@ -271,7 +271,7 @@ def test_cli_and_skip_when_up_to_date(tmp_path, capsys):
     assert main(argv) == 0
     assert "up to date" in capsys.readouterr().out
     assert main(["ingest", "--input", str(tmp_path / "missing.csv"), "--label-scheme", "nsmc",
-                 "--output", str(tmp_path / "o")]) == 1
+                 "--output", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 

@@ -240,7 +240,7 @@ def test_cli(model, tmp_path, capsys):
                  "--precision", "fp32", "--no-progress"]) == 0
     assert len(read(out)) == 4
     assert main(["label", "--model", str(model), "--input", str(src), "--output", str(out),
-                 "--text-column", "body"]) == 1
+                 "--text-column", "body"]) == 2
     assert "no column 'body'" in capsys.readouterr().err
 
 

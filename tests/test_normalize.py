@@ -161,7 +161,7 @@ def test_stage_twice_keeps_first_text_raw(tmp_path):
 
 
 def test_stage_without_input_fails_clearly(tmp_path, capsys):
-    assert main(["normalize", "--output", str(tmp_path / "n")]) == 1
+    assert main(["normalize", "--output", str(tmp_path / "n")]) == 2
     assert "--input" in capsys.readouterr().err
 
 

@@ -252,7 +252,7 @@ def test_cli_out_alias_and_config_errors(chain, tmp_path, capsys):
     config = json.loads((labels_missing / "config.json").read_text())
     config["id2label"], config["label2id"] = {"0": "LABEL_0", "1": "LABEL_1"}, {"LABEL_0": 0, "LABEL_1": 1}
     (labels_missing / "config.json").write_text(json.dumps(config))
-    assert main(["release", "--model", str(labels_missing), "--out", str(tmp_path / "r3")]) == 1
+    assert main(["release", "--model", str(labels_missing), "--out", str(tmp_path / "r3")]) == 2
     assert "no sentiment labels" in capsys.readouterr().err
 
 

@@ -67,6 +67,16 @@ def list_inputs(path: Path) -> list[Path]:
     return files
 
 
+def check_encoding(name: str) -> None:
+    """``--encoding`` must name a codec Python knows (utf-8, cp949, euc-kr ...)."""
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"--encoding: unknown encoding {name!r} (e.g. utf-8, cp949, euc-kr)") from None
+
+
 def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 

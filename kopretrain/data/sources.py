@@ -44,8 +44,22 @@ class Source:
     mapping: dict[str, list[str]] = field(default_factory=dict)
 
     def records(self) -> Iterator[Row]:
+        """The file's rows; a file that cannot be read to its end (a truncated .gz, a read error)
+        stops the stage with the file and the last good line named, never a half-read input."""
+        import gzip
+        import zlib
+
+        from kopretrain.runs.records import StageError
+
         wanted = sorted({c for cols in self.mapping.values() for c in cols})
-        return self._records(wanted)
+        line = 0
+        try:
+            for row in self._records(wanted):
+                line = row.line
+                yield row
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise StageError(f"{self.path}: cannot be read past line {line} ({type(exc).__name__}: {exc}); "
+                             "is the file truncated or corrupt? Nothing was written") from None
 
 
 def _sha256(path: Path) -> str:

@@ -25,6 +25,7 @@ import difflib
 import functools
 import inspect
 import json
+import os
 import textwrap
 import types
 import typing
@@ -153,6 +154,8 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
             hint = f" (did you mean '{prefix + '.' if prefix else ''}{guess[0]}'?)" if guess else ""
             raise ConfigError(f"unknown key '{dotted}'{hint}; valid keys: {', '.join(names)}")
         kwargs[key] = coerce(value, hints[key], dotted)
+        if key in getattr(cls, "INPUTS", ()) and isinstance(kwargs[key], str) and kwargs[key].startswith("~"):
+            kwargs[key] = os.path.expanduser(kwargs[key])  # ~/reviews.csv from a YAML or a quoted flag
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -166,10 +169,35 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML safely (plain data only: a ``!!python/object`` tag is an error, not code) and
+    refuse duplicate keys, which PyYAML would otherwise resolve silently to the last one."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if dup is not None:
+            mark = node.start_mark
+            raise ConfigError(f"{source}: key {dup!r} appears twice in one mapping (line {mark.line + 1}); "
+                              "keep one")
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+
+
 def parse_set(assignments: list[str]) -> dict[str, Any]:
     """``["ingest.seed=3", "pretrain.model.hidden=64"]`` -> nested dict; values parsed as YAML scalars."""
-    import yaml  # only `run` needs YAML
-
     out: dict[str, Any] = {}
     for item in assignments:
         if "=" not in item:
@@ -181,7 +209,7 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        node[parts[-1]] = load_yaml(raw, f"--set {item}") if raw.strip() else ""
     return out
 
 

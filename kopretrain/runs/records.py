@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from kopretrain import __version__
 from kopretrain.runs.config import to_dict
-from kopretrain.runs.outputs import KEY_FILE, STAGE_FILE, OutputLock, check_dir_output, check_partial_dir
+from kopretrain.runs.outputs import KEY_FILE, STAGE_FILE, OutputError, OutputLock, check_dir_output, check_partial_dir
 REJECTED_FILE = "rejected.jsonl"
 # Libraries whose versions change results; recorded when installed (no import needed).
 TRACKED_LIBS = (
@@ -36,6 +36,25 @@ TRACKED_LIBS = (
 
 class StageError(RuntimeError):
     """A stage failed on bad input; the message names the file/line/column or the key to fix."""
+
+
+def input_error(exc: BaseException) -> str | None:
+    """The one-line message for an error caused by the user's input or environment (exit code 2),
+    or None for anything else (a bug: the traceback is what a report needs)."""
+    import gzip
+    import zlib
+
+    if isinstance(exc, (StageError, OutputError, FileNotFoundError)):
+        return str(exc)
+    if isinstance(exc, (EOFError, gzip.BadGzipFile, zlib.error)):
+        return f"a compressed input is truncated or corrupt ({type(exc).__name__}: {exc})"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc} (choose an output folder you can write to)"
+    if isinstance(exc, UnicodeError):
+        return f"text that is not valid in the given --encoding ({exc})"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return None
 
 
 def _sha256_file(path: Path) -> str:
@@ -198,7 +217,12 @@ class StageRun:
                 self._rejected_fh = None
             if exc_type is None:
                 self._finish()
-            # On an error the partial directory stays: a rerun with the same fingerprint resumes from it.
+            elif input_error(exc) is not None and not any((self.dir / n).exists() for n in ("checkpoints", REJECTED_FILE)):
+                # Bad input: nothing here is worth resuming (the rerun after the fix has another
+                # fingerprint), so leave no half-written .partial behind; one holding the rejected
+                # rows stays, since the error message points at them.
+                shutil.rmtree(self.dir, ignore_errors=True)
+            # Otherwise the partial directory stays: a rerun with the same fingerprint resumes from it.
         finally:
             self._lock.release()
         return False

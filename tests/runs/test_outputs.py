@@ -33,7 +33,7 @@ def test_output_onto_a_user_directory_is_refused_and_leaves_it_intact(sample_pat
     raw.mkdir()
     (raw / "reviews.csv").write_bytes(sample_path.read_bytes())
     before = tree_hash(raw)
-    assert main(ingest_args(raw, raw)) == 1
+    assert main(ingest_args(raw, raw)) == 2
     err = capsys.readouterr().err
     assert "kopretrain: error:" in err and "did not write" in err and "reviews.csv" in err
     assert tree_hash(raw) == before
@@ -43,7 +43,7 @@ def test_output_onto_a_user_directory_is_refused_and_leaves_it_intact(sample_pat
 def test_output_onto_a_file_is_refused_and_the_file_kept(sample_path, tmp_path, capsys):
     target = tmp_path / "notes.txt"
     target.write_text("mine")
-    assert main(ingest_args(sample_path, target)) == 1
+    assert main(ingest_args(sample_path, target)) == 2
     assert "is an existing file" in capsys.readouterr().err
     assert target.read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
@@ -62,7 +62,7 @@ def test_foreign_partial_directory_is_not_deleted(sample_path, tmp_path, capsys)
     partial = tmp_path / "out.partial"
     partial.mkdir()
     (partial / "thesis.tex").write_text("years of work")
-    assert main(ingest_args(sample_path, tmp_path / "out")) == 1
+    assert main(ingest_args(sample_path, tmp_path / "out")) == 2
     assert "not written by kopretrain" in capsys.readouterr().err
     assert (partial / "thesis.tex").read_text() == "years of work"
 
@@ -70,7 +70,7 @@ def test_foreign_partial_directory_is_not_deleted(sample_path, tmp_path, capsys)
 def test_second_writer_fails_at_once_naming_the_first(sample_path, tmp_path, capsys):
     out = tmp_path / "out"
     with OutputLock(out):
-        assert main(ingest_args(sample_path, out)) == 1
+        assert main(ingest_args(sample_path, out)) == 2
     err = capsys.readouterr().err
     assert f"pid {os.getpid()}" in err and "another kopretrain run" in err
     assert not out.exists() and not Path(f"{out}.partial").exists()
@@ -102,9 +102,9 @@ def test_two_concurrent_ingests_one_fails_the_other_equals_a_single_run(sample_p
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     # Either they overlapped (one refused by the lock) or the second found the first finished (skipped).
-    assert codes in ([0, 1], [0, 0]), results
-    if codes == [0, 1]:
-        assert any("another kopretrain run" in err for code, err in results if code == 1)
+    assert codes in ([0, 2], [0, 0]), results
+    if codes == [0, 2]:
+        assert any("another kopretrain run" in err for code, err in results if code == 2)
     assert subprocess.run(cmd + ["-o", str(single)], capture_output=True).returncode == 0
     for name in ("train.parquet", "dev.parquet", "test.parquet", "rejected.jsonl"):
         assert (out / name).read_bytes() == (single / name).read_bytes(), name
@@ -119,12 +119,12 @@ def test_label_refuses_a_foreign_file_and_a_directory(tmp_path, capsys):
     mine = tmp_path / "labeled.csv"
     mine.write_text("precious\n")
     args = ["label", "--model", str(model), "--input", str(src), "--no-progress"]
-    assert main(args + ["--output", str(mine)]) == 1
+    assert main(args + ["--output", str(mine)]) == 2
     assert "not written by kopretrain" in capsys.readouterr().err
     assert mine.read_text() == "precious\n"
     folder = tmp_path / "folder.csv"
     folder.mkdir()
-    assert main(args + ["--output", str(folder)]) == 1
+    assert main(args + ["--output", str(folder)]) == 2
     assert "is a directory" in capsys.readouterr().err
     out = tmp_path / "out.csv"
     assert main(args + ["--output", str(out)]) == 0

@@ -1,0 +1,120 @@
+"""Hostile inputs: every stage that reads user files either finishes with counts that add up or
+stops with exit code 2 and one `kopretrain: error:` line. Never a traceback, never a changed input,
+never a half-written `.partial` left behind by bad input."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from kopretrain.cli import main
+
+HEADER = "review_id,item_id,rating,review\n"
+
+
+def _rows(n: int = 40) -> str:
+    return "".join(f"{i},p{i % 8},{i % 5 + 1},리뷰 {i} {'최고' if i % 2 else '별로'}예요\n" for i in range(n))
+
+
+def hostile_files(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    good = HEADER + _rows()
+    files = {
+        "invalid_utf8.csv": good.encode() + b"99,p1,3,\xff\xfe broken bytes\n",
+        "broken_quotes.csv": (good + '98,p1,4,"이 따옴표는 닫히지 않음\n97,p2,5,정상\n').encode(),
+        "extra_fields.csv": (good + "96,p1,4,좋아요,extra,fields\n").encode(),
+        "repeated_header.csv": (good + HEADER + _rows(5)).encode(),
+        "empty.csv": b"",
+        "header_only.csv": HEADER.encode(),
+        "huge_text.csv": (good + "95,p3,5," + "가" * 1_000_000 + "\n").encode(),
+        "binary.csv": bytes(range(256)) * 40,
+        "bad_rating.csv": (good + "94,p1,abc,평점이 글자\n93,p1,,평점 없음\n").encode(),
+        "bad_jsonl.jsonl": "\n".join([json.dumps({"review_id": 1, "item_id": "a", "rating": 5, "review": "최고"},
+                                                 ensure_ascii=False), "{not json", "[1, 2]", '{"review": 3}', ""]).encode(),
+    }
+    paths = {}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        paths[name] = folder / name
+    truncated = gzip.compress(good.encode() * 50)
+    (folder / "truncated.csv.gz").write_bytes(truncated[: len(truncated) // 2])
+    paths["truncated.csv.gz"] = folder / "truncated.csv.gz"
+    return paths
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_outcome(code: int, err: str, out_dir: Path) -> None:
+    assert "Traceback" not in err
+    if code == 0:
+        return
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("kopretrain:")]
+    assert len(lines) == 1 and "error" in lines[0], err
+    assert not Path(f"{out_dir}.partial").exists()  # nothing half-written left behind
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return hostile_files(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.mark.parametrize("name", ["invalid_utf8.csv", "broken_quotes.csv", "extra_fields.csv", "repeated_header.csv",
+                                  "empty.csv", "header_only.csv", "huge_text.csv", "binary.csv", "bad_rating.csv",
+                                  "bad_jsonl.jsonl", "truncated.csv.gz"])
+def test_ingest(files, name, tmp_path, capsys):
+    src = files[name]
+    before = digest(src)
+    out = tmp_path / "out"
+    code = main(["ingest", "--input", str(src), "--label-scheme", "stars5", "--text-column", "review",
+                 "--rating-column", "rating", "-o", str(out)])
+    check_outcome(code, capsys.readouterr().err, out)
+    assert digest(src) == before
+    if code == 0:
+        counts = json.loads((out / "stage.json").read_text())["counts"]
+        assert counts["rows_in"] == counts["rows_out"] + sum(counts["rejected"].values())
+
+
+@pytest.mark.parametrize("name", ["invalid_utf8.csv", "extra_fields.csv", "repeated_header.csv", "empty.csv",
+                                  "header_only.csv", "binary.csv", "bad_rating.csv", "bad_jsonl.jsonl",
+                                  "truncated.csv.gz"])
+def test_label(files, name, tmp_path, capsys):
+    from kopretrain.testing import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "model")
+    src = files[name]
+    before = digest(src)
+    out = tmp_path / "labeled.parquet"
+    code = main(["label", "--model", str(model), "--input", str(src), "--text-column", "review", "--no-progress",
+                 "-o", str(out)])
+    check_outcome(code, capsys.readouterr().err, out)
+    assert digest(src) == before
+
+
+@pytest.mark.parametrize("text, message", [
+    ("workdir: x\ningest: [1, 2\n", "not valid YAML (line 3"),
+    ("workdir: !!python/object:os.system x\n", "could not determine a constructor"),
+    ("workdir: x\nworkdir: y\n", "'workdir' appears twice"),
+    ("workdir: x\nfinetune: 3\n", "'finetune' must be a mapping"),
+])
+def test_pipeline_yaml(tmp_path, capsys, text, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_set_values_and_encoding(tmp_path, capsys):
+    quick = Path(__file__).resolve().parent.parent / "pipelines" / "quickstart.yaml"
+    assert main(["run", str(quick), "--dry-run", "--set", "finetune.epochs=[1"]) == 2
+    assert "--set finetune.epochs=[1: not valid YAML" in capsys.readouterr().err
+    assert main(["ingest", "--input", "x.csv", "--label-scheme", "stars5", "--encoding", "nope", "-o",
+                 str(tmp_path / "o")]) == 2
+    assert "unknown encoding 'nope'" in capsys.readouterr().err
