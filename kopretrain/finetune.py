@@ -251,7 +251,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
 def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str], rows: Rows):
     """``(trainer, train result, CPU seconds)``; resumes from the newest checkpoint of a partial run."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
-    from transformers.trainer_utils import get_last_checkpoint
+
+    from kopretrain.train.pretrain_trainer import last_checkpoint
 
     from kopretrain.train.budget import TimeBudget
     from kopretrain.train.finetune_trainer import ClassifierTrainer, compute_metrics, training_arguments
@@ -261,7 +262,7 @@ def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str]
     ckpt_dir = run.dir / "checkpoints"
     args = training_arguments(cfg, ckpt_dir, min(cfg.eval_steps, total_steps))
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
-    resume = get_last_checkpoint(str(ckpt_dir)) if run.resumed and ckpt_dir.is_dir() else None
+    resume = last_checkpoint(ckpt_dir) if run.resumed else None
     budget = TimeBudget.resumed(cfg.max_minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
     trainer = ClassifierTrainer(
         model=model, args=args, train_dataset=rows.train, eval_dataset=rows.dev, processing_class=tokenizer,

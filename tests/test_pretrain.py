@@ -156,6 +156,25 @@ def test_kill_and_resume_reaches_the_same_step_and_weights(inputs, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(inputs, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    cfg = tiny(inputs, max_steps=6, save_steps=2, eval_steps=100)
+    straight = registry.execute("pretrain", cfg, tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        with StageRun("pretrain", cfg, tmp_path / "killed") as run:
+            pretrain.run(cfg, run, callbacks=[KillAt(5)])
+    weights = tmp_path / "killed.partial" / "checkpoints" / "checkpoint-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a full disk, a crash mid-write
+
+    out = registry.execute("pretrain", cfg, tmp_path / "killed")  # used to die with SafetensorError forever
+    assert "skipping checkpoint-4: model.safetensors is unreadable" in capsys.readouterr().out
+    record = stage_json(out)
+    assert record["stats"]["resumed_from"] == "checkpoint-2" and record["stats"]["train"]["global_step"] == 6
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # resuming from step 2 reaches the same weights
+
+
 # ------------------------------------------------------------------------------ continued pretraining
 def test_continue_bert_checkpoint_with_an_extended_vocabulary(inputs, tmp_path):
     from transformers import AutoTokenizer
