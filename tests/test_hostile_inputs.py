@@ -118,3 +118,20 @@ def test_bad_set_values_and_encoding(tmp_path, capsys):
     assert main(["ingest", "--input", "x.csv", "--label-scheme", "stars5", "--encoding", "nope", "-o",
                  str(tmp_path / "o")]) == 2
     assert "unknown encoding 'nope'" in capsys.readouterr().err
+
+
+def test_label_keeps_a_broken_jsonl_line_in_its_row(files, tmp_path):
+    """A line that is not a JSON object stays in place with its original text, so it can be traced
+    and fixed (it used to come out as an all-null row)."""
+    import pandas as pd
+
+    from kopretrain.testing import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "model")
+    out = tmp_path / "labeled.parquet"
+    assert main(["label", "--model", str(model), "--input", str(files["bad_jsonl.jsonl"]), "--text-column", "review",
+                 "--no-progress", "-o", str(out)]) == 0
+    df = pd.read_parquet(out)
+    assert [None if pd.isna(v) else v for v in df["label_error"]] == [None, "invalid_json", "invalid_json", "not_text"]
+    assert list(df["review"])[1:3] == ["{not json", "[1, 2]"]
+    assert df["label"].isna().tolist() == [False, True, True, True]

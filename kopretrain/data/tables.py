@@ -181,7 +181,9 @@ def _jsonl_chunks(path: Path, chunk_size: int, text_column: str, encoding: str) 
             except json.JSONDecodeError:
                 obj, err = None, "invalid_json"
             if err:
-                obj = {}
+                # Keep the line itself, in the text column, so the row can be traced and fixed
+                # (label marks it invalid_json and labels nothing).
+                obj = {text_column: line.rstrip("\r\n")}
             keys.update(dict.fromkeys(obj))
             records.append(obj)
             errors.append(err)
