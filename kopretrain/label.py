@@ -30,7 +30,8 @@ from kopretrain.data.manifest import commit_chunk, open_manifest, part_name, rea
 from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, fingerprint_path, stage_fingerprint, write_json
 
-ERRORS = ("missing_text", "not_text", "empty_text", "invalid_encoding", "invalid_json", "empty_after_normalization")
+ERRORS = ("missing_text", "not_text", "empty_text", "invalid_encoding", "invalid_json", "wrong_field_count",
+          "empty_after_normalization")
 # Options that change speed or display but not a single output value: not part of the fingerprint,
 # so a resumed run may change them.
 _COSMETIC = ("progress", "threads")

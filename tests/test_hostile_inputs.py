@@ -135,3 +135,23 @@ def test_label_keeps_a_broken_jsonl_line_in_its_row(files, tmp_path):
     assert [None if pd.isna(v) else v for v in df["label_error"]] == [None, "invalid_json", "invalid_json", "not_text"]
     assert list(df["review"])[1:3] == ["{not json", "[1, 2]"]
     assert df["label"].isna().tolist() == [False, True, True, True]
+
+
+@pytest.mark.parametrize("quoting", [[], ["--no-csv-quoting"]])
+def test_label_keeps_a_malformed_csv_line_and_labels_every_other_row(files, tmp_path, quoting):
+    """One line with extra fields used to abort label for the whole file (after earlier chunks were
+    done), with or without --no-csv-quoting; now it is kept in place, flagged, with its raw text."""
+    import pandas as pd
+
+    from kopretrain.testing import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "model")
+    out = tmp_path / "labeled.csv"
+    src = files["extra_fields.csv"]  # 40 good rows, then "96,p1,4,좋아요,extra,fields"
+    assert main(["label", "--model", str(model), "--input", str(src), "--text-column", "review", "--no-progress",
+                 "--chunk-size", "16", *quoting, "-o", str(out)]) == 0
+    df = pd.read_csv(out, dtype=object, keep_default_na=False)
+    assert len(df) == 41 and list(df["review_id"][:40]) == [str(i) for i in range(40)]
+    assert (df["label"][:40] != "").all() and (df["label_error"][:40] == "").all()
+    assert df["label_error"][40] == "wrong_field_count" and df["label"][40] == ""
+    assert df["review"][40] == "96,p1,4,좋아요,extra,fields"

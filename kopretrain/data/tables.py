@@ -130,35 +130,72 @@ def read_chunks(path: str | Path, chunk_size: int, text_column: str, *, encoding
         yield from _csv_chunks(path, fmt, chunk_size, text_column, encoding, quoting)
 
 
+BAD_LINE = "\x00kopretrain:wrong_field_count\x00"  # marks a row pandas could not split into the header's fields
+
+
 def _csv_chunks(path: Path, fmt: str, chunk_size: int, text_column: str, encoding: str,
                 quoting: bool) -> Iterator[Chunk]:
+    """CSV/TSV chunks with pandas' fast C parser. A line with the wrong number of fields (the C
+    parser can only fail on it) switches the rest of the file to the Python parser, whose
+    ``on_bad_lines`` keeps such a line as a row: its text column holds the line as written and the
+    row is flagged ``wrong_field_count``, every other row is labelled as usual."""
     import pandas as pd
-    import pyarrow as pa
 
-    from kopretrain.runs.records import StageError
-
+    done = 0
     try:
         reader = pd.read_csv(path, chunksize=chunk_size, **_csv_kwargs(fmt, encoding, quoting))
     except pd.errors.EmptyDataError:
         return
     with reader:
-        while True:
-            try:
-                frame = next(reader)
-            except StopIteration:
-                return
-            except pd.errors.ParserError as exc:
-                raise StageError(f"{path}: {exc} (fix the file, or try --no-csv-quoting for bare quotes)") from None
-            stats: Counter = Counter()
-            columns, errors = {}, [None] * len(frame)
-            for name in frame.columns:
-                values = frame[name].tolist()
-                bad = _repair_column(values, encoding, stats)
-                if name == text_column:
-                    for i in bad:
-                        errors[i] = "invalid_encoding"
-                columns[str(name)] = pa.array(values, type=pa.string())
-            yield Chunk(pa.table(columns), errors, stats)
+        try:
+            for frame in reader:
+                yield _frame_chunk(frame, text_column, encoding)
+                done += len(frame)
+            return
+        except pd.errors.ParserError:
+            pass
+    yield from _tolerant_csv_chunks(path, fmt, chunk_size, text_column, encoding, quoting, skip=done)
+
+
+def _tolerant_csv_chunks(path: Path, fmt: str, chunk_size: int, text_column: str, encoding: str, quoting: bool,
+                         skip: int) -> Iterator[Chunk]:
+    import pandas as pd
+
+    names = [str(c) for c in pd.read_csv(path, nrows=0, **_csv_kwargs(fmt, encoding, quoting)).columns]
+    sep = "," if fmt == "csv" else "\t"
+
+    def keep(fields: list[str]) -> list[str | None]:
+        row: list[str | None] = [None] * len(names)
+        if text_column in names:
+            row[names.index(text_column)] = BAD_LINE + sep.join(fields)
+        return row
+
+    kwargs = {**_csv_kwargs(fmt, encoding, quoting), "engine": "python", "on_bad_lines": keep}
+    for frame in pd.read_csv(path, chunksize=chunk_size, **kwargs):
+        if skip:
+            drop = min(skip, len(frame))
+            frame, skip = frame.iloc[drop:], skip - drop
+            if frame.empty:
+                continue
+        yield _frame_chunk(frame.reset_index(drop=True), text_column, encoding)
+
+
+def _frame_chunk(frame, text_column: str, encoding: str) -> Chunk:
+    import pyarrow as pa
+
+    stats: Counter = Counter()
+    columns, errors = {}, [None] * len(frame)
+    for name in frame.columns:
+        values = frame[name].tolist()
+        bad = _repair_column(values, encoding, stats)
+        if name == text_column:
+            for i in bad:
+                errors[i] = "invalid_encoding"
+            for i, v in enumerate(values):
+                if isinstance(v, str) and v.startswith(BAD_LINE):
+                    values[i], errors[i] = v[len(BAD_LINE):], "wrong_field_count"
+        columns[str(name)] = pa.array(values, type=pa.string())
+    return Chunk(pa.table(columns), errors, stats)
 
 
 def _jsonl_chunks(path: Path, chunk_size: int, text_column: str, encoding: str) -> Iterator[Chunk]:

@@ -246,3 +246,53 @@ def test_config_validation():
     with pytest.raises(ValueError, match="mlm: 0.95 \\+ 0.1"):  # fits rtd's default (no random), not mlm's
         MaskingConfig(mask_replace_prob=0.95).replace_probs("mlm")
     assert MaskingConfig(mask_replace_prob=0.95).replace_probs("rtd") == (0.95, 0.0)
+
+
+def test_span_collator_all_tokens_of_a_span_share_one_fate(tok, packed_rows, monkeypatch):
+    """SpanBERT: the 80/10/10 decision is per span: a span is all [MASK], all kept or all random."""
+    from kopretrain.train import collators
+
+    recorded = []
+    real_span_mask = collators.span_mask
+
+    def recording_span_mask(*args, **kwargs):
+        span_of_token, spans = real_span_mask(*args, **kwargs)
+        recorded.append(span_of_token.copy())
+        return span_of_token, spans
+
+    monkeypatch.setattr(collators, "span_mask", recording_span_mask)
+    collator = make_collator(tok, "span", seed=0)
+    mask_id = tok.mask_token_id
+    n_spans = n_multi = mixed_mask = mixed_kept_random = 0
+    fate_counts = {"mask": 0, "kept": 0, "random": 0}
+    for i in range(0, len(packed_rows), 32):
+        feats = packed_rows[i : i + 32]
+        batch = collator(feats)
+        span_of_token = torch.from_numpy(recorded[-1])
+        inputs, labels = batch["input_ids"], batch["labels"]
+        assert torch.equal(labels != -100, span_of_token >= 0)
+        for row in range(inputs.shape[0]):
+            for sid in span_of_token[row][span_of_token[row] >= 0].unique().tolist():
+                where = span_of_token[row] == sid
+                got, orig = inputs[row][where], labels[row][where]
+                n_spans += 1
+                n_multi += int(where.sum() > 1)
+                is_mask = got == mask_id
+                if is_mask.any() and not is_mask.all():
+                    mixed_mask += 1
+                    continue
+                if is_mask.all():
+                    fate_counts["mask"] += 1
+                    continue
+                kept = got == orig
+                if kept.all():
+                    fate_counts["kept"] += 1
+                elif (~kept).all():
+                    fate_counts["random"] += 1
+                else:
+                    mixed_kept_random += 1
+    assert n_multi > 200, "the fixture must produce many multi-token spans"
+    assert mixed_mask == 0, f"{mixed_mask} of {n_spans} spans are partly [MASK]"
+    # A random replacement can hit the original id by chance (1 / vocabulary): allow a stray one.
+    assert mixed_kept_random <= max(2, n_spans // 500), (mixed_kept_random, n_spans)
+    assert fate_counts["mask"] and fate_counts["kept"] and fate_counts["random"], fate_counts

@@ -129,3 +129,72 @@ def test_saved_discriminator_loads_as_electra_for_pretraining_and_auto_model(tmp
     assert torch.equal(again.discriminator.discriminator_predictions.dense.weight,
                        model.discriminator.discriminator_predictions.dense.weight)
     assert again.generator.electra.embeddings is again.discriminator.electra.embeddings
+
+
+def _capture_discriminator_inputs(model):
+    seen = {}
+
+    def hook(module, args, kwargs):
+        seen["input_ids"] = (kwargs.get("input_ids") if "input_ids" in kwargs else args[0]).clone()
+        seen["attention_mask"] = kwargs.get("attention_mask")
+
+    handle = model.discriminator.register_forward_pre_hook(hook, with_kwargs=True)
+    return seen, handle
+
+
+def test_discriminator_receives_the_corrupted_ids_not_the_masked_input(tokenizer):
+    model = _rtd(tokenizer).eval()
+    inputs, attention, labels, _ = _masked_batch(tokenizer)
+    model.sample_generator = torch.Generator().manual_seed(3)
+    seen, handle = _capture_discriminator_inputs(model)
+    try:
+        out = model(inputs, attention, labels, return_details=True)
+    finally:
+        handle.remove()
+    masked = labels != -100
+    assert masked.any()
+    received = seen["input_ids"]
+    assert torch.equal(received, out["corrupted_ids"])
+    # The samples, never the [MASK] the generator saw, sit at the masked positions.
+    assert torch.equal(received[masked], out["sampled"])
+    assert not torch.equal(received, inputs)
+    assert (received[masked] != tokenizer.mask_token_id).float().mean() > 0.5
+
+
+@pytest.mark.parametrize("weight", [50.0, 7.0])
+def test_loss_is_generator_loss_plus_weighted_discriminator_loss(tokenizer, weight):
+    model = _rtd(tokenizer, rtd_weight=weight).eval()
+    inputs, attention, labels, _ = _masked_batch(tokenizer)
+    model.sample_generator = torch.Generator().manual_seed(1)
+    out = model(inputs, attention, labels)
+    gen, disc = out["gen_loss"].item(), out["disc_loss"].item()
+    assert disc > 0.01  # an untrained discriminator: the weighted term is visible in the total
+    assert out["loss"].item() == pytest.approx(gen + weight * disc, rel=1e-5)
+    assert out["loss"].item() != pytest.approx(gen + disc, rel=1e-3)
+
+
+def test_default_rtd_weight_is_fifty(tokenizer):
+    model = _rtd(tokenizer).eval()
+    assert model.rtd_weight == 50.0
+    inputs, attention, labels, _ = _masked_batch(tokenizer)
+    model.sample_generator = torch.Generator().manual_seed(1)
+    out = model(inputs, attention, labels)
+    assert out["loss"].item() == pytest.approx(out["gen_loss"].item() + 50.0 * out["disc_loss"].item(), rel=1e-5)
+
+
+def test_evaluation_sampling_uses_the_seeded_generator_and_repeats(tokenizer):
+    model = _rtd(tokenizer).eval()
+    inputs, attention, labels, _ = _masked_batch(tokenizer)
+    runs = []
+    for global_seed in (11, 12):
+        torch.manual_seed(global_seed)  # the global RNG must not decide the evaluation samples
+        model.sample_generator = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            runs.append(model(inputs, attention, labels, return_details=True))
+    assert torch.equal(runs[0]["sampled"], runs[1]["sampled"])
+    assert torch.equal(runs[0]["disc_scores"], runs[1]["disc_scores"])
+    assert runs[0]["disc_loss"].item() == runs[1]["disc_loss"].item()
+    # ...and they are exactly what the seeded generator draws from the generator's logits.
+    logits, _ = masked_logits(model.generator, inputs, attention, labels)
+    expected = sample_replacements(logits, model.temperature, torch.Generator().manual_seed(3))
+    assert torch.equal(runs[0]["sampled"], expected)
