@@ -154,6 +154,18 @@ def test_kill_and_resume_reaches_the_same_step_and_weights(inputs, tmp_path):
     # Same data position, RNG and masks as the uninterrupted run: identical weights.
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # ... and identical records: every evaluation, every logged step once, the same train loss.
+    def evals(folder):
+        history = json.loads((folder / "metrics.json").read_text())["history"]
+        return [{k: v for k, v in h.items() if not k.endswith("runtime")} for h in history]
+
+    def logged(folder):
+        return [(r["step"], r.get("loss"), r.get("eval_loss")) for r in map(json.loads, (folder / "logs.jsonl").read_text().splitlines())
+                if "train_runtime" not in r]
+
+    assert evals(out) == evals(straight) and [h["step"] for h in evals(out)] == [0, 6]
+    assert logged(out) == logged(straight)
+    assert record["stats"]["train"]["train_loss"] == stage_json(straight)["stats"]["train"]["train_loss"]
 
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(inputs, tmp_path, capsys):

@@ -76,7 +76,13 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
         self.tokens = {"real": 0, "padded": 0}       # this process, this session
         self._interval = {"real": 0, "t": time.perf_counter(), "excluded": 0.0}
         self._parts: dict[str, list[float]] = defaultdict(list)
-        self.eval_history: list[dict[str, Any]] = []
+
+    @property
+    def eval_history(self) -> list[dict[str, Any]]:
+        """Every evaluation so far, from the Trainer's log history: a resumed run gets the evaluations
+        of the run it continues back from the checkpoint, so its record equals an uninterrupted run's."""
+        return [{"step": h["step"], **{k: v for k, v in h.items() if k.startswith("eval_")}}
+                for h in self.state.log_history if any(k.startswith("eval_") for k in h)]
 
     # ------------------------------------------------------------------ data
     def get_train_dataloader(self):
@@ -175,7 +181,6 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
             metrics = mlm_metrics(sums)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - t0, 3)
-        self.eval_history.append({"step": self.state.global_step, **metrics})
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         self._interval["excluded"] += time.perf_counter() - t0
@@ -208,10 +213,22 @@ def rtd_metrics(sums: dict[str, float], scores, truth, rtd_weight: float) -> dic
 
 
 class JsonlLogger(TrainerCallback):
-    """One JSON object per Trainer log (train, eval, summary) in ``path``, appended across resumes."""
+    """One JSON object per Trainer log (train, eval, summary) in ``path``, appended across resumes.
+
+    A resumed run first drops the lines logged after its checkpoint (the killed run got further than
+    the checkpoint it resumes from), so no step appears twice."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or not self.path.is_file() or state.global_step == 0:
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        keep = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= state.global_step]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        os.replace(tmp, self.path)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
