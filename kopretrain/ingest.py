@@ -253,10 +253,21 @@ def run(cfg: IngestConfig, run: StageRun) -> None:
     stats["label_scheme"] = {"kind": scheme.kind, "description": scheme.describe()}
     stats["sources"] = [{"name": s.name, "path": s.path, "format": s.fmt, "records": n,
                          "fingerprint": s.fingerprint} for s, n in zip(sources, per_source)]
+    stats["warnings"] = empty_split_warnings(stats["splits"], {"dev": cfg.dev_fraction, "test": cfg.test_fraction})
+    for warning in stats["warnings"]:
+        run.log(f"[ingest] warning: {warning}")
     run.stats.update(stats)
     _write_card(cfg, run, stats)
     run.log(f"[ingest] {rows_in:,} records -> " + ", ".join(
         f"{s} {v['rows']:,}" for s, v in stats["splits"].items()) + f"; rejected {dict(run.counts['rejected'])}")
+
+
+def empty_split_warnings(splits: dict[str, dict], fractions: dict[str, float]) -> list[str]:
+    """A split asked for (fraction > 0) that came out empty: too few rows or groups for it, and
+    finetune/evaluate would then fail or select on nothing, so say so now."""
+    return [f"the {name} split is empty although --{name}-fraction is {fraction}: too few rows or groups "
+            f"({sum(s['rows'] for s in splits.values())} rows); lower the fraction or add data"
+            for name, fraction in fractions.items() if fraction > 0 and splits.get(name, {}).get("rows", 0) == 0]
 
 
 def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple[_Keys, int, list[int]]:

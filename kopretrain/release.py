@@ -114,7 +114,7 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
     info["dataset"]["card"] = info["data_card"]
     if cfg.verify:
         info["examples"] = verify(run.dir, kind, info)
-    write_json(run.dir / "provenance.json", info.pop("provenance"))
+    write_json(run.dir / "provenance.json", portable(info.pop("provenance")))
     (run.dir / "README.md").write_text(render(info), encoding="utf-8")
     files = sorted(p for p in run.dir.rglob("*") if p.is_file() and p.name != ".fingerprint")
     run.stats.update({"kind": kind, "pipeline_tag": info["pipeline_tag"], "files": len(files),
@@ -138,11 +138,38 @@ def _check_model(cfg: ReleaseConfig) -> Path:
 
 
 def copy_model(src: Path, dst: Path) -> list[str]:
+    """Copy the model files; a config's ``auto_map`` is dropped, since the code it points to is not
+    shipped (and kopretrain never loads remote code): the release loads with stock classes."""
     dst.mkdir(parents=True, exist_ok=True)
     names = sorted({p.name for pattern in MODEL_FILES for p in src.glob(pattern) if p.is_file()})
     for name in names:
         shutil.copy2(src / name, dst / name)
+    config = dst / "config.json"
+    if config.is_file():
+        data = json.loads(config.read_text(encoding="utf-8"))
+        if data.pop("auto_map", None) is not None:
+            write_json(config, data)
     return names
+
+
+def portable(value: Any, root: Path | None = None) -> Any:
+    """``value`` with every absolute local path made relative to ``root`` (default: the current
+    directory), or reduced to ``<local>/name`` outside it: a release must not publish where the
+    files sat on the author's machine (home directories, user names)."""
+    import os
+
+    root = (root or Path.cwd()).resolve()
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value) and "\n" not in value:
+        path = Path(value)
+        try:
+            return str(path.resolve().relative_to(root))
+        except ValueError:
+            return f"<local>/{path.name}"
+    return value
 
 
 def write_data_card(cfg: ReleaseConfig, info: dict[str, Any], out: Path) -> str | None:
@@ -220,7 +247,8 @@ def execute(cfg: ReleaseConfig, output: str | Path, force: bool = False, *, clie
 
 def upload_list(folder: Path) -> list[tuple[str, int]]:
     return [(str(p.relative_to(folder)), p.stat().st_size)
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")
+            and p.relative_to(folder).as_posix() != "stage.json"]  # the local run record stays local
 
 
 def dry_run(folder: Path, cfg: ReleaseConfig) -> str:
@@ -250,7 +278,7 @@ def push(folder: Path, cfg: ReleaseConfig, client=None) -> str:
         if cfg.revision:
             client.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True, repo_type="model")
         info = client.upload_folder(repo_id=cfg.repo_id, folder_path=str(folder), repo_type="model",
-                                    revision=cfg.revision or None, ignore_patterns=[".*"],
+                                    revision=cfg.revision or None, ignore_patterns=[".*", "stage.json"],
                                     commit_message=f"kopretrain release of {folder.name}")
     except Exception as exc:  # noqa: BLE001 - network, auth and Hub errors: one line that says what to do
         raise StageError(f"--push to {cfg.repo_id} failed ({type(exc).__name__}: {_first_line(exc)}); nothing was "

@@ -155,3 +155,14 @@ def test_label_keeps_a_malformed_csv_line_and_labels_every_other_row(files, tmp_
     assert (df["label"][:40] != "").all() and (df["label_error"][:40] == "").all()
     assert df["label_error"][40] == "wrong_field_count" and df["label"][40] == ""
     assert df["review"][40] == "96,p1,4,좋아요,extra,fields"
+
+
+def test_an_empty_dev_or_test_split_is_said_aloud(tmp_path, capsys):
+    src = tmp_path / "tiny.csv"
+    src.write_text(HEADER + "1,p1,5,최고예요\n2,p1,1,최악이에요\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["ingest", "--input", str(src), "--label-scheme", "stars5", "--group-column", "item_id",
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: the dev split is empty" in printed and "warning: the test split is empty" in printed
+    assert len(json.loads((out / "stage.json").read_text())["stats"]["warnings"]) == 2

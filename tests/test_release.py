@@ -270,3 +270,29 @@ def test_card_title_says_who_pretrained_a_model_without_a_base():
             "parameters": 5_000_000, "base_model": None, "pretrain": {"config": {"objective": "rtd"}}}
     assert "pretrained from scratch by kopretrain (RTD)" in _title(info)
     assert "trained from scratch (no base model)" in _title({**info, "pretrain": None})
+
+
+def test_release_publishes_no_local_paths_and_no_remote_code_pointer(chain, tmp_path, monkeypatch):
+    """provenance.json carries no absolute path of the author's machine, the local run record is not
+    uploaded, and an auto_map (code that is not shipped) is dropped from the released config."""
+    monkeypatch.chdir(tmp_path)  # the chain lives elsewhere: its absolute paths must not leak
+    config = json.loads((chain["finetune"] / "config.json").read_text())
+    (chain["finetune"] / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "x.Y"}}))
+    try:
+        out = R.execute(R.ReleaseConfig(model=str(chain["finetune"]), evaluation=str(chain["evaluate"]), verify=False),
+                        tmp_path / "release")
+    finally:
+        (chain["finetune"] / "config.json").write_text(json.dumps(config))
+
+    def strings(obj):
+        if isinstance(obj, dict):
+            return [s for v in obj.values() for s in strings(v)]
+        if isinstance(obj, list):
+            return [s for v in obj for s in strings(v)]
+        return [obj] if isinstance(obj, str) else []
+
+    provenance = json.loads((out / "provenance.json").read_text())
+    leaked = [s for s in strings(provenance) if s.startswith("/")]
+    assert leaked == [] and any(s.startswith("<local>/") for s in strings(provenance))
+    assert "auto_map" not in json.loads((out / "config.json").read_text())
+    assert "stage.json" not in [name for name, _ in R.upload_list(out)]
