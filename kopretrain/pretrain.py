@@ -172,6 +172,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
                            premasked_collator(tokenizer), [*callbacks, *([budget] if budget else [])])
     trainer.budget = budget
+    trainer.restore_tally(resume)
 
     # ---- train
     cpu0 = time.process_time()

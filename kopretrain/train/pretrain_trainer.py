@@ -30,6 +30,7 @@ from kopretrain.train.budget import BudgetedScheduler
 
 SUM_KEYS = ("ce_sum", "n_masked", "n_correct", "disc_bce_sum", "n_tokens", "disc_correct", "n_replaced")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TALLY_FILE = "loss_tally.json"
 
 
 def last_checkpoint(folder: str | Path, log=print) -> str | None:
@@ -74,6 +75,7 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
         self.eval_collator = eval_collator
         self.bucket = bucket  # (lengths, batch_size, seed) for length-bucketed batches
         self.tokens = {"real": 0, "padded": 0}       # this process, this session
+        self.loss_tally = [0.0, 0]                   # sum and count of batch losses, saved with checkpoints
         self._interval = {"real": 0, "t": time.perf_counter(), "excluded": 0.0}
         self._parts: dict[str, list[float]] = defaultdict(list)
 
@@ -117,7 +119,21 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
             for key in ("gen_loss", "disc_loss"):
                 if key in outputs:
                     self._parts[key].append(float(outputs[key]))
+            self.loss_tally[0] += float(outputs["loss"])
+            self.loss_tally[1] += 1
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+    @property
+    def mean_train_loss(self) -> float | None:
+        """Mean loss over every training batch of the run, a resumed run's included (the Trainer's
+        own ``training_loss`` covers only the batches of the current process)."""
+        total, n = self.loss_tally
+        return total / n if n else None
+
+    def restore_tally(self, checkpoint: str | None) -> None:
+        path = Path(checkpoint) / TALLY_FILE if checkpoint else None
+        if path is not None and path.is_file():
+            self.loss_tally = json.loads(path.read_text())["loss_tally"]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log (not eval, not the final summary)
@@ -138,6 +154,9 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
     def _save_checkpoint(self, model, trial):
         t0 = time.perf_counter()
         super()._save_checkpoint(model, trial)
+        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        if self.args.should_save and folder.is_dir():
+            (folder / TALLY_FILE).write_text(json.dumps({"loss_tally": self.loss_tally}))
         self._interval["excluded"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ save / load

@@ -13,24 +13,12 @@ def train_summary(trainer, result) -> dict:
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "pad_share": round(1 - tok["real"] / tok["padded"], 4) if tok["padded"] else None,
         "tokens_per_s": round(sum(r["tokens_per_s"] for r in logs) / len(logs), 1) if logs else None,
-        "train_loss": logged_train_loss(trainer.state.log_history), "seconds": result.metrics.get("train_runtime"),
+        "train_loss": trainer.mean_train_loss, "seconds": result.metrics.get("train_runtime"),
         "precision": "bf16" if trainer.args.bf16 else ("fp16" if trainer.args.fp16 else "fp32"),
         "world_size": trainer.args.world_size,
         "effective_batch": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
         * trainer.args.world_size,
     }
-
-
-def logged_train_loss(log_history: list[dict]) -> float | None:
-    """Mean training loss over the logged steps (each logged interval weighted by its steps). Unlike
-    the Trainer's own ``training_loss``, which covers only the steps of the current process, it is
-    the same for a run resumed from a checkpoint as for the uninterrupted run."""
-    total, last = 0.0, 0
-    for entry in log_history:
-        if "loss" in entry and not any(k.startswith("eval_") for k in entry):
-            total += entry["loss"] * (entry["step"] - last)
-            last = entry["step"]
-    return total / last if last else None
 
 
 def cpu_total(args, seconds: float) -> float:

@@ -1,0 +1,104 @@
+"""kill -9 (a real SIGKILL, in a subprocess) in the middle of a stage, then the same command again:
+the final output and its records equal an uninterrupted run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.pretrain import TINY, write_data_stage, write_tokenizer_dir
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+
+
+def kopretrain(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kopretrain", *args]
+
+
+def kill_when(cmd: list[str], ready, timeout: float = 120.0) -> None:
+    """Start ``cmd``, SIGKILL it as soon as ``ready()`` is true; fail if it finished first."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                pytest.fail(f"finished before it could be killed: {cmd}")
+            if time.time() > deadline:
+                pytest.fail(f"never reached the kill point: {cmd}")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+
+
+def run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_label(tmp_path):
+    from kopretrain.testing import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "model")
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n" + "".join(f"{i},리뷰 {i} {'정말 좋아요' if i % 3 else '별로'}\n" for i in range(3000)),
+                   encoding="utf-8")
+    args = ("label", "--model", str(model), "--input", str(src), "--chunk-size", "100", "--no-progress",
+            "--precision", "fp32")
+    run(kopretrain(*args, "-o", str(tmp_path / "straight.csv")))
+
+    out = tmp_path / "out.csv"
+    manifest = tmp_path / "out.csv.partial" / "manifest.json"
+
+    def some_chunks_done() -> bool:
+        try:
+            return len(json.loads(manifest.read_text())["chunks"]) >= 3
+        except (OSError, ValueError):
+            return False
+
+    kill_when(kopretrain(*args, "-o", str(out)), some_chunks_done)
+    assert not out.exists()
+    run(kopretrain(*args, "-o", str(out)))
+    assert out.read_bytes() == (tmp_path / "straight.csv").read_bytes()
+    record = json.loads((tmp_path / "out.csv.stage.json").read_text())
+    straight = json.loads((tmp_path / "straight.csv.stage.json").read_text())
+    assert record["resumed"] is True and record["counts"] == straight["counts"]
+    assert record["stats"]["labels"] == straight["stats"]["labels"]
+
+
+def test_pretrain(tmp_path):
+    data, tok = write_data_stage(tmp_path / "data"), write_tokenizer_dir(tmp_path / "tok")
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    args = ("pretrain", "--input", str(data), "--tokenizer", str(tok), "--objective", "mlm", *flags, "--max-steps",
+            "16", "--save-steps", "4", "--eval-steps", "8", "--logging-steps", "5", "--batch-size", "8",
+            "--max-length", "32", "--precision", "fp32", "--dropout", "0")
+    run(kopretrain(*args, "-o", str(tmp_path / "straight")))
+    checkpoints = tmp_path / "out.partial" / "checkpoints"
+
+    def a_checkpoint_saved() -> bool:
+        return checkpoints.is_dir() and any((p / "trainer_state.json").is_file() for p in checkpoints.iterdir())
+
+    kill_when(kopretrain(*args, "-o", str(tmp_path / "out")), a_checkpoint_saved)
+    run(kopretrain(*args, "-o", str(tmp_path / "out")))
+    from safetensors.torch import load_file
+
+    import torch
+
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("straight", "out"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads((tmp_path / d / "stage.json").read_text()) for d in ("straight", "out")]
+    assert records[1]["resumed"] and records[0]["stats"]["train"]["train_loss"] == records[1]["stats"]["train"]["train_loss"]
+
+    def history(d: str) -> list:
+        return [{k: v for k, v in h.items() if not k.endswith("runtime")}
+                for h in json.loads((tmp_path / d / "metrics.json").read_text())["history"]]
+
+    assert history("out") == history("straight")
