@@ -52,7 +52,10 @@ def test_metrics_agree_with_predictions(evaluated):
     base = metrics["baseline"]
     assert base["accuracy"] == pytest.approx((preds["label"] == preds["baseline_pred"]).mean())
     assert base["macro_f1"] > 0.9  # the fixture is separable by its words: TF-IDF must nail it
-    assert model["temperature"] > 0 and model["ece_temperature_scaled"] >= 0
+    # Temperature: fitted on dev logits (never the scored test split), applied to test.
+    assert model["temperature"] == pytest.approx(_fit_on(evaluated.parent, "dev"), rel=1e-6)
+    assert model["ece_temperature_scaled"] == pytest.approx(
+        ece(_softmax(_logits(evaluated.parent, "test")[0], model["temperature"]), _logits(evaluated.parent, "test")[1]))
     assert [r["rating"] for r in model["per_rating"]] == [float(r) for r in range(1, 11)]
     errors = metrics["confident_errors"]
     assert len(errors) <= 5 and errors == sorted(errors, key=lambda e: -e["confidence"])
@@ -138,3 +141,103 @@ def test_missing_text_column_lists_columns(workdir, tmp_path):
     pd.read_parquet(workdir / "data" / "test.parquet").drop(columns=["text"]).to_parquet(bad / "test.parquet")
     with pytest.raises(StageError, match=r"missing column\(s\) text; columns are: id, text_raw, label"):
         execute("evaluate", EvaluateConfig(model=str(workdir / "clf"), data=str(bad)), tmp_path / "o")
+
+
+def _logits(workdir: Path, split: str, data: Path | None = None):
+    """The fixture classifier's logits and gold label ids on ``split``, computed independently of evaluate."""
+    from kopretrain.evaluate import labelled
+    from kopretrain.inference.classifier import Classifier, input_texts, read_split
+
+    data = str(data or workdir / "data")
+    clf = Classifier.load(str(workdir / "clf"), data=data)
+    rows, y = labelled(read_split(data, split))
+    return clf.logits(input_texts(rows, clf.prep, data), batch_size=64, prepared=True), y
+
+
+def _softmax(logits, temperature=1.0):
+    z = np.asarray(logits, dtype=float) / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _fit_on(workdir: Path, split: str, data: Path | None = None) -> float:
+    return fit_temperature(*_logits(workdir, split, data))
+
+
+def test_temperature_is_fitted_on_dev_not_on_the_scored_split(workdir, tmp_path):
+    import shutil
+
+    # Dev relabelled with the model's own predictions except every 4th row: on dev the model is
+    # mostly right (a low temperature), on test it is an untrained guesser (a high one).
+    data = tmp_path / "data"
+    shutil.copytree(workdir / "data", data)
+    dev_logits, _ = _logits(workdir, "dev")
+    dev = pd.read_parquet(data / "dev.parquet")
+    pred = np.asarray(dev_logits).argmax(1)
+    pred[::4] = (pred[::4] + 1) % 3
+    dev.loc[dev["label"].notna(), "label"] = [("negative", "neutral", "positive")[i] for i in pred]
+    dev.to_parquet(data / "dev.parquet", index=False)
+    on_dev, on_test = _fit_on(workdir, "dev", data), _fit_on(workdir, "test", data)
+    assert abs(np.log(on_dev) - np.log(on_test)) > 0.5, (on_dev, on_test)  # the fixture tells them apart
+
+    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False})
+    metrics = json.loads((execute("evaluate", cfg, tmp_path / "eval") / "metrics.json").read_text())
+    assert metrics["model"]["temperature"] == pytest.approx(on_dev, rel=1e-6)
+    test_logits, y_test = _logits(workdir, "test", data)
+    assert metrics["model"]["ece_temperature_scaled"] == pytest.approx(ece(_softmax(test_logits, on_dev), y_test))
+    assert not any("fitted on the split being scored" in n for n in metrics["notes"])
+
+
+def _baseline_probs(data: Path, train_rows=None, seed: int = 0):
+    from kopretrain.evaluate import labelled
+    from kopretrain.evaluation.baseline import Baseline
+
+    train, y = labelled(pd.read_parquet(data / "train.parquet"))
+    if train_rows is not None:
+        train, y = train.iloc[train_rows].reset_index(drop=True), [y[i] for i in train_rows]
+    test, _ = labelled(pd.read_parquet(data / "test.parquet"))
+    fitted = Baseline(seed=seed).fit([str(t) for t in train["text"]], y)
+    return fitted.predict_proba([str(t) for t in test["text"]]), len(y)
+
+
+BASE_COLS = ["baseline_p_negative", "baseline_p_neutral", "baseline_p_positive"]
+
+
+def test_baseline_is_trained_on_the_training_split_only(evaluated, workdir):
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    preds = pd.read_parquet(evaluated / "predictions.parquet")
+    expected, n_train = _baseline_probs(workdir / "data")
+    assert metrics["baseline"]["train_examples"] == n_train == 150
+    assert np.allclose(preds[BASE_COLS].to_numpy(), expected, atol=1e-6)
+    # A baseline that saw the test rows would give different probabilities: the check above can tell.
+    from kopretrain.evaluation.baseline import Baseline
+
+    test = pd.read_parquet(workdir / "data" / "test.parquet")
+    rows, y = test[test["label"].notna()], [("negative", "neutral", "positive").index(v)
+                                            for v in test["label"].dropna()]
+    leaked = Baseline(seed=0).fit([str(t) for t in rows["text"]], y).predict_proba([str(t) for t in rows["text"]])
+    assert not np.allclose(leaked, expected, atol=1e-3)
+
+
+def test_baseline_replays_the_finetune_label_budget(workdir, tmp_path):
+    import shutil
+
+    from kopretrain.data.split import stratified_sample
+    from kopretrain.evaluate import labelled
+
+    model = tmp_path / "budget_clf"
+    shutil.copytree(workdir / "clf", model)
+    (model / "stage.json").write_text(json.dumps(
+        {"stage": "finetune", "fingerprint": "x", "config": {"label_budget": 30, "seed": 5}}))
+    cfg = from_dict(EvaluateConfig, {"model": str(model), "data": str(workdir / "data"), "temperature_scaling": False})
+    out = execute("evaluate", cfg, tmp_path / "eval")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["baseline"]["train_examples"] == 30
+    assert any("label budget: 30 rows (seed 5)" in n for n in metrics["notes"])
+    _, y_train = labelled(pd.read_parquet(workdir / "data" / "train.parquet"))
+    keep = stratified_sample(y_train, 30, 5)  # the rows finetune trained on (its seed, not evaluate's)
+    expected, _ = _baseline_probs(workdir / "data", train_rows=list(keep))
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert np.allclose(preds[BASE_COLS].to_numpy(), expected, atol=1e-6)
+    other, _ = _baseline_probs(workdir / "data", train_rows=list(stratified_sample(y_train, 30, 0)))
+    assert not np.allclose(other, expected, atol=1e-3)  # another sample of 30 would be caught

@@ -296,3 +296,28 @@ def test_nsmc_head(nsmc_path, tmp_path):
     assert not (movies["train"] & movies["dev"] or movies["train"] & movies["test"] or movies["dev"] & movies["test"])
     dev = record["stats"]["splits"]["dev"]["rows"] / c["rows_out"]
     assert 0.08 < dev < 0.12
+
+
+@pytest.mark.parametrize("max_rows", [1, 10])
+def test_max_rows_reads_exactly_that_many_records(tmp_path, max_rows):
+    rows = sample_rows(n_items=5, per_item=4)
+    output, record = ingest(tmp_path, input=str(write_csv(tmp_path / "r.csv", rows)), max_rows=max_rows)
+    assert record["counts"]["rows_in"] == max_rows
+    assert record["counts"]["rows_out"] == max_rows
+    ids = sorted(i for s in ("train", "dev", "test") for i in split_table(output, s).column("id").to_pylist())
+    assert ids == sorted(r[0] for r in rows[:max_rows])  # the first max_rows records, in file order
+
+
+def test_dedup_exact_removes_verbatim_copies_but_keeps_near_duplicates(tmp_path):
+    rows = sample_rows(n_items=20, per_item=5)
+    near = rows[4][5].replace(" ", "") + "!!"
+    rows += [["8001", "product", "p3", "5", "2024-01-03", rows[4][5]],   # verbatim copy
+             ["8002", "product", "p7", "5", "2024-01-03", near]]         # near copy: kept in exact mode
+    output, record = ingest(tmp_path, input=str(write_csv(tmp_path / "r.csv", rows)), dedup="exact")
+    assert record["counts"]["rejected"] == {"duplicate_exact": 1}
+    assert record["counts"]["rows_out"] == 101
+    texts = [t for s in ("train", "dev", "test") for t in split_table(output, s).column("text").to_pylist()]
+    assert texts.count(rows[4][5]) == 1 and near in texts
+    # The same file with the default near dedup does drop it: the fixture tells the modes apart.
+    _, near_record = ingest(tmp_path, out="near", input=str(tmp_path / "r.csv"))
+    assert near_record["counts"]["rejected"] == {"duplicate_exact": 1, "duplicate_near": 1}

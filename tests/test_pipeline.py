@@ -105,9 +105,15 @@ def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_pat
     # the data flows: ingest rows out == normalize rows in
     assert read_stage(outputs["ingest"])["counts"]["rows_out"] == read_stage(outputs["normalize"])["counts"]["rows_in"]
     metrics = json.loads((outputs["evaluate"] / "metrics.json").read_text())
-    assert "model" in metrics or "accuracy" in json.dumps(metrics)
-    assert (outputs["evaluate"] / "report.html").is_file()
     import pandas as pd
+
+    scored = pd.read_parquet(outputs["evaluate"] / "predictions.parquet")
+    test_rows = pd.read_parquet(outputs["normalize"] / "test.parquet")
+    assert metrics["split"] == "test" and metrics["n"] == len(scored) == test_rows["label"].notna().sum() > 0
+    assert metrics["model"]["accuracy"] == pytest.approx((scored["label"] == scored["pred"]).mean())
+    assert read_stage(outputs["evaluate"])["stats"]["accuracy"] == metrics["model"]["accuracy"]
+    assert metrics["baseline"]["accuracy"] == pytest.approx((scored["label"] == scored["baseline_pred"]).mean())
+    assert (outputs["evaluate"] / "report.html").is_file()
 
     labeled = pd.read_parquet(outputs["label"])
     assert len(labeled) == 600 and {"label", "confidence", "needs_review"} <= set(labeled.columns)

@@ -28,8 +28,35 @@ def test_symbol_only_texts_fall_back_to_the_exact_key():
 
 def test_keys_are_stable_across_processes():
     # blake2b, not the per-process salted hash(): same text, same key in every run.
-    assert hash64("좋아요") == hash64("좋아요") and isinstance(hash64("좋아요"), int)
+    assert isinstance(hash64("좋아요"), int)
     assert keys("좋아요  ") [0] == keys("좋아요")[0]
+    # Fixed known values (8-byte blake2b of the UTF-8 text, signed): a salted hash() cannot match them.
+    assert hash64("좋아요") == -4126316817718846860
+    assert hash64("") == -5426141060434712860
+    assert keys("재밌어요!!") == (1681775879151216294, 3947523553131975053)
+
+
+def test_keys_agree_between_processes_with_different_hash_seeds():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import kopretrain
+
+    code = ("from kopretrain.data.dedup import hash64, keys; "
+            "print(hash64('좋아요'), *keys('재밌어요!! 정말'), *keys('^^;'))")
+    outputs = []
+    for seed in ("1", "2"):
+        root = str(Path(kopretrain.__file__).resolve().parents[1])  # this checkout's package, not another
+        env = {**os.environ, "PYTHONHASHSEED": seed,
+               "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout.split())
+    assert outputs[0] == outputs[1]
+    here = [str(hash64("좋아요")), *map(str, keys("재밌어요!! 정말")), *map(str, keys("^^;"))]
+    assert outputs[0] == here
 
 
 def test_duplicate_ids_keep_the_first_row():

@@ -37,3 +37,70 @@ def test_plots_write_pngs_even_with_empty_rows_and_bins(tmp_path):
     assert plot_ratings({"model": rows, "baseline": rows[:1]}, tmp_path / "a.png").read_bytes()[:8] == PNG
     cm = plot_confusion({"a": [[0] * 3] * 3, "b": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}, tmp_path / "c.png")
     assert cm.read_bytes()[:8] == PNG
+
+
+def _captured_figures(monkeypatch):
+    """Figures the plot functions build (they close them after saving: keep them open to inspect)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    return figures
+
+
+def _pixels(path):
+    from matplotlib.image import imread
+
+    return imread(path).shape[:2]  # (height, width)
+
+
+def test_confusion_plot_has_one_panel_per_system_with_the_counts(tmp_path, monkeypatch):
+    figures = _captured_figures(monkeypatch)
+    cm = plot_confusion({"model": [[5, 1, 0], [2, 3, 1], [0, 0, 0]], "baseline": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]},
+                        tmp_path / "c.png")
+    assert cm.read_bytes()[:8] == PNG and cm.stat().st_size > 5000
+    assert _pixels(cm) == (380, 840)  # figsize 4.2 x 3.8 per panel at 100 dpi, two panels
+    (fig,) = figures
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["model", "baseline"]
+    for ax in axes:
+        assert ax.get_xlabel() == "predicted" and ax.get_ylabel() == "gold"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["negative", "neutral", "positive"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["negative", "neutral", "positive"]
+    cells = [t.get_text() for t in axes[0].texts]
+    assert cells[:3] == ["5\n83%", "1\n17%", "0\n0%"] and cells[6:] == ["0\n0%"] * 3  # empty gold row: 0%, no NaN
+    share = axes[0].images[0].get_array()
+    assert share[1, 1] == 0.5 and share[2].sum() == 0
+
+
+def test_reliability_plot_draws_each_curve_from_its_nonempty_bins(tmp_path, monkeypatch):
+    figures = _captured_figures(monkeypatch)
+    bins = [{"lo": 0.0, "hi": 0.5, "count": 0, "confidence": None, "accuracy": None},
+            {"lo": 0.5, "hi": 0.8, "count": 3, "confidence": 0.6, "accuracy": 0.5},
+            {"lo": 0.8, "hi": 1.0, "count": 4, "confidence": 0.9, "accuracy": 0.75}]
+    path = plot_reliability({"model": bins, "empty": [bins[0]]}, tmp_path / "r.png")
+    assert path.stat().st_size > 5000 and _pixels(path) == (450, 500)
+    (fig,) = figures
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "confidence (max probability)" and ax.get_ylabel() == "accuracy"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"perfect calibration", "model"}  # a system with no filled bin draws nothing
+    assert list(lines["model"].get_xdata()) == [0.6, 0.9] and list(lines["model"].get_ydata()) == [0.5, 0.75]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["perfect calibration", "model"]
+
+
+def test_ratings_plot_has_one_bar_per_system_and_rating(tmp_path, monkeypatch):
+    figures = _captured_figures(monkeypatch)
+    rows = [{"rating": 1.0, "accuracy": 0.9, "gold": "negative"}, {"rating": 10.0, "accuracy": 0.8, "gold": "positive"}]
+    path = plot_ratings({"model": rows, "baseline": rows[:1]}, tmp_path / "a.png")
+    assert path.stat().st_size > 5000 and _pixels(path) == (380, 500)
+    (fig,) = figures
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "original rating (gold label)" and ax.get_ylabel() == "accuracy"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1\nneg", "10\npos"]
+    heights = [round(p.get_height(), 6) for p in ax.patches]
+    assert heights == [0.9, 0.8, 0.9, 0.0]  # model 1/10, then baseline 1 and its missing 10
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["model", "baseline"]

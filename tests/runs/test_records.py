@@ -39,7 +39,12 @@ def test_atomic_output_record_and_skip(tmp_path):
     record = read_stage(out)
     assert record["complete"] and record["counts"] == {"rows_in": 5, "rows_out": 4, "rejected": {"empty_text": 1}}
     assert record["inputs"]["input"].startswith("sha256:")
-    assert "torch" in record["versions"] or "python" in record["versions"]
+    from importlib import metadata
+    import platform
+
+    versions = record["versions"]
+    assert versions["python"] == platform.python_version()
+    assert versions["torch"] == metadata.version("torch") and versions["numpy"] == metadata.version("numpy")
     rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
     assert rejected == [{"reason": "empty_text", "file": "in.txt", "line": 3}]
     assert not (tmp_path / "out.partial").exists()
