@@ -68,3 +68,34 @@ def tiny_classifier(out_dir: str | Path, texts: Iterable[str] = REVIEWS, *, hidd
     model.save_pretrained(out)
     TextPrep(**(textprep or {})).save(out)
     return out
+
+
+def tiny_unigram_checkpoint(out_dir: str | Path, texts: Iterable[str] = REVIEWS, *, vocab_size: int = 300,
+                            hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """A tiny XLM-R-style checkpoint: a SentencePiece-like Unigram tokenizer (``▁`` word starts,
+    ``<s> <pad> </s> <unk>`` first, ``<mask>`` last) and a headless BertModel, as a local directory
+    (the shape of multilingual-e5 / KoBERT checkpoints, for tests without the Hub)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(list(texts), trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>"))
+    tok.add_special_tokens(["<mask>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>",
+                                   sep_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                                   model_max_length=128)
+    fast.save_pretrained(out)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=hidden * 4, max_position_embeddings=130, pad_token_id=fast.pad_token_id)
+    BertModel(config, add_pooling_layer=False).eval().save_pretrained(out)
+    return out

@@ -50,7 +50,8 @@ from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
 
 @dataclass
 class VocabConfig(StageConfig):
-    INPUTS: ClassVar[tuple[str, ...]] = ("input", "extend_from")
+    INPUTS: ClassVar[tuple[str, ...]] = ("input", "extend_from", "prune_from")
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("prune_from",)
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze"}
 
     input: str = ""
@@ -73,10 +74,14 @@ class VocabConfig(StageConfig):
     """Recorded as the tokenizer's model_max_length (truncation=True cuts there); match the model's positions."""
     reuse_analyze_offsets: bool = True
     """Morpheme mode: reuse the analyze stage's kiwipiepy offsets when a sample check shows they segment exactly like pretokenize_morphemes (else rerun kiwipiepy)."""
+    prune_from: str = ""
+    """Instead of training: prune this checkpoint (directory or Hub id with a Unigram/WordPiece tokenizer) to
+    the pieces the train split needs, plus special tokens, every Hangul piece and single ASCII characters;
+    writes the smaller model and tokenizer (hidden states and tokenization of the corpus unchanged)."""
     extend_from: str = ""
     """Instead of training: extend this checkpoint (directory or Hub id, BERT/ELECTRA with a fast WordPiece/Unigram tokenizer)."""
     revision: str = ""
-    """Hub revision of extend_from (pin it: e.g. beomi/KcELECTRA-base needs revision v2021)."""
+    """Hub revision of extend_from/prune_from (pin it: e.g. beomi/KcELECTRA-base needs revision v2021)."""
     max_new_tokens: int = 1000
     """Extension: add at most this many entries (unused slots first, then new embedding rows)."""
     min_count: int = 20
@@ -107,8 +112,10 @@ class VocabConfig(StageConfig):
                 raise ValueError(f"--{name.replace('_', '-')}: must be >= 0")
         if self.min_pieces < 2:
             raise ValueError("--min-pieces: must be >= 2 (a word the old tokenizer keeps whole needs no entry)")
-        if self.revision and not self.extend_from:
-            raise ValueError("--revision only applies with --extend-from")
+        if self.revision and not (self.extend_from or self.prune_from):
+            raise ValueError("--revision only applies with --extend-from or --prune-from")
+        if self.extend_from and self.prune_from:
+            raise ValueError("--extend-from and --prune-from: choose one (prune first, then extend the pruned output)")
 
 
 
@@ -126,7 +133,11 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
     train = files["train"]
     normalize = (records.upstream(cfg.input, "normalize") or {}).get("config")
     rows_in = count_rows(train)
-    if cfg.extend_from:
+    if cfg.prune_from:
+        from kopretrain.tokenizer.prune import prune
+
+        stats = prune(cfg, run.dir, train, log=run.log)
+    elif cfg.extend_from:
         from kopretrain.tokenizer.extend import extend
 
         stats = extend(cfg, run.dir, train, normalize=normalize, log=run.log)
@@ -135,7 +146,7 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
         from kopretrain.tokenizer.train import train_tokenizer
 
         stats = train_tokenizer(cfg, run.dir, train, log=run.log)
-        textprep.TextPrep(normalize=normalize, pretokenize=cfg.pretokenize, 
+        textprep.TextPrep(normalize=normalize, pretokenize=cfg.pretokenize,
                           extra=textprep_extra(cfg.model, cfg.pretokenize)).save(run.dir)
     run.stats.update(stats, corpus_fingerprint=run.inputs["input"])
     rows_out = stats["texts"]
@@ -161,12 +172,13 @@ def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> 
             break
     label = f"this run ({stats['model']}/{stats['pretokenize']})"
     dirs = {label: str(run.dir)}
-    if cfg.extend_from:
-        dirs[f"base {cfg.extend_from}"] = cfg.extend_from
+    base = cfg.extend_from or cfg.prune_from
+    if base:
+        dirs[f"base {base}"] = base
     for other in cfg.compare_with:
         dirs[other] = other
     report = tokreport.compare(dirs, texts[: cfg.report_texts], slang=cfg.slang,
-                               revisions={f"base {cfg.extend_from}": cfg.revision or None})
+                               revisions={f"base {base}": cfg.revision or None})
     report["held_out"] = {"split": split, "texts": len(texts[: cfg.report_texts])}
     tokreport.save(report, run.dir)
     run.stats["report"] = {k: {m: v[m] for m in ("fertility", "unk_rate")} for k, v in report["tokenizers"].items()}

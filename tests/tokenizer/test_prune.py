@@ -1,0 +1,44 @@
+"""Vocabulary pruning: smaller, and nothing changes for the corpus (same pieces, same hidden states)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from kopretrain.runs.registry import execute
+from kopretrain.testing import REVIEWS, tiny_unigram_checkpoint
+from kopretrain.tokenizer.prune import has_hangul, is_single_ascii
+from kopretrain.vocab import VocabConfig
+from tests.fixtures.data import write_stage_dir
+
+FOREIGN = ["the quick brown fox jumps over the lazy dog", "lorem ipsum dolor sit amet consectetur",
+           "zxcv qwerty asdf 12345 67890", "東京 大阪 京都 名古屋"]
+
+
+def test_pruned_checkpoint_is_smaller_and_identical_on_the_corpus(tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    base = tiny_unigram_checkpoint(tmp_path / "base", REVIEWS * 3 + FOREIGN * 3, vocab_size=400)
+    corpus = REVIEWS[:12]
+    data = write_stage_dir(tmp_path / "data", {"train": corpus, "dev": REVIEWS[12:]})
+    out = execute("vocab", VocabConfig(input=str(data), prune_from=str(base), report_texts=0), tmp_path / "pruned")
+
+    old_tok, new_tok = AutoTokenizer.from_pretrained(base), AutoTokenizer.from_pretrained(out)
+    stats = json.loads((out / "stage.json").read_text())["stats"]
+    assert stats["vocab_size"] == len(new_tok) < stats["old_vocab_size"] == len(old_tok)
+    assert stats["same_tokens_on_sample"] == 1.0 and stats["parameters_after"] < stats["parameters_before"]
+    kept = set(new_tok.get_vocab())
+    assert {"<s>", "<pad>", "</s>", "<unk>", "<mask>"} <= kept
+    dropped = set(old_tok.get_vocab()) - kept
+    assert dropped and not any(has_hangul(p) or is_single_ascii(p) for p in dropped)
+    assert any("\u4e00" <= c <= "\u9fff" for p in dropped for c in p)  # pieces only the other texts used
+    assert new_tok.convert_ids_to_tokens(new_tok.mask_token_id) == "<mask>" and new_tok.mask_token_id == len(new_tok) - 1
+
+    old_model, new_model = AutoModel.from_pretrained(base).eval(), AutoModel.from_pretrained(out).eval()
+    assert new_model.config.vocab_size == len(new_tok)
+    for text in corpus + ["처음 보는 문장도 한글이면 같다 ㅋㅋ"]:
+        a, b = old_tok(text, return_tensors="pt"), new_tok(text, return_tensors="pt")
+        assert old_tok.convert_ids_to_tokens(a["input_ids"][0]) == new_tok.convert_ids_to_tokens(b["input_ids"][0])
+        with torch.no_grad():
+            assert torch.equal(old_model(**a).last_hidden_state, new_model(**b).last_hidden_state)
