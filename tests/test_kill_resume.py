@@ -15,6 +15,8 @@ import pytest
 
 from tests.fixtures.pretrain import TINY, write_data_stage, write_tokenizer_dir
 
+pytestmark = pytest.mark.kill
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 
 
