@@ -211,6 +211,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
 
     from kopretrain.hub.loading import check_model_ref, load_tokenizer
     from kopretrain.inference.classifier import resolve_textprep
+    from kopretrain.tokenizer.save import save_tokenizer
 
     # ---- setup: model, tokenizer, text preparation, data
     check_model_ref(cfg.model)
@@ -229,7 +230,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
 
     # ---- save: plain transformers directory, no intermediate checkpoints
     trainer.save_model(str(run.dir))
-    tokenizer.save_pretrained(str(run.dir))
+    save_tokenizer(tokenizer, run.dir)
     prep.extra = {**prep.extra, "max_length": max_length}
     prep.save(run.dir)
     (run.dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the JSON below is the record

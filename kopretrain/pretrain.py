@@ -154,6 +154,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
 
     from kopretrain.train import device, masking, pretrain_data, summary
     from kopretrain.train import pretrain_trainer as trainer_utils
+    from kopretrain.tokenizer.save import save_tokenizer
     from kopretrain.train.budget import TimeBudget
     from kopretrain.train.collators import premasked_collator
 
@@ -185,7 +186,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     # ---- save (main process) and record
     if main:
         module.save_pretrained(run.dir)
-        tokenizer.save_pretrained(run.dir)
+        save_tokenizer(tokenizer, run.dir)
         prep.save(run.dir)
         write_json(run.dir / "metrics.json", {"final": final, "history": trainer.eval_history})
     run.stats.update(

@@ -142,6 +142,7 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print) -> dict[str, Any
     from kopretrain.text import textprep
     from kopretrain.tokenizer.corpus import corpus_batches, textprep_extra
     from kopretrain.tokenizer.fingerprint import vocab_hash
+    from kopretrain.tokenizer.save import save_tokenizer
 
     base, rev = cfg.prune_from, cfg.revision or None
     tok = load_tokenizer(base, rev, what="prune-from")
@@ -156,7 +157,7 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print) -> dict[str, Any
     specials = {t["content"] for t in data.get("added_tokens", [])} | set(tok.all_special_tokens)
     keep = keep_ids(data, used, specials)
 
-    tok.save_pretrained(str(out_dir))  # tokenizer_config.json & co.; tokenizer.json is replaced next
+    save_tokenizer(tok, out_dir)  # tokenizer_config.json & co.; tokenizer.json is replaced next
     (out_dir / "tokenizer.json").write_text(json.dumps(pruned_tokenizer_json(data, keep), ensure_ascii=False),
                                            encoding="utf-8")
     config_path = out_dir / "tokenizer_config.json"

@@ -1,9 +1,10 @@
 """Build, train and save the HF ``tokenizers`` pipelines described in :mod:`kopretrain.vocab`.
 
 Only standard ``tokenizers`` components are used, so the saved ``tokenizer.json`` reloads exactly
-with ``AutoTokenizer.from_pretrained(dir)`` (``tokenizer_class: TokenizersBackend``: transformers
-5.x's ``BertTokenizer`` would rebuild its own BERT pipeline from the vocab and drop the morpheme
-pre-tokenizer, so we never name it).
+with ``AutoTokenizer.from_pretrained(dir)`` (``tokenizer_class: PreTrainedTokenizerFast``, which
+loads ``tokenizer.json`` as it is in transformers 4 and 5: transformers 5.x's ``BertTokenizer``
+would rebuild its own BERT pipeline from the vocab and drop the morpheme pre-tokenizer, so we
+never name it; see :mod:`kopretrain.tokenizer.save`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kopretrain.runs.records import StageError
 from kopretrain.text.pretokenize import JOINER, placeholder_tokens
 from kopretrain.tokenizer.corpus import corpus_batches
 from kopretrain.tokenizer.fingerprint import vocab_hash
+from kopretrain.tokenizer.save import save_tokenizer as save_portable
 from kopretrain.tokenizer.specials import SPECIAL_TOKENS
 
 METASPACE = "\u2581"  # ▁
@@ -148,7 +150,7 @@ def save_tokenizer(tok, out_dir: Path, model_max_length: int, special_tokens: di
     names = special_tokens or dict(zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), SPECIAL_TOKENS))
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=model_max_length,
                                  model_input_names=["input_ids", "token_type_ids", "attention_mask"], **names)
-    hf.save_pretrained(str(out_dir))
+    save_portable(hf, out_dir)
 
 
 def alphabet_size(tok) -> int:
