@@ -119,7 +119,7 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
             for key in ("gen_loss", "disc_loss"):
                 if key in outputs:
                     self._parts[key].append(float(outputs[key]))
-            self.loss_tally[0] += float(outputs["loss"])
+            self.loss_tally[0] += float(outputs["loss"].detach())
             self.loss_tally[1] += 1
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
