@@ -166,3 +166,42 @@ def test_an_empty_dev_or_test_split_is_said_aloud(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "warning: the dev split is empty" in printed and "warning: the test split is empty" in printed
     assert len(json.loads((out / "stage.json").read_text())["stats"]["warnings"]) == 2
+
+
+def test_text_after_a_closing_quote_is_rejected_not_rewritten(tmp_path):
+    """`"좋아"요` used to come out as 좋아요 (quotes dropped, text silently altered); now the row is
+    rejected as broken_quotes with its line, and the rows around it are kept."""
+    src = tmp_path / "q.csv"
+    src.write_text(HEADER + _rows(10) + '10,p1,5,"좋아"요 최고\n11,p2,4,"따옴표 ""안""에 있음",\n'.replace(",\n", "\n")
+                   + "12,p3,1,별로\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["ingest", "--input", str(src), "--label-scheme", "stars5", "--text-column", "review",
+                 "--rating-column", "rating", "--dedup", "none", "-o", str(out)]) == 0
+    record = json.loads((out / "stage.json").read_text())
+    assert record["counts"]["rejected"] == {"broken_quotes": 1} and record["counts"]["rows_out"] == 12
+    rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    assert rejected[0]["line"] == 12 and rejected[0]["reason"] == "broken_quotes"
+    import pyarrow.parquet as pq
+
+    texts = [t for s in ("train", "dev", "test") if (out / f"{s}.parquet").exists()
+             for t in pq.read_table(out / f"{s}.parquet")["text"].to_pylist()]
+    assert '따옴표 "안"에 있음' in texts and "좋아요 최고" not in texts
+
+
+def test_environment_errors_become_one_line(tmp_path, monkeypatch, capsys):
+    """A read-only output folder (root ignores chmod here, so the error is injected) ends in one line."""
+    import kopretrain.runs.records as records
+    from kopretrain.runs.records import input_error
+
+    assert "permission denied: /srv/out" in input_error(PermissionError(13, "Permission denied", "/srv/out"))
+    assert input_error(RuntimeError("a bug")) is None  # bugs keep their traceback
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self.dir))
+
+    monkeypatch.setattr(records.StageRun, "_open_partial", denied)
+    src = tmp_path / "r.csv"
+    src.write_text(HEADER + _rows(5), encoding="utf-8")
+    assert main(["ingest", "--input", str(src), "--label-scheme", "stars5", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("kopretrain: error: permission denied:") and "Traceback" not in err

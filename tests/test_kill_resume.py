@@ -104,3 +104,46 @@ def test_pretrain(tmp_path):
                 for h in json.loads((tmp_path / d / "metrics.json").read_text())["history"]]
 
     assert history("out") == history("straight")
+
+
+def test_ingest(tmp_path):
+    src = tmp_path / "big.csv"
+    with open(src, "w", encoding="utf-8") as fh:
+        fh.write("review_id,item_id,rating,review\n")
+        for i in range(150_000):
+            fh.write(f"{i},p{i % 997},{i % 5 + 1},리뷰 {i} 상품 {i % 997} {'최고' if i % 2 else '별로'}예요\n")
+    args = ("ingest", "--input", str(src), "--label-scheme", "stars5", "--group-column", "item_id")
+    run(kopretrain(*args, "-o", str(tmp_path / "straight")))
+    partial = tmp_path / "out.partial"
+    kill_when(kopretrain(*args, "-o", str(tmp_path / "out")),
+              lambda: partial.is_dir() and any(partial.glob("*.parquet")))
+    assert not (tmp_path / "out").exists()
+    run(kopretrain(*args, "-o", str(tmp_path / "out")))
+    for name in ("train.parquet", "dev.parquet", "test.parquet"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+    a, b = (json.loads((tmp_path / d / "stage.json").read_text()) for d in ("straight", "out"))
+    assert a["counts"] == b["counts"] and b["resumed"]
+
+
+def test_finetune(tmp_path):
+    from tests.fixtures.sentiment import make_model, write_data
+
+    write_data(tmp_path / "data")
+    make_model(tmp_path / "pre", kind="bert")
+    args = ("finetune", "--model", str(tmp_path / "pre"), "--data", str(tmp_path / "data"), "--max-steps", "60",
+            "--eval-steps", "10", "--batch-size", "16", "--lr", "3e-3", "--precision", "fp32",
+            "--early-stopping-patience", "0")
+    run(kopretrain(*args, "-o", str(tmp_path / "straight")))
+    checkpoints = tmp_path / "out.partial" / "checkpoints"
+    kill_when(kopretrain(*args, "-o", str(tmp_path / "out")),
+              lambda: checkpoints.is_dir() and any((p / "trainer_state.json").is_file() for p in checkpoints.iterdir()))
+    run(kopretrain(*args, "-o", str(tmp_path / "out")))
+    from safetensors.torch import load_file
+
+    import torch
+
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("straight", "out"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    dev = [json.loads((tmp_path / d / "dev_metrics.json").read_text()) for d in ("straight", "out")]
+    strip = [[{k: v for k, v in h.items() if "runtime" not in k and "per_second" not in k} for h in m["history"]] for m in dev]
+    assert strip[0] == strip[1] and dev[0]["selected_step"] == dev[1]["selected_step"]

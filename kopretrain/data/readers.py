@@ -165,9 +165,12 @@ def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
             yield line_no, None, reason_bad, detail, bad_line[1]
             continue
         try:
-            rows = list(csv.reader([t for _, t, _ in consumed], delimiter=delimiter, strict=False))
-        except csv.Error as exc:  # e.g. a NUL byte
-            yield line_no, None, "malformed_csv", str(exc), None
+            # strict: a quoted field with text after its closing quote ("좋아"요) is an error, not
+            # silently rewritten to 좋아요; such a record is rejected with the reason broken_quotes.
+            rows = list(csv.reader([t for _, t, _ in consumed], delimiter=delimiter, strict=True))
+        except csv.Error as exc:  # e.g. a NUL byte, or text after a closing quote
+            reason = "broken_quotes" if "expected after" in str(exc) else "malformed_csv"
+            yield line_no, None, reason, f"{exc} (quote the whole field, doubling inner quotes: \"\"좋아\"\"요\")", None
             continue
         if len(rows) != 1:
             yield line_no, None, "malformed_csv", f"record parsed into {len(rows)} rows", None
