@@ -8,8 +8,8 @@
   discriminator scores for ROC AUC.
 - it counts real and padded tokens per step, so logs carry the pad share and effective
   (non-pad) tokens/s measured over training time only (evaluation and checkpoint writes excluded).
-- :class:`JsonlLogger` appends every log to ``logs.jsonl``; :class:`Progress` is a tqdm bar with
-  tokens/s; :class:`BucketBatchSampler` feeds length-bucketed batches and reshuffles per epoch.
+- :class:`JsonlLogger` appends every log to ``logs.jsonl``; :class:`Progress` is the Trainer's progress
+  bar with tokens/s; :class:`BucketBatchSampler` feeds length-bucketed batches and reshuffles per epoch.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import ProgressCallback, Trainer, TrainerCallback
 
 from kopretrain.train.budget import BudgetedScheduler
 
@@ -257,40 +257,23 @@ class JsonlLogger(TrainerCallback):
             fh.write(json.dumps(record, ensure_ascii=False, default=float) + "\n")
 
 
-class Progress(TrainerCallback):
-    """A tqdm bar over optimizer steps showing the last loss and effective tokens/s."""
-
-    def __init__(self):
-        self.bar = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", desc="pretrain",
-                            dynamic_ncols=True, mininterval=1.0)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
+class Progress(ProgressCallback):
+    """The Trainer's own progress bar (its lifecycle, its step counting), showing the last loss and
+    effective tokens/s as a postfix and one line per evaluation instead of every log dict."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar is None or not logs:
+        bar = self.training_bar
+        if not state.is_world_process_zero or bar is None or not logs:
             return
         if "loss" in logs:
             post = {"loss": f"{logs['loss']:.3f}"}
             if "tokens_per_s" in logs:
                 post["tok/s"] = f"{logs['tokens_per_s']:,.0f}"
-            self.bar.set_postfix(post, refresh=False)
+            bar.set_postfix(post, refresh=False)
         elif any(k.startswith("eval_") for k in logs):
             shown = {k[5:]: round(v, 4) for k, v in logs.items()
                      if k.startswith("eval_") and k[5:] in ("perplexity", "gen_accuracy", "disc_accuracy", "disc_auc")}
-            self.bar.write(f"step {state.global_step}: eval {shown}")
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+            bar.write(f"step {state.global_step}: eval {shown}")
 
 
 class ContentSeededCollator:
