@@ -56,8 +56,9 @@ class LabelConfig(StageConfig):
     """Rows per chunk: memory is bounded by one chunk, and a rerun after a kill resumes after the last finished chunk."""
     batch_size: int = 64
     """Texts per forward pass (batches are formed after sorting a chunk by length)."""
-    max_length: int = 128
-    """Truncate texts to this many tokens (capped by the model's max_position_embeddings)."""
+    max_length: int = 0
+    """Truncate texts to this many tokens (0: the length the model was fine-tuned with, recorded in its
+    kopretrain.json, else 128; always capped by the model's max_position_embeddings)."""
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     """auto: bf16 on CPUs with AMX, else fp32. int8: dynamic quantization of the Linear layers, faster
     on CPU with nearly identical labels: check it on your dev set first (BENCHMARKS.md has measurements)."""
@@ -74,9 +75,11 @@ class LabelConfig(StageConfig):
         check_encoding(self.encoding)
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"--min-confidence: {self.min_confidence} is not between 0 and 1")
-        for name in ("chunk_size", "batch_size", "max_length"):
+        for name in ("chunk_size", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: must be at least 1")
+        if self.max_length < 0:
+            raise ValueError("--max-length: must be 0 (the model's recorded length) or more")
         if self.threads < 0:
             raise ValueError("--threads: must be 0 (default) or more")
 

@@ -186,8 +186,10 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     # ---- save (main process) and record
     if main:
         module.save_pretrained(run.dir)
-        save_tokenizer(tokenizer, run.dir)
-        prep.save(run.dir)
+        # every model folder carries its tokenizer, so pipeline("fill-mask", model=<out>/generator) works
+        for folder in [run.dir] + [run.dir / sub for sub in ("generator",) if (run.dir / sub).is_dir()]:
+            save_tokenizer(tokenizer, folder)
+            prep.save(folder)
         write_json(run.dir / "metrics.json", {"final": final, "history": trainer.eval_history})
     run.stats.update(
         objective=cfg.objective, base_model=base, data=data.stats,

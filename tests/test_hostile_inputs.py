@@ -205,3 +205,16 @@ def test_environment_errors_become_one_line(tmp_path, monkeypatch, capsys):
     assert main(["ingest", "--input", str(src), "--label-scheme", "stars5", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("kopretrain: error: permission denied:") and "Traceback" not in err
+
+
+def test_label_uses_the_length_the_model_was_trained_with(tmp_path):
+    """#15.7: label used 128 tokens where the model was fine-tuned at 64; 0 (the default) now means
+    the recorded length, and an explicit --max-length still wins."""
+    from kopretrain import label as L
+    from kopretrain.testing import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "model", textprep={"extra": {"max_length": 16}})
+    src = tmp_path / "in.csv"
+    src.write_text("text\n좋아요\n", encoding="utf-8")
+    assert L._load(L.LabelConfig(model=str(model), input=str(src))).clf.max_length == 16
+    assert L._load(L.LabelConfig(model=str(model), input=str(src), max_length=8)).clf.max_length == 8

@@ -77,6 +77,12 @@ def test_rtd_stage_writes_a_loadable_discriminator_generator_and_records(inputs,
     disc = ElectraForPreTraining.from_pretrained(out)
     assert torch.equal(gen.electra.embeddings.word_embeddings.weight, disc.electra.embeddings.word_embeddings.weight)
     assert len(AutoTokenizer.from_pretrained(out)) == disc.config.vocab_size
+    # the generator folder is a complete fill-mask model (it used to have no tokenizer: empty strings)
+    from transformers import pipeline
+
+    fill = pipeline("fill-mask", model=str(out / "generator"), device="cpu")
+    predictions = fill(f"영화 {fill.tokenizer.mask_token} 좋아요")
+    assert len(predictions) == 5 and all(p["token_str"].strip() for p in predictions)
     assert json.loads((out / "kopretrain.json").read_text()) == json.loads((inputs[1] / "kopretrain.json").read_text())
     # Final weights only: no checkpoints, no data cache, no pickled weights.
     assert not (out / "checkpoints").exists() and not (out / "data").exists()
