@@ -136,7 +136,9 @@ def test_model_card_parses_and_carries_metrics_and_provenance(released):
     assert {r.dataset_split for r in data.eval_results} == {"test"}
     text = card.text
     for needle in ("neutral class is fuzzy", "kopretrain.text.textprep", "prep.prepare", "kopretrain label",
-                   "data_card.md", "stars 1-2 negative", "a note from evaluate", "`max_repeat`", "v2021"):
+                   "data_card.md", "stars 1-2 negative", "a note from evaluate", "`max_repeat`", "v2021",
+                   "## Requirements", 'pip install "transformers>=4.57"', "no remote code", "## Citation",
+                   "@software{kopretrain", "cite the base model, [some-org/ko-base]"):
         assert needle in text, needle
     prov = json.loads((released / "provenance.json").read_text())
     assert set(prov["stages"]) == {"ingest", "normalize", "finetune"}

@@ -103,8 +103,8 @@ def render(info: dict[str, Any]) -> str:
 
 
 def body(info: dict[str, Any]) -> str:
-    parts = [_title(info), _use(info), _limits(info), _evaluation(info), _data(info), _preprocessing(info),
-             _training(info), _provenance(info)]
+    parts = [_title(info), _use(info), _requirements(info), _limits(info), _evaluation(info), _data(info),
+             _preprocessing(info), _training(info), _provenance(info), _citation(info)]
     return "\n\n".join(p for p in parts if p).rstrip() + "\n"
 
 
@@ -180,6 +180,30 @@ def _use(info: dict[str, Any]) -> str:
                   "--input reviews.csv --text-column text --output labeled.parquet --min-confidence 0.6",
                   "```"]
     return "\n".join(lines).rstrip()
+
+
+# transformers versions the saved folders were loaded with (BENCHMARKS.md "Saved tokenizers in transformers 4 and 5")
+CHECKED_TRANSFORMERS = "4.57 and 5.24"
+
+
+def _requirements(info: dict[str, Any]) -> str:
+    return "\n".join([
+        "## Requirements", "",
+        f"- `pip install \"transformers>=4.57\" torch safetensors`: the folder loads with stock classes, no remote "
+        f"code (checked with transformers {CHECKED_TRANSFORMERS}); weights are safetensors only.",
+        "- The recipe that re-applies the recorded text preparation, and `kopretrain label`, need kopretrain "
+        f"{info['kopretrain_version']}. It is not on a package index yet: `pip install <path to a kopretrain checkout>`.",
+    ])
+
+
+def _citation(info: dict[str, Any]) -> str:
+    base = (info.get("base_model") or {}).get("id")
+    lines = ["## Citation", "", "```bibtex", "@software{kopretrain,",
+             "  title   = {kopretrain: adapting Korean language models to noisy user text},",
+             f"  version = {{{info['kopretrain_version']}}},", "  year    = {2026}", "}", "```"]
+    if base:
+        lines += ["", f"Please also cite the base model, [{base}](https://huggingface.co/{base}), as its card asks."]
+    return "\n".join(lines)
 
 
 def _limits(info: dict[str, Any]) -> str:
