@@ -253,7 +253,7 @@ def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str]
     """``(trainer, train result, CPU seconds)``; resumes from the newest checkpoint of a partial run."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
 
-    from kopretrain.train.pretrain_trainer import last_checkpoint
+    from kopretrain.train.checkpoints import last_checkpoint
 
     from kopretrain.train.budget import TimeBudget
     from kopretrain.train.finetune_trainer import ClassifierTrainer, compute_metrics, training_arguments

@@ -127,7 +127,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     check_model_ref(cfg.model)
     fingerprint, config, inputs = run_fingerprint(cfg)
     record_path = output.with_name(output.name + ".stage.json")
-    if not force and output.exists() and read_json(record_path).get("fingerprint") == fingerprint:
+    if not force and _finished(output, record_path, fingerprint):
         print(f"[label] up to date: {output} (use --force to redo)")
         return output
 
@@ -148,6 +148,11 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
             raise
 
 
+def _finished(output: Path, record_path: Path, fingerprint: str) -> bool:
+    """The labelled file exists and its record says it came from this model, input and options."""
+    return output.exists() and read_json(record_path).get("fingerprint") == fingerprint
+
+
 def status(cfg: LabelConfig, output: Path) -> str:
     """What ``kopretrain run --dry-run`` says: the record beside the file decides, as in :func:`execute`."""
     from kopretrain.runs.outputs import OutputError, check_file_output
@@ -158,7 +163,7 @@ def status(cfg: LabelConfig, output: Path) -> str:
         check_file_output(output, record_path)
     except OutputError as exc:
         return f"will fail: {exc}"
-    if output.exists() and read_json(record_path).get("fingerprint") == run_fingerprint(cfg)[0]:
+    if _finished(output, record_path, run_fingerprint(cfg)[0]):
         return "up to date"
     return "will resume or restart its partial run" if Path(f"{output}.partial").exists() else "will run"
 

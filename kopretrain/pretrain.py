@@ -156,6 +156,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     from kopretrain.train import pretrain_trainer as trainer_utils
     from kopretrain.tokenizer.save import save_tokenizer
     from kopretrain.train.budget import TimeBudget
+    from kopretrain.train.checkpoints import last_checkpoint
     from kopretrain.train.collators import premasked_collator
 
     # ---- setup: devices/ranks -> tokenizer -> model -> data -> Trainer
@@ -168,7 +169,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
                                       pad_to_multiple_of=device.pad_multiple())
     data = pretrain_data.load_or_build(cfg, tokenizer, prep, collator, run.dir, args)
     # resume from the newest complete checkpoint of an interrupted identical run (and its clock)
-    resume = trainer_utils.last_checkpoint(run.dir / CHECKPOINTS) if run.resumed else None
+    resume = last_checkpoint(run.dir / CHECKPOINTS) if run.resumed else None
     budget = TimeBudget.resumed(cfg.max_minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
     trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
                            premasked_collator(tokenizer), [*callbacks, *([budget] if budget else [])])

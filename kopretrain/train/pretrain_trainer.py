@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,41 +28,7 @@ from transformers import ProgressCallback, Trainer, TrainerCallback
 from kopretrain.train.budget import BudgetedScheduler
 
 SUM_KEYS = ("ce_sum", "n_masked", "n_correct", "disc_bce_sum", "n_tokens", "disc_correct", "n_replaced")
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TALLY_FILE = "loss_tally.json"
-
-
-def last_checkpoint(folder: str | Path, log=print) -> str | None:
-    """The newest *complete and readable* ``checkpoint-N``. ``trainer_state.json`` is written last,
-    so a run killed while saving leaves a folder without it; a checkpoint whose safetensors files do
-    not open (truncated by a full disk, a crash, a copy) is skipped too, with a message, so one bad
-    file never blocks resuming from the checkpoint before it."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    done = sorted(((int(m.group(1)), p) for p in folder.iterdir()
-                   if (m := CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.json").is_file()), reverse=True)
-    for _, path in done:
-        broken = unreadable_weights(path)
-        if broken is None:
-            return str(path)
-        log(f"[resume] skipping {path.name}: {broken}; falling back to the previous checkpoint")
-    return None
-
-
-def unreadable_weights(checkpoint: Path) -> str | None:
-    """Why a checkpoint's ``*.safetensors`` files cannot be read (header and every tensor's bytes
-    present), or None when they all can."""
-    from safetensors import safe_open
-
-    for path in sorted(checkpoint.rglob("*.safetensors")):
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                for key in fh.keys():
-                    fh.get_slice(key)
-        except Exception as exc:  # noqa: BLE001 - any failure to read means: do not resume from it
-            return f"{path.relative_to(checkpoint)} is unreadable ({type(exc).__name__}: {exc})"
-    return None
 
 
 class PretrainTrainer(BudgetedScheduler, Trainer):
