@@ -186,7 +186,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
 
     # ---- save (main process) and record
     if main:
-        module.save_pretrained(run.dir)
+        module.export(run.dir)
         # every model folder carries its tokenizer, so pipeline("fill-mask", model=<out>/generator) works
         for folder in [run.dir] + [run.dir / sub for sub in ("generator",) if (run.dir / sub).is_dir()]:
             save_tokenizer(tokenizer, folder)

@@ -7,12 +7,16 @@ head vs ~3M for 4 layers), so :class:`MaskedLM` runs the head on masked position
 the same cross-entropy over masked tokens; the wrapped model is saved with ``save_pretrained`` and
 reloads as ``AutoModelForMaskedLM``.
 
+The wrappers are ``PreTrainedModel`` s (:class:`TrainingModule`) so the Trainer checkpoints and resumes
+them with its own code; the stage output is their ``export``.
+
 A wrapper module (rather than a custom ``compute_loss``) keeps the forward inside ``model(...)``,
 which DDP needs to synchronise gradients.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +24,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -68,41 +73,72 @@ def mlm_loss_terms(logits: torch.Tensor, targets: torch.Tensor, anchor: torch.Te
             "n_correct": (logits.detach().argmax(-1) == targets).sum()}
 
 
-class MaskedLM(nn.Module):
-    """MLM training module around any ``*ForMaskedLM``; saved as the plain HF model."""
+class TrainingModule(PreTrainedModel):
+    """A training-time wrapper around plain Hugging Face models, which the Trainer saves and resumes
+    like any model: a ``PreTrainedModel``, so its own checkpointing applies (safetensors, no pickled
+    weights). Checkpoints hold the wrapper's state dict minus aliases of tied tensors (the MLM
+    decoder tied to the word embeddings, RTD's shared embeddings), which the tie restores on load.
+    ``export`` writes the wrapped models as ordinary ``from_pretrained`` folders (the stage output).
+
+    Loading is strict whatever the caller asks: the Trainer resumes with ``strict=False`` and only
+    warns about missing keys, which would let a checkpoint of another layout restore nothing."""
+
+    base_model_prefix = ""
+    # attention is the wrapped models' own business: accept whatever their config asks for
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = True
+
+    def __init__(self, config):
+        # a copy: save_pretrained stamps ``architectures`` on the config, and the wrapped model's own
+        # config must keep saying BertForMaskedLM / ElectraForPreTraining for its export
+        super().__init__(copy.deepcopy(config))
+
+    def _mark_aliases(self) -> None:
+        """Leave every alias of a shared tensor out of checkpoints (safetensors cannot hold them);
+        the first name in sorted order, the one the wrapped model owns, is kept."""
+        names: dict[int, list[str]] = {}
+        for name, param in self.named_parameters(remove_duplicate=False):
+            names.setdefault(param.data_ptr(), []).append(name)
+        self._keys_to_ignore_on_save = {n for group in names.values() for n in sorted(group)[1:]}
+
+    def save_pretrained(self, save_directory, **kwargs):
+        kwargs["save_original_format"] = False  # the wrapper's keys as they are: they are read back as they are
+        super().save_pretrained(save_directory, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        missing = set(result.missing_keys) - set(self._keys_to_ignore_on_save)
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f"checkpoint does not match the {type(self).__name__} being trained (missing "
+                               f"{sorted(missing)[:5]}, unexpected {result.unexpected_keys[:5]}): was it written "
+                               "by another kopretrain version? Rerun with --force to start over")
+        return result
+
+    def tie_weights(self, *args, **kwargs) -> None:
+        """Aliases stay shared through ``load_state_dict`` (it copies into the same tensors): nothing to redo."""
+
+    def export(self, directory: str | Path) -> None:
+        raise NotImplementedError
+
+    def exported(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+
+class MaskedLM(TrainingModule):
+    """MLM training module around any ``*ForMaskedLM``; exported as the plain HF model."""
 
     main_input_name = "input_ids"
 
     def __init__(self, model: nn.Module):
-        super().__init__()
+        super().__init__(model.config)
         self.model = model
+        self._mark_aliases()
 
     def forward(self, input_ids, attention_mask=None, labels=None, token_type_ids=None) -> dict[str, Any]:
         logits, targets = masked_logits(self.model, input_ids, attention_mask, labels, token_type_ids)
         return mlm_loss_terms(logits, targets, anchor=logits)
 
-    def save_pretrained(self, directory: str | Path) -> None:
+    def export(self, directory: str | Path) -> None:
         self.model.save_pretrained(directory)
-
-    def load_weights(self, directory: str | Path) -> None:
-        load_safetensors_into(self.model, Path(directory))
 
     def exported(self) -> dict[str, nn.Module]:
         return {"model": self.model}
-
-
-def load_safetensors_into(model: nn.Module, directory: Path) -> None:
-    """Load ``directory/model.safetensors`` strictly, allowing only keys tied to a loaded tensor.
-
-    ``save_pretrained`` omits tied weights (e.g. the MLM decoder tied to the word embeddings), so a
-    plain ``strict=True`` load would fail; anything else missing is a real mismatch."""
-    from safetensors.torch import load_file
-
-    state = load_file(str(directory / "model.safetensors"), device="cpu")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    params = model.state_dict(keep_vars=True)
-    loaded = {params[k].data_ptr() for k in state if k in params}
-    untied = [k for k in missing if params[k].data_ptr() not in loaded]
-    if unexpected or untied:
-        raise RuntimeError(f"{directory}: checkpoint does not match the model (missing {untied[:5]}, "
-                           f"unexpected {unexpected[:5]})")

@@ -1,9 +1,8 @@
-"""The transformers ``Trainer`` pieces the pretrain stage adds: saving, evaluation, logs, progress.
+"""The transformers ``Trainer`` pieces the pretrain stage adds: evaluation, logs, progress.
 
 - :class:`PretrainTrainer` trains the wrapper modules of :mod:`kopretrain.train.objectives` /
-  :mod:`kopretrain.train.rtd`. Checkpoints are written in the *final* layout (``save_pretrained``
-  safetensors; RTD adds ``generator/``) so resuming and exporting read the same files.
-  Its ``evaluate`` sums masked-token cross-entropy over the whole eval set (perplexity =
+  :mod:`kopretrain.train.rtd`, which are ``PreTrainedModel`` s: the Trainer's own checkpointing
+  saves and resumes them (the stage exports the plain models at the end). Its ``evaluate`` sums masked-token cross-entropy over the whole eval set (perplexity =
   exp(sum CE / masked tokens), not a mean of batch means) and, for RTD, collects the
   discriminator scores for ROC AUC.
 - it counts real and padded tokens per step, so logs carry the pad share and effective
@@ -123,18 +122,6 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
         if self.args.should_save and folder.is_dir():
             (folder / TALLY_FILE).write_text(json.dumps({"loss_tally": self.loss_tally}))
         self._interval["excluded"] += time.perf_counter() - t0
-
-    # ------------------------------------------------------------------ save / load
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Checkpoints in the export layout (safetensors via ``save_pretrained``; no pickled weights)."""
-        if not self.args.should_save:
-            return
-        output_dir = output_dir or self.args.output_dir
-        os.makedirs(output_dir, exist_ok=True)
-        self.accelerator.unwrap_model(self.model).save_pretrained(output_dir)
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        (model or self.model).load_weights(resume_from_checkpoint)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:

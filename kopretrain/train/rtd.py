@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kopretrain.train.objectives import IGNORE, load_safetensors_into, masked_logits, mlm_loss_terms
+from kopretrain.train.objectives import IGNORE, TrainingModule, masked_logits, mlm_loss_terms
 
 GENERATOR_DIR = "generator"
 
@@ -84,7 +84,7 @@ def corrupt(input_ids: torch.Tensor, labels: torch.Tensor, sampled: torch.Tensor
     return corrupted, replaced
 
 
-class ElectraRTD(nn.Module):
+class ElectraRTD(TrainingModule):
     """Joint generator + discriminator step; saved as the discriminator's class (``ElectraForPreTraining``,
     or ``BertForTokenClassification`` with one label for a BERT checkpoint) + ``generator/``."""
 
@@ -92,7 +92,7 @@ class ElectraRTD(nn.Module):
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, rtd_weight: float = 50.0,
                  temperature: float = 1.0):
-        super().__init__()
+        super().__init__(discriminator.config)
         if temperature <= 0:
             raise ValueError(f"--gen-temperature must be > 0, got {temperature}")
         tie_embeddings(generator, discriminator)
@@ -102,6 +102,7 @@ class ElectraRTD(nn.Module):
         self.temperature = temperature
         # Set by evaluation so the sampled replacements, hence the metrics, repeat across evals/runs.
         self.sample_generator: torch.Generator | None = None
+        self._mark_aliases()
 
     def forward(self, input_ids, attention_mask=None, labels=None, token_type_ids=None,
                 return_details: bool = False) -> dict[str, Any]:
@@ -133,17 +134,11 @@ class ElectraRTD(nn.Module):
             out.update(corrupted_ids=corrupted, replaced=replaced, sampled=sampled)
         return out
 
-    def save_pretrained(self, directory: str | Path) -> None:
+    def export(self, directory: str | Path) -> None:
         """Discriminator at the top (loads as ElectraForPreTraining / AutoModel), generator in ``generator/``."""
         directory = Path(directory)
         self.discriminator.save_pretrained(directory)
         self.generator.save_pretrained(directory / GENERATOR_DIR)
-
-    def load_weights(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        load_safetensors_into(self.discriminator, directory)
-        load_safetensors_into(self.generator, directory / GENERATOR_DIR)
-        tie_embeddings(self.generator, self.discriminator)
 
     def exported(self) -> dict[str, nn.Module]:
         return {"discriminator": self.discriminator, "generator": self.generator}

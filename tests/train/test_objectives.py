@@ -52,13 +52,21 @@ def test_batch_without_masked_tokens_gives_zero_loss_with_a_graph(tokenizer):
     out["loss"].backward()  # must not raise: DDP/Trainer call backward on every batch
 
 
-def test_save_and_reload_as_auto_model_for_masked_lm(tmp_path, tokenizer):
+def test_checkpoint_round_trip_and_export_as_auto_model_for_masked_lm(tmp_path, tokenizer):
+    """The Trainer's own save/resume path: save_pretrained, then load_state_dict(strict=False) of
+    the file. Every tensor comes back, the decoder stays tied, and a foreign layout is refused."""
+    from safetensors.torch import load_file
     from transformers import AutoModelForMaskedLM
 
     module = MaskedLM(tiny_parts("mlm", tokenizer, "bert")["mlm"])
-    module.save_pretrained(tmp_path)
+    module.save_pretrained(tmp_path / "checkpoint")
     again = MaskedLM(tiny_parts("mlm", tokenizer, "bert")["mlm"])
-    again.load_weights(tmp_path)  # strict apart from the decoder tied to the embeddings
+    again.load_state_dict(load_file(tmp_path / "checkpoint" / "model.safetensors"), strict=False)
     for (name, a), (_, b) in zip(module.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), name
-    assert type(AutoModelForMaskedLM.from_pretrained(tmp_path)).__name__ == "BertForMaskedLM"
+    inner = again.model
+    assert inner.cls.predictions.decoder.weight is inner.bert.embeddings.word_embeddings.weight
+    module.export(tmp_path / "export")  # after a checkpoint save: the plain model's config is untouched
+    assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "export")).__name__ == "BertForMaskedLM"
+    with pytest.raises(RuntimeError, match="does not match"):
+        again.load_state_dict(load_file(tmp_path / "export" / "model.safetensors"), strict=False)

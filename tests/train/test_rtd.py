@@ -116,8 +116,11 @@ def test_embeddings_are_one_tensor_and_stay_tied_through_training(tokenizer):
 def test_saved_discriminator_loads_as_electra_for_pretraining_and_auto_model(tmp_path, tokenizer):
     from transformers import AutoModel, ElectraForMaskedLM, ElectraForPreTraining
 
+    from safetensors.torch import load_file
+
     model = _rtd(tokenizer)
-    model.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path / "checkpoint")  # the Trainer's checkpoint, then the stage's export
+    model.export(tmp_path)
     disc = ElectraForPreTraining.from_pretrained(tmp_path)
     assert type(AutoModel.from_pretrained(tmp_path)).__name__ == "ElectraModel"
     gen = ElectraForMaskedLM.from_pretrained(tmp_path / "generator")
@@ -125,7 +128,7 @@ def test_saved_discriminator_loads_as_electra_for_pretraining_and_auto_model(tmp
     assert gen.config.hidden_size == model.generator.config.hidden_size
     again = _rtd(tokenizer)
     torch.nn.init.zeros_(again.discriminator.discriminator_predictions.dense.weight)
-    again.load_weights(tmp_path)
+    again.load_state_dict(load_file(tmp_path / "checkpoint" / "model.safetensors"), strict=False)
     assert torch.equal(again.discriminator.discriminator_predictions.dense.weight,
                        model.discriminator.discriminator_predictions.dense.weight)
     assert again.generator.electra.embeddings is again.discriminator.electra.embeddings
