@@ -205,3 +205,49 @@ def test_reinit_layers_replaces_only_the_top_layers(workdir):
         load_model(FinetuneConfig(model=str(workdir / "pre-electra"), data=str(workdir / "data"), reinit_layers=3))
     with pytest.raises(ValueError, match="reinit-layers"):
         FinetuneConfig(model="m", data="d", reinit_layers=-1)
+
+
+def test_head_lr_and_layer_decay_set_each_parameters_rate(workdir):
+    """The optimizer the Trainer builds gives the head head_lr, layer i of L lr*decay^(L-i) and the
+    embeddings lr*decay^(L+1); weight decay still skips biases and LayerNorms."""
+    from transformers import TrainingArguments
+
+    from kopretrain.finetune import _lr_scale, load_model
+    from kopretrain.train.finetune_trainer import ClassifierTrainer
+
+    cfg = FinetuneConfig(model=str(workdir / "pre"), data=str(workdir / "data"), lr=1e-4, head_lr=1e-3,
+                         layer_lr_decay=0.5)
+    model, _ = load_model(cfg)
+    args = TrainingArguments(output_dir=str(workdir / "opt"), learning_rate=cfg.lr, weight_decay=0.01,
+                             report_to="none", use_cpu=True)
+    trainer = ClassifierTrainer(model=model, args=args, lr_scale=_lr_scale(cfg, model))
+    optimizer = trainer.create_optimizer()
+    rate = {id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert len(rate) == len(params)  # every trainable parameter, once
+    expect = {"classifier.weight": 1e-3, "bert.pooler.dense.weight": 1e-3,
+              "bert.encoder.layer.1.attention.self.query.weight": 1e-4 * 0.5,
+              "bert.encoder.layer.0.attention.self.query.weight": 1e-4 * 0.25,
+              "bert.embeddings.word_embeddings.weight": 1e-4 * 0.125}
+    for name, lr in expect.items():
+        assert rate[id(params[name])][0] == pytest.approx(lr), name
+    assert rate[id(params["bert.encoder.layer.0.output.LayerNorm.weight"])][1] == 0.0
+    assert rate[id(params["bert.encoder.layer.0.output.dense.weight"])][1] == 0.01
+    # off by default: the stock two groups at one rate
+    plain = FinetuneConfig(model=str(workdir / "pre"), data=str(workdir / "data"))
+    assert _lr_scale(plain, model) is None
+    with pytest.raises(ValueError, match="layer-lr-decay"):
+        FinetuneConfig(model="m", data="d", layer_lr_decay=0)
+
+
+def test_keep_layers_trains_and_saves_a_shallower_plain_model(workdir):
+    from transformers import AutoModelForSequenceClassification
+
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(workdir / "data"),
+                                     **FAST, "max_steps": 10, "keep_layers": 1, "head_lr": 1e-2,
+                                     "layer_lr_decay": 0.8})
+    out = execute("finetune", cfg, workdir / "out-keep1")
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.num_hidden_layers == 1 and len(model.base_model.encoder.layer) == 1
+    with pytest.raises(StageError, match="only 2 layers"):
+        execute("finetune", from_dict(FinetuneConfig, {**cfg.__dict__, "keep_layers": 3}), workdir / "out-keep3")

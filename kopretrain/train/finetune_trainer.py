@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 from kopretrain.data.files import LABELS
 from kopretrain.train.device import trainer_precision_kwargs
@@ -29,9 +30,11 @@ def _make_trainer_class():
         gradient-accumulation steps (``loss_is_scaled_for_ga = False``).
         """
 
-        def __init__(self, *args, class_weights: list[float] | None = None, budget=None, **kwargs):
+        def __init__(self, *args, class_weights: list[float] | None = None, budget=None,
+                     lr_scale: Callable[[str], float] | None = None, **kwargs):
             super().__init__(*args, **kwargs)
             self.budget = budget
+            self.lr_scale = lr_scale
             self.class_weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
             if self.class_weights is not None:
                 self.loss_is_scaled_for_ga = False
@@ -39,6 +42,24 @@ def _make_trainer_class():
         def log(self, logs, *args, **kwargs):
             super().log(logs, *args, **kwargs)
             sys.stdout.flush()  # progress lines reach `... > log` files as they happen, not at exit
+
+        def create_optimizer(self, model=None):
+            """The stock optimizer, with one parameter group per (learning-rate scale, weight decay)
+            so the head and each layer can get their own rate; the scheduler scales every group."""
+            if self.optimizer is None and self.lr_scale is not None:
+                opt_model = self.model if model is None else model
+                decay = set(self.get_decay_parameter_names(opt_model))
+                groups: dict[tuple[float, bool], list] = {}
+                for name, param in opt_model.named_parameters():
+                    if param.requires_grad:
+                        groups.setdefault((self.lr_scale(name), name in decay), []).append(param)
+                cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+                self.optimizer = cls([
+                    {"params": params, "lr": self.args.learning_rate * scale,
+                     "weight_decay": self.args.weight_decay if decayed else 0.0}
+                    for (scale, decayed), params in sorted(groups.items(), key=lambda kv: kv[0])
+                ], **kwargs)
+            return super().create_optimizer(model)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self.class_weights is None:
@@ -62,6 +83,30 @@ def __getattr__(name: str):
         globals()[name] = cls
         return cls
     raise AttributeError(name)
+
+
+def lr_scales(model, head_lr_scale: float = 1.0, layer_decay: float = 1.0) -> Callable[[str], float]:
+    """``parameter name -> learning-rate multiplier`` for fine-tuning a pretrained encoder.
+
+    The head (everything outside the encoder's embeddings and layers: classifier, and the pooler
+    a checkpoint without one gets fresh) gets ``head_lr_scale``; with layer-wise decay (Clark et
+    al. 2020, ELECTRA; Sun et al. 2019) layer ``i`` of ``L`` gets ``layer_decay ** (L - i)`` and the
+    embeddings ``layer_decay ** (L + 1)``, so the lower, more general layers move least."""
+    import re
+
+    prefix = re.escape(model.base_model_prefix)
+    n_layers = model.config.num_hidden_layers
+    layer = re.compile(rf"{prefix}\.encoder\.layers?\.(\d+)\.")
+    embeddings = re.compile(rf"{prefix}\.embeddings")  # also ELECTRA's embeddings_project
+
+    def scale(name: str) -> float:
+        if m := layer.match(name):
+            return layer_decay ** (n_layers - int(m.group(1)))
+        if embeddings.match(name):
+            return layer_decay ** (n_layers + 1)
+        return head_lr_scale
+
+    return scale
 
 
 def compute_metrics(names: list[str]):
