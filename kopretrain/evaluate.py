@@ -150,8 +150,26 @@ def train_baseline(cfg: EvaluateConfig, notes: list[str]):
         keep = stratified_sample(y_train, cfg.baseline_max_train, cfg.seed, what="--baseline-max-train")
         train, y_train = train.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]
     texts = ["" if t is None else str(t) for t in train["text"]]
-    print(f"[evaluate] training the TF-IDF baseline on {len(texts):,} rows")
-    return Baseline(seed=cfg.seed).fit(texts, y_train), len(texts)
+    dev_texts, y_dev = baseline_dev(cfg)
+    print(f"[evaluate] training the TF-IDF baseline on {len(texts):,} rows"
+          + (f", C chosen on {len(y_dev):,} dev rows" if y_dev else ""))
+    fitted = Baseline(seed=cfg.seed).fit(texts, y_train, dev_texts, y_dev)
+    if not y_dev:
+        notes.append("baseline C not tuned: no labelled dev rows")
+    return fitted, len(texts)
+
+
+def baseline_dev(cfg: EvaluateConfig) -> tuple[list[str], list[int]]:
+    """Dev rows to choose the baseline's C on (the sample the temperature is fitted on), or none."""
+    from kopretrain.data.split import stratified_sample
+    from kopretrain.inference.classifier import read_split
+
+    try:
+        dev, y_dev = labelled(read_split(cfg.data, "dev"))
+    except StageError:
+        return [], []
+    keep = stratified_sample(y_dev, min(cfg.temperature_max_dev or len(y_dev), 5000), cfg.seed)
+    return ["" if dev["text"][i] is None else str(dev["text"][i]) for i in keep], [y_dev[i] for i in keep]
 
 
 def predictions(rows, probs, ratings, base_probs):

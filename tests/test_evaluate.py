@@ -189,14 +189,17 @@ def test_temperature_is_fitted_on_dev_not_on_the_scored_split(workdir, tmp_path)
 
 
 def _baseline_probs(data: Path, train_rows=None, seed: int = 0):
-    from kopretrain.evaluate import labelled
+    from types import SimpleNamespace
+
+    from kopretrain.evaluate import baseline_dev, labelled
     from kopretrain.evaluation.baseline import Baseline
 
     train, y = labelled(pd.read_parquet(data / "train.parquet"))
     if train_rows is not None:
         train, y = train.iloc[train_rows].reset_index(drop=True), [y[i] for i in train_rows]
     test, _ = labelled(pd.read_parquet(data / "test.parquet"))
-    fitted = Baseline(seed=seed).fit([str(t) for t in train["text"]], y)
+    dev = baseline_dev(SimpleNamespace(data=str(data), temperature_max_dev=10_000, seed=seed))  # C is tuned on dev
+    fitted = Baseline(seed=seed).fit([str(t) for t in train["text"]], y, *dev)
     return fitted.predict_proba([str(t) for t in test["text"]]), len(y)
 
 

@@ -24,7 +24,7 @@ def test_beats_chance_on_a_separable_set():
     accuracy = (probs.argmax(1) == np.array(test_y)).mean()
     assert accuracy > 0.9  # chance is 1/3; the sentiment phrases decide the label
     info = base.describe()
-    assert info["features"] > 50 and info["ngram_range"] == [1, 3]
+    assert info["features"] > 50 and info["ngram_range"] == [1, 4]
 
 
 def test_character_ngrams_survive_spacing_noise():
@@ -45,3 +45,24 @@ def test_config_and_unfitted_use():
         base.predict_proba(["아무 말"])
     texts, y = _split(30, 4)
     assert base.fit(texts, y).describe()["ngram_range"] == [2, 2]
+
+
+def test_c_is_chosen_on_dev_macro_f1_and_classes_are_balanced():
+    from sklearn.metrics import f1_score
+
+    texts, y = _split(150, 1)
+    dev_texts, dev_y = _split(60, 5)
+    base = Baseline(BaselineConfig(C_grid=(0.01, 1.0, 100.0))).fit(texts, y, dev_texts, dev_y)
+    scores = base.describe()["C_dev_macro_f1"]
+    assert set(scores) == {0.01, 1.0, 100.0}
+    assert base.C == max(scores, key=lambda k: (scores[k], -k))
+    refit = Baseline(BaselineConfig(C=base.C)).fit(texts, y)  # the final fit: chosen C, all rows
+    assert np.allclose(refit.predict_proba(dev_texts), base.predict_proba(dev_texts))
+    assert f1_score(dev_y, base.predict_proba(dev_texts).argmax(1), average="macro") == pytest.approx(scores[base.C])
+    # balanced weights move the decision towards a rare class; unweighted leans to the majority
+    negative = [t for t, v in zip(texts, y) if v == 0][:5]
+    positive = [t for t, v in zip(texts, y) if v == 2]
+    skewed_t, skewed_y = positive + negative, [2] * len(positive) + [0] * len(negative)
+    balanced = Baseline().fit(skewed_t, skewed_y).predict_proba(negative)[:, 0].mean()
+    plain = Baseline(BaselineConfig(class_weight=None)).fit(skewed_t, skewed_y).predict_proba(negative)[:, 0].mean()
+    assert balanced > plain
