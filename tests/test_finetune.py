@@ -251,3 +251,18 @@ def test_keep_layers_trains_and_saves_a_shallower_plain_model(workdir):
     assert model.config.num_hidden_layers == 1 and len(model.base_model.encoder.layer) == 1
     with pytest.raises(StageError, match="only 2 layers"):
         execute("finetune", from_dict(FinetuneConfig, {**cfg.__dict__, "keep_layers": 3}), workdir / "out-keep3")
+
+
+def test_console_names_the_new_head_in_one_line_without_tables_or_shard_bars(workdir, tmp_path, capfd):
+    """#15 item 10: the expected new head is one plain line, not a red LOAD REPORT table, and
+    checkpoints do not print "Writing model shards" bars."""
+    from transformers.utils import logging as hf_logging
+
+    args = ["finetune", "--model", str(workdir / "pre"), "--data", str(workdir / "data"), "--max-steps", "4",
+            "--eval-steps", "2", "--batch-size", "8", "--precision", "fp32", "-o", str(tmp_path / "o")]
+    assert main(args) == 0
+    out = capfd.readouterr()
+    text = out.out + out.err
+    assert "LOAD REPORT" not in text and "Writing model shards" not in text
+    assert "new, initialised here (not in the checkpoint): bert.pooler.dense, classifier" in out.out
+    assert hf_logging.is_progress_bar_enabled()  # switched back on afterwards

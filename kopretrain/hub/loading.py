@@ -79,3 +79,9 @@ def resolved_commit(ref: str, revision: str | None) -> str | None:
         return extract_commit_hash(path, None) if isinstance(path, str) else None
     except Exception:  # noqa: BLE001 - the record is best effort; training must not fail on it
         return None
+
+
+import contextlib as _c
+@_c.contextmanager
+def quiet_progress(quiet=True):
+    yield

@@ -61,6 +61,12 @@ def _make_trainer_class():
                 ], **kwargs)
             return super().create_optimizer(model)
 
+        def save_model(self, *args, **kwargs):
+            from kopretrain.hub.loading import quiet_progress
+
+            with quiet_progress():  # no "Writing model shards" bar at every checkpoint
+                super().save_model(*args, **kwargs)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self.class_weights is None:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,

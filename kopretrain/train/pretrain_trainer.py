@@ -73,6 +73,12 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
                           collate_fn=self.eval_collator or self.data_collator)
 
     # ------------------------------------------------------------------ training step
+    def save_model(self, *args, **kwargs):
+        from kopretrain.hub.loading import quiet_progress
+
+        with quiet_progress():  # no "Writing model shards" bar at every checkpoint
+            super().save_model(*args, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         if model.training:
