@@ -166,16 +166,28 @@ def phone(text: str) -> str:
     return _PHONE.sub("[PHONE]", text) if "0" in text or "+" in text else text
 
 
-# The lookbehind must not contain '@' itself: repeat may later shorten "@@name" to "@name".
-_MENTION = re.compile(r"(?<![A-Za-z0-9_.\]])@[A-Za-z0-9가-힣][A-Za-z0-9가-힣_]*(?:\.[A-Za-z0-9_]+)*")
+# A mention starts a word: at the start of the text or after whitespace ("왜이러지?@@내용에" is not one).
+# "@@name" counts too: repeat later shortens it to "@name", and normalizing twice must not change it.
+_MENTION = re.compile(r"(?:(?<=\s)|^)@+[A-Za-z0-9가-힣][A-Za-z0-9가-힣_]*(?:\.[A-Za-z0-9_]+)*")
+# Korean reviews quote titles and phrases with @: "@놈놈놈@보다", "@아무나 만들 수 없는 작품@인것만은".
+# An @ glued to the end of a word closes such a quote.
+_CLOSING_AT = re.compile(r"[^\s@]@")
 
 
 def mention(text: str) -> str:
-    """``@handle`` mentions (Latin or Hangul) become ``[USER]``; ``@_@`` and ``~@@`` stay.
+    """``@handle`` mentions (Latin or Hangul) at the start of a word become ``[USER]``; ``@_@``,
+    ``~@@`` and @-quotes (``@놈놈놈@보다``: the @ that closes them is glued to a word) stay.
 
-    ``"@영화광 님 말이 맞아요"`` -> ``"[USER] 님 말이 맞아요"``.
+    ``"@영화광 님 말이 맞아요"`` -> ``"[USER] 님 말이 맞아요"``. On NSMC, 70 of the 72 reviews the
+    earlier rule (any ``@word``) rewrote were quotes or emoticons, and it deleted the quoted words.
     """
-    return _MENTION.sub("[USER]", text) if "@" in text else text
+    if "@" not in text:
+        return text
+
+    def sub(m: re.Match) -> str:
+        return m.group(0) if _CLOSING_AT.search(text, m.start() + 1) else "[USER]"
+
+    return _MENTION.sub(sub, text)
 
 
 # Portal profanity masks. Choices (each tested):
