@@ -91,6 +91,8 @@ def run(cfg: NormalizeConfig, run: StageRun) -> None:
         rows_out += split_out
     seconds = time.perf_counter() - t0
     run.set_counts(rows_in=rows_in, rows_out=rows_out)
+    changed = ", ".join(f"{name} {n:,}" for name, n in sorted(norm.counts.items(), key=lambda kv: -kv[1]) if n)
+    print(f"[normalize] texts changed per rule: {changed or 'none'} (examples in stage.json)")
     run.stats.update({
         "rules": dict(norm.counts),
         "rule_examples": {k: {"before": b, "after": a} for k, (b, a) in norm.examples.items()},

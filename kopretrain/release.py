@@ -116,9 +116,9 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
         info["examples"] = verify(run.dir, kind, info)
     write_json(run.dir / "provenance.json", portable(info.pop("provenance")))
     (run.dir / "README.md").write_text(render(info), encoding="utf-8")
-    files = sorted(p for p in run.dir.rglob("*") if p.is_file() and p.name != ".fingerprint")
+    files = upload_list(run.dir)  # what a push uploads: the same count the dry run lists
     run.stats.update({"kind": kind, "pipeline_tag": info["pipeline_tag"], "files": len(files),
-                      "bytes": sum(p.stat().st_size for p in files), "copied": copied,
+                      "bytes": sum(size for _, size in files), "copied": copied,
                       "evaluation": bool(info.get("evaluation")), "examples": info.get("examples")})
     print(f"[release] {kind} ({info['pipeline_tag']}): {len(files)} files in the release folder")
 

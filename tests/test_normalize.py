@@ -122,7 +122,7 @@ def test_config_validation_names_the_flag(field, value):
         from_dict(NormalizeConfig, {field: value}, prefix="normalize")
 
 
-def test_stage_end_to_end(tmp_path):
+def test_stage_end_to_end(tmp_path, capsys):
     inp = write_stage_dir(tmp_path / "ingest", {
         "train": ["배송 빨랐어욬ㅋㅋㅋㅋ", "100000원 결제했는데 별로!!!!!", "", "http://spam.example.com/x",
                   "최고", None, "good!!"],
@@ -131,6 +131,7 @@ def test_stage_end_to_end(tmp_path):
     })
     out = tmp_path / "normalize"
     assert main(["normalize", "--input", str(inp), "--output", str(out), "--batch-size", "3"]) == 0
+    assert "texts changed per rule: repeat 2, " in capsys.readouterr().out  # the rule counts, largest first
     train = read_split(out, "train")
     assert [r["text"] for r in train] == ["배송 빨랐어욬ㅋㅋ", "100000원 결제했는데 별로!!", "최고", "good!!"]
     assert [r["text_raw"] for r in train] == ["배송 빨랐어욬ㅋㅋㅋㅋ", "100000원 결제했는데 별로!!!!!", "최고", "good!!"]

@@ -151,6 +151,10 @@ def test_dry_run_lists_files_sizes_and_repo(chain, released, capsys):
     text = R.dry_run(released, cfg)
     assert "kopretrain-test/tiny" in text and "private" in text and "branch v1" in text
     assert "model.safetensors" in text and "kB" in text
+    # the count stage.json records (and the stage prints) is the number of files listed
+    listed = [line for line in text.splitlines()[1:] if line.startswith("    ")]
+    recorded = json.loads((released / "stage.json").read_text())["stats"]["files"]
+    assert recorded == len(listed) == len(R.upload_list(released)) and f"{recorded} files" in text
 
 
 class FakeHub:

@@ -99,7 +99,7 @@ def tokenize_texts(
     )
     return ds.select_columns(columns).map(
         encode, batched=True, batch_size=batch_size, num_proc=num_proc if num_proc > 1 else None,
-        remove_columns=columns, features=features, desc=f"tokenize ({word_level} words)",
+        remove_columns=columns, features=features, desc="tokenize" + (f" ({word_level} words)" if word_level not in (None, "none") else ""),
     )
 
 

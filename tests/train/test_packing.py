@@ -165,3 +165,13 @@ def test_bucket_batches_cover_all_and_group_lengths():
     assert packing.bucket_batches(lengths, 32, seed=0) == batches
     spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
     assert spread < 5, spread  # random batches spread ~50
+
+
+def test_progress_label_names_the_word_level_only_when_there_is_one(tok, capfd):
+    datasets.enable_progress_bars()
+    ds = datasets.Dataset.from_dict({"text": ["배송 빨랐어요", "최고"]})
+    packing.tokenize_texts(ds, tok, word_level="none")
+    err = capfd.readouterr().err
+    assert "tokenize" in err and "none words" not in err
+    packing.tokenize_texts(ds, tok, word_level="eojeol")
+    assert "tokenize (eojeol words)" in capfd.readouterr().err
