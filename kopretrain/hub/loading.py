@@ -7,6 +7,8 @@ never loaded, and every failure names the option to fix (``--model runs/x: ...``
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from pathlib import Path
 from typing import Any
@@ -59,12 +61,60 @@ def load_tokenizer(ref: str, revision: str | None = None, what: str = "model"):
 
 
 def load_weights(cls, ref: str, revision: str | None = None, what: str = "model", **kwargs):
-    """``cls.from_pretrained(ref)`` from safetensors only (a checkpoint with only pickle weights is refused)."""
+    """``cls.from_pretrained(ref)`` from safetensors only (a checkpoint with only pickle weights is refused).
+
+    transformers 5 prints a red LOAD REPORT table whenever a key is missing, which is exactly what
+    a fine-tune expects for its new head; it is replaced by one plain line naming the modules."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
-        return cls.from_pretrained(ref, use_safetensors=True, **revision_kwargs(revision), **kwargs)
+        # a local folder loads in a blink: no "Loading weights" bar (a Hub download keeps its bars)
+        with quiet_progress(Path(ref).is_dir()):
+            model, info = cls.from_pretrained(ref, use_safetensors=True, output_loading_info=True,
+                                              **revision_kwargs(revision), **kwargs)
     except (OSError, ValueError) as exc:
         raise StageError(f"--{what} {ref}: cannot load safetensors weights ({exc}); kopretrain loads no "
                          "pickle weights") from None
+    finally:
+        hf_logging.set_verbosity(level)
+    for line in loading_notes(info):
+        print(f"[load] {ref}: {line}")
+    return model
+
+
+@contextlib.contextmanager
+def quiet_progress(quiet: bool = True):
+    """transformers' own progress bars off for a moment ("Loading weights", and "Writing model
+    shards" at every checkpoint of a one-shard model): noise between the training bar's lines."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    if quiet and was_on:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_on:
+            hf_logging.enable_progress_bar()
+
+
+def loading_notes(info: dict) -> list[str]:
+    """What ``from_pretrained`` did not load one-to-one, by module: new, unused, re-initialised."""
+
+    def modules(keys) -> str:
+        names = sorted({str(k if isinstance(k, str) else k[0]).rsplit(".", 1)[0] for k in keys})
+        return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+    notes = []
+    if info.get("missing_keys"):
+        notes.append(f"new, initialised here (not in the checkpoint): {modules(info['missing_keys'])}")
+    if info.get("mismatched_keys"):
+        notes.append(f"re-initialised (shape differs from the checkpoint): {modules(info['mismatched_keys'])}")
+    if info.get("unexpected_keys"):
+        notes.append(f"checkpoint weights this model does not use: {modules(info['unexpected_keys'])}")
+    return notes
 
 
 def resolved_commit(ref: str, revision: str | None) -> str | None:
@@ -79,9 +129,3 @@ def resolved_commit(ref: str, revision: str | None) -> str | None:
         return extract_commit_hash(path, None) if isinstance(path, str) else None
     except Exception:  # noqa: BLE001 - the record is best effort; training must not fail on it
         return None
-
-
-import contextlib as _c
-@_c.contextmanager
-def quiet_progress(quiet=True):
-    yield
