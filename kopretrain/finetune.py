@@ -29,7 +29,7 @@ class FinetuneConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
     WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes", "head_lr", "layer_lr_decay",
-                                                "keep_layers")
+                                                "keep_layers", "report_to")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -77,6 +77,9 @@ class FinetuneConfig(StageConfig):
     """Share of the steps spent warming up the learning rate."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
+    report_to: Literal["tensorboard", "wandb", "none"] = "tensorboard"
+    """Experiment tracking: TensorBoard event files in <output>/runs (`tensorboard --logdir
+    <output>`), Weights & Biases (needs wandb and a login), or none."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     """auto: bf16 where the CPU/GPU supports it, else fp32."""
     group_by_length: bool = True
@@ -289,7 +292,10 @@ def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str]
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
     ckpt_dir = run.dir / "checkpoints"
     args = training_arguments(cfg, ckpt_dir, min(cfg.eval_steps, total_steps))
+    from kopretrain.train import tracking
+
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    callbacks += tracking.callbacks(cfg.report_to, run.dir)
     resume = last_checkpoint(ckpt_dir) if run.resumed else None
     budget = TimeBudget.resumed(cfg.max_minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
     trainer = ClassifierTrainer(

@@ -29,7 +29,7 @@ CHECKPOINTS = "checkpoints"
 @dataclass
 class PretrainConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "tokenizer", "checkpoint", "generator_checkpoint")
-    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_minutes",)
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_minutes", "report_to")
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze", "tokenizer": "vocab"}
 
     input: str = ""
@@ -103,6 +103,9 @@ class PretrainConfig(StageConfig):
     """Use a seeded random subset of this many training reviews (0: all)."""
     seed: int = 42
     """Seed for initialization, data order, masking and evaluation."""
+    report_to: Literal["tensorboard", "wandb", "none"] = "tensorboard"
+    """Experiment tracking: TensorBoard event files in <output>/runs (`tensorboard --logdir
+    <output>`), Weights & Biases (needs wandb and a login), or none."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     """auto: bf16 where the CPU/GPU supports it, else fp32 (fp16 on older GPUs)."""
     rtd_weight: float = 50.0
@@ -300,6 +303,7 @@ def training_arguments(cfg: PretrainConfig, run: StageRun):
     import torch
     from transformers import TrainingArguments
 
+    from kopretrain.train import tracking
     from kopretrain.train.device import trainer_precision_kwargs
 
     cpu = not torch.cuda.is_available()
@@ -314,7 +318,8 @@ def training_arguments(cfg: PretrainConfig, run: StageRun):
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
         logging_steps=cfg.logging_steps, logging_first_step=True, include_num_input_tokens_seen="non_padding",
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=cfg.dataloader_workers,
-        remove_unused_columns=False, report_to="none", disable_tqdm=True, use_cpu=cpu,
+        remove_unused_columns=False, report_to=tracking.trainer_report_to(cfg.report_to), disable_tqdm=True,
+        use_cpu=cpu,
         ddp_backend="gloo" if (cpu and distributed) else None, ddp_find_unused_parameters=False,
         **trainer_precision_kwargs(cfg.precision),
     )
@@ -322,16 +327,13 @@ def training_arguments(cfg: PretrainConfig, run: StageRun):
 
 def make_trainer(cfg: PretrainConfig, run: StageRun, args, module, data, collator, eval_collator, callbacks=()):
     from transformers import PrinterCallback
-    from transformers.integrations import TensorBoardCallback
 
-    from kopretrain.train import pretrain_trainer as trainer_utils
+    from kopretrain.train import pretrain_trainer as trainer_utils, tracking
 
-    tensorboard = TensorBoardCallback()
-    tensorboard.logging_dir = str(run.dir / "runs")
     trainer = trainer_utils.PretrainTrainer(
         model=module, args=args, train_dataset=data.train, eval_dataset=data.eval, data_collator=collator,
-        callbacks=[trainer_utils.JsonlLogger(run.dir / "logs.jsonl"), trainer_utils.Progress(), tensorboard,
-                   *callbacks],
+        callbacks=[trainer_utils.JsonlLogger(run.dir / "logs.jsonl"), trainer_utils.Progress(),
+                   *tracking.callbacks(cfg.report_to, run.dir), *callbacks],
         eval_seed=cfg.seed, eval_collator=eval_collator,
         bucket=(data.train["length"], cfg.batch_size, cfg.seed) if cfg.packing == "bucket" else None,
     )

@@ -266,3 +266,22 @@ def test_console_names_the_new_head_in_one_line_without_tables_or_shard_bars(wor
     assert "LOAD REPORT" not in text and "Writing model shards" not in text
     assert "new, initialised here (not in the checkpoint): bert.pooler.dense, classifier" in out.out
     assert hf_logging.is_progress_bar_enabled()  # switched back on afterwards
+
+
+def test_tensorboard_events_by_default_and_none_on_request(workdir):
+    """#15 item 5: finetune writes TensorBoard events into its output (the checkpoint folder, where
+    the Trainer would put them, is deleted); they parse and hold the loss and dev macro-F1."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    base = {"model": str(workdir / "pre"), "data": str(workdir / "data"), **FAST, "max_steps": 6, "eval_steps": 3,
+            "logging_steps": 2}
+    out = execute("finetune", from_dict(FinetuneConfig, base), workdir / "out-tb")
+    events = EventAccumulator(str(next((out / "runs").rglob("events.out.tfevents.*")).parent)).Reload()
+    tags = events.Tags()["scalars"]
+    assert "train/loss" in tags and "eval/macro_f1" in tags
+    # every dev evaluation, then the selected checkpoint's, logged again at the last step
+    assert [e.step for e in events.Scalars("eval/macro_f1")] == [3, 6, 6]
+    quiet = execute("finetune", from_dict(FinetuneConfig, {**base, "report_to": "none"}), workdir / "out-notb")
+    assert not (quiet / "runs").exists()
+    with pytest.raises(ValueError):
+        from_dict(FinetuneConfig, {**base, "report_to": "mlflow"})

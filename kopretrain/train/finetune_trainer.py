@@ -138,6 +138,8 @@ def training_arguments(cfg, ckpt_dir: Path, eval_steps: int):
     import torch
     from transformers import TrainingArguments
 
+    from kopretrain.train import tracking
+
     return TrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=cfg.epochs,
@@ -156,7 +158,7 @@ def training_arguments(cfg, ckpt_dir: Path, eval_steps: int):
         metric_for_best_model="macro_f1",
         greater_is_better=True,
         logging_steps=cfg.logging_steps,
-        report_to="none",
+        report_to=tracking.trainer_report_to(cfg.report_to),
         seed=cfg.seed,
         data_seed=cfg.seed,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
