@@ -1,6 +1,11 @@
 """``kopretrain run PIPELINE.yaml``: the stages in order, each into ``<workdir>/<stage>``.
 
 A pipeline YAML is ``workdir`` plus one section per stage, using the stage's config field names.
+Relative input paths in a YAML (each stage's ``INPUTS``: ``ingest.input``, ``release.data_card``...)
+are looked up next to the YAML first, so a pipeline runs the same from any folder; ``workdir``
+(the outputs) and ``--set`` values are relative to where you run it. ``~`` expands everywhere.
+A name without a folder or suffix (``kopretrain run quickstart``) that is not a file here is a
+pipeline bundled with kopretrain (``kopretrain/bundled/pipelines``).
 A stage field listed in its config's ``WIRING`` (e.g. ``normalize.input``) is filled with the
 upstream stage's output when the YAML leaves it empty, so YAMLs only say what differs. Finished
 stages whose config and inputs are unchanged are skipped; ``--force`` redoes them.
@@ -16,13 +21,56 @@ from kopretrain.runs.config import ConfigError, deep_merge, from_dict, load_yaml
 from kopretrain.runs.registry import PIPELINE_ORDER, STAGES, get
 
 TOP_KEYS = ("workdir", "stages", "description")
+BUNDLED = Path(__file__).resolve().parent / "bundled" / "pipelines"
+
+
+def find_pipeline(path: str | Path) -> Path:
+    """``path`` itself, or for a bare name (``quickstart``) the bundled ``<name>.yaml``."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    bundled = BUNDLED / f"{path.name}.yaml"
+    if path.parent == Path(".") and not path.suffix and bundled.is_file():
+        return bundled
+    names = ", ".join(sorted(p.stem for p in BUNDLED.glob("*.yaml")))
+    raise FileNotFoundError(f"pipeline file not found: {path} (bundled pipelines: {names})")
+
+
+def resolve_inputs(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative input paths that exist next to the YAML point there; others (Hub ids, paths
+    relative to where kopretrain runs) stay as written. Paths are normalized, not made absolute:
+    ``pipelines/../data/x.csv`` is recorded as ``data/x.csv``."""
+    import os
+
+    out = dict(raw)
+    for name, section in raw.items():
+        if name not in STAGES or not isinstance(section, dict):
+            continue
+        section = dict(section)
+        for field in get(name).config.INPUTS:
+            value = section.get(field)
+            if isinstance(value, list):
+                section[field] = [_near(v, folder, os) for v in value]
+            elif isinstance(value, str):
+                section[field] = _near(value, folder, os)
+        out[name] = section
+    return out
+
+
+def _near(value: Any, folder: Path, os) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    expanded = os.path.expanduser(value)
+    if os.path.isabs(expanded):
+        return expanded
+    candidate = os.path.normpath(os.path.join(folder, expanded))
+    return candidate if os.path.exists(candidate) else value
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Read a pipeline YAML and apply ``--set`` overrides (validated later, per stage)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"pipeline file not found: {path}")
+    """Read a pipeline YAML (a path or a bundled pipeline's name), resolve its relative input
+    paths against its folder, then apply ``--set`` overrides (validated later, per stage)."""
+    path = find_pipeline(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -30,7 +78,7 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[
     raw = load_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a pipeline is a mapping of workdir and stage sections")
-    raw = deep_merge(raw, parse_set(overrides or []))
+    raw = deep_merge(resolve_inputs(raw, path.parent), parse_set(overrides or []))
     for key in raw:
         if key not in TOP_KEYS and key not in STAGES:
             import difflib

@@ -41,6 +41,60 @@ def test_shipped_pipelines_validate(path, monkeypatch):
     assert [s[0] for s in steps][:2] == ["ingest", "normalize"]
 
 
+def test_relative_inputs_resolve_next_to_the_yaml_from_any_folder(tmp_path, monkeypatch):
+    """#15 item 3: a YAML's relative input paths point next to the YAML; workdir and --set values
+    stay relative to where kopretrain runs; ~ expands; Hub ids are left alone."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "reviews.csv").write_text("review,rating\n좋아요,5\n", encoding="utf-8")
+    (project / "pipelines").mkdir()
+    yaml = project / "pipelines" / "p.yaml"
+    yaml.write_text("workdir: out\ningest: {input: ../data/reviews.csv, label_scheme: stars5}\nnormalize: {}\n"
+                    "pretrain: {init: checkpoint, checkpoint: some-org/ko-base, input: ~/corpus}\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    raw = load_pipeline(yaml)
+    assert Path(raw["ingest"]["input"]).resolve() == (project / "data" / "reviews.csv").resolve()
+    assert raw["pretrain"]["checkpoint"] == "some-org/ko-base"
+    assert raw["pretrain"]["input"] == str(tmp_path / "home" / "corpus")
+    steps = {name: output for name, _, output in plan(raw)}
+    assert steps["ingest"] == Path("out") / "ingest"  # outputs: relative to where it runs
+    # --set values are typed in the shell: relative to the current folder, not the YAML's
+    raw = load_pipeline(yaml, ["ingest.input=mine.csv"])
+    assert raw["ingest"]["input"] == "mine.csv"
+    # the repository's own YAMLs still record tidy paths when run from the checkout
+    monkeypatch.chdir(ROOT)
+    assert load_pipeline("pipelines/quickstart.yaml")["ingest"]["input"] == "data/sample/reviews.csv"
+
+
+def test_bundled_pipeline_runs_by_name_from_an_empty_folder(tmp_path, monkeypatch, capsys):
+    """``kopretrain run quickstart`` after ``pip install``: the YAML, the sample and the data card
+    are package data (kopretrain/bundled), found by name, with outputs under the current folder."""
+    import tomllib
+
+    from kopretrain.cli import main
+    from kopretrain.pipeline import BUNDLED
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "quickstart", "--dry-run"]) == 0
+    assert "runs/quickstart/ingest" in capsys.readouterr().out
+    raw = load_pipeline("quickstart")
+    for stage, field in (("ingest", "input"), ("label", "input"), ("release", "data_card")):
+        assert Path(raw[stage][field]).is_file(), (stage, raw[stage][field])
+    with pytest.raises(FileNotFoundError, match="bundled pipelines: kcelectra-continue, nsmc-3class, quickstart"):
+        load_pipeline("no-such-pipeline")
+    # the files the wheel ships: pyproject's package-data globs must match them (a wheel build
+    # copies what the globs match, through kopretrain/bundled's symlinks)
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["kopretrain"]
+    shipped = {p.relative_to(ROOT / "kopretrain").as_posix() for g in globs for p in (ROOT / "kopretrain").glob(g)}
+    for need in ("bundled/pipelines/quickstart.yaml", "bundled/data/sample/reviews.csv",
+                 "bundled/data_cards/kopretrain-sample.md"):
+        assert need in shipped
+    assert BUNDLED.resolve() == (ROOT / "pipelines").resolve()
+
+
 def test_unknown_keys_fail_with_the_key_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("workdir: x\ningest:\n  input: a.csv\n  label_scheme: nsmc\n  lable_column: y\n")
