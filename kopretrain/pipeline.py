@@ -116,10 +116,12 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
         stage = get(name)
         section = dict(raw.get(name) or {})
         for field, upstream in stage.config.WIRING.items():
-            # Without the upstream stage the field stays as written (e.g. pretrain.tokenizer is
-            # unused when continuing from a checkpoint); the stage itself says if it needs it.
-            if not section.get(field) and upstream in outputs:
-                section[field] = str(outputs[upstream])
+            # The first upstream stage the pipeline has (pretrain reads analyze, else normalize).
+            # Without one the field stays as written (e.g. pretrain.tokenizer is unused when
+            # continuing from a checkpoint); the stage itself says if it needs it.
+            present = [u for u in ((upstream,) if isinstance(upstream, str) else upstream) if u in outputs]
+            if not section.get(field) and present:
+                section[field] = str(outputs[present[0]])
         cfg = from_dict(stage.config, section, prefix=name)
         output = stage.output_in(workdir)
         outputs[name] = output

@@ -30,7 +30,7 @@ CHECKPOINTS = "checkpoints"
 class PretrainConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "tokenizer", "checkpoint", "generator_checkpoint")
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_minutes", "report_to")
-    WIRING: ClassVar[dict[str, str]] = {"input": "analyze", "tokenizer": "vocab"}
+    WIRING: ClassVar[dict[str, str | tuple[str, ...]]] = {"input": ("analyze", "normalize"), "tokenizer": "vocab"}
 
     input: str = ""
     """Data stage output (analyze or normalize) whose train split is pretrained on; dev is the eval set."""

@@ -83,7 +83,7 @@ def test_bundled_pipeline_runs_by_name_from_an_empty_folder(tmp_path, monkeypatc
     raw = load_pipeline("quickstart")
     for stage, field in (("ingest", "input"), ("label", "input"), ("release", "data_card")):
         assert Path(raw[stage][field]).is_file(), (stage, raw[stage][field])
-    with pytest.raises(FileNotFoundError, match="bundled pipelines: kcelectra-continue, nsmc-3class, quickstart"):
+    with pytest.raises(FileNotFoundError, match="bundled pipelines: kcelectra-continue, nsmc-3class, nsmc-3class-scratch, quickstart"):
         load_pipeline("no-such-pipeline")
     # the files the wheel ships: pyproject's package-data globs must match them (a wheel build
     # copies what the globs match, through kopretrain/bundled's symlinks)
@@ -93,6 +93,15 @@ def test_bundled_pipeline_runs_by_name_from_an_empty_folder(tmp_path, monkeypatc
                  "bundled/data_cards/kopretrain-sample.md"):
         assert need in shipped
     assert BUNDLED.resolve() == (ROOT / "pipelines").resolve()
+
+
+def test_pretrain_reads_analyze_else_normalize(monkeypatch):
+    """The real-checkpoint pipeline has no analyze/vocab stage: pretrain's input wires to normalize."""
+    monkeypatch.chdir(ROOT)
+    steps = {name: (cfg, out) for name, cfg, out in plan(load_pipeline("pipelines/nsmc-3class.yaml"))}
+    assert "analyze" not in steps and steps["pretrain"][0].input == str(steps["normalize"][1])
+    steps = {name: (cfg, out) for name, cfg, out in plan(load_pipeline("pipelines/quickstart.yaml"))}
+    assert steps["pretrain"][0].input == str(steps["analyze"][1])
 
 
 def test_unknown_keys_fail_with_the_key_named(tmp_path):

@@ -1,6 +1,6 @@
 """The end-to-end study: does pretraining on review text pay off, and does RTD beat MLM?
 
-    .venv/bin/python -m kopretrain.experiments.study --pipeline pipelines/nsmc-3class.yaml \\
+    .venv/bin/python -m kopretrain.experiments.study --pipeline pipelines/nsmc-3class-scratch.yaml \\
         --workdir runs/study --budgets 1000,10000,all --seeds 1,2,3 --pretrain-minutes 60
 
 (The full study; BENCHMARKS.md "Study" has what was run and its cost. ``--data-workdir
@@ -38,7 +38,7 @@ Results: ``<workdir>/study.json`` and ``<workdir>/study.md`` (printed at the end
 a variant's fine-tuning runs apart (``finetune-T/``, ``evaluate-T/``, ``study-T.json``) while
 reusing the same data and pretrained models, e.g. ``--tag cw --set finetune.class_weight=balanced``.
 ``--models rtd=DIR,mlm=DIR[,scratch=DIR]`` fine-tunes finished pretrain outputs (e.g. the 1-epoch
-models of ``kopretrain run pipelines/nsmc-3class.yaml``) instead of pretraining here.
+models of ``kopretrain run pipelines/nsmc-3class-scratch.yaml``) instead of pretraining here.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def run_grid(args, steps: dict, workdir: Path, models: dict[str, Path], systems:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pipeline", required=True, help="pipeline YAML (e.g. pipelines/nsmc-3class.yaml)")
+    p.add_argument("--pipeline", required=True, help="pipeline YAML (e.g. pipelines/nsmc-3class-scratch.yaml)")
     p.add_argument("--workdir", required=True, help="where every stage output of the study goes")
     p.add_argument("--data-workdir", default="",
                    help="put/reuse the data stages (ingest..vocab) here instead, e.g. the pipeline's own "

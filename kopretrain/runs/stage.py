@@ -26,8 +26,9 @@ class StageConfig:
 
     INPUTS: ClassVar[tuple[str, ...]] = ()
     """Fields that name inputs (paths or Hub ids): their content fingerprints key the run record."""
-    WIRING: ClassVar[dict[str, str]] = {}
-    """Field -> upstream stage whose output fills it inside a pipeline when the YAML leaves it empty."""
+    WIRING: ClassVar[dict[str, str | tuple[str, ...]]] = {}
+    """Field -> upstream stage whose output fills it inside a pipeline when the YAML leaves it empty
+    (a tuple: the first of these stages the pipeline has)."""
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields added in a later version: left out of the fingerprint at their default, so upgrading
     kopretrain does not make finished outputs stale (``records.fingerprint_config``)."""

@@ -18,9 +18,10 @@ def test_every_stage_declares_inputs_and_wiring_that_exist(name):
     fields = {f.name for f in dataclasses.fields(stage.config)}
     assert set(stage.config.INPUTS) <= fields
     assert set(stage.config.ADDED_FIELDS) <= fields
-    for field, upstream in stage.config.WIRING.items():
-        assert field in fields and upstream in STAGES
-        assert PIPELINE_ORDER.index(upstream) < PIPELINE_ORDER.index(name)  # wiring only reads earlier stages
+    for field, upstreams in stage.config.WIRING.items():
+        for upstream in (upstreams,) if isinstance(upstreams, str) else upstreams:
+            assert field in fields and upstream in STAGES
+            assert PIPELINE_ORDER.index(upstream) < PIPELINE_ORDER.index(name)  # wiring only reads earlier stages
 
 
 def test_a_stage_needs_exactly_one_way_to_run_and_a_stage_config():
