@@ -64,6 +64,17 @@ def labelled(frame):
     return rows, [LABELS.index(v) for v in rows["label"]]
 
 
+def recorded_scheme(data: str) -> dict[str, Any] | None:
+    """The label scheme recorded by the ingest that ``data`` descends from (see
+    :func:`kopretrain.evaluation.scheme_text.summarize`); None when no ingest record is reachable,
+    and the report then says nothing scheme-specific rather than assume NSMC's 1-10 ratings."""
+    from kopretrain.evaluation.scheme_text import summarize
+    from kopretrain.runs.records import upstream
+
+    record = upstream(data, "ingest") or {}
+    return summarize(record.get("config") or {}, ((record.get("stats") or {}).get("rating_histogram") or {}))
+
+
 def system_metrics(probs, y, ratings) -> dict[str, Any]:
     """Every number the report shows for one system (model or baseline)."""
     from kopretrain.evaluation import metrics as M
@@ -231,7 +242,7 @@ def run(cfg: EvaluateConfig, run: StageRun) -> None:
                               base_probs.argmax(axis=1) if base_probs is not None else None)
     result = {
         "model_path": cfg.model, "data": cfg.data, "split": cfg.split, "n": len(rows), "labels": list(LABELS),
-        "absent_classes": absent, "notes": notes, "textprep": vars(clf.prep),
+        "label_scheme": recorded_scheme(cfg.data), "absent_classes": absent, "notes": notes, "textprep": vars(clf.prep),
         "model": model, "baseline": base, "confident_errors": errors,
     }
     write_json(run.dir / "metrics.json", result)

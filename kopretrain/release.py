@@ -172,6 +172,15 @@ def portable(value: Any, root: Path | None = None) -> Any:
     return value
 
 
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.-]+/)*[\w.-]+")
+
+
+def portable_text(text: str) -> str:
+    """``text`` with every absolute path that exists on this machine made :func:`portable` (the
+    ingest card names its input file, e.g. ``/home/me/data/reviews.csv``); URLs and ratios stay."""
+    return _ABS_PATH.sub(lambda m: portable(m.group(0)) if Path(m.group(0)).exists() else m.group(0), text)
+
+
 def write_data_card(cfg: ReleaseConfig, info: dict[str, Any], out: Path) -> str | None:
     """``data_card.md``: the given data card, then the ingest README (measured numbers) if found."""
     parts = []
@@ -182,7 +191,11 @@ def write_data_card(cfg: ReleaseConfig, info: dict[str, Any], out: Path) -> str 
         parts.append(path.read_text(encoding="utf-8"))
     ingest = info["dataset"].get("ingest_readme")
     if ingest and Path(ingest).is_file():
-        text = Path(ingest).read_text(encoding="utf-8")
+        from kopretrain.data.card import away_from_data
+
+        # The release ships no data files: the card must not say its numbers come from this folder.
+        text = away_from_data(Path(ingest).read_text(encoding="utf-8"), portable(str(Path(ingest).parent.resolve())))
+        text = portable_text(text)
         if parts:  # the second card's YAML header would be body text here: drop it
             text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
             text = "\n\n## Measured by kopretrain ingest\n\n" + text

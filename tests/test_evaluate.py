@@ -77,6 +77,39 @@ def test_report_files_and_embedded_images(evaluated):
     assert "baseline (TF-IDF+LR)" in md and "binary accuracy" in md
 
 
+def test_report_says_nothing_scheme_specific_without_an_ingest_record(evaluated):
+    """The fixture data has no stage.json: its rating scheme is unknown, so no NSMC claims."""
+    md = (evaluated / "report.md").read_text()
+    assert json.loads((evaluated / "metrics.json").read_text())["label_scheme"] is None
+    assert "NSMC" not in md and "5-8" not in md and "band of ratings" not in md
+    assert "predicts argmax over p(negative) vs p(positive)." in md
+
+
+def test_report_words_ratings_from_the_recorded_label_scheme(workdir, tmp_path):
+    """Data ingested with 1-5 stars: the report speaks of its 1-2 / 3 / 4-5 bands, not NSMC's."""
+    from kopretrain.ingest import IngestConfig
+    from kopretrain.runs.records import StageRun
+
+    stars = {"negative": [1.0, 2.0], "neutral": [3.0], "positive": [4.0, 5.0]}
+    src = tmp_path / "reviews.csv"
+    src.write_text("text,stars\n좋아요,5\n", encoding="utf-8")
+    data = tmp_path / "ingest"
+    with StageRun("ingest", IngestConfig(input=str(src), label_scheme="stars5"), data, log=lambda *a: None) as run:
+        for split in ("train", "dev", "test"):  # the fixture rows, re-rated on the 1-5 scale
+            frame = pd.read_parquet(workdir / "data" / f"{split}.parquet")
+            frame["rating"] = [stars[lab][i % len(stars[lab])] for i, lab in enumerate(frame["label"])]
+            frame.to_parquet(run.dir / f"{split}.parquet")
+        run.stats["rating_histogram"] = {str(r): 1 for r in range(1, 6)}
+    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False})
+    out = execute("evaluate", cfg, tmp_path / "eval")
+    assert json.loads((out / "metrics.json").read_text())["label_scheme"]["name"] == "stars5"
+    md = (out / "report.md").read_text()
+    assert "NSMC" not in md and "5-8" not in md and "(5 and 8)" not in md and "9-10" not in md
+    assert "Labels: negative / neutral / positive (ratings 1-5: negative <= 2, neutral between, positive >= 4)" in md
+    assert "p(positive): with this data's rating scheme (stars5) that is ratings 1-2 against 4-5." in md
+    assert "neutral is the one rating 3 between negative (1-2) and positive (4-5)" in md
+
+
 def test_ece_on_a_hand_made_example():
     # 4 predictions: two in the 0.9 bin (one right), two in the 0.6 bin (both right)
     probs = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6]])

@@ -95,6 +95,33 @@ def test_dataset_card_has_yaml_header_and_measured_numbers(tmp_path):
     assert data.task_ids == ["sentiment-classification"] and data.pretty_name == "test reviews"
 
 
+def test_dataset_card_split_sizes_load_without_a_datasets_warning(tmp_path, caplog):
+    """datasets reads the card's split list only when each split has num_bytes; without it every
+    load_dataset(folder) warns "Ignoring part of dataset_info" and drops the list."""
+    import datasets
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCard
+
+    src = write_csv(tmp_path / "reviews.csv", sample_rows())
+    output, record = ingest(tmp_path, input=str(src))
+    info = DatasetInfosDict.from_dataset_card_data(DatasetCard.load(output / "README.md").data)["default"]
+    splits = record["stats"]["splits"]
+    names = {"train": "train", "validation": "dev", "test": "test"}
+    assert {n: s.num_examples for n, s in info.splits.items()} == {n: splits[s]["rows"] for n, s in names.items()}
+    assert info.download_size == sum((output / f"{s}.parquet").stat().st_size for s in names.values())
+    datasets.utils.logging.enable_propagation()  # datasets' logger does not reach caplog otherwise
+    try:
+        with caplog.at_level("WARNING"):
+            loaded = datasets.load_dataset(str(output), cache_dir=str(tmp_path / "hf"))
+    finally:
+        datasets.utils.logging.disable_propagation()
+    assert "dataset_info" not in caplog.text
+    for name, split in info.splits.items():
+        # num_bytes is the Arrow size datasets itself measures (within the validity bitmaps it skips)
+        assert split.num_bytes == pytest.approx(loaded[name].data.nbytes, rel=0.02)
+        assert loaded[name].num_rows == split.num_examples
+
+
 def test_bad_rows_are_rejected_with_file_line_and_reason(tmp_path):
     rows = sample_rows(n_items=10, per_item=4)
     good = len(rows)

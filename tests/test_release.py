@@ -100,6 +100,37 @@ def test_folder_has_what_a_user_needs_and_nothing_else(released):
     assert "HAND-WRITTEN CARD" in card and "INGEST-STATS 123 rows" in card
 
 
+@pytest.mark.parametrize("given_card", [False, True])
+def test_data_card_says_its_numbers_come_from_the_ingest_output_not_this_folder(tmp_path, monkeypatch, given_card):
+    """The ingest README says its numbers were measured on the files beside it; a release ships
+    none of those files, so its data_card.md must name the ingest output instead."""
+    from kopretrain.ingest import IngestConfig
+    from kopretrain.runs import registry
+
+    monkeypatch.chdir(tmp_path)  # a release writes paths relative to the working directory
+    src = tmp_path / "reviews.csv"
+    src.write_text("text,stars\n" + "".join(f"{t} {i},{i % 5 + 1}\n" for i, t in enumerate(REVIEWS * 4)),
+                   encoding="utf-8")
+    ingest = registry.execute("ingest", IngestConfig(input=str(src), label_scheme="stars5"), tmp_path / "ingest")
+    readme = (ingest / "README.md").read_text(encoding="utf-8")
+    assert "measured on the files in this folder" in readme  # true there: the splits sit beside it
+    given = tmp_path / "card.md"
+    given.write_text("# Given data card\n", encoding="utf-8")
+    out = tmp_path / "release"
+    out.mkdir()
+    cfg = R.ReleaseConfig(data_card=str(given) if given_card else "")
+    R.write_data_card(cfg, {"dataset": {"ingest_readme": str(ingest / "README.md")}}, out)
+    card = (out / "data_card.md").read_text(encoding="utf-8")
+    assert "files in this folder" not in card and "Every dropped record is in `rejected.jsonl`" not in card
+    assert "measured on the ingest output this model was built from (`ingest`)" in card
+    assert "its data files are not part of this folder" in card and "that output's `rejected.jsonl`" in card
+    assert str(tmp_path / "ingest") not in card  # named without the author's local path
+    assert str(src) in readme and str(tmp_path) not in card  # the input file's absolute path neither
+    assert "reviews.csv" in card
+    assert R.portable_text("see https://huggingface.co/x/y and 1/4 of /no/such/path") == \
+        "see https://huggingface.co/x/y and 1/4 of /no/such/path"  # only paths that exist here change
+
+
 def test_loads_offline_with_pipeline_and_matches_kopretrain_label(released, tmp_path):
     from transformers import pipeline
 

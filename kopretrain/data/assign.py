@@ -93,7 +93,10 @@ def write_splits(run: StageRun, sources: list, k: Any, decision, keeper, split_o
         sink.close()
     if offset != len(decision):
         raise StageError(f"ingest staging file has {offset} rows, expected {len(decision)}")
-    return _split_stats(k, split_of, lengths, ratings)
+    stats = _split_stats(k, split_of, lengths, ratings)
+    for name, sink in sinks.items():  # the sizes a Hub card states (dataset_info num_bytes, download_size)
+        stats["splits"][name].update(arrow_bytes=sink.nbytes, parquet_bytes=sink.path.stat().st_size)
+    return stats
 
 
 def _reject_duplicates(run: StageRun, table, offset: int, decision, keeper, sources: list, where: tuple) -> None:

@@ -60,6 +60,9 @@ class ParquetSink:
         self.schema = schema
         self._writer = None
         self.rows = 0
+        # In-memory (Arrow) size of the rows written: what ``datasets`` records as a split's
+        # ``num_bytes``, so data cards can state it without reading the file back.
+        self.nbytes = 0
 
     def write_batch(self, batch) -> None:
         import pyarrow as pa
@@ -69,8 +72,10 @@ class ParquetSink:
         if self._writer is None:
             self.schema = self.schema or table.schema
             self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
-        self._writer.write_table(table.cast(self.schema))
+        table = table.cast(self.schema)
+        self._writer.write_table(table)
         self.rows += table.num_rows
+        self.nbytes += table.nbytes
 
     def write_rows(self, rows: list[dict]) -> None:
         import pyarrow as pa

@@ -125,6 +125,28 @@ class LabelScheme:
             return 2
         return 1
 
+    def rating_bands(self, whole: bool = True) -> dict[str, list[float]] | None:
+        """The ratings each label covers as ``[first, last]``, for reports that explain errors by rating.
+
+        >>> build_scheme("nsmc").rating_bands()
+        {'negative': [1, 4], 'neutral': [5, 8], 'positive': [9, 10]}
+
+        ``whole``: the ratings are whole numbers (a star scale), so each band is named by the first
+        and last rating in it. Otherwise the bands are the thresholds themselves and neutral lies
+        strictly between its two ends. ``neutral`` is absent when no whole rating falls between the
+        thresholds. None for schemes whose labels do not come from ratings.
+        """
+        if self.kind != "ratings":
+            return None
+        lo, hi, neg, pos = self.rating_min, self.rating_max, self.negative_max, self.positive_min
+        if not whole:
+            return {"negative": [lo, neg], "neutral": [neg, pos], "positive": [pos, hi]}  # type: ignore[list-item]
+        below, above = math.floor(neg), math.ceil(pos)  # type: ignore[arg-type]
+        bands = {"negative": [math.ceil(lo), below], "positive": [above, math.floor(hi)]}  # type: ignore[arg-type]
+        if below + 1 <= above - 1:
+            bands["neutral"] = [below + 1, above - 1]
+        return {name: bands[name] for name in LABELS if name in bands}
+
     def describe(self) -> str:
         """One line for logs and the dataset card, e.g. ``ratings 1-10: negative <= 4, ...``."""
         if self.kind == "none":

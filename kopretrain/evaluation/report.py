@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kopretrain.data.files import LABELS
+from kopretrain.evaluation.scheme_text import binary_scope, labels_source, rating_errors
 
 
 class Report:
@@ -150,21 +151,28 @@ def plot_confusion(matrices: dict[str, list[list[int]]], path: Path) -> Path:
 
 
 def plot_reliability(curves: dict[str, list[dict]], path: Path) -> Path:
-    """Reliability diagram: accuracy against confidence per bin; the diagonal is perfect calibration."""
+    """Reliability diagram: accuracy against confidence per bin (the diagonal is perfect calibration),
+    over a panel of the rows in each bin, since a point far off the diagonal means little when a
+    handful of rows stand behind it. The legend sits above the axes: inside, any corner can hide a
+    curve (an underconfident system, often the baseline, runs through the upper left)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5, 5.5), sharex=True, height_ratios=(3, 1), layout="constrained")
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     for name, bins in curves.items():
         pts = [(b["confidence"], b["accuracy"]) for b in bins if b["count"]]
         if pts:
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="o", label=name)
+            (line,) = ax.plot(xs, ys, marker="o", label=name)
+            counts.stairs([b["count"] for b in bins], [bins[0]["lo"]] + [b["hi"] for b in bins],
+                          color=line.get_color(), label=name)
     ax.set_xlim(0.3, 1.0)
     ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel("confidence (max probability)")
     ax.set_ylabel("accuracy")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+    counts.set_yscale("symlog", linthresh=1)  # most rows sit in the top bins: a linear scale hides the rest
+    counts.set_ylim(bottom=0)
+    counts.set_ylabel("rows per bin")
+    counts.set_xlabel("confidence (max probability)")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -200,7 +208,8 @@ def build_evaluation_report(result: dict[str, Any], directory: Path) -> tuple[Pa
     systems = {"model": model, **({"baseline (TF-IDF+LR)": base} if base else {})}
     r = Report(f"Sentiment evaluation: {Path(result['model_path']).name or result['model_path']}")
     r.para(f"Model `{result['model_path']}` scored on the `{result['split']}` split of `{result['data']}` "
-           f"({result['n']:,} labelled rows). Labels: negative / neutral / positive.")
+           f"({result['n']:,} labelled rows). Labels: negative / neutral / positive"
+           f"{labels_source(result.get('label_scheme'))}.")
     for note in result.get("notes", []):
         r.para("Note: " + note)
 
@@ -221,9 +230,8 @@ def _summary(r: Report, result: dict[str, Any], systems: dict[str, Any], directo
         rows.append(["ECE after temperature scaling"] + [model["ece_temperature_scaled"]] + [None] * (len(systems) - 1))
     r.table(["metric"] + list(systems), rows)
     r.para(f"Binary accuracy uses only rows whose gold label is negative or positive "
-           f"({model['binary']['n']:,} rows) and predicts argmax over p(negative) vs p(positive): with NSMC's "
-           "rating mapping (1-4 vs 9-10) it is comparable with published binary NSMC accuracies "
-           "(e.g. KcELECTRA-base 91.97, KoBERT 89.59), though not on the same test reviews.")
+           f"({model['binary']['n']:,} rows) and predicts argmax over p(negative) vs p(positive)"
+           + binary_scope(result.get("label_scheme")))
 
 
 def _per_class(r: Report, result: dict[str, Any], systems: dict[str, Any], directory: Path) -> None:
@@ -268,8 +276,7 @@ def _per_rating(r: Report, result: dict[str, Any], systems: dict[str, Any], dire
     model, base = result["model"], result.get("baseline")
     if model.get("per_rating"):
         r.heading("Accuracy per original rating")
-        r.para("Where the errors come from: neutral is a band of ratings (NSMC: 5-8), so its edges "
-               "(5 and 8) are where a 3-class model is expected to err; the pred_* columns show where they go.")
+        r.para(rating_errors(result.get("label_scheme")))
         base_acc = {row["rating"]: row["accuracy"] for row in (base or {}).get("per_rating", [])}
         r.table(["rating", "n", "gold", "accuracy"] + [f"pred {lab}" for lab in LABELS]
                 + (["baseline accuracy"] if base else []),

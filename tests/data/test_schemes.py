@@ -93,3 +93,20 @@ def test_label_key():
 def test_describe_mentions_thresholds():
     assert "negative <= 4" in build_scheme("nsmc").describe()
     assert "'0' -> negative" in build_scheme("column", label_map={"0": "negative"}).describe()
+
+
+def test_rating_bands_agree_with_the_labels_each_rating_gets():
+    """Reports word their rating sentences from these bands (NSMC neutral 5-8, stars5 neutral 3)."""
+    for scheme_name, top in (("nsmc", 10), ("stars5", 5)):
+        s = build_scheme(scheme_name)
+        bands = s.rating_bands()
+        for label, (first, last) in bands.items():
+            assert {name(s, float(r)) for r in range(first, last + 1)} == {label}
+        assert sum(last - first + 1 for first, last in bands.values()) == top  # every rating in one band
+    assert build_scheme("nsmc").rating_bands() == {"negative": [1, 4], "neutral": [5, 8], "positive": [9, 10]}
+    no_neutral = build_scheme("thresholds", rating_min=1, rating_max=5, negative_max=2, positive_min=3)
+    assert no_neutral.rating_bands() == {"negative": [1, 2], "positive": [3, 5]}
+    halves = build_scheme("thresholds", rating_min=0, rating_max=5, negative_max=2, positive_min=3.5)
+    assert halves.rating_bands(whole=False) == {"negative": [0, 2], "neutral": [2, 3.5], "positive": [3.5, 5]}
+    assert halves.rating_bands() == {"negative": [0, 2], "neutral": [3, 3], "positive": [4, 5]}
+    assert build_scheme("column").rating_bands() is None and build_scheme("none").rating_bands() is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+import matplotlib
+
 from kopretrain.evaluation.report import Report, plot_confusion, plot_ratings, plot_reliability
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -82,14 +84,43 @@ def test_reliability_plot_draws_each_curve_from_its_nonempty_bins(tmp_path, monk
             {"lo": 0.5, "hi": 0.8, "count": 3, "confidence": 0.6, "accuracy": 0.5},
             {"lo": 0.8, "hi": 1.0, "count": 4, "confidence": 0.9, "accuracy": 0.75}]
     path = plot_reliability({"model": bins, "empty": [bins[0]]}, tmp_path / "r.png")
-    assert path.stat().st_size > 5000 and _pixels(path) == (450, 500)
+    assert path.stat().st_size > 5000 and _pixels(path) == (550, 500)
     (fig,) = figures
-    (ax,) = fig.axes
-    assert ax.get_xlabel() == "confidence (max probability)" and ax.get_ylabel() == "accuracy"
+    ax, counts = fig.axes
+    assert ax.get_ylabel() == "accuracy" and counts.get_xlabel() == "confidence (max probability)"
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {"perfect calibration", "model"}  # a system with no filled bin draws nothing
     assert list(lines["model"].get_xdata()) == [0.6, 0.9] and list(lines["model"].get_ydata()) == [0.5, 0.75]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["perfect calibration", "model"]
+
+
+def test_reliability_plot_shows_rows_per_bin_and_a_legend_that_hides_no_curve(tmp_path, monkeypatch):
+    """The legend used to sit inside the axes (upper left), over an underconfident baseline's
+    curve, and nothing told a 3-row bin from a 3,000-row one."""
+    figures = _captured_figures(monkeypatch)
+    edges = [0.3, 0.5, 0.7, 0.9, 1.0]
+
+    def bins(points):  # (count, confidence, accuracy) per bin
+        return [{"lo": lo, "hi": hi, "count": n, "confidence": c, "accuracy": a}
+                for lo, hi, (n, c, a) in zip(edges, edges[1:], points)]
+
+    model = bins([(0, None, None), (5, 0.62, 0.4), (20, 0.8, 0.7), (300, 0.97, 0.95)])
+    baseline = bins([(40, 0.42, 0.7), (90, 0.6, 0.9), (30, 0.8, 1.0), (0, None, None)])  # underconfident
+    plot_reliability({"model": model, "baseline": baseline}, tmp_path / "r.png")
+    (fig,) = figures
+    ax, counts = fig.axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["perfect calibration", "model", "baseline"]
+    fig.canvas.draw()
+    legend, plot_area = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.y0 >= plot_area.y1 - 1  # above the axes, so over no curve
+    steps = {patch.get_label(): patch.get_data() for patch in counts.patches}
+    assert set(steps) == {"model", "baseline"}
+    assert list(steps["model"].values) == [0, 5, 20, 300] and list(steps["model"].edges) == edges
+    assert list(steps["baseline"].values) == [40, 90, 30, 0]
+    colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    assert all(patch.get_edgecolor()[:3] == matplotlib.colors.to_rgb(colours[patch.get_label()])
+               for patch in counts.patches)  # each count outline in its curve's colour
+    assert counts.get_ylabel() == "rows per bin" and counts.get_shared_x_axes().joined(ax, counts)
 
 
 def test_ratings_plot_has_one_bar_per_system_and_rating(tmp_path, monkeypatch):
