@@ -47,18 +47,7 @@ def _make_trainer_class():
             """The stock optimizer, with one parameter group per (learning-rate scale, weight decay)
             so the head and each layer can get their own rate; the scheduler scales every group."""
             if self.optimizer is None and self.lr_scale is not None:
-                opt_model = self.model if model is None else model
-                decay = set(self.get_decay_parameter_names(opt_model))
-                groups: dict[tuple[float, bool], list] = {}
-                for name, param in opt_model.named_parameters():
-                    if param.requires_grad:
-                        groups.setdefault((self.lr_scale(name), name in decay), []).append(param)
-                cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-                self.optimizer = cls([
-                    {"params": params, "lr": self.args.learning_rate * scale,
-                     "weight_decay": self.args.weight_decay if decayed else 0.0}
-                    for (scale, decayed), params in sorted(groups.items(), key=lambda kv: kv[0])
-                ], **kwargs)
+                self.optimizer = grouped_optimizer(self, self.model if model is None else model, self.lr_scale)
             return super().create_optimizer(model)
 
         def save_model(self, *args, **kwargs):
@@ -89,6 +78,20 @@ def __getattr__(name: str):
         globals()[name] = cls
         return cls
     raise AttributeError(name)
+
+
+def grouped_optimizer(trainer, model, lr_scale: Callable[[str], float]):
+    """The Trainer's optimizer class and settings over groups of equal (rate scale, weight decay)."""
+    decay = set(trainer.get_decay_parameter_names(model))
+    groups: dict[tuple[float, bool], list] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups.setdefault((lr_scale(name), name in decay), []).append(param)
+    cls, kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
+    args = trainer.args
+    return cls([{"params": params, "lr": args.learning_rate * scale,
+                 "weight_decay": args.weight_decay if decayed else 0.0}
+                for (scale, decayed), params in sorted(groups.items(), key=lambda kv: kv[0])], **kwargs)
 
 
 def lr_scales(model, head_lr_scale: float = 1.0, layer_decay: float = 1.0) -> Callable[[str], float]:
