@@ -241,7 +241,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
 
     from kopretrain.hub.loading import check_model_ref, load_tokenizer
     from kopretrain.inference.classifier import resolve_textprep
-    from kopretrain.tokenizer.save import save_tokenizer
+    from kopretrain.tokenizer.embed import save_with_textprep
 
     # ---- setup: model, tokenizer, text preparation, data
     check_model_ref(cfg.model)
@@ -260,9 +260,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
 
     # ---- save: plain transformers directory, no intermediate checkpoints
     trainer.save_model(str(run.dir))
-    save_tokenizer(tokenizer, run.dir)
     prep.extra = {**prep.extra, "max_length": max_length}
-    prep.save(run.dir)
+    save_with_textprep(tokenizer, run.dir, prep)  # normalizer rules inside the tokenizer: pipeline() on raw text works
     (run.dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the JSON below is the record
     write_json(run.dir / "training_args.json", trainer.args.to_dict())
     write_json(run.dir / "dev_metrics.json", {

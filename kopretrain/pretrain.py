@@ -157,7 +157,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
 
     from kopretrain.train import device, masking, pretrain_data, summary
     from kopretrain.train import pretrain_trainer as trainer_utils
-    from kopretrain.tokenizer.save import save_tokenizer
+    from kopretrain.tokenizer.embed import save_with_textprep
     from kopretrain.train.budget import TimeBudget
     from kopretrain.train.checkpoints import last_checkpoint
     from kopretrain.train.collators import premasked_collator
@@ -192,8 +192,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
         module.export(run.dir)
         # every model folder carries its tokenizer, so pipeline("fill-mask", model=<out>/generator) works
         for folder in [run.dir] + [run.dir / sub for sub in ("generator",) if (run.dir / sub).is_dir()]:
-            save_tokenizer(tokenizer, folder)
-            prep.save(folder)
+            save_with_textprep(tokenizer, folder, prep)  # normalizer rules inside the tokenizer, kopretrain.json
         write_json(run.dir / "metrics.json", {"final": final, "history": trainer.eval_history})
     run.stats.update(
         objective=cfg.objective, base_model=base, data=data.stats,

@@ -136,18 +136,21 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
     if cfg.prune_from:
         from kopretrain.tokenizer.prune import prune
 
-        stats = prune(cfg, run.dir, train, log=run.log)
+        stats = prune(cfg, run.dir, train, log=run.log, normalize=normalize)
     elif cfg.extend_from:
         from kopretrain.tokenizer.extend import extend
 
         stats = extend(cfg, run.dir, train, normalize=normalize, log=run.log)
     else:
         from kopretrain.tokenizer.corpus import textprep_extra
+        from kopretrain.tokenizer.embed import embed_and_record
         from kopretrain.tokenizer.train import train_tokenizer
 
         stats = train_tokenizer(cfg, run.dir, train, log=run.log)
-        textprep.TextPrep(normalize=normalize, pretokenize=cfg.pretokenize,
-                          extra=textprep_extra(cfg.model, cfg.pretokenize)).save(run.dir)
+        prep = textprep.TextPrep(normalize=normalize, pretokenize=cfg.pretokenize,
+                                 extra=textprep_extra(cfg.model, cfg.pretokenize))
+        embed_and_record(run.dir, prep)  # every later stage, and plain transformers, normalize raw text alike
+        prep.save(run.dir)
     run.stats.update(stats, corpus_fingerprint=run.inputs["input"])
     rows_out = stats["texts"]
     run.set_counts(rows_in, rows_out, {"empty_text": rows_in - rows_out})

@@ -151,6 +151,49 @@ def test_hub_style_model_records_the_data_normalizer(workdir, tmp_path):
     assert "normalize stage" in json.loads((out / "stage.json").read_text())["stats"]["textprep_source"]
 
 
+@pytest.fixture(scope="module")
+def normalized_finetune(workdir, tmp_path_factory) -> Path:
+    """A tiny model whose kopretrain.json records the default normalizer (its WordPiece trained on the
+    normalized bundled sample), fine-tuned: the saved tokenizer carries the rules."""
+    import csv
+
+    from kopretrain.testing import tiny_classifier
+    from kopretrain.text.textprep import TextPrep
+    from tests.conftest import SAMPLE
+
+    with open(SAMPLE, encoding="utf-8") as fh:
+        texts = [row["review"] for row in csv.DictReader(fh)]
+    normalize = {"emoji": "keep", "max_repeat": 2, "skip_rules": [], "spacing": False, "typos": "none"}
+    root = tmp_path_factory.mktemp("ft-normalized")
+    base = tiny_classifier(root / "base", TextPrep(normalize=normalize).prepare(texts), vocab_size=800,
+                           textprep={"normalize": normalize})
+    cfg = from_dict(FinetuneConfig, {"model": str(base), "data": str(workdir / "data"), **FAST})
+    return execute("finetune", cfg, root / "out")
+
+
+def test_plain_pipeline_on_raw_text_labels_like_kopretrain(normalized_finetune, sample_path):
+    """#15 item 2: pipeline("text-classification") on raw reviews = kopretrain's Classifier."""
+    import csv
+
+    from transformers import pipeline
+
+    from kopretrain.inference.classifier import Classifier
+
+    with open(sample_path, encoding="utf-8") as fh:
+        texts = [row["review"] for row in csv.DictReader(fh) if row["review"].strip()]
+    clf = Classifier.load(str(normalized_finetune))
+    assert sum(t != n for t, n in zip(texts, clf.prep.prepare(texts))) > 30  # the rules do change the sample
+    probs = clf.predict_proba(texts)
+    pipe = pipeline("text-classification", model=str(normalized_finetune), top_k=None, device=-1)
+    results = pipe(texts, truncation=True, max_length=clf.max_length, batch_size=64)
+    for text, row, scores in zip(texts, probs, results):
+        by_label = {s["label"]: s["score"] for s in scores}
+        assert max(by_label, key=by_label.get) == LABELS[int(row.argmax())], text
+        assert [by_label[name] for name in LABELS] == pytest.approx(list(row), abs=1e-5), text
+    record = json.loads((normalized_finetune / "kopretrain.json").read_text())["extra"]["tokenizer_normalizer"]
+    assert record["not_applied"] == {} and "repeat" in record["applied"]
+
+
 def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
     base = ["finetune", "--data", str(workdir / "data"), "--max-steps", "2", "-o", str(tmp_path / "o")]
     assert main(base + ["--model", str(tmp_path / "no_such_model")]) == 2

@@ -64,9 +64,11 @@ def load_weights(cls, ref: str, revision: str | None = None, what: str = "model"
     """``cls.from_pretrained(ref)`` from safetensors only (a checkpoint with only pickle weights is refused).
 
     transformers 5 prints a red LOAD REPORT table whenever a key is missing, which is exactly what
-    a fine-tune expects for its new head; it is replaced by one plain line naming the modules."""
+    a fine-tune expects for its new head; it is replaced by one plain line naming the modules.
+    ``output_loading_info=True`` returns ``(model, info)`` as transformers does (prune reads it)."""
     from transformers.utils import logging as hf_logging
 
+    with_info = kwargs.pop("output_loading_info", False)
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
@@ -81,7 +83,7 @@ def load_weights(cls, ref: str, revision: str | None = None, what: str = "model"
         hf_logging.set_verbosity(level)
     for line in loading_notes(info):
         print(f"[load] {ref}: {line}")
-    return model
+    return (model, info) if with_info else model
 
 
 @contextlib.contextmanager

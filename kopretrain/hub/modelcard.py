@@ -164,9 +164,17 @@ def _use(info: dict[str, Any]) -> str:
                   f'pipe = pipeline("{task}", model="{repo}")', f"pipe({example})", "```", "",
                   "Fine-tune it into a sentiment classifier with kopretrain:", "", "```bash",
                   f"kopretrain finetune --model {repo} --data runs/x/normalize -o runs/x/finetune", "```", ""]
-    if prep.get("normalize") is not None or prep.get("pretokenize") == "morpheme":
+    embedded = in_tokenizer(prep)
+    if embedded and embedded.get("applied") and not embedded.get("not_applied"):
+        lines += ["The model was trained on normalized text, and **the tokenizer applies that normalization itself** "
+                  f"({', '.join(embedded['applied'])}): `pipeline` on raw text gives the model the token ids "
+                  f"`kopretrain label` gives it ({PIPELINE_AGREEMENT}).", ""]
+    elif prep.get("normalize") is not None or prep.get("pretokenize") == "morpheme":
         lines += ["**The model was trained on normalized text.** `transformers.pipeline` feeds raw text to the "
-                  "tokenizer; to give the model the input it was trained on, apply the recorded preparation "
+                  "tokenizer" + (f", which applies {', '.join(embedded['applied'])} itself but not "
+                                 f"{', '.join(embedded['not_applied'])} (see Preprocessing)" if embedded and
+                                 embedded.get("applied") else "")
+                  + "; to give the model the input it was trained on, apply the recorded preparation "
                   "(`kopretrain.json`) first:", "", "```python", "from huggingface_hub import snapshot_download",
                   "from kopretrain.text.textprep import load", "from transformers import pipeline", "",
                   f'path = snapshot_download("{repo}")' if info["repo_id"] else 'path = "path/to/this/folder"',
@@ -180,6 +188,16 @@ def _use(info: dict[str, Any]) -> str:
                   "--input reviews.csv --text-column text --output labeled.parquet --min-confidence 0.6",
                   "```"]
     return "\n".join(lines).rstrip()
+
+
+# What benchmarks/bench_tokenizer_normalizer.py measured (BENCHMARKS.md "Normalization inside the tokenizer")
+PIPELINE_AGREEMENT = ("measured: identical ids on 10,000 of 10,000 NSMC reviews with three tokenizers, against "
+                      "78% without the rules inside the tokenizer")
+
+
+def in_tokenizer(prep: dict[str, Any]) -> dict[str, Any] | None:
+    """kopretrain.json's record of the rules the saved tokenizer applies (None: an older folder)."""
+    return (prep.get("extra") or {}).get("tokenizer_normalizer")
 
 
 # transformers versions the saved folders were loaded with (BENCHMARKS.md "Saved tokenizers in transformers 4 and 5")
@@ -294,12 +312,28 @@ def _preprocessing(info: dict[str, Any]) -> str:
                   "no review is dropped at inference):", ""]
         lines += [f"- `{name}`: {doc}" for name, doc in info.get("rules") or []]
         settings = {k: v for k, v in prep["normalize"].items() if k in NORMALIZE_KEYS}
-        lines += ["", f"Settings: `{settings}`."]
+        lines += ["", f"Settings: `{settings}`."] + _tokenizer_rules(prep)
     lines += ["", f"Pre-tokenization: `{prep.get('pretokenize', 'eojeol')}`"
               + (" (kiwipiepy morphemes, joined by spaces)" if prep.get("pretokenize") == "morpheme" else "")
               + f". Max length: {info.get('max_length')} tokens. Vocabulary: {info['vocab_size']} tokens, "
               f"hash `{info['vocab_hash']}`. All of this is recorded in `kopretrain.json`."]
     return "\n".join(lines)
+
+
+def _tokenizer_rules(prep: dict[str, Any]) -> list[str]:
+    """Which rules the saved tokenizer applies to raw text, and which it cannot (with their effect)."""
+    embedded = in_tokenizer(prep)
+    if not embedded:
+        return ["", "The tokenizer applies none of these rules: apply them (`kopretrain.json`) before tokenizing."]
+    lines, missing = [""], embedded.get("not_applied")
+    if embedded.get("applied"):
+        lines.append(f"The tokenizer (`tokenizer.json` normalizer) applies {', '.join(embedded['applied'])} "
+                     "itself, before its own normalizer, so raw text gets them too"
+                     + ("." if missing else f" ({PIPELINE_AGREEMENT})."))
+    if missing:
+        lines += ["", "The tokenizer cannot apply (apply the recorded preparation first, or use `kopretrain label`):",
+                  ""] + [f"- `{name}`: {why}" for name, why in missing.items()]
+    return lines
 
 
 def _training(info: dict[str, Any]) -> str:

@@ -40,6 +40,22 @@ def resolve(precision: str) -> str:
     return "bf16" if cpu_has_amx() and cpu_bf16_supported() else "fp32"
 
 
+def rules_skipped(tokenizer_json: str, prep) -> str:
+    """The tokenizer without the normalizer rules it carries for plain transformers, when ``prep``
+    (which embedded them, per its record) has already applied them in Python: they are idempotent,
+    so the ids are the same, and they would cost ~40-70 µs a review (BENCHMARKS.md)."""
+    import json
+
+    from kopretrain.tokenizer.embed import RECORD_KEY, has_block, without_block
+
+    data = json.loads(tokenizer_json)
+    if prep.normalize is None or not (prep.extra.get(RECORD_KEY) or {}).get("applied") \
+            or not has_block(data.get("normalizer")):
+        return tokenizer_json
+    data["normalizer"] = without_block(data["normalizer"])
+    return json.dumps(data, ensure_ascii=False)
+
+
 class Scorer:
     """Probabilities in :data:`~kopretrain.data.files.LABELS` order for a loaded ``modelio.Classifier``."""
 
@@ -65,7 +81,7 @@ class Scorer:
             from tokenizers import Tokenizer
 
             # A private copy: truncation/padding settings are stateful on the shared tokenizer.
-            self._rust = Tokenizer.from_str(backend.to_str())
+            self._rust = Tokenizer.from_str(rules_skipped(backend.to_str(), clf.prep))
             self._rust.no_padding()
             self._rust.enable_truncation(clf.max_length, direction=getattr(clf.tokenizer, "truncation_side", "right"))
 

@@ -140,7 +140,8 @@ def url(text: str) -> str:
     ``"www.nemofile.co.kr 가입"`` -> ``"[URL] 가입"``.
     """
     # Unrolled substring tests: a generator over the TLDs cost more than all other rules together.
-    if "://" in text or "ww" in text or "WW" in text or ("." in text and (
+    # All four two-letter cases of "ww": "wWw." is a link to the regex too (and to the tokenizer's copy).
+    if "://" in text or "ww" in text or "WW" in text or "wW" in text or "Ww" in text or ("." in text and (
             ".co" in text or ".net" in text or ".org" in text or ".kr" in text or ".io" in text
             or ".ly" in text or ".gl" in text or ".tv" in text)):
         return _URL.sub(_url_sub, text)

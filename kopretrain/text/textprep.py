@@ -33,10 +33,9 @@ class TextPrep:
         """Normalize (rules only: no rows are dropped at inference) and pre-tokenize texts."""
         out = list(texts)
         if self.normalize is not None:
-            from kopretrain.runs.config import from_dict
-            from kopretrain.text.normalizer import Normalizer, NormalizerConfig
+            from kopretrain.text.normalizer import Normalizer
 
-            norm = Normalizer(from_dict(NormalizerConfig, _known(NormalizerConfig, self.normalize)))
+            norm = Normalizer(normalizer_config(self.normalize))
             out = [norm.normalize(t) if isinstance(t, str) else t for t in out]
         if self.pretokenize == "morpheme":
             from kopretrain.text.pretokenize import check_kiwi_version, pretokenize_morphemes
@@ -44,6 +43,14 @@ class TextPrep:
             check_kiwi_version(self.extra.get("kiwipiepy"))
             out = pretokenize_morphemes(out)
         return out
+
+
+def normalizer_config(normalize: dict[str, Any]):
+    """The recorded ``normalize`` fields as a NormalizerConfig (fields it does not know are ignored)."""
+    from kopretrain.runs.config import from_dict
+    from kopretrain.text.normalizer import NormalizerConfig
+
+    return from_dict(NormalizerConfig, _known(NormalizerConfig, normalize))
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

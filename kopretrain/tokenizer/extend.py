@@ -238,6 +238,7 @@ def save_resized(model, base: Path, entries: list, old_ids: list, new_size: int,
 def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=print) -> dict[str, Any]:
     from kopretrain.text import textprep
     from kopretrain.tokenizer.corpus import corpus_batches, textprep_extra
+    from kopretrain.tokenizer.embed import embed_and_record
     from kopretrain.hub.loading import load_tokenizer
     from kopretrain.tokenizer.fingerprint import vocab_hash
     from kopretrain.tokenizer.train import save_tokenizer
@@ -271,7 +272,9 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
             "old_vocab_hash": vocab_hash(tok.backend_tokenizer), "new_vocab_hash": vocab_hash(new_backend)}
     extra = {**textprep_extra(kind.lower(), cfg.pretokenize), **info, "added": len(entries)}
     norm = normalize if normalize is not None else (base_prep.normalize if base_prep else None)
-    textprep.TextPrep(normalize=norm, pretokenize=mode, extra=extra).save(out_dir)
+    prep = textprep.TextPrep(normalize=norm, pretokenize=mode, extra=extra)
+    embed_and_record(out_dir, prep)
+    prep.save(out_dir)
     from kopretrain.runs.records import write_json
 
     write_json(out_dir / DETAILS_FILE, {**info, "added": entries, "skipped": skipped})

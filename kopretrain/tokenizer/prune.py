@@ -132,7 +132,7 @@ def prune_model(model, keep: list[int]) -> None:
     model.tie_weights()
 
 
-def prune(cfg: Any, out_dir: Path, train_path: Path, log=print) -> dict[str, Any]:
+def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict | None = None) -> dict[str, Any]:
     """The vocab stage's ``--prune-from``: prune the checkpoint to the train split's needs, write the
     smaller model, tokenizer and ``kopretrain.json`` into ``out_dir``, and return what was measured."""
     import transformers
@@ -141,6 +141,7 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print) -> dict[str, Any
     from kopretrain.hub.loading import load_config, load_tokenizer, load_weights
     from kopretrain.text import textprep
     from kopretrain.tokenizer.corpus import corpus_batches, textprep_extra
+    from kopretrain.tokenizer.embed import embed_and_record
     from kopretrain.tokenizer.fingerprint import vocab_hash
     from kopretrain.tokenizer.save import save_tokenizer
 
@@ -176,9 +177,14 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print) -> dict[str, Any
     prune_model(model, keep)
     model.save_pretrained(str(out_dir))
     after = sum(p.numel() for p in model.parameters())
-    textprep.TextPrep(normalize=base_prep.normalize if base_prep else None, pretokenize=mode,
-                      extra={**textprep_extra(data["model"]["type"].lower(), mode), "pruned_from": base,
-                             "revision": rev}).save(out_dir)
+    # The corpus's normalizer unless the checkpoint records its own: the model is fine-tuned on that
+    # text, so raw text at inference must be normalized the same way.
+    own = base_prep.normalize if base_prep else None
+    prep = textprep.TextPrep(normalize=own if own is not None else normalize, pretokenize=mode,
+                             extra={**textprep_extra(data["model"]["type"].lower(), mode), "pruned_from": base,
+                                    "revision": rev})
+    embed_and_record(out_dir, prep)  # before the check below: the pruned tokenizer must still agree
+    prep.save(out_dir)
     new = load_tokenizer(str(out_dir), what="output")
     same = check_same_tokens(tok, new, [t for b in batches for t in b][:2000])
     log(f"[vocab] pruned {base}: {len(all_tokens(data)):,} -> {len(keep):,} pieces, "

@@ -4,6 +4,10 @@ transformers 5 writes ``"tokenizer_class": "TokenizersBackend"`` for a tokenizer
 ``tokenizers.Tokenizer``; that class does not exist in 4.x (``ValueError: Tokenizer class
 TokenizersBackend does not exist``). ``PreTrainedTokenizerFast`` exists in both and loads the same
 ``tokenizer.json`` with the same ids, so every tokenizer kopretrain saves names it instead.
+
+Stages then put the model's normalizer rules into the saved ``tokenizer.json``
+(:func:`kopretrain.tokenizer.embed.embed_and_record`), so a plain ``transformers`` pipeline gives
+the model the text kopretrain does.
 """
 
 from __future__ import annotations

@@ -60,3 +60,25 @@ def test_fast_token_ids_equal_the_transformers_tokenizer(clf):
     expected = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"]
     assert Scorer(clf, "fp32").token_ids(texts) == expected
     assert max(map(len, expected)) == clf.max_length
+
+
+def test_scorer_skips_the_tokenizers_copy_of_rules_it_applied_in_python(tmp_path):
+    """Texts reach the Scorer normalized: the tokenizer's embedded rules would only repeat them
+    (same ids, ~50 µs a review), so its private copy drops them, and only then."""
+    from kopretrain.inference.scoring import rules_skipped
+    from kopretrain.text.textprep import TextPrep
+    from kopretrain.tokenizer.embed import has_block, save_with_textprep
+
+    model = tiny_classifier(tmp_path / "m")
+    normalize = {"emoji": "keep", "max_repeat": 2}
+    prep = TextPrep(normalize=normalize)
+    save_with_textprep(Classifier.load(str(model)).tokenizer, model, prep)
+    clf = Classifier.load(str(model))
+    assert has_block(json.loads(clf.tokenizer.backend_tokenizer.to_str())["normalizer"])
+    scorer = Scorer(clf, "fp32")
+    assert not has_block(json.loads(scorer._rust.to_str())["normalizer"])
+    texts = ["배송 빨랐어요 최고ㅋㅋㅋㅋ!!!!!", "http://a.com 별로예요", *REVIEWS]
+    prepared = clf.prep.prepare(texts)
+    assert scorer.token_ids(prepared) == clf.tokenizer(prepared, truncation=True, max_length=clf.max_length)["input_ids"]
+    unrecorded = TextPrep(normalize=normalize)  # no record: the rules in the tokenizer may be others
+    assert has_block(json.loads(rules_skipped(clf.tokenizer.backend_tokenizer.to_str(), unrecorded))["normalizer"])

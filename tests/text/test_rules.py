@@ -74,6 +74,7 @@ def test_fullwidth():
     ("링크: https://example.com/a?b=1&c=2.", "링크: [URL]."),
     ("여기 naver.com 에서 봄", "여기 [URL] 에서 봄"),
     ("Mr.Co 연기 최고. 정말.", "Mr.Co 연기 최고. 정말."),
+    ("wWw.abc.xyz 링크", "[URL] 링크"),  # mixed case: the quick substring test must not skip it
 ])
 def test_url(text, expected):
     assert rules.url(text) == expected

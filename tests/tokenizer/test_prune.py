@@ -42,3 +42,22 @@ def test_pruned_checkpoint_is_smaller_and_identical_on_the_corpus(tmp_path):
         assert old_tok.convert_ids_to_tokens(a["input_ids"][0]) == new_tok.convert_ids_to_tokens(b["input_ids"][0])
         with torch.no_grad():
             assert torch.equal(old_model(**a).last_hidden_state, new_model(**b).last_hidden_state)
+
+
+def test_pruned_checkpoint_records_the_corpus_normalizer_when_it_has_none(tmp_path):
+    """A Hub checkpoint carries no kopretrain.json: the pruned model is fine-tuned on normalized
+    text, so it must record (and its tokenizer apply) the corpus's normalizer, or raw text at
+    inference would skip it."""
+    from kopretrain.normalize import NormalizeConfig
+    from kopretrain.text.textprep import load
+
+    base = tiny_unigram_checkpoint(tmp_path / "base", REVIEWS * 3 + FOREIGN * 3, vocab_size=400)
+    raw = write_stage_dir(tmp_path / "ingest", {"train": REVIEWS[:12], "dev": REVIEWS[12:]})
+    norm = execute("normalize", NormalizeConfig(input=str(raw)), tmp_path / "normalize")
+    out = execute("vocab", VocabConfig(input=str(norm), prune_from=str(base), report_texts=0), tmp_path / "pruned")
+    prep = load(out)
+    assert prep.normalize is not None and prep.extra["tokenizer_normalizer"]["applied"]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok("배송 빨랐어욬ㅋㅋㅋㅋㅋ")["input_ids"] == tok(prep.prepare(["배송 빨랐어욬ㅋㅋㅋㅋㅋ"])[0])["input_ids"]

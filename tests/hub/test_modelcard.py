@@ -1,0 +1,47 @@
+"""The model card says which normalizer rules the saved tokenizer applies and which it cannot."""
+
+from __future__ import annotations
+
+from kopretrain.hub.modelcard import _preprocessing, _use, normalizer_rules
+
+NORMALIZE = {"emoji": "keep", "max_repeat": 2, "skip_rules": [], "spacing": False, "typos": "none"}
+APPLIED = ["nfc", "invisible", "fullwidth", "compat_jamo", "whitespace", "email", "url", "phone", "mention",
+           "censor", "repeat"]
+
+
+def info(normalize=NORMALIZE, record=None, pretokenize="eojeol") -> dict:
+    extra = {"tokenizer_normalizer": record} if record else {}
+    return {"kind": "classifier", "repo_id": "me/model", "pipeline_tag": "text-classification",
+            "textprep": {"normalize": normalize, "pretokenize": pretokenize, "extra": extra},
+            "rules": normalizer_rules(normalize), "kopretrain_version": "0.test", "max_length": 128,
+            "vocab_size": 100, "vocab_hash": "sha256:x"}
+
+
+def test_all_rules_in_the_tokenizer_need_no_recipe():
+    card = info(record={"applied": APPLIED, "not_applied": {}, "version": 1})
+    use, prep = _use(card), _preprocessing(card)
+    assert "the tokenizer applies that normalization itself" in use and "prep.prepare" not in use
+    assert "10,000 of 10,000 NSMC reviews" in use
+    assert "applies nfc, invisible" in prep and "cannot apply" not in prep
+
+
+def test_rules_the_tokenizer_cannot_apply_are_named_with_their_effect():
+    from kopretrain.text.tokenizer_rules import tokenizer_rules
+
+    normalize = {**NORMALIZE, "spacing": True}
+    rules = tokenizer_rules(normalize)
+    card = info(normalize, {"applied": rules.applied, "not_applied": rules.not_applied, "version": 1})
+    use, prep = _use(card), _preprocessing(card)
+    assert "prep.prepare" in use and "but not spacing" in use  # the recipe stays, and says why
+    assert "The tokenizer cannot apply" in prep and "- `spacing`: kiwipiepy spacing" in prep
+    assert "10,000 of 10,000" not in prep  # the agreement holds only when every rule is inside
+    assert "74.9% of NSMC reviews" in prep
+
+
+def test_an_older_folder_without_a_record_keeps_the_recipe():
+    card = info()
+    assert "prep.prepare" in _use(card)
+    assert "The tokenizer applies none of these rules" in _preprocessing(card)
+    morpheme = info(record={"applied": [], "not_applied": {"pretokenize": "kiwipiepy morpheme ..."}},
+                    pretokenize="morpheme")
+    assert "prep.prepare" in _use(morpheme) and "- `pretokenize`: kiwipiepy" in _preprocessing(morpheme)

@@ -1,0 +1,91 @@
+"""The normalizer rules translated into ``tokenizers`` steps give the text the Python chain gives."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from kopretrain.text.normalizer import Normalizer, NormalizerConfig
+from kopretrain.text.rules import build_rules
+from kopretrain.text.tokenizer_rules import TRANSLATIONS, python_class, tokenizer_rules
+from tests.test_normalize import random_texts
+
+# One or more hard cases per rule, and the places where two rules meet.
+HARD = [
+    # nfc, invisible, fullwidth, compat jamo, whitespace
+    "\u1112\u1161\u11ab\u1100\u116e\u11a8 영화", "재\u200b밌\ufeff어요\x07끝", "a\u200db 👨\u200d👩\u200d👧 ✌\ufe0f\u200d",
+    "최고！ 굿굿＾＾ ＡＢＣ１２３", "\u110f\u110f 재밌어요 \u1172\u1172 \u119e", "배송   빨랐어요\r\n최고\u3000",
+    "\x1c구분\x1f자\x85 \xa0끝 ", "  앞뒤 공백  ", "\t",
+    # e-mail, url (scheme, www, bare domains, trailing punctuation given back)
+    "자막 구해요 abc.def@hanmail.net", "메일: ａｂｃ＠ｎａｖｅｒ．ｃｏｍ 로", "x@y.co",
+    "후기 http://blog.naver.com/abc/123참고!!", "www.nemofile.co.kr 가입", "HTTPS://A.B/c?d=1&e=2)...",
+    "http://!! 뭐지", "www.!! 뭐지", "www. 뭐지", "http:// 끝", "naver.com!!", "a.com/!!", "a.com/x.y.",
+    "Mr.Co 와 Trust.Me", "youtu.be/abc 와 goo.gl/xyz~~", "링크는<http://a.com>이고", "wWw.abc.xyz 링크",
+    "sub.domain.community 는 아님", "a.com.kr/경로", "[URL] 이미 치환됨",
+    # phone: mobile with/without separators, landlines, +82, amounts and years that stay
+    "문자 주세요 010 1234 5678", "01012345678", "02-123-4567", "(031)123-4567", "031)123-4567",
+    "+82 10-1234-5678", "+82-010-1234-5678", "100000원", "1592-1598 임진왜란", "1588-1234",
+    "010-1234-56789", "٠١٠١٢٣٤٥٦٧٨ 아랍 숫자",
+    # mention vs @-quotes and emoticons
+    "@영화광 님 말이 맞아요", "@@name 안녕", "왜이러지?@@내용에", "@놈놈놈@보다 재밌다", "@_@ 헐",
+    "~@@ 뭐야", "@아무나 만들 수 없는 작품@인것만은", "@a.b.c 님", "앞 @abc 뒤 x@ 닫힘", "@abc 와 @def",
+    # censor masks vs words
+    "OOO놈의 쓰레기 영화", "김OO 배우", "XX같은", "GOOOD ZOO FUXX XXL XXX", "○○○ 포○노", "시** **같은 개*끼",
+    "나약한 *** 이야기", "^^** 최고 *****", "*** 최고 ***", "●● ◎◎ ×× ◯◯",
+    # emoji, repeats, digits that must not change
+    "최고예요😍😍😍👍🏻", "👍🏻👍🏻👍🏻", "🇰🇷🇺🇸 국기", "🏻🏻 피부색만", "♥♥♥♡♡", "★★★☆☆ 세 개", "1️⃣2️⃣",
+    "배송 빨랐어욬ㅋㅋㅋㅋ", "와하하하하하", "!!!!!", "......", "ㅠㅠㅠㅠㅠㅠ", "GOOOOOD", "100000원!!!!! ㅋㅋㅋㅋ",
+    "1111 2222", "٣٣٣٣", "ㅋㅋ", "ㅋ", "", " ", "[EMOJI]]]]", "😍]]]",
+]
+
+
+def sample_reviews() -> list[str]:
+    from tests.conftest import SAMPLE
+
+    with open(SAMPLE, encoding="utf-8") as fh:
+        return [row["review"] for row in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize("emoji", ["keep", "map"])
+@pytest.mark.parametrize("max_repeat", [1, 2, 3])
+def test_tokenizer_steps_give_the_python_text(emoji, max_repeat):
+    from tokenizers import normalizers
+
+    config = {"emoji": emoji, "max_repeat": max_repeat}
+    steps = normalizers.Sequence(tokenizer_rules(config).steps)
+    norm = Normalizer(NormalizerConfig(**config))
+    texts = HARD + random_texts(1500, seed=max_repeat) + sample_reviews()
+    bad = [(t, norm.normalize(t), steps.normalize_str(t)) for t in texts if norm.normalize(t) != steps.normalize_str(t)]
+    assert not bad, bad[:5]
+
+
+def test_skipped_rules_are_not_applied():
+    from tokenizers import normalizers
+
+    config = {"skip_rules": ["censor", "phone", "repeat"]}
+    rules = tokenizer_rules(config)
+    assert "censor" not in rules.applied and "repeat" not in rules.applied and "url" in rules.applied
+    steps = normalizers.Sequence(rules.steps)
+    assert steps.normalize_str("OO 010-1234-5678 ㅋㅋㅋㅋ  http://a.com") == "OO 010-1234-5678 ㅋㅋㅋㅋ [URL]"
+
+
+def test_kiwipiepy_rules_are_named_as_not_applied():
+    rules = tokenizer_rules({"spacing": True, "typos": "basic"})
+    assert set(rules.not_applied) == {"spacing", "typos"}
+    assert "spacing" not in rules.applied and "cannot run inside a tokenizer" in rules.not_applied["spacing"]
+    assert tokenizer_rules({"spacing": True, "skip_rules": ["spacing"]}).not_applied == {}
+
+
+def test_every_regex_rule_has_a_translation():
+    # A new rule in kopretrain.text.rules must be translated here (or declared not expressible).
+    assert {name for name, _ in build_rules(2, "map")} == set(TRANSLATIONS)
+
+
+def test_python_classes_match_python_re():
+    import re
+
+    space, digit = python_class("space"), python_class("digit")
+    assert "\\x{1C}" in space and "\\x{3000}" in space  # \x1c-\x1f are \s to Python, not to Oniguruma
+    assert "\\x{660}" in digit  # Arabic-Indic digits are \d to Python
+    assert re.fullmatch(r"\s", "\x1c") and re.fullmatch(r"\d", "\u0660")
