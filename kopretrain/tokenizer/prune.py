@@ -179,8 +179,7 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict 
     after = sum(p.numel() for p in model.parameters())
     # The corpus's normalizer unless the checkpoint records its own: the model is fine-tuned on that
     # text, so raw text at inference must be normalized the same way.
-    own = base_prep.normalize if base_prep else None
-    prep = textprep.TextPrep(normalize=own if own is not None else normalize, pretokenize=mode,
+    prep = textprep.TextPrep(normalize=getattr(base_prep, "normalize", None) or normalize, pretokenize=mode,
                              extra={**textprep_extra(data["model"]["type"].lower(), mode), "pruned_from": base,
                                     "revision": rev})
     embed_and_record(out_dir, prep)  # before the check below: the pruned tokenizer must still agree
