@@ -120,6 +120,13 @@ def test_dataset_card_split_sizes_load_without_a_datasets_warning(tmp_path, capl
         # num_bytes is the Arrow size datasets itself measures (within the validity bitmaps it skips)
         assert split.num_bytes == pytest.approx(loaded[name].data.nbytes, rel=0.02)
         assert loaded[name].num_rows == split.num_examples
+    # #15 item 8: the label is a ClassLabel for datasets users, names kept for pandas readers
+    label = loaded["train"].features["label"]
+    assert isinstance(label, datasets.ClassLabel) and label.names == ["negative", "neutral", "positive"]
+    import pandas as pd
+
+    names = pd.read_parquet(output / "train.parquet")["label"].tolist()
+    assert [label.int2str(i) if i is not None else None for i in loaded["train"]["label"]] == names
 
 
 def test_bad_rows_are_rejected_with_file_line_and_reason(tmp_path):

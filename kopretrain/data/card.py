@@ -27,6 +27,8 @@ def header(stats: dict[str, Any], *, license: str, pretty_name: str, labeled: bo
     """The card's metadata as ``huggingface_hub.DatasetCardData`` (the Hub's field names and YAML)."""
     from huggingface_hub import DatasetCardData
 
+    from kopretrain.data.files import LABELS
+
     splits = stats["splits"]
     meta: dict[str, Any] = {}
     meta["configs"] = [{
@@ -36,7 +38,10 @@ def header(stats: dict[str, Any], *, license: str, pretty_name: str, labeled: bo
     meta["dataset_info"] = {
         "features": [
             {"name": "id", "dtype": "string"}, {"name": "text", "dtype": "string"},
-            {"name": "label", "dtype": "string"}, {"name": "rating", "dtype": "float64"},
+            # a ClassLabel over the stored names: load_dataset(dir) / the Hub give ids with names
+            # (null stays null), while pandas/pyarrow readers still see "negative"/"neutral"/"positive"
+            {"name": "label", "dtype": {"class_label": {"names": {str(i): n for i, n in enumerate(LABELS)}}}},
+            {"name": "rating", "dtype": "float64"},
             {"name": "group", "dtype": "string"}, {"name": "date", "dtype": "string"},
             {"name": "source", "dtype": "string"},
         ],

@@ -60,8 +60,9 @@ class ParquetSink:
         self.schema = schema
         self._writer = None
         self.rows = 0
-        # In-memory (Arrow) size of the rows written: what ``datasets`` records as a split's
-        # ``num_bytes``, so data cards can state it without reading the file back.
+        # In-memory (Arrow) size of the rows written as ``datasets`` loads them: what it records as
+        # a split's ``num_bytes``, so data cards can state it without reading the file back. The
+        # card declares ``label`` a ClassLabel, which datasets holds as int64 ids, not the names.
         self.nbytes = 0
 
     def write_batch(self, batch) -> None:
@@ -76,6 +77,9 @@ class ParquetSink:
         self._writer.write_table(table)
         self.rows += table.num_rows
         self.nbytes += table.nbytes
+        if "label" in table.column_names:
+            label = table.column("label")
+            self.nbytes += 8 * len(label) - label.nbytes + (label.null_count and (len(label) + 7) // 8)
 
     def write_rows(self, rows: list[dict]) -> None:
         import pyarrow as pa
