@@ -277,7 +277,7 @@ def build_module(cfg: PretrainConfig, tokenizer, base: dict):
         gen = parts["generator"]
         if gen.config.vocab_size != main.config.vocab_size:
             gen.resize_token_embeddings(main.config.vocab_size)
-        module = ElectraRTD(gen, main, cfg.rtd_weight, cfg.gen_temperature)
+        module = ElectraRTD(gen, main, cfg.rtd_weight, cfg.gen_temperature, special_ids=tokenizer.all_special_ids)
     else:
         module = MaskedLM(main)
     if cfg.dropout >= 0:

@@ -95,10 +95,13 @@ def test_bundled_pipeline_runs_by_name_from_an_empty_folder(tmp_path, monkeypatc
     assert BUNDLED.resolve() == (ROOT / "pipelines").resolve()
 
 
-def test_pretrain_reads_analyze_else_normalize(monkeypatch):
-    """The real-checkpoint pipeline has no analyze/vocab stage: pretrain's input wires to normalize."""
+def test_pretrain_reads_analyze_else_normalize(tmp_path, monkeypatch):
+    """A checkpoint continued without analyze/vocab stages: pretrain's input wires to normalize."""
     monkeypatch.chdir(ROOT)
-    steps = {name: (cfg, out) for name, cfg, out in plan(load_pipeline("pipelines/nsmc-3class.yaml"))}
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text("workdir: out\ningest: {input: x.csv, label_scheme: stars5}\nnormalize: {}\n"
+                    "pretrain: {init: checkpoint, checkpoint: some-org/ko-base}\n", encoding="utf-8")
+    steps = {name: (cfg, out) for name, cfg, out in plan(load_pipeline(yaml))}
     assert "analyze" not in steps and steps["pretrain"][0].input == str(steps["normalize"][1])
     steps = {name: (cfg, out) for name, cfg, out in plan(load_pipeline("pipelines/quickstart.yaml"))}
     assert steps["pretrain"][0].input == str(steps["analyze"][1])

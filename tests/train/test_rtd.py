@@ -201,3 +201,19 @@ def test_evaluation_sampling_uses_the_seeded_generator_and_repeats(tokenizer):
     logits, _ = masked_logits(model.generator, inputs, attention, labels)
     expected = sample_replacements(logits, model.temperature, torch.Generator().manual_seed(3))
     assert torch.equal(runs[0]["sampled"], expected)
+
+
+def test_special_tokens_are_left_out_of_the_discriminator_loss(tokenizer):
+    """[CLS]/[SEP] are never masked: their target is always "original", which only teaches the
+    discriminator to map them to a constant (the [CLS] collapse measured on a real checkpoint)."""
+    inputs, attention, labels, _ = _masked_batch(tokenizer)
+    inputs[:, 0], inputs[:, -1] = tokenizer.cls_token_id, tokenizer.sep_token_id
+    labels[:, 0] = labels[:, -1] = -100
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
+    for ids, left_out in (((), 0), (special, 4 + 3)):  # 4 [CLS] + 3 unpadded [SEP] (row 1's end is pad)
+        model = _rtd(tokenizer, special_ids=ids).eval()
+        model.sample_generator = torch.Generator().manual_seed(3)
+        out = model(inputs, attention, labels)
+        assert int(out["n_tokens"]) == int(attention.sum()) - left_out
+        assert out["disc_scores"].numel() == int(out["n_tokens"])
+    assert "special_ids" not in model.state_dict()  # checkpoints hold weights only
