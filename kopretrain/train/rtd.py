@@ -127,7 +127,10 @@ class ElectraRTD(TrainingModule):
             disc_logits = disc_logits.squeeze(-1)
         active = attention_mask.bool()
         if self.special_ids.numel():
-            active &= ~torch.isin(input_ids, self.special_ids)
+            # on the original ids: the masked input holds [MASK], a special token, exactly where
+            # replacements happen
+            original = torch.where(labels != IGNORE, labels, input_ids) if labels is not None else input_ids
+            active &= ~torch.isin(original, self.special_ids)
         scores, truth = disc_logits[active].float(), replaced[active].float()
         disc_loss = F.binary_cross_entropy_with_logits(scores, truth)
         out = {

@@ -209,7 +209,8 @@ def test_special_tokens_are_left_out_of_the_discriminator_loss(tokenizer):
     inputs, attention, labels, _ = _masked_batch(tokenizer)
     inputs[:, 0], inputs[:, -1] = tokenizer.cls_token_id, tokenizer.sep_token_id
     labels[:, 0] = labels[:, -1] = -100
-    special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
+    # [MASK] is special too (pretrain passes all_special_ids): the masked positions must still count
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id]
     for ids, left_out in (((), 0), (special, 4 + 3)):  # 4 [CLS] + 3 unpadded [SEP] (row 1's end is pad)
         model = _rtd(tokenizer, special_ids=ids).eval()
         model.sample_generator = torch.Generator().manual_seed(3)
