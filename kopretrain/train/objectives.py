@@ -115,12 +115,8 @@ class TrainingModule(PreTrainedModel):
 
     def tie_weights(self, *args, **kwargs) -> None:
         """Aliases stay shared through ``load_state_dict`` (it copies into the same tensors): nothing to redo."""
-
-    def export(self, directory: str | Path) -> None:
-        raise NotImplementedError
-
-    def exported(self) -> dict[str, nn.Module]:
-        raise NotImplementedError
+    # Subclasses define ``export(directory)`` (the plain models, the stage output) and
+    # ``exported()`` (name -> model, for parameter counts).
 
 
 class MaskedLM(TrainingModule):
