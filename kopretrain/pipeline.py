@@ -13,6 +13,7 @@ stages whose config and inputs are unchanged are skipped; ``--force`` redoes the
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,6 @@ def resolve_inputs(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Relative input paths that exist next to the YAML point there; others (Hub ids, paths
     relative to where kopretrain runs) stay as written. Paths are normalized, not made absolute:
     ``pipelines/../data/x.csv`` is recorded as ``data/x.csv``."""
-    import os
-
     out = dict(raw)
     for name, section in raw.items():
         if name not in STAGES or not isinstance(section, dict):
@@ -50,14 +49,14 @@ def resolve_inputs(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
         for field in get(name).config.INPUTS:
             value = section.get(field)
             if isinstance(value, list):
-                section[field] = [_near(v, folder, os) for v in value]
+                section[field] = [_near(v, folder) for v in value]
             elif isinstance(value, str):
-                section[field] = _near(value, folder, os)
+                section[field] = _near(value, folder)
         out[name] = section
     return out
 
 
-def _near(value: Any, folder: Path, os) -> Any:
+def _near(value: Any, folder: Path) -> Any:
     if not isinstance(value, str) or not value:
         return value
     expanded = os.path.expanduser(value)
