@@ -122,6 +122,9 @@ def compare(args, work: Path, model: str) -> None:
     common = dict(model=model, input=str(src), batch_size=args.batch_size, max_length=args.max_length,
                   threads=args.threads, chunk_size=args.chunk_size)
     runs = {"transformers.pipeline": run_worker("pipeline", output=str(work / "pipe.txt"), precision="fp32", **common)}
+    if args.pipeline_default_batch:  # pipeline(texts) as most users call it: batch_size 1
+        runs["transformers.pipeline batch 1"] = run_worker(
+            "pipeline", output=str(work / "pipe1.txt"), precision="fp32", **{**common, "batch_size": 1})
     for precision in args.precisions.split(","):
         runs[f"kopretrain label {precision}"] = run_worker(
             "kopretrain", output=str(work / f"k-{precision}.parquet"), precision=precision, **common)
@@ -203,6 +206,8 @@ def main() -> None:
     p.add_argument("--chunk-size", type=int, default=10_000)
     p.add_argument("--precision", default="fp32", help="precision for --million")
     p.add_argument("--precisions", default="fp32,int8", help="kopretrain precisions compared with the pipeline")
+    p.add_argument("--pipeline-default-batch", action="store_true",
+                   help="also time the pipeline at its default batch_size=1 (the baseline stays the batched one)")
     p.add_argument("--size", choices=sorted(SIZES), default="tiny", help="size of the built model without --model")
     p.add_argument("--million", action="store_true", help="the 1M-row memory + kill/rerun scenario")
     p.add_argument("--kill-after", type=float, default=60.0, help="seconds before SIGKILL in --million")

@@ -29,7 +29,7 @@ class FinetuneConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
     WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes", "head_lr", "layer_lr_decay",
-                                                "keep_layers", "report_to")
+                                                "keep_layers", "report_to", "pooler_init")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -56,6 +56,10 @@ class FinetuneConfig(StageConfig):
     keep_layers: int = 0
     """Keep only the first K encoder layers of the model (0: all): ~L/K times faster training and
     inference at some cost in accuracy (BENCHMARKS.md). The saved model has K layers."""
+    pooler_init: Literal["random", "identity"] = "random"
+    """A pooler the checkpoint lacks (mean-pooling encoders such as e5, MLM-only saves): random
+    (transformers' default) or identity, which hands the checkpoint's [CLS] vector to the classifier
+    unscrambled from the first step (a random pooler shrinks its variation ~10x)."""
     batch_size: int = 32
     """Training batch size (evaluation uses twice this)."""
     max_length: int = 128
@@ -146,14 +150,34 @@ def load_model(cfg: FinetuneConfig):
     config = load_config(cfg.model, cfg.revision)
     old = [str(v).lower() for _, v in sorted((int(k), v) for k, v in (config.id2label or {}).items())]
     names = old if sorted(old) == sorted(LABELS) else list(LABELS)  # keep a fine-tuned model's order
-    model = load_weights(AutoModelForSequenceClassification, cfg.model, cfg.revision, num_labels=len(names),
-                         id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
-                         ignore_mismatched_sizes=True)
+    model, info = load_weights(AutoModelForSequenceClassification, cfg.model, cfg.revision, num_labels=len(names),
+                               id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+                               ignore_mismatched_sizes=True, output_loading_info=True)
+    if cfg.pooler_init == "identity":
+        identity_pooler(model, info.get("missing_keys", ()))
     if cfg.keep_layers:
         keep_bottom_layers(model, cfg.keep_layers)
     if cfg.reinit_layers:
         reinit_top_layers(model, cfg.reinit_layers)
     return model, names
+
+
+def identity_pooler(model, missing_keys) -> bool:
+    """Start a pooler the checkpoint did not have (its weights among ``missing_keys``) as tanh(x):
+    the classifier then reads the checkpoint's own [CLS] features from the first step instead of a
+    random projection of them. A trained pooler is left alone. Returns whether it was set."""
+    import torch
+
+    dense = getattr(getattr(model.base_model, "pooler", None), "dense", None)
+    if dense is None or dense.weight.shape[0] != dense.weight.shape[1]:
+        return False
+    if not any(k.endswith("pooler.dense.weight") for k in missing_keys):
+        return False
+    with torch.no_grad():
+        dense.weight.copy_(torch.eye(dense.weight.shape[0]))
+        dense.bias.zero_()
+    print("[finetune] pooler: not in the checkpoint, initialised as the identity")
+    return True
 
 
 def _encoder_layers(model, option: str, n: int):

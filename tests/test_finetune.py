@@ -328,3 +328,34 @@ def test_tensorboard_events_by_default_and_none_on_request(workdir):
     assert not (quiet / "runs").exists()
     with pytest.raises(ValueError):
         from_dict(FinetuneConfig, {**base, "report_to": "mlflow"})
+
+
+def test_identity_pooler_only_where_the_checkpoint_has_none(tmp_path):
+    """A headless checkpoint (no pooler weights, like multilingual-e5) gets tanh(x) as its pooler with
+    --pooler-init identity, so the classifier sees the checkpoint's own [CLS] from step one; a
+    checkpoint that ships a trained pooler keeps it, and the default stays transformers' random init."""
+    import torch
+    from transformers import BertModel
+
+    from kopretrain.finetune import load_model
+    from kopretrain.testing import tiny_unigram_checkpoint
+
+    headless = tiny_unigram_checkpoint(tmp_path / "headless")
+    model, _ = load_model(FinetuneConfig(model=str(headless), data="d", pooler_init="identity"))
+    dense = model.base_model.pooler.dense
+    assert torch.equal(dense.weight, torch.eye(32)) and not dense.bias.any()
+    x = torch.randn(2, 32)
+    assert torch.allclose(model.base_model.pooler(x.unsqueeze(1)), torch.tanh(x))
+    random, _ = load_model(FinetuneConfig(model=str(headless), data="d"))
+    assert not torch.equal(random.base_model.pooler.dense.weight, torch.eye(32))
+
+    with_pooler = tmp_path / "with-pooler"
+    trained = BertModel.from_pretrained(headless, add_pooling_layer=True)
+    torch.nn.init.normal_(trained.pooler.dense.weight)
+    trained.save_pretrained(with_pooler)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (with_pooler / name).write_bytes((headless / name).read_bytes())
+    kept, _ = load_model(FinetuneConfig(model=str(with_pooler), data="d", pooler_init="identity"))
+    assert torch.equal(kept.base_model.pooler.dense.weight, trained.pooler.dense.weight)
+    with pytest.raises(ValueError, match="pooler_init: 'zeros' is not one of"):
+        from_dict(FinetuneConfig, {"model": "m", "data": "d", "pooler_init": "zeros"})
