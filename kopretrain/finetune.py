@@ -56,10 +56,10 @@ class FinetuneConfig(StageConfig):
     keep_layers: int = 0
     """Keep only the first K encoder layers of the model (0: all): ~L/K times faster training and
     inference at some cost in accuracy (BENCHMARKS.md). The saved model has K layers."""
-    pooler_init: Literal["random", "identity"] = "random"
-    """A pooler the checkpoint lacks (mean-pooling encoders such as e5, MLM-only saves): random
-    (transformers' default) or identity, which hands the checkpoint's [CLS] vector to the classifier
-    unscrambled from the first step (a random pooler shrinks its variation ~10x)."""
+    pooler_init: Literal["identity", "random"] = "identity"
+    """A pooler the checkpoint lacks (MLM/RTD saves, mean-pooling encoders such as e5): identity
+    hands the checkpoint's [CLS] vector to the classifier unscrambled from the first step; random is
+    transformers' default, which stalled fine-tunes of continued checkpoints at chance (BENCHMARKS.md)."""
     batch_size: int = 32
     """Training batch size (evaluation uses twice this)."""
     max_length: int = 128

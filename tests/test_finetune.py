@@ -331,9 +331,9 @@ def test_tensorboard_events_by_default_and_none_on_request(workdir):
 
 
 def test_identity_pooler_only_where_the_checkpoint_has_none(tmp_path):
-    """A headless checkpoint (no pooler weights, like multilingual-e5) gets tanh(x) as its pooler with
-    --pooler-init identity, so the classifier sees the checkpoint's own [CLS] from step one; a
-    checkpoint that ships a trained pooler keeps it, and the default stays transformers' random init."""
+    """A headless checkpoint (no pooler weights, like multilingual-e5) gets tanh(x) as its pooler
+    (the default; --pooler-init random is transformers' init), so the classifier sees the
+    checkpoint's own [CLS] from step one; a checkpoint that ships a trained pooler keeps it."""
     import torch
     from transformers import BertModel
 
@@ -346,7 +346,9 @@ def test_identity_pooler_only_where_the_checkpoint_has_none(tmp_path):
     assert torch.equal(dense.weight, torch.eye(32)) and not dense.bias.any()
     x = torch.randn(2, 32)
     assert torch.allclose(model.base_model.pooler(x.unsqueeze(1)), torch.tanh(x))
-    random, _ = load_model(FinetuneConfig(model=str(headless), data="d"))
+    default, _ = load_model(FinetuneConfig(model=str(headless), data="d"))
+    assert torch.equal(default.base_model.pooler.dense.weight, torch.eye(32))
+    random, _ = load_model(FinetuneConfig(model=str(headless), data="d", pooler_init="random"))
     assert not torch.equal(random.base_model.pooler.dense.weight, torch.eye(32))
 
     with_pooler = tmp_path / "with-pooler"
