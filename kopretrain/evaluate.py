@@ -163,15 +163,15 @@ def train_baseline(cfg: EvaluateConfig, notes: list[str]):
     texts = ["" if t is None else str(t) for t in train["text"]]
     dev_texts, y_dev = baseline_dev(cfg)
     print(f"[evaluate] training the TF-IDF baseline on {len(texts):,} rows"
-          + (f", C chosen on {len(y_dev):,} dev rows" if y_dev else ""))
+          + (f", C and class weighting chosen on {len(y_dev):,} dev rows" if y_dev else ""))
     fitted = Baseline(seed=cfg.seed).fit(texts, y_train, dev_texts, y_dev)
     if not y_dev:
-        notes.append("baseline C not tuned: no labelled dev rows")
+        notes.append("baseline C and class weighting not tuned: no labelled dev rows")
     return fitted, len(texts)
 
 
 def baseline_dev(cfg: EvaluateConfig) -> tuple[list[str], list[int]]:
-    """Dev rows to choose the baseline's C on (the sample the temperature is fitted on), or none."""
+    """Dev rows to tune the baseline on (the sample the temperature is fitted on), or none."""
     from kopretrain.data.split import stratified_sample
     from kopretrain.inference.classifier import read_split
 
