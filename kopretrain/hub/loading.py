@@ -102,6 +102,20 @@ def quiet_progress(quiet: bool = True):
             hf_logging.enable_progress_bar()
 
 
+def drop_untrained_pooler(model, info: dict) -> bool:
+    """Remove a pooler that ``from_pretrained`` had to create (its weights missing from a headless
+    checkpoint such as e5 or any MLM/RTD save), so re-saving the model does not ship random pooler
+    weights as if trained; fine-tuning then starts that pooler its own way. Returns whether it did."""
+    if getattr(model, "pooler", None) is None:
+        return False
+    missing = set(info.get("missing_keys", ()))
+    names = {n for n, _ in model.named_parameters() if n.startswith("pooler.") or ".pooler." in f".{n}"}
+    if not names or not missing >= names:
+        return False
+    model.pooler = None
+    return True
+
+
 def loading_notes(info: dict) -> list[str]:
     """What ``from_pretrained`` did not load one-to-one, by module: new, unused, re-initialised."""
 

@@ -184,11 +184,13 @@ def load_model(path: str, revision: str | None):
     import transformers
     from transformers import AutoModelForMaskedLM
 
-    from kopretrain.hub.loading import load_config, load_weights
+    from kopretrain.hub.loading import drop_untrained_pooler, load_config, load_weights
 
     arch = (load_config(path, revision, what="extend-from").architectures or [None])[0]
     cls = getattr(transformers, arch, None) if arch else None
-    return load_weights(cls or AutoModelForMaskedLM, path, revision, what="extend-from")
+    model, info = load_weights(cls or AutoModelForMaskedLM, path, revision, what="extend-from", output_loading_info=True)
+    drop_untrained_pooler(model, info)  # a headless checkpoint (e5): no random pooler saved as if trained
+    return model
 
 
 def init_rows(model, entries: list[dict], old_ids: list[list[int]], new_size: int) -> None:

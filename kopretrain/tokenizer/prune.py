@@ -138,7 +138,7 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict 
     import transformers
     from transformers import AutoModel
 
-    from kopretrain.hub.loading import load_config, load_tokenizer, load_weights
+    from kopretrain.hub.loading import drop_untrained_pooler, load_config, load_tokenizer, load_weights
     from kopretrain.text import textprep
     from kopretrain.tokenizer.corpus import corpus_batches, textprep_extra
     from kopretrain.tokenizer.embed import embed_and_record
@@ -169,10 +169,7 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict 
     arch = (load_config(base, rev, what="prune-from").architectures or [None])[0]
     model, info = load_weights(getattr(transformers, arch, None) if arch else AutoModel, base, rev,
                                what="prune-from", output_loading_info=True)
-    missing = set(info.get("missing_keys", ()))
-    if getattr(model, "pooler", None) is not None and missing >= {n for n, _ in model.named_parameters() if ".pooler." in
-                                                                   f".{n}" or n.startswith("pooler.")}:
-        model.pooler = None  # a headless checkpoint (no pooler weights): do not save a random one as if trained
+    drop_untrained_pooler(model, info)  # a headless checkpoint: do not save a random pooler as if trained
     before = sum(p.numel() for p in model.parameters())
     prune_model(model, keep)
     model.save_pretrained(str(out_dir))

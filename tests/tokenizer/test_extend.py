@@ -160,3 +160,21 @@ def test_slow_tokenizer_is_rejected():
 def test_pretokenize_must_match_the_base(corpus, electra_base, tmp_path):
     with pytest.raises(StageError, match="eojeol"):
         _extend(corpus, electra_base, tmp_path / "out", pretokenize="morpheme")
+
+
+def test_headless_checkpoint_is_saved_without_a_random_pooler(corpus, tmp_path):
+    """Extending a checkpoint with no pooler weights (e5, any MLM/RTD save) used to save the random
+    pooler BertModel creates as if trained, which also kept fine-tuning from starting it as the
+    identity. The extension saves only what the checkpoint had (plus the new rows)."""
+    from safetensors import safe_open
+    from transformers import AutoModel, AutoTokenizer, BertConfig
+
+    base = tmp_path / "e5-like"
+    _base_tokenizer(base, "unigram", reserved_unused=0)
+    config = BertConfig(vocab_size=len(AutoTokenizer.from_pretrained(base)), architectures=["BertModel"], **TINY)
+    AutoModel.from_config(config, add_pooling_layer=False).save_pretrained(base)
+    out = _extend(corpus, base, tmp_path / "ext", max_new_tokens=4, report_texts=0)
+    with safe_open(str(out / "model.safetensors"), "pt") as fh:
+        keys = list(fh.keys())
+    assert keys and not [k for k in keys if "pooler" in k]
+    assert any(k.endswith("word_embeddings.weight") for k in keys)
