@@ -214,7 +214,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     if totals["rows"] == 0:
         print(f"[label] {src} has no rows: wrote {output} with the header only")
     record = _record(cfg, config, inputs, fingerprint, totals, scorer.precision, done > 0, t0,
-                     labeled, (seconds_labeling, cpu_labeling), out_fmt)
+                     labeled, (seconds_labeling, cpu_labeling), out_fmt, scorer.measured)
     write_json(record_path, record)
     shutil.rmtree(partial, ignore_errors=True)
     errors = sum(totals["errors"].values())
@@ -336,7 +336,8 @@ def _chunks(cfg: LabelConfig, src: Path, fmt: str, columns: list[str] | None):
         yield Chunk(empty, [])
 
 
-def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt) -> dict:
+def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt,
+            measured=None) -> dict:
     import datetime as dt
 
     from kopretrain.runs.records import git_commit, library_versions
@@ -361,6 +362,7 @@ def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, la
             "encoding_repairs": dict(sorted(totals["encoding"].items())),
             "chunks": totals["chunks"],
             "precision": precision,
+            "precision_seconds_per_batch": measured or None,  # what precision auto timed, if it did
             "output_format": fmt,
             "rows_labeled_this_run": labeled,
             "seconds_labeling": round(seconds[0], 3),

@@ -8,10 +8,14 @@
   characters, as an earlier loop did, measured ~1.5x slower than token sorting on the same model).
 * ``torch.inference_mode``; optional int8 dynamic quantization of the Linear layers.
 
-Precision, measured on this project's CPUs (AVX512 with AVX512-BF16, no AMX; BENCHMARKS.md): bf16
-autocast made inference of short reviews *slower* than fp32 (casts dominate at ~600-token batches),
-so ``auto`` picks bf16 only on CPUs with AMX tiles, else fp32. ``int8`` is ~1.6x faster than fp32
-with ~99.9% identical labels on the benchmark model: opt in after checking it on your dev set.
+Precision, measured on this project's CPUs (AVX512 with AVX512-BF16, no AMX; BENCHMARKS.md): whether
+bf16 autocast pays depends on the model. It made a 4-layer x 256 model *slower* on short reviews
+(casts dominate small matmuls) and the 12-layer x 384 multilingual-e5-small 3.1x *faster* (same
+macro-F1, 99.86% identical labels). So ``auto`` measures: on AMX CPUs it takes bf16, on other CPUs
+with bf16 support it times one batch of the input's median length in fp32 and in bf16 and keeps
+bf16 only if it is clearly faster; elsewhere fp32. ``int8`` (dynamic quantization) is faster still
+but changed 16% of e5's labels (-0.8 macro-F1) while it kept ~99.9% on a small model: opt in
+after checking it on your dev set.
 """
 
 from __future__ import annotations
@@ -32,12 +36,25 @@ def cpu_has_amx() -> bool:
 
 
 def resolve(precision: str) -> str:
-    """``auto`` -> bf16 on AMX CPUs (where bf16 matmuls are fast at small shapes), else fp32."""
+    """``auto`` -> bf16 on AMX CPUs (where bf16 matmuls are fast at small shapes), else fp32 (which
+    :class:`Scorer` may still swap for bf16 after measuring, see :func:`worth_measuring`)."""
     if precision != "auto":
         return precision
     from kopretrain.train.device import cpu_bf16_supported
 
     return "bf16" if cpu_has_amx() and cpu_bf16_supported() else "fp32"
+
+
+def worth_measuring(precision: str) -> bool:
+    """``auto`` resolved to fp32 on a CPU that can run bf16: time both on the model before choosing."""
+    from kopretrain.train.device import cpu_bf16_supported
+
+    return precision == "auto" and resolve(precision) == "fp32" and cpu_bf16_supported()
+
+
+BF16_MIN_SPEEDUP = 1.25
+"""``auto`` takes bf16 only if one batch runs at least this much faster than in fp32 (timing noise
+and the small bf16 rounding are not worth a marginal gain)."""
 
 
 def rules_skipped(tokenizer_json: str, prep) -> str:
@@ -64,6 +81,8 @@ class Scorer:
 
         self.clf = clf
         self.precision = resolve(precision)
+        self.measure = worth_measuring(precision) and self.precision == "fp32"
+        self.measured: dict[str, float] = {}  # seconds per precision for one batch, when auto measured
         self.batch_size = batch_size
         self.model = clf.model
         if self.precision == "int8":
@@ -123,15 +142,42 @@ class Scorer:
         ids = self.token_ids(texts)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")
+        if self.measure:
+            self.measure = False
+            middle = max(0, len(order) // 2 - self.batch_size // 2)
+            self._choose_precision(self._tensors(ids, lengths, order[middle:middle + self.batch_size]))
         cast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
         with torch.inference_mode(), cast:
             for start in range(0, len(order), self.batch_size):
                 rows = order[start:start + self.batch_size]
-                width = int(lengths[rows].max())
-                input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-                mask = np.zeros((len(rows), width), dtype=np.int64)
-                for r, i in enumerate(rows):
-                    input_ids[r, :lengths[i]] = ids[i]
-                    mask[r, :lengths[i]] = 1
-                logits = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)).logits
+                logits = self.model(**self._tensors(ids, lengths, rows)).logits
                 yield rows, logits.float()
+
+    def _tensors(self, ids, lengths, rows) -> dict:
+        """input_ids + attention_mask of ``rows``, padded to the longest of them with numpy."""
+        import numpy as np
+        import torch
+
+        width = int(lengths[rows].max())
+        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, i in enumerate(rows):
+            input_ids[r, :lengths[i]] = ids[i]
+            mask[r, :lengths[i]] = 1
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+
+    def _choose_precision(self, batch: dict) -> None:
+        """``auto`` on a bf16-capable CPU without AMX: time one median-length batch in both
+        precisions (after a warm-up run of each) and keep bf16 only if clearly faster."""
+        import time
+
+        import torch
+
+        for precision in ("fp32", "bf16", "fp32", "bf16"):  # the first pass of each warms up
+            cast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+            with torch.inference_mode(), cast:
+                t0 = time.perf_counter()
+                self.model(**batch)
+                self.measured[precision] = round(time.perf_counter() - t0, 4)
+        if self.measured["fp32"] >= BF16_MIN_SPEEDUP * self.measured["bf16"]:
+            self.precision = "bf16"

@@ -82,3 +82,25 @@ def test_scorer_skips_the_tokenizers_copy_of_rules_it_applied_in_python(tmp_path
     assert scorer.token_ids(prepared) == clf.tokenizer(prepared, truncation=True, max_length=clf.max_length)["input_ids"]
     unrecorded = TextPrep(normalize=normalize)  # no record: the rules in the tokenizer may be others
     assert has_block(json.loads(rules_skipped(clf.tokenizer.backend_tokenizer.to_str(), unrecorded))["normalizer"])
+
+
+@pytest.mark.parametrize("fp32_s, bf16_s, expected", [(1.0, 0.5, "bf16"), (1.0, 0.9, "fp32")])
+def test_auto_measures_bf16_on_cpus_without_amx(clf, monkeypatch, fp32_s, bf16_s, expected):
+    """bf16 autocast slowed a small model and sped e5-small up 3.1x on the same CPU: auto times one
+    batch of each and keeps bf16 only when it is clearly (>= 1.25x) faster. A fake clock decides here."""
+    import time
+
+    import kopretrain.inference.scoring as scoring
+    import kopretrain.train.device as device
+
+    monkeypatch.setattr(device, "cpu_bf16_supported", lambda: True)
+    monkeypatch.setattr(scoring, "cpu_has_amx", lambda: False)
+    ticks = iter(np.cumsum([0.0] + [fp32_s, 1.0, bf16_s, 1.0] * 4).tolist())  # duration, gap, duration, gap...
+    monkeypatch.setattr(time, "perf_counter", lambda: next(ticks))
+    scorer = Scorer(clf, "auto", batch_size=4)
+    assert scorer.precision == "fp32" and scorer.measure
+    probs = scorer.proba(REVIEWS)
+    monkeypatch.undo()
+    assert scorer.precision == expected and scorer.measured == {"fp32": fp32_s, "bf16": bf16_s}
+    assert np.allclose(probs, Scorer(clf, expected, batch_size=4).proba(REVIEWS), atol=1e-6)
+    assert not Scorer(clf, "fp32").measure and not Scorer(clf, "int8").measure  # only auto measures
