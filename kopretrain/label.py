@@ -18,7 +18,6 @@ lost; the finished output is assembled atomically and ``<output>.stage.json`` re
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import ClassVar, Literal
 
 from kopretrain.data.readers import check_encoding
 from kopretrain.data.manifest import commit_chunk, open_manifest, part_name, read_json, chunk_totals
+from kopretrain.inference.progress import log_progress, progress_bar
 from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, fingerprint_path, stage_fingerprint, write_json
 
@@ -182,7 +182,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     manifest = open_manifest(partial, fingerprint, cfg.chunk_size, force, ext)
     done = len(manifest["chunks"])
     rows_done = sum(c["rows"] for c in manifest["chunks"])
-    bar = _progress(cfg, src, in_fmt, rows_done)
+    bar = progress_bar(src, in_fmt, rows_done, cfg.progress)
     labeled = 0
     t_label, cpu_label = time.time(), time.process_time()
     chunks = _chunks(cfg, src, in_fmt, columns)
@@ -201,7 +201,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
         labeled += table.num_rows
         bar.update(table.num_rows)
         if cfg.progress:
-            _log_progress(bar, rows_done + labeled, labeled, t_label)
+            log_progress(bar, rows_done + labeled, labeled, t_label)
     bar.close()
     seconds_labeling = time.time() - t_label
     cpu_labeling = time.process_time() - cpu_label
@@ -375,28 +375,6 @@ def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, la
 def _missing_column(src: Path, column: str, columns: list[str]) -> str:
     return (f"{src}: no column '{column}' (columns: {', '.join(map(str, columns)) or 'none'}); "
             f"choose one with --text-column")
-
-
-def _log_progress(bar, rows: int, labeled: int, t0: float, every: float = 30.0) -> None:
-    """Without a terminal (pipelines, nohup) the bar is off: print a line every ``every`` seconds."""
-    if not bar.disable:
-        return
-    now = time.time()
-    if now - getattr(_log_progress, "last", 0.0) >= every:
-        _log_progress.last = now  # type: ignore[attr-defined]
-        print(f"[label] {rows:,} rows labeled ({labeled / max(now - t0, 1e-9):,.0f} rows/s)", flush=True)
-
-
-def _progress(cfg: LabelConfig, src: Path, fmt: str, initial: int):
-    from tqdm import tqdm
-
-    total = None
-    if fmt == "parquet":
-        from kopretrain.data.files import count_rows
-
-        total = count_rows(src)
-    return tqdm(total=total, initial=initial, unit=" rows", unit_scale=True, mininterval=1.0,
-                disable=None if cfg.progress else True, file=sys.stderr, desc="label")
 
 
 STAGE = Stage("label", LabelConfig, own_execute=execute, own_status=status, output="file", pipeline_output="label/labeled.parquet")
