@@ -60,8 +60,9 @@ class LabelConfig(StageConfig):
     """Truncate texts to this many tokens (0: the length the model was fine-tuned with, recorded in its
     kopretrain.json, else 128; always capped by the model's max_position_embeddings)."""
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
-    """auto: bf16 on CPUs with AMX, else fp32. int8: dynamic quantization of the Linear layers, faster
-    on CPU with nearly identical labels: check it on your dev set first (BENCHMARKS.md has measurements)."""
+    """auto: bf16 on CPUs with AMX; on other bf16 CPUs, bf16 if one batch runs >= 1.25x faster than fp32
+    (timed at the start); else fp32. int8: dynamic quantization of the Linear layers, faster but it can
+    change labels (16% on a 12-layer model): check it on your dev set first (BENCHMARKS.md)."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
     encoding: str = "utf-8"

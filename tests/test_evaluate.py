@@ -31,7 +31,7 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def evaluated(workdir) -> Path:
     cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(workdir / "data"),
-                                     "max_errors_shown": 5})
+                                     "max_errors_shown": 5, "precision": "fp32"})
     return execute("evaluate", cfg, workdir / "eval")
 
 
@@ -62,6 +62,26 @@ def test_metrics_agree_with_predictions(evaluated):
     assert all(e["gold"] != e["pred"] for e in errors)
     assert all(e["text"] in set(pd.read_parquet(evaluated.parent / "data" / "test.parquet")["text_raw"])
                for e in errors)  # the report shows what the user wrote, not the normalized text
+
+
+def test_scoring_precision_is_applied_and_recorded(evaluated, workdir, tmp_path):
+    """bf16 scoring gives bf16-rounded probabilities (not the fp32 ones) and says so; auto records what it chose."""
+    from kopretrain.inference.scoring import worth_measuring
+
+    fp32 = json.loads((evaluated / "metrics.json").read_text())["model"]
+    assert fp32["precision"] == "fp32" and fp32["precision_seconds_per_batch"] is None
+    out = execute("evaluate", from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(workdir / "data"),
+                                                         "precision": "bf16", "baseline": False}), tmp_path / "bf16")
+    assert json.loads((out / "metrics.json").read_text())["model"]["precision"] == "bf16"
+    p32 = pd.read_parquet(evaluated / "predictions.parquet")[["p_negative", "p_neutral", "p_positive"]].to_numpy()
+    p16 = pd.read_parquet(out / "predictions.parquet")[["p_negative", "p_neutral", "p_positive"]].to_numpy()
+    assert not np.array_equal(p32, p16) and np.abs(p32 - p16).max() < 0.05
+    auto = execute("evaluate", from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(workdir / "data"),
+                                                          "baseline": False}), tmp_path / "auto")
+    model = json.loads((auto / "metrics.json").read_text())["model"]
+    assert model["precision"] in ("fp32", "bf16")
+    if worth_measuring("auto"):  # a bf16 CPU without AMX: both timings recorded beside the choice
+        assert set(model["precision_seconds_per_batch"]) == {"fp32", "bf16"}
 
 
 def test_report_files_and_embedded_images(evaluated):
@@ -100,7 +120,7 @@ def test_report_words_ratings_from_the_recorded_label_scheme(workdir, tmp_path):
             frame["rating"] = [stars[lab][i % len(stars[lab])] for i, lab in enumerate(frame["label"])]
             frame.to_parquet(run.dir / f"{split}.parquet")
         run.stats["rating_histogram"] = {str(r): 1 for r in range(1, 6)}
-    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False})
+    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False, "precision": "fp32"})
     out = execute("evaluate", cfg, tmp_path / "eval")
     assert json.loads((out / "metrics.json").read_text())["label_scheme"]["name"] == "stars5"
     md = (out / "report.md").read_text()
@@ -149,7 +169,7 @@ def test_missing_class_in_test_split(workdir, tmp_path):
     assert report["macro_f1"] == pytest.approx((2 / 3 + 1.0) / 2)  # averaged over present classes
 
     data = write_data(tmp_path / "data", test_labels=("negative", "positive"))
-    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False})
+    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False, "precision": "fp32"})
     out = execute("evaluate", cfg, tmp_path / "eval")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["absent_classes"] == ["neutral"] and metrics["baseline"] is None
@@ -213,7 +233,7 @@ def test_temperature_is_fitted_on_dev_not_on_the_scored_split(workdir, tmp_path)
     on_dev, on_test = _fit_on(workdir, "dev", data), _fit_on(workdir, "test", data)
     assert abs(np.log(on_dev) - np.log(on_test)) > 0.5, (on_dev, on_test)  # the fixture tells them apart
 
-    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False})
+    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data), "baseline": False, "precision": "fp32"})
     metrics = json.loads((execute("evaluate", cfg, tmp_path / "eval") / "metrics.json").read_text())
     assert metrics["model"]["temperature"] == pytest.approx(on_dev, rel=1e-6)
     test_logits, y_test = _logits(workdir, "test", data)

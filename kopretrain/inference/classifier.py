@@ -97,7 +97,8 @@ class Classifier:
         self.labels = labels
         self.name = name
         self.max_length = max_length
-        self._scorer = None
+        self.scorer = None
+        self._scorer_key: tuple = ()
 
     @classmethod
     def load(cls, model: str, revision: str | None = None, data: str | None = None,
@@ -115,14 +116,15 @@ class Classifier:
         limit = getattr(config, "max_position_embeddings", None) or max_length
         return cls(net, tok, prep, labels, model, max_length=min(max_length, limit))
 
-    def logits(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False):
-        """(N, 3) float32 logits in LABELS order (fp32, through :class:`~kopretrain.inference.scoring.Scorer`)."""
+    def logits(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False, precision: str = "fp32"):
+        """(N, 3) float32 logits in LABELS order, through :class:`~kopretrain.inference.scoring.Scorer`
+        (``precision``: one of its PRECISIONS; the scorer, and what ``auto`` chose, is kept in ``self.scorer``)."""
         from kopretrain.inference.scoring import Scorer
 
         texts = list(texts) if prepared else self.prep.prepare(list(texts))
-        if self._scorer is None or self._scorer.batch_size != batch_size:
-            self._scorer = Scorer(self, "fp32", batch_size)
-        return self._scorer.logits(texts)
+        if self.scorer is None or self._scorer_key != (batch_size, precision):
+            self.scorer, self._scorer_key = Scorer(self, precision, batch_size), (batch_size, precision)
+        return self.scorer.logits(texts)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False):
         return softmax(self.logits(texts, batch_size=batch_size, prepared=prepared))
