@@ -94,6 +94,13 @@ class TimeBudget(TrainerCallback):
         if self.fraction() >= 1.0:
             self.stopped_by_time = True
             control.should_training_stop = True
+            # As transformers does on reaching max_steps (DefaultFlowCallback): evaluate and save the
+            # last weights. They are the fully decayed ones the schedule aims at; without this a
+            # run stopped between eval steps threw them away unseen (nsmc-3class: its last ~700 steps).
+            if getattr(args, "eval_strategy", "no") == "steps":  # str enums: IntervalStrategy.STEPS == "steps"
+                control.should_evaluate = True
+            if getattr(args, "save_strategy", "no") == "steps":
+                control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"

@@ -70,3 +70,6 @@ def test_finetune_with_a_budget_stops_on_time_with_a_decayed_rate(tmp_path):
     assert 0.05 <= stats["time_budget"]["spent_minutes"] < 0.5
     history = json.loads((out / "dev_metrics.json").read_text())
     assert stats["global_steps"] < 10_000 and history["dev_examples"] > 0
+    # The last, fully decayed weights were evaluated and could be selected, though no eval step fell there.
+    assert [h["step"] for h in history["history"]] == [stats["global_steps"]]
+    assert history["selected_step"] == stats["global_steps"]
