@@ -98,7 +98,6 @@ class Classifier:
         self.name = name
         self.max_length = max_length
         self.scorer = None
-        self._scorer_key: tuple = ()
 
     @classmethod
     def load(cls, model: str, revision: str | None = None, data: str | None = None,
@@ -122,8 +121,8 @@ class Classifier:
         from kopretrain.inference.scoring import Scorer
 
         texts = list(texts) if prepared else self.prep.prepare(list(texts))
-        if self.scorer is None or self._scorer_key != (batch_size, precision):
-            self.scorer, self._scorer_key = Scorer(self, precision, batch_size), (batch_size, precision)
+        if self.scorer is None or (self.scorer.batch_size, self.scorer.requested) != (batch_size, precision):
+            self.scorer = Scorer(self, precision, batch_size)
         return self.scorer.logits(texts)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False):

@@ -80,6 +80,7 @@ class Scorer:
         import torch
 
         self.clf = clf
+        self.requested = precision  # what the caller asked for; ``precision`` is what runs
         self.precision = resolve(precision)
         self.measure = worth_measuring(precision) and self.precision == "fp32"
         self.measured: dict[str, float] = {}  # seconds per precision for one batch, when auto measured

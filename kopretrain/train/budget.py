@@ -96,7 +96,7 @@ class TimeBudget(TrainerCallback):
             control.should_training_stop = True
             # As transformers does on reaching max_steps (DefaultFlowCallback): evaluate and save the
             # last weights. They are the fully decayed ones the schedule aims at; without this a
-            # run stopped between eval steps threw them away unseen (nsmc-3class: its last ~700 steps).
+            # run stopped between eval steps threw them away unseen (nsmc-3class: its last 759 steps).
             if getattr(args, "eval_strategy", "no") == "steps":  # str enums: IntervalStrategy.STEPS == "steps"
                 control.should_evaluate = True
             if getattr(args, "save_strategy", "no") == "steps":
