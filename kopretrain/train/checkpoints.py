@@ -10,7 +10,8 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 def last_checkpoint(folder: str | Path, log=print) -> str | None:
     """The newest *complete and readable* ``checkpoint-N``. ``trainer_state.json`` is written last,
-    so a run killed while saving leaves a folder without it; a checkpoint whose safetensors files do
+    so a run killed while saving leaves a folder without it, or with it half written (a SIGKILL
+    during that write left it empty: the resumed run died in json.loads); a checkpoint whose safetensors files do
     not open (truncated by a full disk, a crash, a copy) is skipped too, with a message, so one bad
     file never blocks resuming from the checkpoint before it."""
     folder = Path(folder)
@@ -19,10 +20,21 @@ def last_checkpoint(folder: str | Path, log=print) -> str | None:
     done = sorted(((int(m.group(1)), p) for p in folder.iterdir()
                    if (m := CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.json").is_file()), reverse=True)
     for _, path in done:
-        broken = unreadable_weights(path)
+        broken = unreadable_state(path) or unreadable_weights(path)
         if broken is None:
             return str(path)
         log(f"[resume] skipping {path.name}: {broken}; falling back to the previous checkpoint")
+    return None
+
+
+def unreadable_state(checkpoint: Path) -> str | None:
+    """Why ``trainer_state.json`` cannot be parsed (empty or cut short by a kill), or None."""
+    import json
+
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"trainer_state.json is unreadable ({type(exc).__name__}: {exc})"
     return None
 
 
