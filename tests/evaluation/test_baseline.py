@@ -93,3 +93,17 @@ def test_class_weighting_is_chosen_on_dev_from_fits_on_all_rows():
     only = Baseline(BaselineConfig(C_grid=(1.0,), class_weight_grid=(None,))).fit(train_t, train_y, dev_texts, dev_y)
     assert only.describe()["class_weight"] is None and set(only.describe()["class_weight_dev_macro_f1"]) == {"none"}
     assert Baseline().fit(train_t, train_y).describe()["class_weight_dev_macro_f1"] is None  # no dev: config's weighting
+
+
+def test_grid_fits_in_worker_processes_choose_as_in_process(monkeypatch):
+    import kopretrain.evaluation.baseline as baseline
+
+    texts, y = _split(150, 1)
+    dev_texts, dev_y = _split(60, 5)
+    cfg = BaselineConfig(C_grid=(0.01, 1.0, 100.0), n_jobs=2)
+    here = Baseline(cfg).fit(texts, y, dev_texts, dev_y).describe()
+    monkeypatch.setattr(baseline, "PARALLEL_MIN_ROWS", 0)  # large-corpus path on a small set
+    there = Baseline(cfg).fit(texts, y, dev_texts, dev_y).describe()
+    assert there["C_dev_macro_f1"] == pytest.approx(here["C_dev_macro_f1"])
+    assert there["class_weight_dev_macro_f1"] == pytest.approx(here["class_weight_dev_macro_f1"])
+    assert (there["C"], there["class_weight"]) == (here["C"], here["class_weight"])
