@@ -62,6 +62,9 @@ class PretrainConfig(StageConfig):
     """Hub revision/tag/commit of `checkpoint`; pin it (e.g. KcELECTRA needs v2021)."""
     generator_checkpoint: str = ""
     """RTD: generator dir or Hub id; empty: <checkpoint>/generator if present, else a new small generator."""
+    generator_init: Literal["lower", "fresh"] = "lower"
+    """RTD on a BERT/XLM-R checkpoint without a generator: its generator's layers start as a copy of the
+    checkpoint's lower layers, or at random (both share its embeddings; BENCHMARKS.md compares them)."""
     word_level: Literal["eojeol", "morpheme"] = "eojeol"
     """wwm / word spans: a word is an eojeol, or a kiwipiepy morpheme (needs analyze output)."""
     masking: MaskingConfig = field(default_factory=MaskingConfig)
@@ -263,7 +266,8 @@ def build_module(cfg: PretrainConfig, tokenizer, base: dict):
     else:
         parts = models.load_checkpoint(cfg.checkpoint, cfg.revision, cfg.objective,
                                        generator_checkpoint=cfg.generator_checkpoint,
-                                       generator_size_ratio=cfg.generator_size_ratio or 0.25)
+                                       generator_size_ratio=cfg.generator_size_ratio or 0.25,
+                                       generator_init=cfg.generator_init)
         base = {**base, "architecture": type(parts.get("mlm", parts.get("discriminator"))).__name__,
                 "generator": parts.get("generator_source")}
     main = parts.get("mlm", parts.get("discriminator"))

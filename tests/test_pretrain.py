@@ -279,6 +279,11 @@ def test_rtd_continues_a_bert_checkpoint_as_discriminator_with_its_lower_layers_
     assert gen.config.num_hidden_layers == 1 and parts["generator_source"].startswith("lower 1 layers")
     for name, tensor in gen.base_model.encoder.layer[0].state_dict().items():  # the checkpoint's own lower layer
         assert torch.equal(tensor, disc.base_model.encoder.layer[0].state_dict()[name])
+    fresh = models.load_checkpoint(str(ckpt), None, "rtd", generator_size_ratio=0.5, generator_init="fresh")
+    assert fresh["generator_source"].startswith("fresh 1 layers")  # same depth and width, random layers
+    query = "attention.self.query.weight"
+    assert not torch.equal(fresh["generator"].base_model.encoder.layer[0].state_dict()[query],
+                           fresh["discriminator"].base_model.encoder.layer[0].state_dict()[query])
     original = load_file(ckpt / "model.safetensors")
 
     out = registry.execute("pretrain", tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(ckpt),

@@ -119,13 +119,14 @@ def build_scratch(objective: str, model_type: str, arch: Arch, tokenizer) -> dic
 
 
 def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkpoint: str,
-                 ratio: float) -> dict[str, Any]:
+                 ratio: float, generator_init: str = "lower") -> dict[str, Any]:
     """RTD on a non-ELECTRA encoder (BERT, RoBERTa, XLM-R...): the checkpoint becomes the
     discriminator (``*ForTokenClassification`` with one "replaced" logit per token; its encoder is
-    the checkpoint's), and the generator is a shallow copy of the checkpoint's own lower layers
-    (``ceil(layers * ratio)`` of them, a fresh MLM head) sharing its embeddings. Such encoders have no
-    factorized embeddings, so a narrower ELECTRA-style generator could not share them; a shallower
-    one can, and its pretrained lower layers give useful replacements from the first step."""
+    the checkpoint's), and the generator is ``ceil(layers * ratio)`` layers of the same width with a
+    fresh MLM head, sharing its embeddings. Such encoders have no factorized embeddings, so a
+    narrower ELECTRA-style generator could not share them; a shallower one can. ``generator_init``
+    "lower" copies the checkpoint's own lower layers (useful replacements from the first step),
+    "fresh" starts them at random (ELECTRA's own recipe: a weak generator that learns alongside)."""
     import math
 
     from transformers import AutoModelForMaskedLM, AutoModelForTokenClassification
@@ -147,6 +148,9 @@ def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkp
     gen_config = type(config).from_dict({**config.to_dict(), "architectures": None})
     gen_config.num_hidden_layers = max(1, math.ceil(config.num_hidden_layers * (ratio or 0.25)))
     gen = AutoModelForMaskedLM.from_config(gen_config)
+    if generator_init == "fresh":
+        return {"discriminator": disc, "generator": gen,
+                "generator_source": f"fresh {gen_config.num_hidden_layers} layers, {checkpoint}'s width"}
     layers = disc.base_model.encoder.layer
     for i, layer in enumerate(gen.base_model.encoder.layer):
         layer.load_state_dict(layers[i].state_dict())
@@ -159,7 +163,7 @@ def _archs(config) -> list[str]:
 
 
 def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, generator_checkpoint: str = "",
-                    generator_size_ratio: float = 0.25) -> dict[str, Any]:
+                    generator_size_ratio: float = 0.25, generator_init: str = "lower") -> dict[str, Any]:
     """Continue from a local dir or Hub id (BERT MLM, ELECTRA discriminator or generator).
 
     MLM-family objectives load ``AutoModelForMaskedLM`` (an ELECTRA discriminator gets a fresh MLM
@@ -180,7 +184,7 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
                         ", ".join(_archs(config)) or "no architectures recorded")
         return {"mlm": load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint")}
     if config.model_type != "electra":
-        return _encoder_rtd(checkpoint, revision, config, generator_checkpoint, generator_size_ratio)
+        return _encoder_rtd(checkpoint, revision, config, generator_checkpoint, generator_size_ratio, generator_init)
     if "ElectraForMaskedLM" in _archs(config):
         raise StageError(f"checkpoint {checkpoint} is an ELECTRA generator; pass the discriminator as checkpoint "
                          "and this one as generator_checkpoint")
