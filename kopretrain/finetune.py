@@ -266,6 +266,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     from kopretrain.hub.loading import check_model_ref, load_tokenizer
     from kopretrain.inference.classifier import resolve_textprep
     from kopretrain.tokenizer.embed import save_with_textprep
+    from kopretrain.tokenizer.placeholders import add_placeholders
 
     # ---- setup: model, tokenizer, text preparation, data
     check_model_ref(cfg.model)
@@ -273,6 +274,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     prep, prep_source = resolve_textprep(cfg.model, cfg.data)
     tokenizer = load_tokenizer(cfg.model, cfg.revision)
     model, names = load_model(cfg)
+    # a checkpoint's tokenizer may split normalize's [URL]/[EMAIL]... masks: one token each from here on
+    placeholders = add_placeholders(tokenizer, model) if prep.normalize is not None else []
     max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", cfg.max_length))
     rows = prepare_rows(cfg, tokenizer, prep, names, max_length)
 
@@ -299,7 +302,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
     run.set_counts(rows_in=rows.labelled + rows.unlabelled, rows_out=len(rows.train),
                    rejected={"unlabelled": rows.unlabelled, "outside_label_budget": rows.labelled - len(rows.train)})
-    run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source))
+    run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source),
+                     added_placeholders=placeholders)
 
 
 def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str], rows: Rows):

@@ -361,3 +361,25 @@ def test_identity_pooler_only_where_the_checkpoint_has_none(tmp_path):
     assert torch.equal(kept.base_model.pooler.dense.weight, trained.pooler.dense.weight)
     with pytest.raises(ValueError, match="pooler_init: 'zeros' is not one of"):
         from_dict(FinetuneConfig, {"model": "m", "data": "d", "pooler_init": "zeros"})
+
+
+def test_a_checkpoint_that_splits_the_placeholders_saves_them_as_tokens(workdir, tmp_path):
+    """Normalized data on a checkpoint tokenizer that splits [URL] (multilingual-e5 does): the saved
+    tokenizer and model carry it as one token; un-normalized data adds nothing."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from kopretrain.testing import tiny_unigram_checkpoint
+
+    headless = tiny_unigram_checkpoint(tmp_path / "headless")
+    data = write_data(tmp_path / "normalized", n_train=30, n_dev=15, n_test=15)
+    (data / "stage.json").write_text(json.dumps({"stage": "normalize", "fingerprint": "x", "config": {}}))
+    fast = {**FAST, "max_steps": 2, "eval_steps": 2}
+    out = execute("finetune", from_dict(FinetuneConfig, {"model": str(headless), "data": str(data), **fast}),
+                  tmp_path / "out")
+    assert "[URL]" in json.loads((out / "stage.json").read_text())["stats"]["added_placeholders"]
+    tok = AutoTokenizer.from_pretrained(out)
+    assert len(tok("[URL]", add_special_tokens=False)["input_ids"]) == 1
+    assert AutoModelForSequenceClassification.from_pretrained(out).get_input_embeddings().weight.shape[0] == len(tok)
+    plain = execute("finetune", from_dict(FinetuneConfig, {"model": str(headless), "data": str(workdir / "data"),
+                                                          **fast}), tmp_path / "plain")
+    assert json.loads((plain / "stage.json").read_text())["stats"]["added_placeholders"] == []

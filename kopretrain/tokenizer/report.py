@@ -26,9 +26,19 @@ def load(path: str, revision: str | None = None):
 
     from kopretrain.text.textprep import TextPrep, load as load_prep
 
+    from tokenizers import Tokenizer
+
+    from kopretrain.inference.scoring import rules_skipped
+
     tok = AutoTokenizer.from_pretrained(path, revision=revision) if revision else AutoTokenizer.from_pretrained(path)
     prep = load_prep(path) if Path(path).is_dir() else None
-    return tok, prep or TextPrep()
+    prep = prep or TextPrep()
+    # Measure what kopretrain's stages pay: they normalize in Python and tokenize with a copy that
+    # skips the rules embedded for plain transformers (same ids). Timing the embedded rules on
+    # text already normalized made an extended vocabulary look 2.6x slower than its base, which
+    # carries no rules: that was the normalizer's cost (BENCHMARKS.md), not the vocabulary's.
+    tok._tokenizer = Tokenizer.from_str(rules_skipped(tok.backend_tokenizer.to_str(), prep))
+    return tok, prep
 
 
 def surface(token: str) -> str:

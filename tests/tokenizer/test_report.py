@@ -77,3 +77,22 @@ def test_each_tokenizer_gets_its_recorded_preparation(tmp_path):
 def test_no_held_out_text_is_an_error(two):
     with pytest.raises(ValueError, match="no non-empty held-out text"):
         tokreport.compare(two, ["", "  "])
+
+
+def test_throughput_is_measured_without_the_rules_embedded_for_plain_transformers(tmp_path):
+    """The report times what kopretrain pays (Python rules, then a tokenizer copy without the
+    embedded ones): timing them twice made a normalizer-carrying vocabulary look 2.6x slower."""
+    from transformers import AutoTokenizer
+
+    from kopretrain.tokenizer.embed import embed_and_record, has_block
+
+    directory = _wordpiece(tmp_path / "w", ["영화", "##가", "좋다", "ㅋㅋ", "[URL]"])
+    prep = textprep.TextPrep(normalize={})
+    embed_and_record(directory, prep)
+    prep.save(directory)
+    saved = AutoTokenizer.from_pretrained(directory)
+    assert has_block(json.loads(saved.backend_tokenizer.to_str())["normalizer"])
+    tok, loaded = tokreport.load(str(directory))
+    assert not has_block(json.loads(tok.backend_tokenizer.to_str())["normalizer"])
+    texts = loaded.prepare(["영화가   좋다ㅋㅋㅋㅋㅋㅋ http://a.com"])
+    assert tok(texts)["input_ids"] == saved(texts)["input_ids"]  # same ids, rules run once
