@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -317,3 +318,25 @@ def test_rtd_and_mlm_continue_a_real_pretrained_checkpoint(inputs, checkpoint_pa
         tok = AutoTokenizer.from_pretrained(out)
         assert len(tok) == len(AutoTokenizer.from_pretrained(checkpoint_path))
         assert stage_json(out)["stats"]["train"]["global_step"] == 2
+
+
+def test_the_loss_tally_is_in_a_checkpoint_before_its_trainer_state(inputs, tmp_path, monkeypatch):
+    """A checkpoint counts as complete once trainer_state.json exists (the Trainer writes it last):
+    a kill right after it must still find the tally, or the resumed train_loss covers only its own
+    batches (the SIGKILL test hit this)."""
+    from transformers import TrainerState
+
+    from kopretrain.train.pretrain_trainer import TALLY_FILE
+
+    seen = []
+    save = TrainerState.save_to_json
+
+    def checked(self, json_path):
+        folder = Path(json_path).parent
+        if folder.name.startswith("checkpoint-"):
+            seen.append((folder / TALLY_FILE).is_file())
+        return save(self, json_path)
+
+    monkeypatch.setattr(TrainerState, "save_to_json", checked)
+    registry.execute("pretrain", tiny(inputs, save_steps=2), tmp_path / "out")
+    assert seen and all(seen)

@@ -102,10 +102,10 @@ class TimeBudget(TrainerCallback):
             if getattr(args, "save_strategy", "no") == "steps":
                 control.should_save = True
 
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
-            (folder / BUDGET_FILE).write_text(json.dumps({"spent_seconds": self.spent()}))
+    def save(self, folder: str | Path) -> None:
+        """Record the time spent in a checkpoint folder (:meth:`resumed` reads it)."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / BUDGET_FILE).write_text(json.dumps({"spent_seconds": self.spent()}))
 
 
 class BudgetedScheduler:
@@ -113,6 +113,14 @@ class BudgetedScheduler:
     the budget instead of ``lr_scheduler_type`` (``create_scheduler`` is the Trainer's public hook)."""
 
     budget: TimeBudget | None = None
+
+    def _save_checkpoint(self, model, trial):
+        # Before the Trainer's files: it writes trainer_state.json last, and a checkpoint with it
+        # counts as complete, so a kill between the two must not leave one without the clock
+        # (callbacks' on_save runs after: the resumed run would have started a full budget again).
+        if self.budget is not None and self.args.should_save:
+            self.budget.save(Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}")
+        super()._save_checkpoint(model, trial)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.budget is None:

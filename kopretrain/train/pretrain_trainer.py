@@ -123,10 +123,14 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
 
     def _save_checkpoint(self, model, trial):
         t0 = time.perf_counter()
-        super()._save_checkpoint(model, trial)
+        # The tally goes in first: the Trainer writes trainer_state.json last, and a checkpoint
+        # with it counts as complete, so a kill between the two must not leave a checkpoint
+        # without its tally (the resumed run's train_loss then covered only its own batches).
         folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
-        if self.args.should_save and folder.is_dir():
+        if self.args.should_save:
+            folder.mkdir(parents=True, exist_ok=True)
             (folder / TALLY_FILE).write_text(json.dumps({"loss_tally": self.loss_tally}))
+        super()._save_checkpoint(model, trial)
         self._interval["excluded"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ evaluation

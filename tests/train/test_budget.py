@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -42,8 +43,7 @@ def test_a_resumed_run_continues_the_clock(tmp_path, monkeypatch):
     args, control = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(should_training_stop=False)
     first.on_train_begin(args, None, control)
     clock.now += 240  # killed after 4 minutes, right after checkpoint-7 was saved
-    (tmp_path / "checkpoint-7").mkdir()
-    first.on_save(args, SimpleNamespace(global_step=7), control)
+    first.save(tmp_path / "checkpoint-7")
     assert json.loads((tmp_path / "checkpoint-7" / B.BUDGET_FILE).read_text())["spent_seconds"] == pytest.approx(240)
     again = B.TimeBudget.resumed(10, 0.0, tmp_path / "checkpoint-7")
     again.on_train_begin(args, None, control)
@@ -53,12 +53,18 @@ def test_a_resumed_run_continues_the_clock(tmp_path, monkeypatch):
     assert B.TimeBudget.resumed(10, 0.0, None).spent_before == 0.0
 
 
-def test_finetune_with_a_budget_stops_on_time_with_a_decayed_rate(tmp_path):
+def test_finetune_with_a_budget_stops_on_time_with_a_decayed_rate(tmp_path, monkeypatch):
+    from transformers import TrainerState
+
     from kopretrain.finetune import FinetuneConfig
     from kopretrain.runs.config import from_dict
     from kopretrain.runs.registry import execute
     from tests.fixtures.sentiment import make_model, write_data
 
+    # a checkpoint is complete once trainer_state.json exists: the clock must be in it by then
+    clock_saved, save = [], TrainerState.save_to_json
+    monkeypatch.setattr(TrainerState, "save_to_json", lambda self, path: (
+        clock_saved.append((Path(path).parent / B.BUDGET_FILE).is_file()), save(self, path))[1])
     write_data(tmp_path / "data")
     make_model(tmp_path / "pre", kind="bert")
     cfg = from_dict(FinetuneConfig, {"model": str(tmp_path / "pre"), "data": str(tmp_path / "data"), "epochs": 10_000,
@@ -73,3 +79,4 @@ def test_finetune_with_a_budget_stops_on_time_with_a_decayed_rate(tmp_path):
     # The last, fully decayed weights were evaluated and could be selected, though no eval step fell there.
     assert [h["step"] for h in history["history"]] == [stats["global_steps"]]
     assert history["selected_step"] == stats["global_steps"]
+    assert clock_saved and all(clock_saved)
