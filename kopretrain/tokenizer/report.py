@@ -22,13 +22,11 @@ MARKERS = ("##", "\u2581", "\uffed")
 
 def load(path: str, revision: str | None = None):
     """``(tokenizer, TextPrep)`` for a tokenizer/model directory or Hub id."""
+    from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    from kopretrain.text.textprep import TextPrep, load as load_prep
-
-    from tokenizers import Tokenizer
-
     from kopretrain.inference.scoring import rules_skipped
+    from kopretrain.text.textprep import TextPrep, load as load_prep
 
     tok = AutoTokenizer.from_pretrained(path, revision=revision) if revision else AutoTokenizer.from_pretrained(path)
     prep = load_prep(path) if Path(path).is_dir() else None

@@ -18,6 +18,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from kopretrain.train.checkpoints import CheckpointExtras
+
 BUDGET_FILE = "time_budget.json"
 
 
@@ -105,22 +107,23 @@ class TimeBudget(TrainerCallback):
     def save(self, folder: str | Path) -> None:
         """Record the time spent in a checkpoint folder (:meth:`resumed` reads it)."""
         Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / BUDGET_FILE).write_text(json.dumps({"spent_seconds": self.spent()}))
+        (Path(folder) / BUDGET_FILE).write_text(json.dumps(self.state()))
+
+    def state(self) -> dict[str, float]:
+        return {"spent_seconds": self.spent()}
 
 
-class BudgetedScheduler:
+class BudgetedScheduler(CheckpointExtras):
     """Mixin for a ``Trainer`` subclass: with ``budget=TimeBudget(...)`` the learning rate follows
     the budget instead of ``lr_scheduler_type`` (``create_scheduler`` is the Trainer's public hook)."""
 
     budget: TimeBudget | None = None
 
-    def _save_checkpoint(self, model, trial):
-        # Before the Trainer's files: it writes trainer_state.json last, and a checkpoint with it
-        # counts as complete, so a kill between the two must not leave one without the clock
-        # (callbacks' on_save runs after: the resumed run would have started a full budget again).
-        if self.budget is not None and self.args.should_save:
-            self.budget.save(Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}")
-        super()._save_checkpoint(model, trial)
+    def checkpoint_extras(self) -> dict:
+        # in each checkpoint before trainer_state.json: a resumed run continues this clock instead of
+        # starting a full budget again (CheckpointExtras)
+        extras = super().checkpoint_extras()
+        return {**extras, BUDGET_FILE: self.budget.state()} if self.budget is not None else extras
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.budget is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -51,3 +53,22 @@ def unreadable_weights(checkpoint: Path) -> str | None:
         except Exception as exc:  # noqa: BLE001 - any failure to read means: do not resume from it
             return f"{path.relative_to(checkpoint)} is unreadable ({type(exc).__name__}: {exc})"
     return None
+
+
+class CheckpointExtras:
+    """Trainer mixin: JSON side files (``checkpoint_extras()``: name -> data) written into each
+    checkpoint *before* the Trainer's own files. The Trainer writes trainer_state.json last and a
+    checkpoint with it counts as complete (:func:`last_checkpoint`), so a kill between the two must
+    not leave a complete checkpoint without its side files (callbacks' ``on_save`` runs too late)."""
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {}
+
+    def _save_checkpoint(self, model, trial):
+        extras = self.checkpoint_extras() if self.args.should_save else {}
+        if extras:
+            folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in extras.items():
+                (folder / name).write_text(json.dumps(data))
+        super()._save_checkpoint(model, trial)

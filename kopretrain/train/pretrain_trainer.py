@@ -121,15 +121,13 @@ class PretrainTrainer(BudgetedScheduler, Trainer):
             self._interval = {"real": 0, "t": now, "excluded": 0.0}
         super().log(logs, start_time)
 
+    def checkpoint_extras(self) -> dict:
+        # written before trainer_state.json (CheckpointExtras): a resumed run's train_loss then
+        # covers every batch, not only its own
+        return {**super().checkpoint_extras(), TALLY_FILE: {"loss_tally": self.loss_tally}}
+
     def _save_checkpoint(self, model, trial):
         t0 = time.perf_counter()
-        # The tally goes in first: the Trainer writes trainer_state.json last, and a checkpoint
-        # with it counts as complete, so a kill between the two must not leave a checkpoint
-        # without its tally (the resumed run's train_loss then covered only its own batches).
-        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
-        if self.args.should_save:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / TALLY_FILE).write_text(json.dumps({"loss_tally": self.loss_tally}))
         super()._save_checkpoint(model, trial)
         self._interval["excluded"] += time.perf_counter() - t0
 
