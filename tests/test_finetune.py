@@ -383,3 +383,35 @@ def test_a_checkpoint_that_splits_the_placeholders_saves_them_as_tokens(workdir,
     plain = execute("finetune", from_dict(FinetuneConfig, {"model": str(headless), "data": str(workdir / "data"),
                                                           **fast}), tmp_path / "plain")
     assert json.loads((plain / "stage.json").read_text())["stats"]["added_placeholders"] == []
+
+
+def test_freeze_layers_keeps_the_bottom_and_new_placeholder_rows_fixed(workdir, tmp_path):
+    """--freeze-layers 1 on a 2-layer checkpoint whose tokenizer splits [URL]: the saved model is
+    complete, its embeddings (the placeholder rows added before freezing included) and layer 0 equal
+    what training started from, layer 1 trained; stage.json counts the frozen parameters."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from kopretrain.testing import tiny_unigram_checkpoint
+
+    headless = tiny_unigram_checkpoint(tmp_path / "headless")
+    data = write_data(tmp_path / "normalized", n_train=30, n_dev=15, n_test=15)
+    (data / "stage.json").write_text(json.dumps({"stage": "normalize", "fingerprint": "x", "config": {}}))
+    base = {"model": str(headless), "data": str(data), **FAST, "max_steps": 6, "eval_steps": 6}
+    trained = execute("finetune", from_dict(FinetuneConfig, {**base, "freeze_layers": 1}), tmp_path / "frozen")
+    stats = json.loads((trained / "stage.json").read_text())["stats"]
+    assert stats["frozen_parameters"] > 0 and "[URL]" in stats["added_placeholders"]
+    start = AutoModelForSequenceClassification.from_pretrained(headless, num_labels=3)
+    after = AutoModelForSequenceClassification.from_pretrained(trained)
+    old_rows = start.get_input_embeddings().weight.shape[0]
+    grown = after.get_input_embeddings().weight
+    assert grown.shape[0] > old_rows
+    assert torch.equal(grown[:old_rows], start.get_input_embeddings().weight)
+    # the placeholder rows stayed at their mean-of-pieces start: a second run adds the same rows
+    again = execute("finetune", from_dict(FinetuneConfig, {**base, "freeze_layers": 1, "seed": 7}), tmp_path / "again")
+    assert torch.equal(AutoModelForSequenceClassification.from_pretrained(again).get_input_embeddings().weight, grown)
+    layer = lambda m, i: torch.cat([p.flatten() for p in m.base_model.encoder.layer[i].parameters()])  # noqa: E731
+    assert torch.equal(layer(after, 0), layer(start, 0))
+    assert not torch.equal(layer(after, 1), layer(start, 1))
+    with pytest.raises(ValueError, match="freeze-layers"):
+        FinetuneConfig(model="m", data="d", freeze_layers=-1)

@@ -1,0 +1,83 @@
+"""Layer surgery on a classifier before fine-tuning: a missing pooler, fewer layers, fresh top
+layers, frozen bottom layers. Each leaves an ordinary ``*ForSequenceClassification`` that saves and
+loads with plain transformers (freezing only changes what trains)."""
+
+from __future__ import annotations
+
+from kopretrain.runs.records import StageError
+
+
+def identity_pooler(model, missing_keys) -> bool:
+    """Start a pooler the checkpoint did not have (its weights among ``missing_keys``) as tanh(x):
+    the classifier then reads the checkpoint's own [CLS] features from the first step instead of a
+    random projection of them. A trained pooler is left alone. Returns whether it was set."""
+    import torch
+
+    dense = getattr(getattr(model.base_model, "pooler", None), "dense", None)
+    if dense is None or dense.weight.shape[0] != dense.weight.shape[1]:
+        return False
+    if not any(k.endswith("pooler.dense.weight") for k in missing_keys):
+        return False
+    with torch.no_grad():
+        dense.weight.copy_(torch.eye(dense.weight.shape[0]))
+        dense.bias.zero_()
+    print("[finetune] pooler: not in the checkpoint, initialised as the identity")
+    return True
+
+
+def encoder_layers(model, option: str, n: int):
+    """The encoder's layer list, checked to hold at least ``n`` layers (``option`` names the flag)."""
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    if layers is None:
+        raise StageError(f"{option}: {type(model.base_model).__name__} has no encoder.layer list")
+    if n > len(layers):
+        raise StageError(f"{option} {n}: the model has only {len(layers)} layers")
+    return layers
+
+
+def keep_bottom_layers(model, k: int) -> None:
+    """Drop every encoder layer above the first ``k`` and record it in the config, so the saved
+    model is an ordinary ``k``-layer model of the same class (loads with plain transformers)."""
+    layers = encoder_layers(model, "--keep-layers", k)
+    model.base_model.encoder.layer = layers[:k]
+    model.config.num_hidden_layers = k
+
+
+def reinit_top_layers(model, n: int) -> None:
+    """Fresh weights for the top ``n`` encoder layers (Zhang et al. 2021, "Revisiting few-sample
+    BERT fine-tuning"), with the model's own init scheme: normal(0, initializer_range) Linear
+    weights, zero biases, unit LayerNorms. Done by hand because ``model._init_weights`` skips
+    parameters that ``from_pretrained`` flagged ``_is_hf_initialized`` (transformers 5.x)."""
+    import torch
+
+    layers = encoder_layers(model, "--reinit-layers", n)
+    std = getattr(model.config, "initializer_range", 0.02)
+    with torch.no_grad():
+        for module in layers[len(layers) - n:].modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+
+
+def freeze_bottom_layers(model, n: int) -> int:
+    """Stop training the embeddings and the first ``n`` encoder layers (Lee et al. 2019, "What
+    would Elsa do? Freezing layers during transformer fine-tuning"). Autograd then neither
+    back-propagates below layer ``n`` nor keeps optimizer state for it, so a step costs less: the
+    rows per minute a time budget buys go up. Returns the number of frozen parameters."""
+    layers = encoder_layers(model, "--freeze-layers", n)
+    if n == len(layers):
+        raise StageError(f"--freeze-layers {n}: that is every layer of the model; leave at least one to train")
+    frozen = 0
+    # ELECTRA's embeddings_project sits between the embeddings and layer 0: left trainable, it
+    # would keep the backward pass running through every frozen layer
+    below = [getattr(model.base_model, name, None) for name in ("embeddings", "embeddings_project")]
+    for module in (*[m for m in below if m is not None], *layers[:n]):
+        for param in module.parameters():
+            param.requires_grad_(False)
+            frozen += param.numel()
+    print(f"[finetune] frozen: the embeddings and layers 0-{n - 1} ({frozen:,} parameters)")
+    return frozen
