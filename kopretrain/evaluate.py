@@ -241,6 +241,10 @@ def run(cfg: EvaluateConfig, run: StageRun) -> None:
     if absent:
         notes.append(f"class(es) absent from the {cfg.split} split: {', '.join(absent)}; their recall/F1 are "
                      "undefined and macro-F1 averages over the classes present")
+    said = [name for name, v in model["per_class"].items() if v["predicted"]]
+    if len(said) == 1 and len(LABELS) - len(absent) > 1:
+        notes.append(f"the model labels every row {said[0]}: it has not learned to tell the classes apart "
+                     "(finetune's stage.json says single_class when dev showed it too)")
     predictions(rows, probs, ratings, base_probs).to_parquet(run.dir / "predictions.parquet", index=False)
 
     errors = confident_errors(rows, y, probs, cfg.max_errors_shown,

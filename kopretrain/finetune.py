@@ -237,6 +237,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in trainer.state.log_history
                if f"eval_{METRIC}" in h]
     best = trainer.evaluate()  # the best checkpoint is loaded back: its dev metrics, recomputed
+    single_class = warn_if_single_class(best, rows)
 
     # ---- save: plain transformers directory, no intermediate checkpoints
     trainer.save_model(str(run.dir))
@@ -256,7 +257,19 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     run.set_counts(rows_in=rows.labelled + rows.unlabelled, rows_out=len(rows.train),
                    rejected={"unlabelled": rows.unlabelled, "outside_label_budget": rows.labelled - len(rows.train)})
     run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source),
-                     added_placeholders=placeholders, frozen_parameters=frozen)
+                     added_placeholders=placeholders, frozen_parameters=frozen, single_class=single_class)
+
+
+def warn_if_single_class(best: dict, rows: Rows) -> bool:
+    """Whether the selected model gives every dev row one label although dev has several: a
+    fine-tune stuck at chance (continued checkpoints did this on some seeds). Said loudly, not
+    saved silently as if it were a classifier."""
+    stuck = best.get("eval_predicted_classes", 2) < 2 and len(set(rows.dev["labels"])) > 1
+    if stuck:
+        print("[finetune] warning: the selected model predicts one label for every dev row: training never "
+              "left chance. Try another --seed, a higher --head-lr, or the checkpoint before continued "
+              "pretraining (BENCHMARKS.md, the stalled fine-tunes)")
+    return stuck
 
 
 def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str], rows: Rows):

@@ -415,3 +415,37 @@ def test_freeze_layers_keeps_the_bottom_and_new_placeholder_rows_fixed(workdir, 
     assert not torch.equal(layer(after, 1), layer(start, 1))
     with pytest.raises(ValueError, match="freeze-layers"):
         FinetuneConfig(model="m", data="d", freeze_layers=-1)
+
+
+def test_a_fine_tune_stuck_on_one_label_is_said_and_recorded(workdir, tmp_path, capsys):
+    """A classifier whose head always says "positive" and barely trains (the stalled continued
+    checkpoints of BENCHMARKS.md): finetune warns and records single_class; a normal run does not;
+    evaluate's report says so too."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from kopretrain.evaluate import EvaluateConfig
+
+    stuck_start = make_model(tmp_path / "stuck-start", classifier=True)
+    model = AutoModelForSequenceClassification.from_pretrained(stuck_start)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 50.0]))
+    model.save_pretrained(stuck_start)
+    cfg = {"model": str(stuck_start), "data": str(workdir / "data"), **FAST, "max_steps": 2, "eval_steps": 2,
+           "lr": 1e-9}
+    out = execute("finetune", from_dict(FinetuneConfig, cfg), tmp_path / "stuck")
+    assert json.loads((out / "stage.json").read_text())["stats"]["single_class"] is True
+    assert "predicts one label for every dev row" in capsys.readouterr().out
+    evaluated = execute("evaluate", from_dict(EvaluateConfig, {"model": str(out), "data": str(workdir / "data"),
+                                                               "baseline": False, "precision": "fp32"}),
+                        tmp_path / "stuck-eval")
+    notes = json.loads((evaluated / "metrics.json").read_text())["notes"]
+    assert any("labels every row positive" in n for n in notes)
+    assert "labels every row" in (evaluated / "report.md").read_text()
+
+
+def test_a_fine_tune_that_learned_is_not_flagged(finetuned):
+    stats = json.loads((finetuned / "stage.json").read_text())["stats"]
+    assert stats["single_class"] is False
+    history = json.loads((finetuned / "dev_metrics.json").read_text())["history"]
+    assert history[-1]["predicted_classes"] >= 2
