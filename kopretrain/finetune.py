@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 from kopretrain.data.files import LABELS
@@ -29,7 +29,8 @@ class FinetuneConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
     WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes", "head_lr", "layer_lr_decay",
-                                                "keep_layers", "report_to", "pooler_init", "freeze_layers")
+                                                "keep_layers", "report_to", "pooler_init", "freeze_layers",
+                                                "restarts")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -97,6 +98,11 @@ class FinetuneConfig(StageConfig):
     reinit_layers: int = 0
     """Re-initialise the top N transformer layers before fine-tuning (0: keep all), for encoders
     whose top layers are specialised to their pretraining task (Zhang et al. 2021)."""
+    restarts: int = 0
+    """Start again with another seed (+1000 each time), up to N times, when the first 2 dev
+    evaluations both sit at chance (under 0.05 macro-F1 above answering one label everywhere), as
+    some seeds of continued checkpoints did (BENCHMARKS.md). Same label-budget rows; attempts share
+    a time budget."""
 
     def __post_init__(self):
         if self.max_steps == 0 or self.max_steps < -1:
@@ -107,7 +113,7 @@ class FinetuneConfig(StageConfig):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         for name in ("label_budget", "dev_max_examples", "early_stopping_patience", "reinit_layers", "keep_layers",
-                     "freeze_layers"):
+                     "freeze_layers", "restarts"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0 (0 turns it off)")
         if not 0 <= self.warmup_ratio < 1:
@@ -212,32 +218,27 @@ def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_len
 
 
 def run(cfg: FinetuneConfig, run: StageRun) -> None:
-    from transformers import set_seed
-
-    from kopretrain.hub.loading import check_model_ref, load_tokenizer
+    from kopretrain.hub.loading import check_model_ref
     from kopretrain.inference.classifier import resolve_textprep
     from kopretrain.tokenizer.embed import save_with_textprep
-    from kopretrain.tokenizer.placeholders import add_placeholders
-    from kopretrain.train.layers import freeze_bottom_layers
+    from kopretrain.train.restarts import Attempt, warn_if_single_class
 
     # ---- setup: model, tokenizer, text preparation, data
     check_model_ref(cfg.model)
-    set_seed(cfg.seed)
     prep, prep_source = resolve_textprep(cfg.model, cfg.data)
-    tokenizer = load_tokenizer(cfg.model, cfg.revision)
-    model, names = load_model(cfg)
-    # a checkpoint's tokenizer may split normalize's [URL]/[EMAIL]... masks: one token each from here on
-    placeholders = add_placeholders(tokenizer, model) if prep.normalize is not None else []
-    frozen = freeze_bottom_layers(model, cfg.freeze_layers) if cfg.freeze_layers else 0  # last: on the model as it will train
-    max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", cfg.max_length))
-    rows = prepare_rows(cfg, tokenizer, prep, names, max_length)
+    attempt = Attempt.load(run.dir, cfg.seed) if run.resumed else Attempt(seed=cfg.seed)
+    built = build(cfg, attempt.seed, prep)
+    names, tokenizer = built.names, built.tokenizer
+    max_length = min(cfg.max_length, getattr(built.model.config, "max_position_embeddings", cfg.max_length))
+    rows = prepare_rows(cfg, tokenizer, prep, names, max_length)  # cfg.seed: every attempt trains on these rows
 
     # ---- train: evaluate + checkpoint every eval_steps, keep the best dev macro-F1
-    trainer, result, train_cpu = train(cfg, run, model, tokenizer, names, rows)
+    trainer, result, train_cpu, built, attempt = train_with_restarts(cfg, run, prep, built, rows, attempt)
+    tokenizer = built.tokenizer
     history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in trainer.state.log_history
                if f"eval_{METRIC}" in h]
     best = trainer.evaluate()  # the best checkpoint is loaded back: its dev metrics, recomputed
-    single_class = warn_if_single_class(best, rows)
+    single_class = warn_if_single_class(best, list(rows.dev["labels"]))
 
     # ---- save: plain transformers directory, no intermediate checkpoints
     trainer.save_model(str(run.dir))
@@ -257,23 +258,65 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     run.set_counts(rows_in=rows.labelled + rows.unlabelled, rows_out=len(rows.train),
                    rejected={"unlabelled": rows.unlabelled, "outside_label_budget": rows.labelled - len(rows.train)})
     run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source),
-                     added_placeholders=placeholders, frozen_parameters=frozen, single_class=single_class)
+                     added_placeholders=built.placeholders, frozen_parameters=built.frozen,
+                     single_class=single_class, seed_used=attempt.seed, restarted=attempt.history)
 
 
-def warn_if_single_class(best: dict, rows: Rows) -> bool:
-    """Whether the selected model gives every dev row one label although dev has several: a
-    fine-tune stuck at chance (continued checkpoints did this on some seeds). Said loudly, not
-    saved silently as if it were a classifier."""
-    stuck = best.get("eval_predicted_classes", 2) < 2 and len(set(rows.dev["labels"])) > 1
-    if stuck:
-        print("[finetune] warning: the selected model predicts one label for every dev row: training never "
-              "left chance. Try another --seed, a higher --head-lr, or the checkpoint before continued "
-              "pretraining (BENCHMARKS.md, the stalled fine-tunes)")
-    return stuck
+@dataclass
+class Built:
+    """A model ready to train: tokenizer, classifier and what was done to them."""
+    tokenizer: Any
+    model: Any
+    names: list[str]
+    placeholders: list[str]
+    frozen: int
 
 
-def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str], rows: Rows):
-    """``(trainer, train result, CPU seconds)``; resumes from the newest checkpoint of a partial run."""
+def build(cfg: FinetuneConfig, seed: int, prep) -> Built:
+    """Tokenizer and classifier of ``cfg.model`` with the head initialised under ``seed``."""
+    from transformers import set_seed
+
+    from kopretrain.hub.loading import load_tokenizer
+    from kopretrain.tokenizer.placeholders import add_placeholders
+    from kopretrain.train.layers import freeze_bottom_layers
+
+    set_seed(seed)
+    tokenizer = load_tokenizer(cfg.model, cfg.revision)
+    model, names = load_model(cfg)
+    # a checkpoint's tokenizer may split normalize's [URL]/[EMAIL]... masks: one token each from here on
+    placeholders = add_placeholders(tokenizer, model) if prep.normalize is not None else []
+    frozen = freeze_bottom_layers(model, cfg.freeze_layers) if cfg.freeze_layers else 0  # last: on the model as it will train
+    return Built(tokenizer, model, names, placeholders, frozen)
+
+
+def train_with_restarts(cfg: FinetuneConfig, run: StageRun, prep, built: Built, rows: Rows, attempt):
+    """Train; while a seed is stuck at chance and restarts (and budget minutes) remain, start again
+    from the pretrained weights with another seed (``kopretrain/train/restarts.py``)."""
+    from kopretrain.train.restarts import StuckGuard
+
+    resume = run.resumed
+    while True:
+        attempt.save(run.dir)  # after the last attempt's checkpoints are gone: a resume continues this one
+        # the last attempt trains to the end whatever it scores: nothing would replace it
+        guard = StuckGuard(list(rows.dev["labels"])) if attempt.index < cfg.restarts else None
+        trainer, result, cpu = train(replace(cfg, seed=attempt.seed), run, built, rows, attempt.minutes_before,
+                                     resume, guard)
+        minutes = (trainer.budget.spent() if trainer.budget else result.metrics.get("train_runtime", 0.0)) / 60
+        left = cfg.max_minutes - attempt.minutes_before - minutes if cfg.max_minutes else math.inf
+        if not (guard and guard.stuck) or attempt.index >= cfg.restarts or left < 1:
+            return trainer, result, cpu, built, attempt
+        scores = [h[f"eval_{METRIC}"] for h in trainer.state.log_history if f"eval_{METRIC}" in h]
+        attempt = attempt.next(scores, minutes)
+        print(f"[finetune] restart {attempt.index} of {cfg.restarts}: seed {attempt.seed}")
+        shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
+        resume = False
+        built = build(cfg, attempt.seed, prep)
+
+
+def train(cfg: FinetuneConfig, run: StageRun, built: Built, rows: Rows, minutes_before: float = 0.0,
+          resume: bool = False, guard=None):
+    """``(trainer, train result, CPU seconds)``; resumes from the newest checkpoint of a partial run.
+    A time budget gets what ``minutes_before`` (earlier attempts) left of it."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
 
     from kopretrain.train.checkpoints import last_checkpoint
@@ -289,13 +332,15 @@ def train(cfg: FinetuneConfig, run: StageRun, model, tokenizer, names: list[str]
 
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     callbacks += tracking.callbacks(cfg.report_to, run.dir)
-    resume = last_checkpoint(ckpt_dir) if run.resumed else None
-    budget = TimeBudget.resumed(cfg.max_minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
+    resume = last_checkpoint(ckpt_dir) if resume else None
+    minutes = cfg.max_minutes - minutes_before
+    budget = TimeBudget.resumed(minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
+    callbacks += [c for c in (budget, guard) if c is not None]
     trainer = ClassifierTrainer(
-        model=model, args=args, train_dataset=rows.train, eval_dataset=rows.dev, processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics(names),
-        callbacks=callbacks + ([budget] if budget else []), class_weights=class_weights(rows.y_train, cfg.class_weight),
-        budget=budget, lr_scale=_lr_scale(cfg, model))
+        model=built.model, args=args, train_dataset=rows.train, eval_dataset=rows.dev,
+        processing_class=built.tokenizer, data_collator=DataCollatorWithPadding(built.tokenizer),
+        compute_metrics=compute_metrics(built.names), callbacks=callbacks,
+        class_weights=class_weights(rows.y_train, cfg.class_weight), budget=budget, lr_scale=_lr_scale(cfg, built.model))
     if resume:
         print(f"[finetune] resuming from {resume}")
     cpu0 = time.process_time()  # CPU seconds survive a busy shared machine better than wall time

@@ -17,7 +17,7 @@ from kopretrain.data.split import stratified_sample
 from kopretrain.finetune import FinetuneConfig, class_weights
 from kopretrain.runs.records import StageError
 from kopretrain.runs.registry import execute
-from tests.fixtures.sentiment import make_model, write_data
+from tests.fixtures.sentiment import make_model, stuck_model, write_data
 
 FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,
             early_stopping_patience=0)
@@ -421,16 +421,9 @@ def test_a_fine_tune_stuck_on_one_label_is_said_and_recorded(workdir, tmp_path, 
     """A classifier whose head always says "positive" and barely trains (the stalled continued
     checkpoints of BENCHMARKS.md): finetune warns and records single_class; a normal run does not;
     evaluate's report says so too."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
     from kopretrain.evaluate import EvaluateConfig
 
-    stuck_start = make_model(tmp_path / "stuck-start", classifier=True)
-    model = AutoModelForSequenceClassification.from_pretrained(stuck_start)
-    with torch.no_grad():
-        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 50.0]))
-    model.save_pretrained(stuck_start)
+    stuck_start = stuck_model(tmp_path / "stuck-start")
     cfg = {"model": str(stuck_start), "data": str(workdir / "data"), **FAST, "max_steps": 2, "eval_steps": 2,
            "lr": 1e-9}
     out = execute("finetune", from_dict(FinetuneConfig, cfg), tmp_path / "stuck")
@@ -449,3 +442,21 @@ def test_a_fine_tune_that_learned_is_not_flagged(finetuned):
     assert stats["single_class"] is False
     history = json.loads((finetuned / "dev_metrics.json").read_text())["history"]
     assert history[-1]["predicted_classes"] >= 2
+
+
+def test_restarts_try_other_seeds_while_stuck_on_the_same_rows(workdir, tmp_path, capsys):
+    """--restarts 2 on a head stuck at chance: seeds 42 and 1042 are stopped after 2 dev evaluations
+    and recorded, seed 2042 (the last) trains to the end; a fine-tune that learns is never restarted."""
+    cfg = {"model": str(stuck_model(tmp_path / "stuck-start")), "data": str(workdir / "data"), **FAST,
+           "max_steps": 12, "eval_steps": 2, "lr": 1e-9, "restarts": 2}
+    out = execute("finetune", from_dict(FinetuneConfig, cfg), tmp_path / "stuck")
+    stats = json.loads((out / "stage.json").read_text())["stats"]
+    assert [a["seed"] for a in stats["restarted"]] == [42, 1042] and stats["seed_used"] == 2042
+    assert all(len(a["dev_macro_f1"]) == 2 for a in stats["restarted"])
+    assert stats["global_steps"] == 12  # the last attempt ran to the end
+    assert "restart 2 of 2: seed 2042" in capsys.readouterr().out
+    assert not (out / "checkpoints").exists()
+    learns = {"model": str(workdir / "pre"), "data": str(workdir / "data"), **FAST, "eval_steps": 20, "restarts": 2}
+    fine = execute("finetune", from_dict(FinetuneConfig, learns), tmp_path / "learns")
+    stats = json.loads((fine / "stage.json").read_text())["stats"]
+    assert stats["restarted"] == [] and stats["seed_used"] == 42 and stats["global_steps"] == 40

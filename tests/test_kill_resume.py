@@ -147,3 +147,44 @@ def test_finetune(tmp_path):
     dev = [json.loads((tmp_path / d / "dev_metrics.json").read_text()) for d in ("straight", "out")]
     strip = [[{k: v for k, v in h.items() if "runtime" not in k and "per_second" not in k} for h in m["history"]] for m in dev]
     assert strip[0] == strip[1] and dev[0]["selected_step"] == dev[1]["selected_step"]
+
+
+def test_finetune_killed_in_a_restart_resumes_that_restart(tmp_path):
+    """SIGKILL while the second attempt (seed 1042) of a stuck fine-tune trains: the rerun continues
+    that attempt from its checkpoint, not the first seed, and ends as an uninterrupted run does."""
+    from tests.fixtures.sentiment import stuck_model, write_data
+
+    write_data(tmp_path / "data")
+    stuck_model(tmp_path / "pre")
+    args = ("finetune", "--model", str(tmp_path / "pre"), "--data", str(tmp_path / "data"), "--max-steps", "40",
+            "--eval-steps", "4", "--batch-size", "16", "--lr", "1e-9", "--precision", "fp32",
+            "--early-stopping-patience", "0", "--restarts", "1", "--report-to", "none")
+    run(kopretrain(*args, "-o", str(tmp_path / "straight")))
+    partial = tmp_path / "out.partial"
+
+    def second_attempt_checkpointed() -> bool:
+        try:
+            attempt = json.loads((partial / "attempt.json").read_text())
+        except (OSError, ValueError):
+            return False
+        # past its own first two evaluations (steps 4, 8), where a rerun that forgot the attempt
+        # could not recover by being judged stuck again
+        return attempt["index"] == 1 and any((p / "trainer_state.json").is_file() and int(p.name.split("-")[1]) >= 12
+                                             for p in (partial / "checkpoints").glob("checkpoint-*"))
+
+    kill_when(kopretrain(*args, "-o", str(tmp_path / "out")), second_attempt_checkpointed)
+    run(kopretrain(*args, "-o", str(tmp_path / "out")))
+    from safetensors.torch import load_file
+
+    import torch
+
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("straight", "out"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads((tmp_path / d / "stage.json").read_text())["stats"] for d in ("straight", "out")]
+    assert records[1]["seed_used"] == records[0]["seed_used"] == 1042
+    strip = [[{k: v for k, v in r.items() if k != "minutes"} for r in rec["restarted"]] for rec in records]
+    assert strip[0] == strip[1] and len(strip[0]) == 1
+    dev = [json.loads((tmp_path / d / "dev_metrics.json").read_text()) for d in ("straight", "out")]
+    history = [[{k: v for k, v in h.items() if "runtime" not in k and "per_second" not in k} for h in m["history"]]
+               for m in dev]
+    assert history[0] == history[1]
