@@ -60,7 +60,8 @@ class FinetuneConfig(StageConfig):
     freeze_layers: int = 0
     """Freeze the embeddings and the first N encoder layers (0: train all): no backward pass or
     optimizer state below layer N, so a time budget trains on more rows (12-layer e5-small on 2
-    cores: N=6 1.4x, N=9 1.7x the rows per second; BENCHMARKS.md). The saved model is complete."""
+    cores: N=6 1.4x the rows per second, yet 1.4 macro-F1 lower in the same 10 minutes;
+    BENCHMARKS.md). The saved model is complete."""
     pooler_init: Literal["identity", "random"] = "identity"
     """A pooler the checkpoint lacks (MLM/RTD saves, mean-pooling encoders such as e5): identity
     hands the checkpoint's [CLS] vector to the classifier unscrambled from the first step; random is
