@@ -17,7 +17,7 @@ from kopretrain.data.split import stratified_sample
 from kopretrain.finetune import FinetuneConfig, class_weights
 from kopretrain.runs.records import StageError
 from kopretrain.runs.registry import execute
-from tests.fixtures.sentiment import make_model, stuck_model, write_data
+from tests.fixtures.sentiment import make_model, write_data
 
 FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,
             early_stopping_patience=0)
@@ -385,78 +385,8 @@ def test_a_checkpoint_that_splits_the_placeholders_saves_them_as_tokens(workdir,
     assert json.loads((plain / "stage.json").read_text())["stats"]["added_placeholders"] == []
 
 
-def test_freeze_layers_keeps_the_bottom_and_new_placeholder_rows_fixed(workdir, tmp_path):
-    """--freeze-layers 1 on a 2-layer checkpoint whose tokenizer splits [URL]: the saved model is
-    complete, its embeddings (the placeholder rows added before freezing included) and layer 0 equal
-    what training started from, layer 1 trained; stage.json counts the frozen parameters."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    from kopretrain.testing import tiny_unigram_checkpoint
-
-    headless = tiny_unigram_checkpoint(tmp_path / "headless")
-    data = write_data(tmp_path / "normalized", n_train=30, n_dev=15, n_test=15)
-    (data / "stage.json").write_text(json.dumps({"stage": "normalize", "fingerprint": "x", "config": {}}))
-    base = {"model": str(headless), "data": str(data), **FAST, "max_steps": 6, "eval_steps": 6}
-    trained = execute("finetune", from_dict(FinetuneConfig, {**base, "freeze_layers": 1}), tmp_path / "frozen")
-    stats = json.loads((trained / "stage.json").read_text())["stats"]
-    assert stats["frozen_parameters"] > 0 and "[URL]" in stats["added_placeholders"]
-    start = AutoModelForSequenceClassification.from_pretrained(headless, num_labels=3)
-    after = AutoModelForSequenceClassification.from_pretrained(trained)
-    old_rows = start.get_input_embeddings().weight.shape[0]
-    grown = after.get_input_embeddings().weight
-    assert grown.shape[0] > old_rows
-    assert torch.equal(grown[:old_rows], start.get_input_embeddings().weight)
-    # the placeholder rows stayed at their mean-of-pieces start: a second run adds the same rows
-    again = execute("finetune", from_dict(FinetuneConfig, {**base, "freeze_layers": 1, "seed": 7}), tmp_path / "again")
-    assert torch.equal(AutoModelForSequenceClassification.from_pretrained(again).get_input_embeddings().weight, grown)
-    layer = lambda m, i: torch.cat([p.flatten() for p in m.base_model.encoder.layer[i].parameters()])  # noqa: E731
-    assert torch.equal(layer(after, 0), layer(start, 0))
-    assert not torch.equal(layer(after, 1), layer(start, 1))
-    with pytest.raises(ValueError, match="freeze-layers"):
-        FinetuneConfig(model="m", data="d", freeze_layers=-1)
-
-
-def test_a_fine_tune_stuck_on_one_label_is_said_and_recorded(workdir, tmp_path, capsys):
-    """A classifier whose head always says "positive" and barely trains (the stalled continued
-    checkpoints of BENCHMARKS.md): finetune warns and records single_class; a normal run does not;
-    evaluate's report says so too."""
-    from kopretrain.evaluate import EvaluateConfig
-
-    stuck_start = stuck_model(tmp_path / "stuck-start")
-    cfg = {"model": str(stuck_start), "data": str(workdir / "data"), **FAST, "max_steps": 2, "eval_steps": 2,
-           "lr": 1e-9}
-    out = execute("finetune", from_dict(FinetuneConfig, cfg), tmp_path / "stuck")
-    assert json.loads((out / "stage.json").read_text())["stats"]["single_class"] is True
-    assert "predicts one label for every dev row" in capsys.readouterr().out
-    evaluated = execute("evaluate", from_dict(EvaluateConfig, {"model": str(out), "data": str(workdir / "data"),
-                                                               "baseline": False, "precision": "fp32"}),
-                        tmp_path / "stuck-eval")
-    notes = json.loads((evaluated / "metrics.json").read_text())["notes"]
-    assert any("labels every row positive" in n for n in notes)
-    assert "labels every row" in (evaluated / "report.md").read_text()
-
-
 def test_a_fine_tune_that_learned_is_not_flagged(finetuned):
     stats = json.loads((finetuned / "stage.json").read_text())["stats"]
     assert stats["single_class"] is False
     history = json.loads((finetuned / "dev_metrics.json").read_text())["history"]
     assert history[-1]["predicted_classes"] >= 2
-
-
-def test_restarts_try_other_seeds_while_stuck_on_the_same_rows(workdir, tmp_path, capsys):
-    """--restarts 2 on a head stuck at chance: seeds 42 and 1042 are stopped after 2 dev evaluations
-    and recorded, seed 2042 (the last) trains to the end; a fine-tune that learns is never restarted."""
-    cfg = {"model": str(stuck_model(tmp_path / "stuck-start")), "data": str(workdir / "data"), **FAST,
-           "max_steps": 12, "eval_steps": 2, "lr": 1e-9, "restarts": 2}
-    out = execute("finetune", from_dict(FinetuneConfig, cfg), tmp_path / "stuck")
-    stats = json.loads((out / "stage.json").read_text())["stats"]
-    assert [a["seed"] for a in stats["restarted"]] == [42, 1042] and stats["seed_used"] == 2042
-    assert all(len(a["dev_macro_f1"]) == 2 for a in stats["restarted"])
-    assert stats["global_steps"] == 12  # the last attempt ran to the end
-    assert "restart 2 of 2: seed 2042" in capsys.readouterr().out
-    assert not (out / "checkpoints").exists()
-    learns = {"model": str(workdir / "pre"), "data": str(workdir / "data"), **FAST, "eval_steps": 20, "restarts": 2}
-    fine = execute("finetune", from_dict(FinetuneConfig, learns), tmp_path / "learns")
-    stats = json.loads((fine / "stage.json").read_text())["stats"]
-    assert stats["restarted"] == [] and stats["seed_used"] == 42 and stats["global_steps"] == 40

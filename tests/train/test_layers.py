@@ -3,10 +3,16 @@ there), ELECTRA's embedding projection included; bad layer counts are clear erro
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from kopretrain.finetune import FinetuneConfig
+from kopretrain.runs.config import from_dict
+from kopretrain.runs.registry import execute
 from kopretrain.runs.records import StageError
 from kopretrain.train.layers import freeze_bottom_layers
+from tests.fixtures.sentiment import write_data
 
 
 def _model(kind: str):
@@ -45,3 +51,51 @@ def test_freezing_every_layer_or_more_is_an_error():
         freeze_bottom_layers(_model("bert"), 3)
     with pytest.raises(StageError, match="only 3 layers"):
         freeze_bottom_layers(_model("bert"), 4)
+
+
+# ---- end to end through the finetune stage
+
+FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,
+            early_stopping_patience=0)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    from tests.fixtures.sentiment import make_model, write_data
+
+    root = tmp_path_factory.mktemp("ft")
+    write_data(root / "data")
+    make_model(root / "pre", kind="bert")
+    return root
+
+
+def test_freeze_layers_keeps_the_bottom_and_new_placeholder_rows_fixed(workdir, tmp_path):
+    """--freeze-layers 1 on a 2-layer checkpoint whose tokenizer splits [URL]: the saved model is
+    complete, its embeddings (the placeholder rows added before freezing included) and layer 0 equal
+    what training started from, layer 1 trained; stage.json counts the frozen parameters."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from kopretrain.testing import tiny_unigram_checkpoint
+
+    headless = tiny_unigram_checkpoint(tmp_path / "headless")
+    data = write_data(tmp_path / "normalized", n_train=30, n_dev=15, n_test=15)
+    (data / "stage.json").write_text(json.dumps({"stage": "normalize", "fingerprint": "x", "config": {}}))
+    base = {"model": str(headless), "data": str(data), **FAST, "max_steps": 6, "eval_steps": 6}
+    trained = execute("finetune", from_dict(FinetuneConfig, {**base, "freeze_layers": 1}), tmp_path / "frozen")
+    stats = json.loads((trained / "stage.json").read_text())["stats"]
+    assert stats["frozen_parameters"] > 0 and "[URL]" in stats["added_placeholders"]
+    start = AutoModelForSequenceClassification.from_pretrained(headless, num_labels=3)
+    after = AutoModelForSequenceClassification.from_pretrained(trained)
+    old_rows = start.get_input_embeddings().weight.shape[0]
+    grown = after.get_input_embeddings().weight
+    assert grown.shape[0] > old_rows
+    assert torch.equal(grown[:old_rows], start.get_input_embeddings().weight)
+    # the placeholder rows stayed at their mean-of-pieces start: a second run adds the same rows
+    again = execute("finetune", from_dict(FinetuneConfig, {**base, "freeze_layers": 1, "seed": 7}), tmp_path / "again")
+    assert torch.equal(AutoModelForSequenceClassification.from_pretrained(again).get_input_embeddings().weight, grown)
+    layer = lambda m, i: torch.cat([p.flatten() for p in m.base_model.encoder.layer[i].parameters()])  # noqa: E731
+    assert torch.equal(layer(after, 0), layer(start, 0))
+    assert not torch.equal(layer(after, 1), layer(start, 1))
+    with pytest.raises(ValueError, match="freeze-layers"):
+        FinetuneConfig(model="m", data="d", freeze_layers=-1)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
 
+from kopretrain.finetune import FinetuneConfig
+from kopretrain.runs.config import from_dict
+from kopretrain.runs.registry import execute
 from kopretrain.train.restarts import Attempt, StuckGuard, one_label_macro_f1
+from tests.fixtures.sentiment import stuck_model
 
 
 def test_one_label_macro_f1_matches_scikit_learn():
@@ -44,3 +49,57 @@ def test_attempt_record_survives_a_restart_of_the_process(tmp_path):
     again = Attempt.load(tmp_path, seed=7)
     assert again == second and again.seed == 1007 and again.minutes_before == 3.5
     assert again.history == [{"seed": 7, "dev_macro_f1": [0.2, 0.21], "minutes": 3.5}]
+
+
+# ---- end to end through the finetune stage
+
+FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,
+            early_stopping_patience=0)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    from tests.fixtures.sentiment import make_model, write_data
+
+    root = tmp_path_factory.mktemp("ft")
+    write_data(root / "data")
+    make_model(root / "pre", kind="bert")
+    return root
+
+
+def test_a_fine_tune_stuck_on_one_label_is_said_and_recorded(workdir, tmp_path, capsys):
+    """A classifier whose head always says "positive" and barely trains (the stalled continued
+    checkpoints of BENCHMARKS.md): finetune warns and records single_class; a normal run does not;
+    evaluate's report says so too."""
+    from kopretrain.evaluate import EvaluateConfig
+
+    stuck_start = stuck_model(tmp_path / "stuck-start")
+    cfg = {"model": str(stuck_start), "data": str(workdir / "data"), **FAST, "max_steps": 2, "eval_steps": 2,
+           "lr": 1e-9}
+    out = execute("finetune", from_dict(FinetuneConfig, cfg), tmp_path / "stuck")
+    assert json.loads((out / "stage.json").read_text())["stats"]["single_class"] is True
+    assert "predicts one label for every dev row" in capsys.readouterr().out
+    evaluated = execute("evaluate", from_dict(EvaluateConfig, {"model": str(out), "data": str(workdir / "data"),
+                                                               "baseline": False, "precision": "fp32"}),
+                        tmp_path / "stuck-eval")
+    notes = json.loads((evaluated / "metrics.json").read_text())["notes"]
+    assert any("labels every row positive" in n for n in notes)
+    assert "labels every row" in (evaluated / "report.md").read_text()
+
+
+def test_restarts_try_other_seeds_while_stuck_on_the_same_rows(workdir, tmp_path, capsys):
+    """--restarts 2 on a head stuck at chance: seeds 42 and 1042 are stopped after 2 dev evaluations
+    and recorded, seed 2042 (the last) trains to the end; a fine-tune that learns is never restarted."""
+    cfg = {"model": str(stuck_model(tmp_path / "stuck-start")), "data": str(workdir / "data"), **FAST,
+           "max_steps": 12, "eval_steps": 2, "lr": 1e-9, "restarts": 2}
+    out = execute("finetune", from_dict(FinetuneConfig, cfg), tmp_path / "stuck")
+    stats = json.loads((out / "stage.json").read_text())["stats"]
+    assert [a["seed"] for a in stats["restarted"]] == [42, 1042] and stats["seed_used"] == 2042
+    assert all(len(a["dev_macro_f1"]) == 2 for a in stats["restarted"])
+    assert stats["global_steps"] == 12  # the last attempt ran to the end
+    assert "restart 2 of 2: seed 2042" in capsys.readouterr().out
+    assert not (out / "checkpoints").exists()
+    learns = {"model": str(workdir / "pre"), "data": str(workdir / "data"), **FAST, "eval_steps": 20, "restarts": 2}
+    fine = execute("finetune", from_dict(FinetuneConfig, learns), tmp_path / "learns")
+    stats = json.loads((fine / "stage.json").read_text())["stats"]
+    assert stats["restarted"] == [] and stats["seed_used"] == 42 and stats["global_steps"] == 40
