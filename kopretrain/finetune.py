@@ -260,7 +260,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
                    rejected={"unlabelled": rows.unlabelled, "outside_label_budget": rows.labelled - len(rows.train)})
     run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source),
                      added_placeholders=built.placeholders, frozen_parameters=built.frozen,
-                     single_class=single_class, seed_used=attempt.seed, restarted=attempt.history)
+                     single_class=single_class, seed_used=attempt.seed, restarted=attempt.history,
+                     time_budget=attempt.whole_budget(trainer.budget.record() if trainer.budget else None))
 
 
 @dataclass
@@ -286,7 +287,7 @@ def build(cfg: FinetuneConfig, seed: int, prep) -> Built:
     model, names = load_model(cfg)
     # a checkpoint's tokenizer may split normalize's [URL]/[EMAIL]... masks: one token each from here on
     placeholders = add_placeholders(tokenizer, model) if prep.normalize is not None else []
-    frozen = freeze_bottom_layers(model, cfg.freeze_layers) if cfg.freeze_layers else 0  # last: on the model as it will train
+    frozen = freeze_bottom_layers(model, cfg.freeze_layers, cfg.reinit_layers) if cfg.freeze_layers else 0  # last: on the model as it will train
     return Built(tokenizer, model, names, placeholders, frozen)
 
 
@@ -297,7 +298,10 @@ def train_with_restarts(cfg: FinetuneConfig, run: StageRun, prep, built: Built, 
 
     resume = run.resumed
     while True:
-        attempt.save(run.dir)  # after the last attempt's checkpoints are gone: a resume continues this one
+        if attempt.fresh:  # a restart, or a run killed in one: checkpoints here are the stuck seed's
+            shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
+            attempt.fresh = False
+        attempt.save(run.dir)  # a resume continues this attempt from its own checkpoints
         # the last attempt trains to the end whatever it scores: nothing would replace it
         guard = StuckGuard(list(rows.dev["labels"])) if attempt.index < cfg.restarts else None
         trainer, result, cpu = train(replace(cfg, seed=attempt.seed), run, built, rows, attempt.minutes_before,
@@ -305,11 +309,15 @@ def train_with_restarts(cfg: FinetuneConfig, run: StageRun, prep, built: Built, 
         minutes = (trainer.budget.spent() if trainer.budget else result.metrics.get("train_runtime", 0.0)) / 60
         left = cfg.max_minutes - attempt.minutes_before - minutes if cfg.max_minutes else math.inf
         if not (guard and guard.stuck) or attempt.index >= cfg.restarts or left < 1:
+            if guard:
+                trainer.remove_callback(guard)  # the closing evaluation is not a training decision
             return trainer, result, cpu, built, attempt
         scores = [h[f"eval_{METRIC}"] for h in trainer.state.log_history if f"eval_{METRIC}" in h]
         attempt = attempt.next(scores, minutes)
+        attempt.save(run.dir)  # before the checkpoints go: a kill from here starts this attempt afresh
         print(f"[finetune] restart {attempt.index} of {cfg.restarts}: seed {attempt.seed}")
-        shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
+        del trainer, result
+        built = None  # the stuck model and its optimizer state go before the next model loads (GPU memory)
         resume = False
         built = build(cfg, attempt.seed, prep)
 

@@ -41,9 +41,10 @@ def kill_when(cmd: list[str], ready, timeout: float = 120.0) -> None:
         proc.kill()
 
 
-def run(cmd: list[str]) -> None:
+def run(cmd: list[str]) -> str:
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
 
 
 def test_label(tmp_path):
@@ -149,9 +150,13 @@ def test_finetune(tmp_path):
     assert strip[0] == strip[1] and dev[0]["selected_step"] == dev[1]["selected_step"]
 
 
-def test_finetune_killed_in_a_restart_resumes_that_restart(tmp_path):
+@pytest.mark.parametrize("fresh", [False, True], ids=["training", "before-cleanup"])
+def test_finetune_killed_in_a_restart_resumes_that_restart(tmp_path, fresh):
     """SIGKILL while the second attempt (seed 1042) of a stuck fine-tune trains: the rerun continues
-    that attempt from its checkpoint, not the first seed, and ends as an uninterrupted run does."""
+    that attempt from its checkpoint, not the first seed, and ends as an uninterrupted run does.
+    before-cleanup: attempt.json still says the attempt has not begun (a kill between a restart's
+    record and the removal of the stuck seed's checkpoints): the rerun must not resume from the
+    checkpoints in the folder, it starts the attempt afresh."""
     from tests.fixtures.sentiment import stuck_model, write_data
 
     write_data(tmp_path / "data")
@@ -173,7 +178,11 @@ def test_finetune_killed_in_a_restart_resumes_that_restart(tmp_path):
                                              for p in (partial / "checkpoints").glob("checkpoint-*"))
 
     kill_when(kopretrain(*args, "-o", str(tmp_path / "out")), second_attempt_checkpointed)
-    run(kopretrain(*args, "-o", str(tmp_path / "out")))
+    if fresh:
+        record = json.loads((partial / "attempt.json").read_text())
+        (partial / "attempt.json").write_text(json.dumps({**record, "fresh": True}))
+    log = run(kopretrain(*args, "-o", str(tmp_path / "out")))
+    assert ("[finetune] resuming from" in log) is not fresh, log[-2000:]
     from safetensors.torch import load_file
 
     import torch

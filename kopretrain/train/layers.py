@@ -63,14 +63,18 @@ def reinit_top_layers(model, n: int) -> None:
                 module.bias.zero_()
 
 
-def freeze_bottom_layers(model, n: int) -> int:
+def freeze_bottom_layers(model, n: int, reinit: int = 0) -> int:
     """Stop training the embeddings and the first ``n`` encoder layers (Lee et al. 2019, "What
     would Elsa do? Freezing layers during transformer fine-tuning"). Autograd then neither
     back-propagates below layer ``n`` nor keeps optimizer state for it, so a step costs less: the
-    rows per minute a time budget buys go up. Returns the number of frozen parameters."""
+    rows per minute a time budget buys go up. ``reinit``: how many top layers were re-initialised
+    (they must train). Returns the number of frozen parameters."""
     layers = encoder_layers(model, "--freeze-layers", n)
     if n == len(layers):
         raise StageError(f"--freeze-layers {n}: that is every layer of the model; leave at least one to train")
+    if n > len(layers) - reinit:
+        raise StageError(f"--freeze-layers {n} with --reinit-layers {reinit}: layer {len(layers) - reinit} and up "
+                         f"of the model's {len(layers)} are re-initialised, and frozen they would stay random")
     frozen = 0
     # ELECTRA's embeddings_project sits between the embeddings and layer 0: left trainable, it
     # would keep the backward pass running through every frozen layer

@@ -7,7 +7,7 @@ is well documented (Mosbach et al. 2021, "On the stability of fine-tuning BERT")
 shows itself in the first evaluations, so it can be discarded early and the time given to another
 (Dodge et al. 2020, "Fine-tuning pretrained language models: weight initializations, data orders,
 and early stopping"). The label-budget sample stays the same: a restart changes the head's
-initialisation, the data order and dropout, not the data.
+initialisation (a head or pooler the checkpoint lacks), the data order and dropout, not the data.
 
 A killed run resumes inside the attempt it was in: ``attempt.json`` in the stage's partial
 folder says which attempt (its seed) and the minutes of the time budget earlier attempts used.
@@ -48,8 +48,18 @@ class StuckGuard(TrainerCallback):
         self.evals, self.margin = evals, margin
         self.stuck = False
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        # a run killed just after the guard stopped it resumes from the checkpoint of that very
+        # evaluation (it is saved after the decision): decide again before training on
+        self._judge(state, control)
+
     def on_evaluate(self, args, state, control, **kwargs):
-        scores = [h["eval_macro_f1"] for h in state.log_history if "eval_macro_f1" in h]
+        self._judge(state, control)
+
+    def _judge(self, state, control) -> None:
+        if self.stuck:
+            return
+        scores = [h["eval_macro_f1"] for h in state.log_history if "eval_macro_f1" in h][:self.evals]
         if len(scores) == self.evals and all(s < self.chance + self.margin for s in scores):
             print(f"[finetune] stuck at chance: dev macro-F1 {', '.join(f'{s:.3f}' for s in scores)} "
                   f"(one label everywhere: {self.chance:.3f}); stopping this seed")
@@ -77,6 +87,9 @@ class Attempt:
     """Minutes of the time budget that earlier attempts spent (0 without a budget)."""
     history: list[dict] = field(default_factory=list)
     """One entry per earlier attempt: its seed, dev macro-F1 evaluations and minutes."""
+    fresh: bool = False
+    """Not started yet: checkpoints in the folder belong to the attempt before (a restart saves
+    this before it deletes them, so a kill in between cannot resume the new seed from them)."""
 
     def save(self, folder: Path) -> None:
         from kopretrain.runs.records import write_json
@@ -94,4 +107,14 @@ class Attempt:
     def next(self, dev_scores: list[float], minutes: float) -> "Attempt":
         record = {"seed": self.seed, "dev_macro_f1": [round(s, 4) for s in dev_scores], "minutes": round(minutes, 3)}
         # + 1000, not + 1: a restart of seed 1 must not repeat the user's own seed-2 run
-        return Attempt(self.index + 1, self.seed + SEED_STEP, self.minutes_before + minutes, [*self.history, record])
+        return Attempt(self.index + 1, self.seed + SEED_STEP, self.minutes_before + minutes, [*self.history, record],
+                       fresh=True)
+
+    def whole_budget(self, record: dict | None) -> dict | None:
+        """The last attempt's time-budget record widened to the whole fine-tune: its budget and
+        minutes plus those of the attempts before it."""
+        if not record or not self.minutes_before:
+            return record
+        return {**record, "max_minutes": round(record["max_minutes"] + self.minutes_before, 3),
+                "spent_minutes": round(record["spent_minutes"] + self.minutes_before, 3),
+                "last_attempt_minutes": record["spent_minutes"]}

@@ -53,6 +53,13 @@ def test_freezing_every_layer_or_more_is_an_error():
         freeze_bottom_layers(_model("bert"), 4)
 
 
+def test_freezing_a_re_initialised_layer_is_an_error():
+    """--reinit-layers 2 --freeze-layers 2 on 3 layers would leave layer 1 random and frozen."""
+    with pytest.raises(StageError, match="re-initialised"):
+        freeze_bottom_layers(_model("bert"), 2, reinit=2)
+    assert freeze_bottom_layers(_model("bert"), 1, reinit=2) > 0  # the fresh layers 1-2 still train
+
+
 # ---- end to end through the finetune stage
 
 FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,

@@ -41,6 +41,22 @@ def test_guard_stops_only_when_the_first_evaluations_all_sit_at_chance():
     assert not _evaluate(late, [0.5, 0.6, chance, chance]).should_training_stop
 
 
+def test_guard_judges_a_resumed_run_on_its_first_evaluations(capsys):
+    """Killed after the guard stopped it, a run resumes from the checkpoint of that evaluation
+    (saved after the decision): it is stopped again at once, and later evaluations (a third, or
+    the closing one) neither let it through nor repeat the message."""
+    labels = [0] * 10 + [1] * 10 + [2] * 20
+    chance = one_label_macro_f1(labels)
+    resumed = StuckGuard(labels)
+    state = SimpleNamespace(log_history=[{"eval_macro_f1": chance}, {"eval_macro_f1": chance}])
+    control = SimpleNamespace(should_training_stop=False)
+    resumed.on_train_begin(None, state, control)
+    assert control.should_training_stop and resumed.stuck
+    assert _evaluate(StuckGuard(labels), [chance, chance, 0.9]).should_training_stop
+    _evaluate(resumed, [chance, chance, chance])
+    assert capsys.readouterr().out.count("stuck at chance") == 2  # one per guard
+
+
 def test_attempt_record_survives_a_restart_of_the_process(tmp_path):
     first = Attempt.load(tmp_path, seed=7)
     assert (first.index, first.seed, first.history) == (0, 7, [])
@@ -49,6 +65,14 @@ def test_attempt_record_survives_a_restart_of_the_process(tmp_path):
     again = Attempt.load(tmp_path, seed=7)
     assert again == second and again.seed == 1007 and again.minutes_before == 3.5
     assert again.history == [{"seed": 7, "dev_macro_f1": [0.2, 0.21], "minutes": 3.5}]
+    assert again.fresh and not first.fresh  # a restart not begun yet: the folder's checkpoints are seed 7's
+
+
+def test_the_time_budget_record_covers_every_attempt():
+    last = {"max_minutes": 6.0, "warmup": 0.1, "spent_minutes": 5.5, "stopped_by_time": True}
+    whole = Attempt(index=1, seed=1007, minutes_before=4.0).whole_budget(last)
+    assert (whole["max_minutes"], whole["spent_minutes"], whole["last_attempt_minutes"]) == (10.0, 9.5, 5.5)
+    assert Attempt(seed=7).whole_budget(last) == last and Attempt(seed=7).whole_budget(None) is None
 
 
 # ---- end to end through the finetune stage
@@ -91,10 +115,14 @@ def test_restarts_try_other_seeds_while_stuck_on_the_same_rows(workdir, tmp_path
     """--restarts 2 on a head stuck at chance: seeds 42 and 1042 are stopped after 2 dev evaluations
     and recorded, seed 2042 (the last) trains to the end; a fine-tune that learns is never restarted."""
     cfg = {"model": str(stuck_model(tmp_path / "stuck-start")), "data": str(workdir / "data"), **FAST,
-           "max_steps": 12, "eval_steps": 2, "lr": 1e-9, "restarts": 2}
+           "max_steps": 12, "eval_steps": 2, "lr": 1e-9, "restarts": 2, "max_minutes": 30}
     out = execute("finetune", from_dict(FinetuneConfig, cfg), tmp_path / "stuck")
     stats = json.loads((out / "stage.json").read_text())["stats"]
     assert [a["seed"] for a in stats["restarted"]] == [42, 1042] and stats["seed_used"] == 2042
+    budget = stats["time_budget"]  # the whole fine-tune's, not only the last attempt's
+    assert budget["max_minutes"] == 30
+    assert budget["spent_minutes"] == pytest.approx(
+        sum(a["minutes"] for a in stats["restarted"]) + budget["last_attempt_minutes"], abs=0.002)
     assert all(len(a["dev_macro_f1"]) == 2 for a in stats["restarted"])
     assert stats["global_steps"] == 12  # the last attempt ran to the end
     assert "restart 2 of 2: seed 2042" in capsys.readouterr().out
