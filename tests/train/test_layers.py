@@ -12,7 +12,7 @@ from kopretrain.runs.config import from_dict
 from kopretrain.runs.registry import execute
 from kopretrain.runs.records import StageError
 from kopretrain.train.layers import freeze_bottom_layers
-from tests.fixtures.sentiment import write_data
+from tests.fixtures.sentiment import FAST, write_data
 
 
 def _model(kind: str):
@@ -61,20 +61,6 @@ def test_freezing_a_re_initialised_layer_is_an_error():
 
 
 # ---- end to end through the finetune stage
-
-FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,
-            early_stopping_patience=0)
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    from tests.fixtures.sentiment import make_model, write_data
-
-    root = tmp_path_factory.mktemp("ft")
-    write_data(root / "data")
-    make_model(root / "pre", kind="bert")
-    return root
-
 
 def test_freeze_layers_keeps_the_bottom_and_new_placeholder_rows_fixed(workdir, tmp_path):
     """--freeze-layers 1 on a 2-layer checkpoint whose tokenizer splits [URL]: the saved model is

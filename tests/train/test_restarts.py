@@ -11,7 +11,7 @@ from kopretrain.finetune import FinetuneConfig
 from kopretrain.runs.config import from_dict
 from kopretrain.runs.registry import execute
 from kopretrain.train.restarts import Attempt, StuckGuard, one_label_macro_f1
-from tests.fixtures.sentiment import stuck_model
+from tests.fixtures.sentiment import FAST, stuck_model
 
 
 def test_one_label_macro_f1_matches_scikit_learn():
@@ -76,20 +76,6 @@ def test_the_time_budget_record_covers_every_attempt():
 
 
 # ---- end to end through the finetune stage
-
-FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32", logging_steps=10,
-            early_stopping_patience=0)
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    from tests.fixtures.sentiment import make_model, write_data
-
-    root = tmp_path_factory.mktemp("ft")
-    write_data(root / "data")
-    make_model(root / "pre", kind="bert")
-    return root
-
 
 def test_a_fine_tune_stuck_on_one_label_is_said_and_recorded(workdir, tmp_path, capsys):
     """A classifier whose head always says "positive" and barely trains (the stalled continued
