@@ -160,6 +160,10 @@ def train_baseline(cfg: EvaluateConfig, notes: list[str]):
         keep = stratified_sample(y_train, budget, seed)  # the same rows the model was fine-tuned on
         train, y_train = train.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]
         notes.append(f"baseline trained on the model's label budget: {len(y_train)} rows (seed {seed})")
+    pseudo = ((record or {}).get("stats") or {}).get("pseudo_labels")
+    if pseudo:  # the same labelled rows; the model's extra rows are its teacher's guesses, not labels
+        notes.append(f"the model was self-trained: it also learned from {pseudo['rows']:,} rows its teacher "
+                     f"({pseudo['teacher']}) labelled; the baseline trains on the labelled rows only")
     if cfg.baseline_max_train:
         keep = stratified_sample(y_train, cfg.baseline_max_train, cfg.seed, what="--baseline-max-train")
         train, y_train = train.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]

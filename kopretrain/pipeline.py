@@ -9,11 +9,16 @@ pipeline bundled with kopretrain (``kopretrain/bundled/pipelines``).
 A stage field listed in its config's ``WIRING`` (e.g. ``normalize.input``) is filled with the
 upstream stage's output when the YAML leaves it empty, so YAMLs only say what differs. Finished
 stages whose config and inputs are unchanged are skipped; ``--force`` redoes them.
+A stage may run twice under another name: ``finetune@teacher`` is a second ``finetune`` section,
+written to ``<workdir>/finetune-teacher`` and run before ``finetune`` (same-stage sections run in
+YAML order). Any input field may name an earlier such section (``teacher: finetune@teacher``) to
+read its output; wiring reads the latest section of the upstream stage.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ from kopretrain.runs.config import ConfigError, deep_merge, from_dict, load_yaml
 from kopretrain.runs.registry import PIPELINE_ORDER, STAGES, get
 
 TOP_KEYS = ("workdir", "stages", "description")
+_TAG = re.compile(r"[a-z0-9][a-z0-9_-]*")
 BUNDLED = Path(__file__).resolve().parent / "bundled" / "pipelines"
 
 
@@ -37,16 +43,36 @@ def find_pipeline(path: str | Path) -> Path:
     raise FileNotFoundError(f"pipeline file not found: {path} (bundled pipelines: {names})")
 
 
+def kind(name: str) -> str:
+    """The stage a pipeline section runs: ``finetune@teacher`` is a ``finetune``."""
+    return name.split("@", 1)[0]
+
+
+def is_section(name: str) -> bool:
+    """A stage name, or ``stage@tag`` (lowercase letters, digits, ``-`` and ``_``) for a second one."""
+    stage, at, tag = name.partition("@")
+    return stage in STAGES and (not at or bool(_TAG.fullmatch(tag)))
+
+
+def output_of(name: str, workdir: Path) -> Path:
+    """Where a section writes: ``finetune@teacher`` -> ``<workdir>/finetune-teacher``."""
+    out = get(kind(name)).output_in(workdir)
+    if name == kind(name):
+        return out
+    first, *rest = out.relative_to(workdir).parts
+    return workdir.joinpath(name.replace("@", "-"), *rest)
+
+
 def resolve_inputs(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Relative input paths that exist next to the YAML point there; others (Hub ids, paths
     relative to where kopretrain runs) stay as written. Paths are normalized, not made absolute:
     ``pipelines/../data/x.csv`` is recorded as ``data/x.csv``."""
     out = dict(raw)
     for name, section in raw.items():
-        if name not in STAGES or not isinstance(section, dict):
+        if not is_section(name) or not isinstance(section, dict):
             continue
         section = dict(section)
-        for field in get(name).config.INPUTS:
+        for field in get(kind(name)).config.INPUTS:
             value = section.get(field)
             if isinstance(value, list):
                 section[field] = [_near(v, folder) for v in value]
@@ -79,14 +105,14 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[
         raise ConfigError(f"{path}: a pipeline is a mapping of workdir and stage sections")
     raw = deep_merge(resolve_inputs(raw, path.parent), parse_set(overrides or []))
     for key in raw:
-        if key not in TOP_KEYS and key not in STAGES:
+        if key not in TOP_KEYS and not is_section(key):
             import difflib
 
-            guess = difflib.get_close_matches(key, list(STAGES) + list(TOP_KEYS), n=1)
+            guess = difflib.get_close_matches(kind(key), list(STAGES) + list(TOP_KEYS), n=1)
             hint = f" (did you mean '{guess[0]}'?)" if guess else ""
             raise ConfigError(f"{path}: unknown key '{key}'{hint}; expected workdir, stages or a stage name")
     for key, section in raw.items():
-        if key in STAGES and section is not None and not isinstance(section, dict):
+        if is_section(key) and section is not None and not isinstance(section, dict):
             raise ConfigError(f"{path}: '{key}' must be a mapping of its options (e.g. {key}.seed=3), got {section!r}")
     if "workdir" not in raw:
         raise ConfigError(f"{path}: missing 'workdir' (where stage outputs go)")
@@ -94,12 +120,33 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[
 
 
 def stage_names(raw: dict[str, Any]) -> list[str]:
-    """The pipeline's stages in run order: ``stages:`` if given, else its sections in pipeline order."""
-    names = raw.get("stages") or [s for s in PIPELINE_ORDER if s in raw]
+    """The pipeline's sections in run order: ``stages:`` if given, else in pipeline order (sections of
+    the same stage, ``finetune@teacher`` and ``finetune``, in YAML order)."""
+    sections = [k for k in raw if is_section(k)]
+    names = raw.get("stages") or _references_first(
+        sorted(sections, key=lambda k: (PIPELINE_ORDER.index(kind(k)), sections.index(k))), raw)
     for name in names:
-        if name not in STAGES:
+        if not is_section(name):
             raise ConfigError(f"stages: unknown stage '{name}'")
     return list(names)
+
+
+def _references_first(names: list[str], raw: dict[str, Any]) -> list[str]:
+    """``names`` with every section that another names in an input (``teacher: finetune@teacher``)
+    moved just before the first section that reads it."""
+    order = list(names)
+    for _ in range(len(order) ** 2):  # a bound, not a fixpoint guess: each move fixes one pair
+        pair = next(((i, order.index(ref)) for i, name in enumerate(order) for ref in _references(name, raw)
+                     if ref in order and order.index(ref) > i), None)
+        if pair is None:
+            return order
+        order.insert(pair[0], order.pop(pair[1]))
+    raise ConfigError(f"pipeline sections read each other in a cycle: {', '.join(order)}")
+
+
+def _references(name: str, raw: dict[str, Any]) -> list[str]:
+    section = raw.get(name) or {}
+    return [v for f in get(kind(name)).config.INPUTS if isinstance(v := section.get(f), str) and "@" in v and is_section(v)]
 
 
 def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, Path]]:
@@ -109,21 +156,29 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
     names = stage_names(raw)
     if until:
         names = names[: names.index(until) + 1]
-    outputs: dict[str, Path] = {}
+    outputs: dict[str, Path] = {}  # section -> output
+    latest: dict[str, Path] = {}  # stage -> output of its latest section so far
     steps = []
     for name in names:
-        stage = get(name)
+        stage = get(kind(name))
         section = dict(raw.get(name) or {})
+        for field in stage.config.INPUTS:  # `teacher: finetune@teacher` reads that section's output
+            value = section.get(field)
+            if isinstance(value, str) and "@" in value and is_section(value):
+                if value not in outputs:
+                    where = "runs after it (see stages:)" if value in names else "is not a section of this pipeline"
+                    raise ConfigError(f"{name}.{field}: '{value}' {where}")
+                section[field] = str(outputs[value])
         for field, upstream in stage.config.WIRING.items():
             # The first upstream stage the pipeline has (pretrain reads analyze, else normalize).
             # Without one the field stays as written (e.g. pretrain.tokenizer is unused when
             # continuing from a checkpoint); the stage itself says if it needs it.
-            present = [u for u in ((upstream,) if isinstance(upstream, str) else upstream) if u in outputs]
+            present = [u for u in ((upstream,) if isinstance(upstream, str) else upstream) if u in latest]
             if not section.get(field) and present:
-                section[field] = str(outputs[present[0]])
+                section[field] = str(latest[present[0]])
         cfg = from_dict(stage.config, section, prefix=name)
-        output = stage.output_in(workdir)
-        outputs[name] = output
+        output = output_of(name, workdir)
+        outputs[name] = latest[kind(name)] = output
         steps.append((name, cfg, output))
     return steps
 
@@ -160,7 +215,7 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
     for name, cfg, output in steps:
         redo = force is not None and (not force or name in force)
         print(f"== {name} -> {output}", flush=True)
-        results[name] = execute(name, cfg, output, force=redo)
+        results[name] = execute(kind(name), cfg, output, force=redo)
     print(f"\npipeline finished in {time.time() - t0:.1f}s; outputs:")
     for name, output in results.items():
         print(f"  {name:<10} {output}")
@@ -196,7 +251,7 @@ def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) 
         return "will run: --force"
     if runs_before:
         return "will run if its inputs change: an earlier stage runs"
-    return get(name).status(cfg, output)
+    return get(kind(name)).status(cfg, output)
 
 
 def _print_highlights(results: dict[str, Path]) -> None:

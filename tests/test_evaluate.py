@@ -284,12 +284,14 @@ def test_baseline_replays_the_finetune_label_budget(workdir, tmp_path):
     model = tmp_path / "budget_clf"
     shutil.copytree(workdir / "clf", model)
     (model / "stage.json").write_text(json.dumps(
-        {"stage": "finetune", "fingerprint": "x", "config": {"label_budget": 30, "seed": 5}}))
+        {"stage": "finetune", "fingerprint": "x", "config": {"label_budget": 30, "seed": 5},
+         "stats": {"pseudo_labels": {"rows": 40, "teacher": "runs/t"}}}))  # self-trained: 30 labels + 40 guesses
     cfg = from_dict(EvaluateConfig, {"model": str(model), "data": str(workdir / "data"), "temperature_scaling": False})
     out = execute("evaluate", cfg, tmp_path / "eval")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["baseline"]["train_examples"] == 30
     assert any("label budget: 30 rows (seed 5)" in n for n in metrics["notes"])
+    assert any("also learned from 40 rows its teacher (runs/t) labelled" in n for n in metrics["notes"])
     _, y_train = labelled(pd.read_parquet(workdir / "data" / "train.parquet"))
     keep = stratified_sample(y_train, 30, 5)  # the rows finetune trained on (its seed, not evaluate's)
     expected, _ = _baseline_probs(workdir / "data", train_rows=list(keep))

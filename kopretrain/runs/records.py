@@ -168,6 +168,8 @@ class StageRun:
         fields = input_fields if input_fields is not None else cfg.INPUTS
         self.config = to_dict(cfg)
         self.inputs = {name: fingerprint_path(getattr(cfg, name)) for name in fields}
+        # an input field added in a later version and left empty keeps earlier fingerprints, as in fingerprint_config
+        self.inputs = {k: v for k, v in self.inputs.items() if not (k in cfg.ADDED_FIELDS and v == "none")}
         self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)
         self.counts: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {}
