@@ -297,7 +297,15 @@ def _data(info: dict[str, Any]) -> str:
     ft = (info.get("finetune") or {}).get("stats") or {}
     if ft.get("train_label_counts"):
         counts = ", ".join(f"{k} {v}" for k, v in ft["train_label_counts"].items())
-        lines += ["", f"Fine-tuned on {ft.get('train_examples')} labeled reviews ({counts})."]
+        pseudo = ft.get("pseudo_labels")
+        if pseudo:  # self-training: most training rows carry a teacher's guess, not a person's label
+            accuracy = pseudo.get("accuracy_where_known")
+            checked = f" (right on {accuracy:.0%} of those whose labels were set aside)" if accuracy is not None else ""
+            lines += ["", f"Fine-tuned on {ft.get('train_examples')} reviews ({counts}), self-trained: "
+                      f"{ft['train_examples'] - pseudo['rows']} labeled and {pseudo['rows']} labeled by a teacher "
+                      f"model, its most confident predictions on {pseudo['pool']} unlabeled training reviews{checked}."]
+        else:
+            lines += ["", f"Fine-tuned on {ft.get('train_examples')} labeled reviews ({counts})."]
     return "\n".join(lines)
 
 

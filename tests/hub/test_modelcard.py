@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kopretrain.hub.modelcard import _preprocessing, _use, normalizer_rules
+from kopretrain.hub.modelcard import _data, _preprocessing, _use, normalizer_rules
 
 NORMALIZE = {"emoji": "keep", "max_repeat": 2, "skip_rules": [], "spacing": False, "typos": "none"}
 APPLIED = ["nfc", "invisible", "fullwidth", "compat_jamo", "whitespace", "email", "url", "phone", "mention",
@@ -45,3 +45,13 @@ def test_an_older_folder_without_a_record_keeps_the_recipe():
     morpheme = info(record={"applied": [], "not_applied": {"pretokenize": "kiwipiepy morpheme ..."}},
                     pretokenize="morpheme")
     assert "prep.prepare" in _use(morpheme) and "- `pretokenize`: kiwipiepy" in _preprocessing(morpheme)
+
+
+def test_a_self_trained_model_says_how_many_rows_a_person_labeled():
+    stats = {"train_examples": 10000, "train_label_counts": {"negative": 3300, "neutral": 3400, "positive": 3300}}
+    card = {**info(), "dataset": {"name": "NSMC"}, "finetune": {"stats": stats}}
+    assert "Fine-tuned on 10000 labeled reviews" in _data(card)
+    stats["pseudo_labels"] = {"rows": 9000, "pool": 40000, "accuracy_where_known": 0.671}
+    data = _data(card)
+    assert "labeled reviews" not in data and "1000 labeled and 9000 labeled by a teacher model" in data
+    assert "on 40000 unlabeled training reviews (right on 67% of those" in data
