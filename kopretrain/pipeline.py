@@ -208,7 +208,7 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
             forced = force is not None and (not force or name in force)
             state = _status(name, cfg, output, forced, runs_before)
             runs_before = runs_before or state.startswith("will")
-            print(f"{name:<10} -> {output}  ({state})")
+            print(f"{name:<{_width(steps)}} -> {output}  ({state})")
         return {name: output for name, _, output in steps}
     results: dict[str, Path] = {}
     t0 = time.time()
@@ -218,9 +218,14 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
         results[name] = execute(kind(name), cfg, output, force=redo)
     print(f"\npipeline finished in {time.time() - t0:.1f}s; outputs:")
     for name, output in results.items():
-        print(f"  {name:<10} {output}")
+        print(f"  {name:<{_width(steps)}} {output}")
     _print_highlights(results)
     return results
+
+
+def _width(steps: list) -> int:
+    """Column width for section names (``finetune@teacher`` is longer than any stage name)."""
+    return max([10] + [len(name) for name, _, _ in steps])
 
 
 def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, str | None]:
