@@ -83,7 +83,7 @@ def test_bundled_pipeline_runs_by_name_from_an_empty_folder(tmp_path, monkeypatc
     raw = load_pipeline("quickstart")
     for stage, field in (("ingest", "input"), ("label", "input"), ("release", "data_card")):
         assert Path(raw[stage][field]).is_file(), (stage, raw[stage][field])
-    with pytest.raises(FileNotFoundError, match="bundled pipelines: kcelectra-continue, nsmc-3class, nsmc-3class-scratch, quickstart"):
+    with pytest.raises(FileNotFoundError, match="bundled pipelines: kcelectra-continue, nsmc-1k-selftrain, nsmc-3class, nsmc-3class-scratch, quickstart"):
         load_pipeline("no-such-pipeline")
     # the files the wheel ships: pyproject's package-data globs must match them (a wheel build
     # copies what the globs match, through kopretrain/bundled's symlinks)
