@@ -104,7 +104,8 @@ class FinetuneConfig(StageConfig):
     """Self-training (empty: off): a fine-tuned classifier (e.g. this stage run without --teacher on
     the same rows) labels --pseudo-pool unlabelled train rows, and the model trains on its labelled
     rows plus the --pseudo-per-class most confident labels per class (+1.2 macro-F1 at 1k NSMC
-    labels; BENCHMARKS.md). In a pipeline: a finetune@teacher section and teacher: finetune@teacher."""
+    labels; BENCHMARKS.md). The teacher scores in --precision fp32/bf16, else auto (as label does).
+    In a pipeline: a finetune@teacher section and teacher: finetune@teacher."""
     pseudo_pool: int = 40_000
     """Train rows the teacher labels: rows without a label first, then labelled rows outside the label
     budget (their labels only report pseudo-label accuracy); a seeded sample, never dev or test."""

@@ -197,3 +197,35 @@ def test_finetune_killed_in_a_restart_resumes_that_restart(tmp_path, fresh):
     history = [[{k: v for k, v in h.items() if "runtime" not in k and "per_second" not in k} for h in m["history"]]
                for m in dev]
     assert history[0] == history[1]
+
+
+def test_finetune_self_trained(tmp_path):
+    """Self-training (--teacher): killed after the teacher's labels are stored and a checkpoint is
+    saved, the rerun reuses those labels (it does not score the pool again) and ends with the
+    weights, pseudo-label choice and counts of an uninterrupted run."""
+    from tests.fixtures.sentiment import make_model, write_data
+
+    write_data(tmp_path / "data")
+    make_model(tmp_path / "pre", kind="bert")
+    make_model(tmp_path / "teacher", kind="bert", classifier=True, init_range=0.5)  # gives varied labels
+    args = ("finetune", "--model", str(tmp_path / "pre"), "--data", str(tmp_path / "data"), "--max-steps", "40",
+            "--eval-steps", "10", "--batch-size", "16", "--lr", "3e-3", "--precision", "fp32",
+            "--early-stopping-patience", "0", "--report-to", "none", "--label-budget", "30",
+            "--teacher", str(tmp_path / "teacher"), "--pseudo-pool", "90", "--pseudo-per-class", "20")
+    run(kopretrain(*args, "-o", str(tmp_path / "straight")))
+    partial = tmp_path / "out.partial"
+    kill_when(kopretrain(*args, "-o", str(tmp_path / "out")),
+              lambda: (partial / "pseudo_labels.parquet").is_file() and (partial / "checkpoints").is_dir()
+              and any((p / "trainer_state.json").is_file() for p in (partial / "checkpoints").iterdir()))
+    log = run(kopretrain(*args, "-o", str(tmp_path / "out")))
+    assert "[finetune] resuming from" in log
+    from safetensors.torch import load_file
+
+    import torch
+
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("straight", "out"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads((tmp_path / d / "stage.json").read_text()) for d in ("straight", "out")]
+    pseudo = [r["stats"]["pseudo_labels"] for r in records]
+    assert pseudo[1].pop("teacher_scoring") == "reused pseudo_labels.parquet" and pseudo[0].pop("teacher_scoring")
+    assert pseudo[0] == pseudo[1] and pseudo[0]["rows"] > 0 and records[0]["counts"] == records[1]["counts"]

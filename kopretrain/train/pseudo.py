@@ -49,9 +49,10 @@ def draw_pool(unlabelled, outside, size: int, seed: int):
     return pool.assign(gold=pool["label"]).drop(columns="label")
 
 
-def teacher_labels(teacher: str, data: str, pool, cache: Path):
-    """``(id, label, confidence, gold)`` for every pool row, in pool order; read from ``cache`` when
-    it holds this pool (a resumed run), else scored with the teacher and written atomically."""
+def teacher_labels(teacher: str, data: str, pool, cache: Path, precision: str = "auto"):
+    """``(id, label, confidence, gold)`` for every pool row, in pool order, and how it was scored;
+    read from ``cache`` when it holds this pool (a resumed run), else scored with the teacher in
+    ``precision`` (fp32 or bf16; anything else: ``auto``, as ``label`` chooses) and written atomically."""
     import numpy as np
     import pandas as pd
 
@@ -60,17 +61,18 @@ def teacher_labels(teacher: str, data: str, pool, cache: Path):
     if cache.is_file():
         cached = pd.read_parquet(cache)
         if cached["id"].astype(str).tolist() == pool["id"].astype(str).tolist():
-            return cached, None
+            return cached, "reused " + FILE
     t0 = time.time()
     clf = Classifier.load(teacher, data=data)
+    precision = precision if precision in ("fp32", "bf16") else "auto"  # the scorer has no fp16
     # the teacher's own text preparation (kopretrain.json), as kopretrain label would apply it
-    probs = softmax(clf.logits(input_texts(pool, clf.prep, data), prepared=True, precision="auto"))
+    probs = softmax(clf.logits(input_texts(pool, clf.prep, data), prepared=True, precision=precision))
     scored = pd.DataFrame({"id": pool["id"].to_numpy(), "label": [LABELS[i] for i in probs.argmax(axis=1)],
                            "confidence": probs.max(axis=1).astype(np.float64), "gold": pool["gold"].to_numpy()})
     tmp = cache.with_name(cache.name + ".tmp")
     scored.to_parquet(tmp, index=False)
     os.replace(tmp, cache)
-    return scored, time.time() - t0
+    return scored, f"{time.time() - t0:.1f} s in {clf.scorer.precision}"
 
 
 def top_per_class(scored, n: int) -> list[int]:
@@ -91,17 +93,17 @@ def pseudo_rows(cfg, labelled, keep, run_dir: Path) -> Pseudo:
     if pool.empty:
         raise StageError(f"--teacher: {cfg.data}/train.parquet has no rows outside the label budget to pseudo-label")
     note = teacher_mismatch(cfg)
-    scored, seconds = teacher_labels(cfg.teacher, cfg.data, pool, run_dir / FILE)
+    scored, scoring = teacher_labels(cfg.teacher, cfg.data, pool, run_dir / FILE, cfg.precision)
     chosen = top_per_class(scored, cfg.pseudo_per_class)
     frame = pool.iloc[chosen].drop(columns="gold").assign(label=scored["label"].iloc[chosen].to_numpy())
     from_unlabelled = int(scored["gold"].iloc[chosen].isna().sum())
-    stats = summary(scored, chosen, cfg, seconds, note)
+    stats = summary(scored, chosen, cfg, scoring, note)
     print(f"[finetune] self-training: {len(frame):,} pseudo-labelled rows from a pool of {len(pool):,} "
           f"({stats['per_class']}), pseudo-label accuracy where known {stats['accuracy_where_known']}")
     return Pseudo(frame.reset_index(drop=True), from_unlabelled, len(frame) - from_unlabelled, stats)
 
 
-def summary(scored, chosen: list[int], cfg, seconds: float | None, note: str | None) -> dict:
+def summary(scored, chosen: list[int], cfg, scoring: str, note: str | None) -> dict:
     """Counts, confidence cut-offs and, where the pool rows had labels, how often the teacher was right."""
     kept = scored.iloc[chosen]
     known = kept[kept["gold"].notna()]
@@ -114,7 +116,7 @@ def summary(scored, chosen: list[int], cfg, seconds: float | None, note: str | N
         "accuracy_where_known": round(float((known["label"] == known["gold"]).mean()), 4) if len(known) else None,
         "teacher_pool_accuracy_where_known":
             round(float((pool_known["label"] == pool_known["gold"]).mean()), 4) if len(pool_known) else None,
-        "teacher_seconds": round(seconds, 2) if seconds is not None else "reused " + FILE,
+        "teacher_scoring": scoring,
         "warning": note,
     }
 
