@@ -108,3 +108,21 @@ def test_an_option_added_later_keeps_finished_outputs_valid_until_it_is_set(tmp_
     assert StageRun("demo", CfgV2(input=inp, new_knob=2), tmp_path / "o", log=lambda *a: None).fingerprint != old
     # the stage record still shows the option, default or not
     assert StageRun("demo", CfgV2(input=inp), tmp_path / "o", log=lambda *a: None).config["new_knob"] == 0
+
+
+@dataclass
+class CfgV3(Cfg):  # Cfg plus an input added in a later version (finetune's teacher)
+    INPUTS: ClassVar[tuple[str, ...]] = ("input", "extra_input")
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("extra_input",)
+    extra_input: str = ""
+
+
+def test_an_input_added_later_keeps_finished_outputs_valid_until_it_is_given(tmp_path):
+    (tmp_path / "in.txt").write_text("data")
+    (tmp_path / "teacher.txt").write_text("t")
+    inp = str(tmp_path / "in.txt")
+    old = StageRun("demo", Cfg(input=inp), tmp_path / "o", log=lambda *a: None).fingerprint
+    assert StageRun("demo", CfgV3(input=inp), tmp_path / "o", log=lambda *a: None).fingerprint == old
+    given = StageRun("demo", CfgV3(input=inp, extra_input=str(tmp_path / "teacher.txt")), tmp_path / "o",
+                     log=lambda *a: None)
+    assert given.fingerprint != old and given.inputs["extra_input"].startswith("sha256:")
