@@ -10,9 +10,9 @@ A stage field listed in its config's ``WIRING`` (e.g. ``normalize.input``) is fi
 upstream stage's output when the YAML leaves it empty, so YAMLs only say what differs. Finished
 stages whose config and inputs are unchanged are skipped; ``--force`` redoes them.
 A stage may run twice under another name: ``finetune@teacher`` is a second ``finetune`` section,
-written to ``<workdir>/finetune-teacher`` and run before ``finetune`` (same-stage sections run in
-YAML order). Any input field may name an earlier such section (``teacher: finetune@teacher``) to
-read its output; wiring reads the latest section of the upstream stage.
+written to ``<workdir>/finetune-teacher``. Any input field may name such a section (``teacher:
+finetune@teacher``) to read its output; sections of one stage run in YAML order, except that a
+section another reads runs before its reader. Wiring reads the latest section of the upstream stage.
 """
 
 from __future__ import annotations
