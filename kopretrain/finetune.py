@@ -141,14 +141,14 @@ class FinetuneConfig(StageConfig):
 
 
 def load_labelled(cfg: FinetuneConfig, split: str):
-    """(frame, label ids) of the labelled rows of a split; unlabelled rows are counted, not used."""
+    """(frame, label ids) of the labelled rows of a split, and its unlabelled rows (self-training's pool)."""
     from kopretrain.inference.classifier import read_split
 
     frame = read_split(cfg.data, split)
     labelled = frame[frame["label"].notna()].reset_index(drop=True)
     if labelled.empty:
         raise StageError(f"{cfg.data}/{split}.parquet: no labelled rows (all {len(frame)} labels are null)")
-    return labelled, [LABELS.index(v) for v in labelled["label"]], len(frame) - len(labelled)
+    return labelled, [LABELS.index(v) for v in labelled["label"]], frame[frame["label"].isna()]
 
 
 def load_model(cfg: FinetuneConfig):
@@ -206,7 +206,8 @@ def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_len
 
     from kopretrain.inference.classifier import input_texts
 
-    labelled, y_train, unlabelled = load_labelled(cfg, "train")
+    labelled, y_train, unlabelled_rows = load_labelled(cfg, "train")
+    unlabelled = len(unlabelled_rows)
     dev, y_dev, _ = load_labelled(cfg, "dev")
     n_labelled = len(labelled)
     keep = stratified_sample(y_train, cfg.label_budget, cfg.seed)
@@ -216,7 +217,7 @@ def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_len
     if cfg.teacher:
         from kopretrain.train.pseudo import pseudo_rows
 
-        pseudo = pseudo_rows(cfg, labelled, keep, run_dir)
+        pseudo = pseudo_rows(cfg, labelled, keep, unlabelled_rows, run_dir)
         train = pd.concat([train, pseudo.frame], ignore_index=True)
         y_train += [LABELS.index(v) for v in pseudo.frame["label"]]
         rejected = {"unlabelled": unlabelled - pseudo.from_unlabelled,

@@ -81,13 +81,10 @@ def top_per_class(scored, n: int) -> list[int]:
     return sorted(picked.index.tolist())
 
 
-def pseudo_rows(cfg, labelled, keep, run_dir: Path) -> Pseudo:
+def pseudo_rows(cfg, labelled, keep, unlabelled, run_dir: Path) -> Pseudo:
     """The pseudo-labelled rows for ``cfg`` (a FinetuneConfig with ``teacher``): ``labelled`` are the
-    labelled train rows and ``keep`` the positions of the label budget's rows among them."""
-    from kopretrain.inference.classifier import read_split
-
-    train = read_split(cfg.data, "train")
-    unlabelled = train[train["label"].isna()]
+    labelled train rows, ``keep`` the positions of the label budget's rows among them and
+    ``unlabelled`` the train rows without a label."""
     outside = labelled.drop(index=labelled.index[list(keep)])
     pool = draw_pool(unlabelled, outside, cfg.pseudo_pool, cfg.seed)
     if pool.empty:
