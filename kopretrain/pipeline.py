@@ -146,7 +146,12 @@ def _references_first(names: list[str], raw: dict[str, Any]) -> list[str]:
 
 def _references(name: str, raw: dict[str, Any]) -> list[str]:
     section = raw.get(name) or {}
-    return [v for f in get(kind(name)).config.INPUTS if isinstance(v := section.get(f), str) and "@" in v and is_section(v)]
+    return [v for f in get(kind(name)).config.INPUTS if _is_reference(v := section.get(f))]
+
+
+def _is_reference(value: Any) -> bool:
+    """An input value naming a ``stage@tag`` section (plain stage names stay paths or Hub ids)."""
+    return isinstance(value, str) and "@" in value and is_section(value)
 
 
 def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, Path]]:
@@ -164,7 +169,7 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
         section = dict(raw.get(name) or {})
         for field in stage.config.INPUTS:  # `teacher: finetune@teacher` reads that section's output
             value = section.get(field)
-            if isinstance(value, str) and "@" in value and is_section(value):
+            if _is_reference(value):
                 if value not in outputs:
                     where = "runs after it (see stages:)" if value in names else "is not a section of this pipeline"
                     raise ConfigError(f"{name}.{field}: '{value}' {where}")
