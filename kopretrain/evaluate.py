@@ -164,6 +164,11 @@ def train_baseline(cfg: EvaluateConfig, notes: list[str]):
     if pseudo:  # the same labelled rows; the model's extra rows are its teacher's guesses, not labels
         notes.append(f"the model was self-trained: it also learned from {pseudo['rows']:,} rows its teacher "
                      f"({pseudo['teacher']}) labelled; the baseline trains on the labelled rows only")
+    soft = ((record or {}).get("config") or {}).get("soft_targets")
+    if soft:  # the baseline's knowledge reached the model: say so beside the comparison
+        what = "this TF-IDF baseline's out-of-fold probabilities" if soft == "tfidf" else f"the probabilities in {soft}"
+        notes.append(f"the model was distilled: its training targets mixed the labels with {what} "
+                     f"(weight {record['config'].get('soft_weight')})")
     if cfg.baseline_max_train:
         keep = stratified_sample(y_train, cfg.baseline_max_train, cfg.seed, what="--baseline-max-train")
         train, y_train = train.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]

@@ -31,7 +31,8 @@ class FinetuneConfig(StageConfig):
     WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes", "head_lr", "layer_lr_decay",
                                                 "keep_layers", "report_to", "pooler_init", "freeze_layers",
-                                                "restarts", "teacher", "pseudo_pool", "pseudo_per_class")
+                                                "restarts", "teacher", "pseudo_pool", "pseudo_per_class", "rating_smoothing",
+                                                "soft_targets", "soft_weight")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -73,6 +74,19 @@ class FinetuneConfig(StageConfig):
     """Truncate inputs to this many tokens (capped at the model's max_position_embeddings)."""
     class_weight: Literal["none", "balanced"] = "none"
     """balanced: weight the loss by n / (3 * count(class)) so rare classes count more."""
+    rating_smoothing: float = 0.0
+    """Soft targets from the rating behind each label (0: off, one-hot labels): a row rated r trains
+    toward every class in proportion to exp(-(k - r)^2 / 2 sigma^2) summed over the rating values k
+    of that class, so a 4 of 10 is mostly negative and partly neutral. Sigma in rating points
+    (1 on NSMC's 1-10 scale; BENCHMARKS.md). Needs the data's rating column; rows without a rating
+    (pseudo-labels) stay one-hot."""
+    soft_targets: str = ""
+    """Distillation (empty: off): a Parquet file with id and prob_negative/prob_neutral/prob_positive
+    for training rows (what `kopretrain label` writes, from any teacher), or tfidf: evaluate's TF-IDF
+    baseline fitted here out of fold (2 folds by group) on the labelled rows. A row with teacher
+    probabilities trains toward (1 - W) x its label + W x them (W: --soft-weight), others toward their label."""
+    soft_weight: float = 0.5
+    """W above: how much of a --soft-targets row's target comes from the teacher's probabilities."""
     label_budget: int = 0
     """Train on exactly N labelled examples, stratified by label and seeded (0: all), for
     low-resource studies."""
@@ -135,6 +149,10 @@ class FinetuneConfig(StageConfig):
             raise ValueError("--max-minutes must be >= 0 (0: no time budget)")
         if self.lr <= 0 or self.head_lr < 0:
             raise ValueError("--lr must be positive and --head-lr >= 0 (0: same as --lr)")
+        if self.rating_smoothing < 0:
+            raise ValueError("--rating-smoothing must be >= 0 (0: off)")
+        if not 0 <= self.soft_weight <= 1:
+            raise ValueError("--soft-weight must be in [0, 1]")
         if not 0 < self.layer_lr_decay <= 1:
             raise ValueError("--layer-lr-decay must be in (0, 1] (1: off)")
 
@@ -173,14 +191,16 @@ def load_model(cfg: FinetuneConfig):
     return model, names
 
 
-def encode(tokenizer, texts: list[str], labels: list[int], max_length: int):
-    """A datasets.Dataset of token ids + labels, and how many inputs hit ``max_length`` (were
-    truncated, give or take those exactly that long: counted without tokenizing twice)."""
+def encode(tokenizer, texts: list[str], labels: list[int], max_length: int, soft_labels=None):
+    """A datasets.Dataset of token ids + labels (+ ``soft_labels``, per-class targets, when given),
+    and how many inputs hit ``max_length`` (were truncated, give or take those exactly that long:
+    counted without tokenizing twice)."""
     from datasets import Dataset
 
     enc = tokenizer(texts, truncation=True, max_length=max_length)
     truncated = sum(len(ids) >= max_length for ids in enc["input_ids"])
-    return Dataset.from_dict({**enc, "labels": labels}), truncated
+    soft = {} if soft_labels is None else {"soft_labels": [list(map(float, t)) for t in soft_labels]}
+    return Dataset.from_dict({**enc, "labels": labels, **soft}), truncated
 
 
 @dataclass
@@ -197,6 +217,8 @@ class Rows:
     """Self-training: how the pseudo-labelled rows among ``train`` were chosen."""
     rejected: dict | None = None
     """Train rows not trained on, by reason."""
+    soft: dict | None = None
+    """--rating-smoothing / --soft-targets: how far the targets moved from one-hot."""
 
 
 def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_length: int, run_dir=None) -> Rows:
@@ -212,6 +234,7 @@ def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_len
     n_labelled = len(labelled)
     keep = stratified_sample(y_train, cfg.label_budget, cfg.seed)
     train, y_train = labelled.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]
+    n_gold = len(train)
     rejected = {"unlabelled": unlabelled, "outside_label_budget": n_labelled - len(train)}
     pseudo = None
     if cfg.teacher:
@@ -229,10 +252,69 @@ def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_len
         print(f"[finetune] warning: train has no {', '.join(absent)} rows; the model cannot learn them")
     # model index space may differ from LABELS order (a re-fine-tuned model keeps its own order)
     to_model = [names.index(lab) for lab in LABELS]
-    train_ds, truncated = encode(tokenizer, input_texts(train, prep, cfg.data), [to_model[y] for y in y_train], max_length)
+    soft, soft_stats = (_soft_targets(cfg, train, n_gold, y_train, names, run_dir)
+                        if cfg.rating_smoothing or cfg.soft_targets else (None, None))
+    train_ds, truncated = encode(tokenizer, input_texts(train, prep, cfg.data), [to_model[y] for y in y_train],
+                                 max_length, soft)
     dev_ds, _ = encode(tokenizer, input_texts(dev, prep, cfg.data), [to_model[y] for y in y_dev], max_length)
     return Rows(train_ds, dev_ds, [to_model[y] for y in y_train], n_labelled, unlabelled, truncated, absent,
-                pseudo.stats if pseudo else None, rejected)
+                pseudo.stats if pseudo else None, rejected, soft_stats)
+
+
+def _soft_targets(cfg: FinetuneConfig, train, n_gold: int, y_train: list[int], names: list[str], run_dir=None):
+    """Per-row targets in the model's label order for --rating-smoothing and --soft-targets, from
+    the ``n_gold`` labelled rows (the pseudo-labelled rows after them keep their one label), and
+    what ``stage.json`` says about them."""
+    import numpy as np
+
+    from kopretrain.train.soft_labels import rating_targets, teacher_targets
+
+    stats: dict = {}
+    targets = np.eye(len(LABELS), dtype=np.float32)[y_train]
+    if cfg.rating_smoothing:
+        if "rating" not in train.columns:
+            raise StageError(f"--rating-smoothing needs a rating column in {cfg.data}/train.parquet; columns are: "
+                             f"{', '.join(map(str, train.columns))}")
+        ratings = [None if v != v else float(v) for v in train["rating"].iloc[:n_gold]]  # NaN -> None
+        ratings += [None] * (len(train) - n_gold)  # a pseudo-labelled row's rating is not ours to use
+        targets = rating_targets(ratings, y_train, cfg.rating_smoothing, len(LABELS))
+        stats["rows_rating_smoothed"] = sum(r is not None for r in ratings)
+    if cfg.soft_targets:
+        path = _tfidf_targets(cfg, train.iloc[:n_gold], y_train[:n_gold], run_dir) if cfg.soft_targets == "tfidf" \
+            else cfg.soft_targets
+        probs, found = teacher_targets(train["id"].iloc[:n_gold], path, LABELS)
+        hit = ~np.isnan(probs).any(axis=1)
+        targets[:n_gold][hit] = (1 - cfg.soft_weight) * targets[:n_gold][hit] + cfg.soft_weight * probs[hit]
+        stats.update(rows_with_teacher_targets=found, teacher_agrees_with_label=round(
+            float((probs[hit].argmax(1) == np.asarray(y_train[:n_gold])[hit]).mean()) if found else 0.0, 4))
+        if not found:
+            print(f"[finetune] warning: --soft-targets {cfg.soft_targets} has none of the training rows' ids")
+    stats["mean_target_on_label"] = round(float(targets[range(len(y_train)), y_train].mean()), 4)
+    return targets[:, [LABELS.index(n) for n in names]], stats
+
+
+def _tfidf_targets(cfg: FinetuneConfig, gold, y_gold: list[int], run_dir) -> str:
+    """--soft-targets tfidf: evaluate's TF-IDF baseline, out of fold, on the labelled training rows,
+    written to ``tfidf_targets.parquet`` in the output (atomically; a resumed run reads it back)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from kopretrain.train.soft_labels import tfidf_out_of_fold
+
+    path = Path(run_dir) / "tfidf_targets.parquet"
+    if path.exists():
+        return str(path)
+    t0 = time.time()
+    groups = gold["group"].tolist() if "group" in gold.columns and gold["group"].notna().all() else None
+    probs = tfidf_out_of_fold(["" if t is None else str(t) for t in gold["text"]], y_gold, groups,
+                              cfg.class_weight, cfg.seed)
+    tmp = path.with_suffix(".tmp")
+    pd.DataFrame({"id": gold["id"].astype(str), **{f"prob_{n}": probs[:, i] for i, n in enumerate(LABELS)}}) \
+        .to_parquet(tmp, index=False)
+    tmp.replace(path)
+    print(f"[finetune] TF-IDF targets for {len(gold):,} rows, out of fold ({time.time() - t0:.0f}s)")
+    return str(path)
 
 
 def run(cfg: FinetuneConfig, run: StageRun) -> None:

@@ -33,6 +33,7 @@ def record_stats(cfg, trainer, result, train_cpu: float, rows, best: dict, names
         "train_label_counts": {lab: rows.y_train.count(names.index(lab)) for lab in LABELS},
         "absent_train_classes": rows.absent, "class_weights": class_weights(rows.y_train, cfg.class_weight),
         "truncated_inputs": rows.truncated, "pseudo_labels": rows.pseudo,
+        "soft_targets": rows.soft,
         "max_length": max_length, "global_steps": trainer.state.global_step, "eval_steps": args.eval_steps,
         "dev_macro_f1": best.get("eval_macro_f1"), "dev_accuracy": best.get("eval_accuracy"),
         "train_seconds": round(metrics.get("train_runtime", 0.0), 2),

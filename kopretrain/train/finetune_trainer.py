@@ -22,6 +22,7 @@ def _make_trainer_class():
     from transformers import Trainer
 
     from kopretrain.train.budget import BudgetedScheduler
+    from kopretrain.train.soft_labels import soft_cross_entropy
 
     class ClassifierTrainer(BudgetedScheduler, Trainer):
         """``Trainer`` whose loss can weight classes: the stock sequence-classification loss cannot.
@@ -36,8 +37,8 @@ def _make_trainer_class():
             self.budget = budget
             self.lr_scale = lr_scale
             self.class_weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-            if self.class_weights is not None:
-                self.loss_is_scaled_for_ga = False
+            if self.class_weights is not None or "soft_labels" in getattr(self.train_dataset, "column_names", ()):
+                self.loss_is_scaled_for_ga = False  # our own loss (below) is a per-batch mean
 
         def log(self, logs, *args, **kwargs):
             super().log(logs, *args, **kwargs)
@@ -57,14 +58,17 @@ def _make_trainer_class():
                 super().save_model(*args, **kwargs)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if self.class_weights is None:
+            if self.class_weights is None and "soft_labels" not in inputs:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
             inputs = dict(inputs)
-            labels = inputs.pop("labels")
+            labels, soft = inputs.pop("labels"), inputs.pop("soft_labels", None)
             outputs = model(**inputs)
             logits = outputs.logits.float()
-            loss = F.cross_entropy(logits, labels.to(logits.device), weight=self.class_weights.to(logits.device))
+            if soft is not None:  # --rating-smoothing, --soft-targets (kopretrain/train/soft_labels.py)
+                loss = soft_cross_entropy(logits, soft, self.class_weights)
+            else:
+                loss = F.cross_entropy(logits, labels.to(logits.device), weight=self.class_weights.to(logits.device))
             return (loss, outputs) if return_outputs else loss
 
     return ClassifierTrainer
@@ -170,5 +174,7 @@ def training_arguments(cfg, ckpt_dir: Path, eval_steps: int):
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not sys.stderr.isatty(),
         dataloader_num_workers=0,
+        # soft targets (--rating-smoothing, --soft-targets) are no forward() argument: the stock column filter would drop them
+        remove_unused_columns=not (getattr(cfg, "rating_smoothing", 0) or getattr(cfg, "soft_targets", "")),
         **trainer_precision_kwargs(cfg.precision),
     )
