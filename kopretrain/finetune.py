@@ -21,6 +21,7 @@ from kopretrain.data.split import stratified_sample
 from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun, write_json
 from kopretrain.train.finetune_record import class_weights  # noqa: F401 - also kopretrain.finetune.class_weights
+from kopretrain.train.finetune_rows import Rows, encode
 
 METRIC = "macro_f1"
 
@@ -191,42 +192,13 @@ def load_model(cfg: FinetuneConfig):
     return model, names
 
 
-def encode(tokenizer, texts: list[str], labels: list[int], max_length: int, soft_labels=None):
-    """A datasets.Dataset of token ids + labels (+ ``soft_labels``, per-class targets, when given),
-    and how many inputs hit ``max_length`` (were truncated, give or take those exactly that long:
-    counted without tokenizing twice)."""
-    from datasets import Dataset
-
-    enc = tokenizer(texts, truncation=True, max_length=max_length)
-    truncated = sum(len(ids) >= max_length for ids in enc["input_ids"])
-    soft = {} if soft_labels is None else {"soft_labels": [list(map(float, t)) for t in soft_labels]}
-    return Dataset.from_dict({**enc, "labels": labels, **soft}), truncated
-
-
-@dataclass
-class Rows:
-    """The encoded train/dev rows of a fine-tune and the counts its record reports."""
-    train: Any
-    dev: Any
-    y_train: list[int]
-    labelled: int
-    unlabelled: int
-    truncated: int
-    absent: list[str]
-    pseudo: dict | None = None
-    """Self-training: how the pseudo-labelled rows among ``train`` were chosen."""
-    rejected: dict | None = None
-    """Train rows not trained on, by reason."""
-    soft: dict | None = None
-    """--rating-smoothing / --soft-targets: how far the targets moved from one-hot."""
-
-
 def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_length: int, run_dir=None) -> Rows:
     """Read the labelled rows, apply the label budget and the dev cap, add the teacher's
     pseudo-labelled rows (self-training), prepare and tokenize them."""
     import pandas as pd
 
     from kopretrain.inference.classifier import input_texts
+    from kopretrain.train.soft_labels import soft_targets
 
     labelled, y_train, unlabelled_rows = load_labelled(cfg, "train")
     unlabelled = len(unlabelled_rows)
@@ -252,69 +224,13 @@ def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_len
         print(f"[finetune] warning: train has no {', '.join(absent)} rows; the model cannot learn them")
     # model index space may differ from LABELS order (a re-fine-tuned model keeps its own order)
     to_model = [names.index(lab) for lab in LABELS]
-    soft, soft_stats = (_soft_targets(cfg, train, n_gold, y_train, names, run_dir)
+    soft, soft_stats = (soft_targets(cfg, train, n_gold, y_train, names, run_dir)
                         if cfg.rating_smoothing or cfg.soft_targets else (None, None))
     train_ds, truncated = encode(tokenizer, input_texts(train, prep, cfg.data), [to_model[y] for y in y_train],
                                  max_length, soft)
     dev_ds, _ = encode(tokenizer, input_texts(dev, prep, cfg.data), [to_model[y] for y in y_dev], max_length)
     return Rows(train_ds, dev_ds, [to_model[y] for y in y_train], n_labelled, unlabelled, truncated, absent,
                 pseudo.stats if pseudo else None, rejected, soft_stats)
-
-
-def _soft_targets(cfg: FinetuneConfig, train, n_gold: int, y_train: list[int], names: list[str], run_dir=None):
-    """Per-row targets in the model's label order for --rating-smoothing and --soft-targets, from
-    the ``n_gold`` labelled rows (the pseudo-labelled rows after them keep their one label), and
-    what ``stage.json`` says about them."""
-    import numpy as np
-
-    from kopretrain.train.soft_labels import rating_targets, teacher_targets
-
-    stats: dict = {}
-    targets = np.eye(len(LABELS), dtype=np.float32)[y_train]
-    if cfg.rating_smoothing:
-        if "rating" not in train.columns:
-            raise StageError(f"--rating-smoothing needs a rating column in {cfg.data}/train.parquet; columns are: "
-                             f"{', '.join(map(str, train.columns))}")
-        ratings = [None if v != v else float(v) for v in train["rating"].iloc[:n_gold]]  # NaN -> None
-        ratings += [None] * (len(train) - n_gold)  # a pseudo-labelled row's rating is not ours to use
-        targets = rating_targets(ratings, y_train, cfg.rating_smoothing, len(LABELS))
-        stats["rows_rating_smoothed"] = sum(r is not None for r in ratings)
-    if cfg.soft_targets:
-        path = _tfidf_targets(cfg, train.iloc[:n_gold], y_train[:n_gold], run_dir) if cfg.soft_targets == "tfidf" \
-            else cfg.soft_targets
-        probs, found = teacher_targets(train["id"].iloc[:n_gold], path, LABELS)
-        hit = ~np.isnan(probs).any(axis=1)
-        targets[:n_gold][hit] = (1 - cfg.soft_weight) * targets[:n_gold][hit] + cfg.soft_weight * probs[hit]
-        stats.update(rows_with_teacher_targets=found, teacher_agrees_with_label=round(
-            float((probs[hit].argmax(1) == np.asarray(y_train[:n_gold])[hit]).mean()) if found else 0.0, 4))
-        if not found:
-            print(f"[finetune] warning: --soft-targets {cfg.soft_targets} has none of the training rows' ids")
-    stats["mean_target_on_label"] = round(float(targets[range(len(y_train)), y_train].mean()), 4)
-    return targets[:, [LABELS.index(n) for n in names]], stats
-
-
-def _tfidf_targets(cfg: FinetuneConfig, gold, y_gold: list[int], run_dir) -> str:
-    """--soft-targets tfidf: evaluate's TF-IDF baseline, out of fold, on the labelled training rows,
-    written to ``tfidf_targets.parquet`` in the output (atomically; a resumed run reads it back)."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from kopretrain.train.soft_labels import tfidf_out_of_fold
-
-    path = Path(run_dir) / "tfidf_targets.parquet"
-    if path.exists():
-        return str(path)
-    t0 = time.time()
-    groups = gold["group"].tolist() if "group" in gold.columns and gold["group"].notna().all() else None
-    probs = tfidf_out_of_fold(["" if t is None else str(t) for t in gold["text"]], y_gold, groups,
-                              cfg.class_weight, cfg.seed)
-    tmp = path.with_suffix(".tmp")
-    pd.DataFrame({"id": gold["id"].astype(str), **{f"prob_{n}": probs[:, i] for i, n in enumerate(LABELS)}}) \
-        .to_parquet(tmp, index=False)
-    tmp.replace(path)
-    print(f"[finetune] TF-IDF targets for {len(gold):,} rows, out of fold ({time.time() - t0:.0f}s)")
-    return str(path)
 
 
 def run(cfg: FinetuneConfig, run: StageRun) -> None:

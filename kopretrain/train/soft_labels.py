@@ -44,6 +44,61 @@ import numpy as np
 from kopretrain.runs.records import StageError
 
 
+def soft_targets(cfg, train, n_gold: int, y_train: list[int], names: list[str], run_dir=None):
+    """Per-row targets in the model's label order for --rating-smoothing and --soft-targets, from
+    the ``n_gold`` labelled rows (the pseudo-labelled rows after them keep their one label), and
+    what ``stage.json`` says about them."""
+    from kopretrain.data.files import LABELS
+
+    stats: dict = {}
+    targets = np.eye(len(LABELS), dtype=np.float32)[y_train]
+    if cfg.rating_smoothing:
+        if "rating" not in train.columns:
+            raise StageError(f"--rating-smoothing needs a rating column in {cfg.data}/train.parquet; columns are: "
+                             f"{', '.join(map(str, train.columns))}")
+        ratings = [None if v != v else float(v) for v in train["rating"].iloc[:n_gold]]  # NaN -> None
+        ratings += [None] * (len(train) - n_gold)  # a pseudo-labelled row's rating is not ours to use
+        targets = rating_targets(ratings, y_train, cfg.rating_smoothing, len(LABELS))
+        stats["rows_rating_smoothed"] = sum(r is not None for r in ratings)
+    if cfg.soft_targets:
+        path = _tfidf_targets(cfg, train.iloc[:n_gold], y_train[:n_gold], run_dir) if cfg.soft_targets == "tfidf" \
+            else cfg.soft_targets
+        probs, found = teacher_targets(train["id"].iloc[:n_gold], path, LABELS)
+        hit = ~np.isnan(probs).any(axis=1)
+        targets[:n_gold][hit] = (1 - cfg.soft_weight) * targets[:n_gold][hit] + cfg.soft_weight * probs[hit]
+        stats.update(rows_with_teacher_targets=found, teacher_agrees_with_label=round(
+            float((probs[hit].argmax(1) == np.asarray(y_train[:n_gold])[hit]).mean()) if found else 0.0, 4))
+        if not found:
+            print(f"[finetune] warning: --soft-targets {cfg.soft_targets} has none of the training rows' ids")
+    stats["mean_target_on_label"] = round(float(targets[range(len(y_train)), y_train].mean()), 4)
+    return targets[:, [LABELS.index(n) for n in names]], stats
+
+
+def _tfidf_targets(cfg, gold, y_gold: list[int], run_dir) -> str:
+    """--soft-targets tfidf: evaluate's TF-IDF baseline, out of fold, on the labelled training rows,
+    written to ``tfidf_targets.parquet`` in the output (atomically; a resumed run reads it back)."""
+    import time
+    from pathlib import Path
+
+    import pandas as pd
+
+    from kopretrain.data.files import LABELS
+
+    path = Path(run_dir) / "tfidf_targets.parquet"
+    if path.exists():
+        return str(path)
+    t0 = time.time()
+    groups = gold["group"].tolist() if "group" in gold.columns and gold["group"].notna().all() else None
+    probs = tfidf_out_of_fold(["" if t is None else str(t) for t in gold["text"]], y_gold, groups,
+                              cfg.class_weight, cfg.seed)
+    tmp = path.with_suffix(".tmp")
+    pd.DataFrame({"id": gold["id"].astype(str), **{f"prob_{n}": probs[:, i] for i, n in enumerate(LABELS)}}) \
+        .to_parquet(tmp, index=False)
+    tmp.replace(path)
+    print(f"[finetune] TF-IDF targets for {len(gold):,} rows, out of fold ({time.time() - t0:.0f}s)")
+    return str(path)
+
+
 def rating_classes(ratings: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[float, int]:
     """``rating value -> class`` as the training rows have it; an error when one rating value
     carries two classes (the labels did not come from the ratings by thresholds)."""
