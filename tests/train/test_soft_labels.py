@@ -5,11 +5,30 @@ Trainer's data loader."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from kopretrain.finetune import FinetuneConfig
+from kopretrain.runs.config import from_dict
 from kopretrain.runs.records import StageError
+from kopretrain.runs.registry import execute
 from kopretrain.train.soft_labels import rating_targets, soft_cross_entropy
+from tests.fixtures.sentiment import make_model, write_data
+
+FAST = dict(max_steps=4, eval_steps=2, batch_size=16, lr=3e-3, precision="fp32", logging_steps=2,
+            early_stopping_patience=0, report_to="none")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("soft")
+    write_data(root / "data")
+    make_model(root / "pre", kind="bert")
+    return root
 
 NSMC = {r: (0 if r <= 4 else 1 if r <= 8 else 2) for r in range(1, 11)}  # 1-4 / 5-8 / 9-10
 
@@ -102,3 +121,46 @@ def test_tfidf_targets_are_out_of_fold():
 
     in_fold = Baseline().fit(texts, labels).predict_proba(texts)
     assert (in_fold.argmax(1) == np.array(labels)).mean() > 0.9  # what the test guards against
+
+
+def test_rating_smoothing_trains_on_soft_targets_and_records_them(workdir, tmp_path):
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(workdir / "data"), **FAST,
+                                     "rating_smoothing": 1.0})
+    out = execute("finetune", cfg, tmp_path / "soft")
+    stats = json.loads((out / "stage.json").read_text())["stats"]
+    assert stats["soft_targets"]["rows_rating_smoothed"] == stats["train_examples"] == 150
+    assert 0.5 < stats["soft_targets"]["mean_target_on_label"] < 0.95  # the fixture has boundary ratings (4, 5, 8, 9)
+
+    no_rating = tmp_path / "no_rating"
+    no_rating.mkdir()
+    for split in ("train", "dev"):
+        pd.read_parquet(workdir / "data" / f"{split}.parquet").drop(columns="rating").to_parquet(no_rating / f"{split}.parquet")
+    with pytest.raises(StageError, match="--rating-smoothing needs a rating column"):
+        execute("finetune", from_dict(FinetuneConfig, {**vars(cfg), "data": str(no_rating)}), tmp_path / "o")
+    with pytest.raises(ValueError, match="--rating-smoothing must be >= 0"):
+        FinetuneConfig(model="m", data="d", rating_smoothing=-1)
+
+
+def test_soft_targets_from_a_teacher_file_mix_with_the_labels(workdir, tmp_path):
+    train = pd.read_parquet(workdir / "data" / "train.parquet")
+    teacher = tmp_path / "teacher.parquet"  # a teacher sure every row is positive, for 100 of the 150 rows
+    pd.DataFrame({"id": train["id"][:100], "prob_negative": 0.0, "prob_neutral": 0.0, "prob_positive": 2.0}) \
+        .to_parquet(teacher)  # unnormalised on purpose: rows are renormalised
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(workdir / "data"), **FAST,
+                                     "soft_targets": str(teacher), "soft_weight": 0.25})
+    stats = json.loads((execute("finetune", cfg, tmp_path / "o") / "stage.json").read_text())["stats"]["soft_targets"]
+    positive = (train["label"][:100] == "positive").sum()
+    assert stats["rows_with_teacher_targets"] == 100
+    assert stats["teacher_agrees_with_label"] == pytest.approx(positive / 100, abs=1e-4)
+    # on-label target: 1 for the 50 rows outside the file and the file's positive rows, 0.75 for its others
+    assert stats["mean_target_on_label"] == pytest.approx((150 - 0.25 * (100 - positive)) / 150, abs=1e-4)
+
+    tfidf = execute("finetune", from_dict(FinetuneConfig, {**vars(cfg), "soft_targets": "tfidf"}), tmp_path / "tf")
+    stats = json.loads((tfidf / "stage.json").read_text())["stats"]["soft_targets"]
+    assert stats["rows_with_teacher_targets"] == 150 and (tfidf / "tfidf_targets.parquet").is_file()
+    assert stats["teacher_agrees_with_label"] > 0.8  # the fixture is clearly separable, even out of fold
+
+    pd.DataFrame({"id": train["id"], "prob_negative": 1.0}).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(StageError, match="missing column\\(s\\) prob_neutral, prob_positive"):
+        execute("finetune", from_dict(FinetuneConfig, {**vars(cfg), "soft_targets": str(tmp_path / "bad.parquet")}),
+                tmp_path / "o2")
