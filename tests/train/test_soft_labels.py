@@ -6,7 +6,6 @@ Trainer's data loader."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,18 +16,9 @@ from kopretrain.runs.config import from_dict
 from kopretrain.runs.records import StageError
 from kopretrain.runs.registry import execute
 from kopretrain.train.soft_labels import rating_targets, soft_cross_entropy
-from tests.fixtures.sentiment import make_model, write_data
 
 FAST = dict(max_steps=4, eval_steps=2, batch_size=16, lr=3e-3, precision="fp32", logging_steps=2,
             early_stopping_patience=0, report_to="none")
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("soft")
-    write_data(root / "data")
-    make_model(root / "pre", kind="bert")
-    return root
 
 NSMC = {r: (0 if r <= 4 else 1 if r <= 8 else 2) for r in range(1, 11)}  # 1-4 / 5-8 / 9-10
 
