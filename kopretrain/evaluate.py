@@ -195,6 +195,35 @@ def baseline_dev(cfg: EvaluateConfig) -> tuple[list[str], list[int]]:
     return ["" if dev["text"][i] is None else str(dev["text"][i]) for i in keep], [y_dev[i] for i in keep]
 
 
+def score(cfg: EvaluateConfig, clf, rows, y, ratings, notes: list[str]):
+    """(logits, metrics) of the system ``label`` runs: the encoder, pooled with its n-gram expert
+    when the model has one (the encoder alone is then reported beside it)."""
+    from kopretrain.inference.classifier import input_texts, softmax
+
+    texts = input_texts(rows, clf.prep, cfg.data)
+    encoder = clf.logits(texts, batch_size=cfg.batch_size, prepared=True, precision=cfg.precision, blend=False)
+    logits = clf.ngram.blend(encoder, texts) if clf.ngram else encoder
+    model = system_metrics(softmax(logits), y, ratings)
+    if clf.ngram:
+        model["ngram_blend"] = blend_summary(clf.ngram, softmax(encoder), y, notes)
+    return logits, model
+
+
+def blend_summary(ngram, encoder_probs, y, notes: list[str]) -> dict[str, Any]:
+    """What the n-gram expert adds: the encoder alone on the same rows, and the pool's weights."""
+    from kopretrain.evaluation import metrics as M
+
+    alone = M.classification(y, encoder_probs.argmax(axis=1))
+    info = ngram.info or {}
+    notes.append(f"the model pools its encoder with a TF-IDF n-gram model fitted on its {info.get('train_examples', '?')} "
+                 f"labelled rows ({ngram.encoder_weight:.2f} x log p(encoder) + {ngram.ngram_weight:.2f} x log "
+                 f"p(n-grams), weights fitted on dev); the encoder alone scores macro-F1 {alone['macro_f1']:.4f}, "
+                 f"accuracy {alone['accuracy']:.4f}")
+    return {"encoder_weight": ngram.encoder_weight, "ngram_weight": ngram.ngram_weight,
+            "encoder_alone": {"macro_f1": alone["macro_f1"], "accuracy": alone["accuracy"],
+                              "ece": M.ece(encoder_probs, y)}, "fit": info}
+
+
 def predictions(rows, probs, ratings, base_probs):
     """``predictions.parquet``: one row per scored review, the model's and the baseline's probabilities."""
     import numpy as np
@@ -214,7 +243,7 @@ def predictions(rows, probs, ratings, base_probs):
 
 def run(cfg: EvaluateConfig, run: StageRun) -> None:
     from kopretrain.evaluation.metrics import ece
-    from kopretrain.inference.classifier import Classifier, input_texts, read_split, softmax
+    from kopretrain.inference.classifier import Classifier, read_split, softmax
     from kopretrain.evaluation.report import build_evaluation_report
 
     notes: list[str] = []
@@ -227,9 +256,8 @@ def run(cfg: EvaluateConfig, run: StageRun) -> None:
         notes.append(f"{len(frame) - len(rows)} unlabelled rows of {cfg.split} were not scored")
     ratings = rows["rating"].to_numpy(dtype=float) if "rating" in rows.columns else None
     print(f"[evaluate] scoring {len(rows):,} {cfg.split} rows with {cfg.model}")
-    logits = clf.logits(input_texts(rows, clf.prep, cfg.data), batch_size=cfg.batch_size, prepared=True, precision=cfg.precision)
+    logits, model = score(cfg, clf, rows, y, ratings, notes)
     probs = softmax(logits)
-    model = system_metrics(probs, y, ratings)
     model["precision"] = clf.scorer.precision
     model["precision_seconds_per_batch"] = clf.scorer.measured or None  # what precision auto timed, if it did
     temperature = fit_temperature(cfg, clf, notes)
@@ -268,6 +296,7 @@ def run(cfg: EvaluateConfig, run: StageRun) -> None:
     run.set_counts(rows_in=len(frame), rows_out=len(rows), rejected={"unlabelled": len(frame) - len(rows)})
     run.stats.update({"accuracy": model["accuracy"], "macro_f1": model["macro_f1"], "ece": model["ece"],
                       "baseline_macro_f1": base["macro_f1"] if base else None,
+                      "encoder_macro_f1": model["ngram_blend"]["encoder_alone"]["macro_f1"] if clf.ngram else None,
                       "binary_accuracy": model["binary"]["accuracy"]})
     print(f"[evaluate] accuracy {model['accuracy']:.4f}  macro-F1 {model['macro_f1']:.4f}"
           + (f"  (baseline macro-F1 {base['macro_f1']:.4f})" if base else ""))

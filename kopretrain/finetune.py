@@ -33,7 +33,7 @@ class FinetuneConfig(StageConfig):
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes", "head_lr", "layer_lr_decay",
                                                 "keep_layers", "report_to", "pooler_init", "freeze_layers",
                                                 "restarts", "teacher", "pseudo_pool", "pseudo_per_class", "rating_smoothing",
-                                                "soft_targets", "soft_weight")
+                                                "soft_targets", "soft_weight", "ngram_blend")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -88,6 +88,10 @@ class FinetuneConfig(StageConfig):
     probabilities trains toward (1 - W) x its label + W x them (W: --soft-weight), others toward their label."""
     soft_weight: float = 0.5
     """W above: how much of a --soft-targets row's target comes from the teacher's probabilities."""
+    ngram_blend: bool = False
+    """Also fit evaluate's TF-IDF char n-gram model on the labelled rows and save it beside the
+    encoder: evaluate and label then score a * log p(encoder) + b * log p(n-grams), a and b fitted on
+    dev by log-likelihood (plain transformers loads the encoder alone). NSMC: see BENCHMARKS.md."""
     label_budget: int = 0
     """Train on exactly N labelled examples, stratified by label and seeded (0: all), for
     low-resource studies."""
@@ -226,11 +230,12 @@ def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_len
     to_model = [names.index(lab) for lab in LABELS]
     soft, soft_stats = (soft_targets(cfg, train, n_gold, y_train, names, run_dir)
                         if cfg.rating_smoothing or cfg.soft_targets else (None, None))
-    train_ds, truncated = encode(tokenizer, input_texts(train, prep, cfg.data), [to_model[y] for y in y_train],
-                                 max_length, soft)
-    dev_ds, _ = encode(tokenizer, input_texts(dev, prep, cfg.data), [to_model[y] for y in y_dev], max_length)
+    texts, dev_texts = input_texts(train, prep, cfg.data), input_texts(dev, prep, cfg.data)
+    train_ds, truncated = encode(tokenizer, texts, [to_model[y] for y in y_train], max_length, soft)
+    dev_ds, _ = encode(tokenizer, dev_texts, [to_model[y] for y in y_dev], max_length)
     return Rows(train_ds, dev_ds, [to_model[y] for y in y_train], n_labelled, unlabelled, truncated, absent,
-                pseudo.stats if pseudo else None, rejected, soft_stats)
+                pseudo.stats if pseudo else None, rejected, soft_stats, texts[:n_gold], y_train[:n_gold],
+                dev_texts, y_dev)
 
 
 def run(cfg: FinetuneConfig, run: StageRun) -> None:
@@ -273,6 +278,10 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
         "dev_examples": len(rows.dev),
         "history": history,
     })
+    if cfg.ngram_blend:
+        from kopretrain.train.ngram_blend import dev_logits, fit_blend
+
+        run.stats["ngram_blend"] = fit_blend(dev_logits(trainer, rows, names), rows, cfg.seed, run.dir)
     shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
     run.set_counts(rows_in=rows.labelled + rows.unlabelled, rows_out=len(rows.train), rejected=rows.rejected)
     run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source),

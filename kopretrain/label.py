@@ -215,7 +215,8 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     if totals["rows"] == 0:
         print(f"[label] {src} has no rows: wrote {output} with the header only")
     record = _record(cfg, config, inputs, fingerprint, totals, scorer.precision, done > 0, t0,
-                     labeled, (seconds_labeling, cpu_labeling), out_fmt, scorer.measured)
+                     labeled, (seconds_labeling, cpu_labeling), out_fmt, scorer.measured,
+                     getattr(scorer.clf, "ngram", None) is not None)
     write_json(record_path, record)
     shutil.rmtree(partial, ignore_errors=True)
     errors = sum(totals["errors"].values())
@@ -338,7 +339,7 @@ def _chunks(cfg: LabelConfig, src: Path, fmt: str, columns: list[str] | None):
 
 
 def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt,
-            measured=None) -> dict:
+            measured=None, ngram_blend: bool = False) -> dict:
     import datetime as dt
 
     from kopretrain.runs.records import git_commit, library_versions
@@ -363,6 +364,7 @@ def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, la
             "encoding_repairs": dict(sorted(totals["encoding"].items())),
             "chunks": totals["chunks"],
             "precision": precision,
+            "ngram_blend": ngram_blend,  # the model's n-gram expert pooled into the probabilities
             "precision_seconds_per_batch": measured or None,  # what precision auto timed, if it did
             "output_format": fmt,
             "rows_labeled_this_run": labeled,

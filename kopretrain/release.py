@@ -32,7 +32,7 @@ from kopretrain.runs.records import StageError, StageRun, write_json
 # checkpoints, pickles) stays behind.
 MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-               "vocab.txt", "vocab.json", "merges.txt", "*.model", "kopretrain.json")
+               "vocab.txt", "vocab.json", "merges.txt", "*.model", "kopretrain.json", "ngram_expert.json")
 EXAMPLES = ["배송 빨랐어요 최고", "그냥 그래요", "별로예요 다시는 안 사요"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
@@ -110,6 +110,7 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
 
     info = gather(cfg, src, run.dir, kind, config)
     info["pipeline_tag"] = PIPELINE_TAGS[kind]
+    info["ngram_blend"] = (src / "ngram_expert.json").is_file()  # finetune --ngram-blend's expert
     info["data_card"] = write_data_card(cfg, info, run.dir)
     info["dataset"]["card"] = info["data_card"]
     if cfg.verify:

@@ -164,6 +164,12 @@ def _use(info: dict[str, Any]) -> str:
                   f'pipe = pipeline("{task}", model="{repo}")', f"pipe({example})", "```", "",
                   "Fine-tune it into a sentiment classifier with kopretrain:", "", "```bash",
                   f"kopretrain finetune --model {repo} --data runs/x/normalize -o runs/x/finetune", "```", ""]
+    if info.get("ngram_blend"):
+        lines += ["**This folder also holds an n-gram expert** (`ngram_expert.json` + `ngram_expert.safetensors`: a "
+                  "TF-IDF character n-gram logistic regression, plain data, no pickle). kopretrain (`kopretrain label`, "
+                  "`kopretrain evaluate`, `Classifier.load`) pools it with the encoder, and that pool is the system "
+                  "the evaluation below scores; `transformers.pipeline` loads the encoder alone (its score is in "
+                  "the evaluation notes).", ""]
     embedded = in_tokenizer(prep)
     if embedded and embedded.get("applied") and not embedded.get("not_applied"):
         lines += ["The model was trained on normalized text, and **the tokenizer applies that normalization itself** "

@@ -90,8 +90,10 @@ def label_order(config, model: str = "model") -> list[str]:
 class Classifier:
     """A loaded sequence classifier + tokenizer + TextPrep, ready for batched inference."""
 
-    def __init__(self, model, tokenizer, prep: TextPrep, labels: list[str], name: str, max_length: int = 128):
+    def __init__(self, model, tokenizer, prep: TextPrep, labels: list[str], name: str, max_length: int = 128,
+                 ngram=None):
         self.model = model.eval()
+        self.ngram = ngram  # finetune --ngram-blend's expert (kopretrain/inference/ngram.py), pooled into logits
         self.tokenizer = tokenizer
         self.prep = prep
         self.labels = labels
@@ -113,17 +115,21 @@ class Classifier:
         prep, _ = resolve_textprep(model, data)
         max_length = max_length or int(prep.extra.get("max_length", 128))
         limit = getattr(config, "max_position_embeddings", None) or max_length
-        return cls(net, tok, prep, labels, model, max_length=min(max_length, limit))
+        from kopretrain.inference.ngram import NgramExpert
 
-    def logits(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False, precision: str = "fp32"):
+        return cls(net, tok, prep, labels, model, max_length=min(max_length, limit), ngram=NgramExpert.load(model))
+
+    def logits(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False, precision: str = "fp32",
+               blend: bool = True):
         """(N, 3) float32 logits in LABELS order, through :class:`~kopretrain.inference.scoring.Scorer`
-        (``precision``: one of its PRECISIONS; the scorer, and what ``auto`` chose, is kept in ``self.scorer``)."""
+        (``precision``: one of its PRECISIONS; the scorer, and what ``auto`` chose, is kept in ``self.scorer``).
+        A model with an n-gram expert returns the pooled scores unless ``blend`` is False."""
         from kopretrain.inference.scoring import Scorer
 
         texts = list(texts) if prepared else self.prep.prepare(list(texts))
         if self.scorer is None or (self.scorer.batch_size, self.scorer.requested) != (batch_size, precision):
             self.scorer = Scorer(self, precision, batch_size)
-        return self.scorer.logits(texts)
+        return self.scorer.logits(texts, blend)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False):
         return softmax(self.logits(texts, batch_size=batch_size, prepared=prepared))

@@ -113,24 +113,22 @@ class Scorer:
         return self.clf.tokenizer(texts, truncation=True, max_length=self.clf.max_length,
                                   return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
-    def logits(self, texts: list[str]):
-        """(N, 3) float32 logits in LABELS order, row i for ``texts[i]`` (texts already prepared)."""
+    def logits(self, texts: list[str], blend: bool = True):
+        """(N, 3) float32 logits in LABELS order, row i for ``texts[i]`` (texts already prepared);
+        pooled with the model's n-gram expert when it has one (``blend=False``: the encoder alone)."""
         import numpy as np
 
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         for rows, logits in self._batches(texts):
             out[rows] = logits.numpy()[:, self.order]
-        return out
+        ngram = getattr(self.clf, "ngram", None)
+        return ngram.blend(out, texts) if blend and ngram is not None and len(texts) else out
 
     def proba(self, texts: list[str]):
         """(N, 3) float64 probabilities, row i for ``texts[i]`` (texts already prepared)."""
-        import numpy as np
-        import torch
+        from scipy.special import softmax
 
-        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
-        for rows, logits in self._batches(texts):
-            out[rows] = torch.softmax(logits, dim=-1).numpy()[:, self.order]
-        return out.astype(np.float64)
+        return softmax(self.logits(texts).astype("float64"), axis=1)
 
     def _batches(self, texts: list[str]):
         """``(row indices, float32 logits)`` per batch of rows of similar token count: the one

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -34,3 +34,10 @@ class Rows:
     """Train rows not trained on, by reason."""
     soft: dict | None = None
     """--rating-smoothing / --soft-targets: how far the targets moved from one-hot."""
+    gold_texts: list[str] = field(default_factory=list)
+    """The labelled training rows as the model sees them (no pseudo-labels), for --ngram-blend."""
+    gold_labels: list[int] = field(default_factory=list)
+    """Their labels, as LABELS indices."""
+    dev_texts: list[str] = field(default_factory=list)
+    dev_labels: list[int] = field(default_factory=list)
+    """The dev rows (as the model sees them) and their LABELS indices."""
