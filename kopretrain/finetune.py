@@ -281,7 +281,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     if cfg.ngram_blend:
         from kopretrain.train.ngram_blend import dev_logits, fit_blend
 
-        run.stats["ngram_blend"] = fit_blend(dev_logits(trainer, rows, names), rows, cfg.seed, run.dir)
+        logits = dev_logits(trainer.model, tokenizer, prep, names, max_length, rows)
+        run.stats["ngram_blend"] = fit_blend(logits, rows, cfg.seed, run.dir)
     shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
     run.set_counts(rows_in=rows.labelled + rows.unlabelled, rows_out=len(rows.train), rejected=rows.rejected)
     run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source),

@@ -14,11 +14,14 @@ from typing import Any
 from kopretrain.data.files import LABELS
 
 
-def dev_logits(trainer, rows, names: list[str]):
-    """The dev logits of the trainer's model (the best checkpoint, loaded back) in LABELS order."""
-    import numpy as np
+def dev_logits(model, tokenizer, prep, names: list[str], max_length: int, rows):
+    """The trained model's dev logits in LABELS order, in fp32 through the scoring loop evaluate and
+    label use. Not ``trainer.predict``: with ``group_by_length`` transformers 5 also length-groups
+    the eval sampler, so its predictions come back in another order than the rows."""
+    from kopretrain.inference.classifier import Classifier
 
-    return np.asarray(trainer.predict(rows.dev).predictions)[:, [names.index(lab) for lab in LABELS]]
+    clf = Classifier(model, tokenizer, prep, names, "finetune", max_length=max_length)
+    return clf.logits(rows.dev_texts, prepared=True, precision="fp32", blend=False)
 
 
 def fit_blend(logits, rows, seed: int, directory) -> dict[str, Any]:

@@ -41,6 +41,9 @@ def test_finetune_saves_the_expert_and_records_the_fit(blended):
     assert stats["encoder_weight"] >= 0 and stats["ngram_weight"] > 0
     assert set(stats["dev_macro_f1"]) == {"encoder", "ngram", "blend"}
     assert stats["dev_macro_f1"]["ngram"] > 0.9  # the fixture's phrases are n-gram separable
+    # the weights were fitted on the saved model's dev logits, row for row (not a reordered copy)
+    dev = json.loads((blended / "dev_metrics.json").read_text())["dev"]
+    assert stats["dev_macro_f1"]["encoder"] == pytest.approx(dev["macro_f1"], abs=1e-4)
     meta = json.loads((blended / JSON_FILE).read_text())
     assert meta["encoder_weight"] == pytest.approx(stats["encoder_weight"])
     # plain transformers still loads the directory: the extra safetensors file is not a model shard
