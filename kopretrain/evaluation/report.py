@@ -226,6 +226,9 @@ def _summary(r: Report, result: dict[str, Any], systems: dict[str, Any], directo
             ["macro-F1"] + [s["macro_f1"] for s in systems.values()],
             ["binary accuracy (neg vs pos rows)"] + [s["binary"]["accuracy"] for s in systems.values()],
             ["ECE"] + [s["ece"] for s in systems.values()]]
+    alone = (model.get("ngram_blend") or {}).get("encoder_alone")
+    if alone:  # the model pools an n-gram expert (finetune --ngram-blend): what the encoder does by itself
+        rows.insert(2, ["macro-F1, the encoder alone"] + [alone["macro_f1"]] + [None] * (len(systems) - 1))
     if model.get("temperature") is not None:
         rows.append(["ECE after temperature scaling"] + [model["ece_temperature_scaled"]] + [None] * (len(systems) - 1))
     r.table(["metric"] + list(systems), rows)

@@ -83,6 +83,7 @@ def test_evaluate_scores_the_pool_and_reports_the_encoder_alone(blended):
     assert metrics["model"]["macro_f1"] == pytest.approx(classification(y, preds["pred"].map(LABELS.index))["macro_f1"])
     assert any("pools its encoder with a TF-IDF n-gram model fitted on its 90 labelled rows" in n for n in metrics["notes"])
     assert json.loads((out / "stage.json").read_text())["stats"]["encoder_macro_f1"] == pytest.approx(alone["macro_f1"])
+    assert f"| macro-F1, the encoder alone | {alone['macro_f1']:.4f} |" in (out / "report.md").read_text(encoding="utf-8")
 
 
 def test_label_and_release_carry_the_pool(blended, tmp_path):
