@@ -33,7 +33,8 @@ def add_blend(model: Path, output: Path) -> dict:
     if not record or record.get("stage") != "finetune":
         raise SystemExit(f"{model}: not a finetune output (no finetune stage.json)")
     cfg = from_dict(FinetuneConfig, {k: v for k, v in record["config"].items() if k in FinetuneConfig.__dataclass_fields__})
-    cfg = replace(cfg, teacher="")  # the expert learns from the labelled rows only: no pseudo-labels needed
+    # the expert learns from the labelled rows only: no pseudo-labels or soft targets needed
+    cfg = replace(cfg, teacher="", soft_targets="", rating_smoothing=0.0)
     if output.exists():
         raise SystemExit(f"{output} exists; choose a new folder")
     output.mkdir(parents=True)
