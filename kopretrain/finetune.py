@@ -91,7 +91,8 @@ class FinetuneConfig(StageConfig):
     ngram_blend: bool = False
     """Also fit evaluate's TF-IDF char n-gram model on the labelled rows and save it beside the
     encoder: evaluate and label then score a * log p(encoder) + b * log p(n-grams), a and b fitted on
-    dev by log-likelihood (plain transformers loads the encoder alone). NSMC: see BENCHMARKS.md."""
+    dev by log-likelihood (plain transformers loads the encoder alone). NSMC self-trained students,
+    3 seeds: +1.6 / +1.2 macro-F1 over the encoder alone at 1k / 10k labels, calibrated (BENCHMARKS.md)."""
     label_budget: int = 0
     """Train on exactly N labelled examples, stratified by label and seeded (0: all), for
     low-resource studies."""
