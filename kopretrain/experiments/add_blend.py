@@ -7,9 +7,8 @@
 For measuring the blend on models trained before it existed, without training them again: the
 output folder holds the model's files (hard links where possible) and the expert, fitted by the
 same code the finetune stage runs after training (:func:`kopretrain.train.ngram_blend.fit_blend`)
-on the same rows: the recorded label budget and seed, the recorded dev sample. The dev logits come
-from the saved model in fp32 (the stage takes them from its trainer, in the training precision).
-A measurement tool, not a pipeline stage.
+on the same rows: the recorded label budget and seed, the recorded dev sample, the dev logits in
+fp32 through the scoring loop. A measurement tool, not a pipeline stage.
 """
 
 from __future__ import annotations

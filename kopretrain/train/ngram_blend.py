@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kopretrain.data.files import LABELS
-
 
 def dev_logits(model, tokenizer, prep, names: list[str], max_length: int, rows):
     """The trained model's dev logits in LABELS order, in fp32 through the scoring loop evaluate and
