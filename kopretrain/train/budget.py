@@ -33,6 +33,7 @@ class TimeBudget(TrainerCallback):
         self.warmup = warmup
         self.spent_before = spent_seconds
         self._t0: float | None = None
+        self._ended: float | None = None  # the clock stops with training
         self._now = spent_seconds
         self.stopped_by_time = False
 
@@ -46,6 +47,8 @@ class TimeBudget(TrainerCallback):
 
     # ------------------------------------------------------------------ the clock
     def spent(self) -> float:
+        if self._ended is not None:
+            return self._ended
         running = time.monotonic() - self._t0 if self._t0 is not None else 0.0
         return self.spent_before + running
 
@@ -91,6 +94,11 @@ class TimeBudget(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.tick()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        # What the stage does after training (e.g. fitting --ngram-blend's n-gram expert: ~5 minutes
+        # on all NSMC rows) is not training time: stage.json's spent_minutes stops here.
+        self._ended = self.spent()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.fraction() >= 1.0:

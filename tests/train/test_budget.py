@@ -34,6 +34,9 @@ def test_warmup_then_linear_decay_to_zero_at_the_deadline(monkeypatch):
         assert control.should_training_stop == (minute >= 10)
     assert factors == [0.0, 0.5, 1.0, 0.5, 0.0111, 0.0, 0.0]
     assert budget.record()["stopped_by_time"] is True
+    budget.on_train_end(args, state, control)
+    clock.now += 300  # work after training (the n-gram expert's fit) is not budget time
+    assert budget.record()["spent_minutes"] == 12.0
 
 
 def test_a_resumed_run_continues_the_clock(tmp_path, monkeypatch):
