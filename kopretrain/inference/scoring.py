@@ -171,10 +171,10 @@ class Scorer:
     def _choose_precision(self, batch: dict) -> None:
         """``auto`` on a bf16-capable CPU without AMX: time one median-length batch in both
         precisions, after a warm-up run of each, and keep bf16 only if clearly faster. Each is
-        timed TIMING_ROUNDS times, interleaved, and the fastest counts: one timing each let a
-        passing hiccup decide (an all-rows evaluate of e5-small measured bf16 at 0.28 s against
-        0.21 s in an identical run, fell under the 1.25x bar and scored 60k reviews in fp32,
-        ~5 minutes slower; BENCHMARKS.md). The minimum is the run least disturbed by other work."""
+        timed TIMING_ROUNDS times, interleaved, and the fastest counts: with one timing each, an
+        all-rows evaluate of e5-small timed bf16 1.23x faster, under the 1.25x bar, where other
+        evaluates on the same rows timed 1.7-2.9x, and scored 60k reviews in fp32, ~5 minutes
+        slower (BENCHMARKS.md). The minimum is the run least disturbed by other work."""
         import time
 
         import torch

@@ -90,7 +90,7 @@ class TimeBudget(TrainerCallback):
 
     # ------------------------------------------------------------------ callback
     def on_train_begin(self, args, state, control, **kwargs):
-        self._t0 = time.monotonic()
+        self._t0, self._ended = time.monotonic(), None
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.tick()
