@@ -33,7 +33,7 @@ class FinetuneConfig(StageConfig):
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes", "head_lr", "layer_lr_decay",
                                                 "keep_layers", "report_to", "pooler_init", "freeze_layers",
                                                 "restarts", "teacher", "pseudo_pool", "pseudo_per_class", "rating_smoothing",
-                                                "soft_targets", "soft_weight", "ngram_blend")
+                                                "soft_targets", "soft_weight", "ngram_blend", "calibrate")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -93,6 +93,9 @@ class FinetuneConfig(StageConfig):
     encoder: evaluate and label then score a * log p(encoder) + b * log p(n-grams), a and b fitted on
     dev by log-likelihood (plain transformers loads the encoder alone). NSMC self-trained students,
     3 seeds: +1.6 / +1.2 macro-F1 over the encoder alone at 1k / 10k labels, calibrated (BENCHMARKS.md)."""
+    calibrate: bool = True
+    """Fit a softmax temperature on dev after training and fold it into the classifier head, so the
+    saved model's probabilities are calibrated wherever it is loaded (same predictions; Guo et al. 2017)."""
     label_budget: int = 0
     """Train on exactly N labelled examples, stratified by label and seeded (0: all), for
     low-resource studies."""
@@ -243,7 +246,9 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     from kopretrain.hub.loading import check_model_ref
     from kopretrain.inference.classifier import resolve_textprep
     from kopretrain.tokenizer.embed import save_with_textprep
-    from kopretrain.train.finetune_record import record_stats, step_of
+    from kopretrain.train.calibration import fold_temperature
+    from kopretrain.train.finetune_record import dev_record, record_stats
+    from kopretrain.train.ngram_blend import dev_logits, fit_blend
     from kopretrain.train.restarts import Attempt, warn_if_single_class
 
     # ---- setup: model, tokenizer, text preparation, data
@@ -260,29 +265,22 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     # ---- train: evaluate + checkpoint every eval_steps, keep the best dev macro-F1
     trainer, result, train_cpu, built, attempt = train_with_restarts(cfg, run, prep, built, rows, attempt)
     tokenizer = built.tokenizer
-    history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in trainer.state.log_history
-               if f"eval_{METRIC}" in h]
+    logged = list(trainer.state.log_history)  # before evaluate() below logs its own entry
     best = trainer.evaluate()  # the best checkpoint is loaded back: its dev metrics, recomputed
     single_class = warn_if_single_class(best, list(rows.dev["labels"]))
 
-    # ---- save: plain transformers directory, no intermediate checkpoints
+    # ---- calibrate, save: plain transformers directory, no intermediate checkpoints
+    logits = (dev_logits(trainer.model, tokenizer, prep, names, max_length, rows)
+              if cfg.calibrate or cfg.ngram_blend else None)
+    if cfg.calibrate:
+        run.stats["calibration"], logits = fold_temperature(trainer.model, logits, rows.dev_labels)
     trainer.save_model(str(run.dir))
     prep.extra = {**prep.extra, "max_length": max_length}
     save_with_textprep(tokenizer, run.dir, prep)  # normalizer rules inside the tokenizer: pipeline() on raw text works
     (run.dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the JSON below is the record
     write_json(run.dir / "training_args.json", trainer.args.to_dict())
-    write_json(run.dir / "dev_metrics.json", {
-        "metric": METRIC,
-        "selected_step": step_of(trainer.state.best_model_checkpoint),
-        "best_logged": trainer.state.best_metric,
-        "dev": {k.removeprefix("eval_"): v for k, v in best.items()},
-        "dev_examples": len(rows.dev),
-        "history": history,
-    })
+    write_json(run.dir / "dev_metrics.json", dev_record(trainer, best, logged, len(rows.dev), METRIC))
     if cfg.ngram_blend:
-        from kopretrain.train.ngram_blend import dev_logits, fit_blend
-
-        logits = dev_logits(trainer.model, tokenizer, prep, names, max_length, rows)
         run.stats["ngram_blend"] = fit_blend(logits, rows, cfg.seed, run.dir)
     shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
     run.set_counts(rows_in=rows.labelled + rows.unlabelled, rows_out=len(rows.train), rejected=rows.rejected)

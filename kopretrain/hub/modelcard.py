@@ -273,7 +273,7 @@ def _evaluation(info: dict[str, Any]) -> str:
                       f"{v.get('support')} |" for c, v in per_class.items()]
         if m.get("temperature"):
             lines += ["", f"A softmax temperature of {m['temperature']:.3f} fitted on dev lowers ECE to "
-                      f"{_fmt(m.get('ece_temperature_scaled'))}; the released weights are not rescaled."]
+                      f"{_fmt(m.get('ece_temperature_scaled'))}; this one is not folded into the released weights."]
         if ev.get("notes"):
             lines += ["", "Notes from the evaluation:", ""] + [f"- {note}" for note in ev["notes"]]
         return "\n".join(lines)
@@ -362,6 +362,11 @@ def _training(info: dict[str, Any]) -> str:
     if stats.get("dev_macro_f1") is not None:
         lines.append(f"- checkpoint selected by dev macro-F1: {_fmt(stats['dev_macro_f1'])} "
                      f"(dev accuracy {_fmt(stats.get('dev_accuracy'))}, precision {stats.get('precision')})")
+    if (stats.get("calibration") or {}).get("folded"):
+        c = stats["calibration"]
+        lines.append(f"- calibrated: a softmax temperature of {c['temperature']:.3f} fitted on dev is folded into the "
+                     f"classifier head, so any loader gets calibrated probabilities (dev ECE {_fmt(c['dev_ece_before'])} "
+                     f"-> {_fmt(c['dev_ece_after'])}; predictions unchanged)")
     return "## Training\n\n" + "\n".join(lines) + "\n\nFull configs: `provenance.json`." if lines else ""
 
 

@@ -22,6 +22,15 @@ def class_weights(labels, mode: str) -> list[float] | None:
     return weights.tolist()
 
 
+def dev_record(trainer, best: dict, logged: list[dict], dev_examples: int, metric: str) -> dict[str, Any]:
+    """``dev_metrics.json``: the selected step, its dev metrics (recomputed) and every evaluation
+    ``logged`` during training."""
+    history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in logged if f"eval_{metric}" in h]
+    return {"metric": metric, "selected_step": step_of(trainer.state.best_model_checkpoint),
+            "best_logged": trainer.state.best_metric, "dev": {k.removeprefix("eval_"): v for k, v in best.items()},
+            "dev_examples": dev_examples, "history": history}
+
+
 def record_stats(cfg, trainer, result, train_cpu: float, rows, best: dict, names: list[str],
                  max_length: int, prep_source: str) -> dict[str, Any]:
     """What ``stage.json`` says about the fine-tune: data, selection and speed."""
