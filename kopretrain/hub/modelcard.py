@@ -273,7 +273,7 @@ def _evaluation(info: dict[str, Any]) -> str:
                       f"{v.get('support')} |" for c, v in per_class.items()]
         if m.get("temperature"):
             lines += ["", f"A softmax temperature of {m['temperature']:.3f} fitted on dev lowers ECE to "
-                      f"{_fmt(m.get('ece_temperature_scaled'))}; this one is not folded into the released weights."]
+                      f"{_fmt(m.get('ece_temperature_scaled'))}; this temperature is not folded into the released weights."]
         if ev.get("notes"):
             lines += ["", "Notes from the evaluation:", ""] + [f"- {note}" for note in ev["notes"]]
         return "\n".join(lines)
