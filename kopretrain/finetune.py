@@ -17,11 +17,10 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 from kopretrain.data.files import LABELS
-from kopretrain.data.split import stratified_sample
 from kopretrain.runs.stage import Stage, StageConfig
-from kopretrain.runs.records import StageError, StageRun, write_json
+from kopretrain.runs.records import StageRun, write_json
 from kopretrain.train.finetune_record import class_weights  # noqa: F401 - also kopretrain.finetune.class_weights
-from kopretrain.train.finetune_rows import Rows, encode
+from kopretrain.train.finetune_rows import Rows, encode, load_labelled, prepare_rows  # noqa: F401 - re-exported
 
 METRIC = "macro_f1"
 
@@ -33,7 +32,8 @@ class FinetuneConfig(StageConfig):
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes", "head_lr", "layer_lr_decay",
                                                 "keep_layers", "report_to", "pooler_init", "freeze_layers",
                                                 "restarts", "teacher", "pseudo_pool", "pseudo_per_class", "rating_smoothing",
-                                                "soft_targets", "soft_weight", "ngram_blend", "calibrate")
+                                                "soft_targets", "soft_weight", "ngram_blend", "calibrate",
+                                                "data_seed", "members")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -101,6 +101,13 @@ class FinetuneConfig(StageConfig):
     low-resource studies."""
     seed: int = 42
     """Seed for the label-budget sample, head initialisation, shuffling and dropout."""
+    data_seed: int = -1
+    """Seed for the order of the training rows and dropout only (-1: --seed). Runs that share --seed and differ
+    here train on the same labelled rows from the same head (what --members does)."""
+    members: int = 1
+    """Fine-tune K times (data seeds --data-seed + 0..K-1, the same rows and head, the time budget
+    shared) and save the greedy weight soup: one model, K times the training time (Wortsman et al. 2022;
+    BENCHMARKS.md)."""
     early_stopping_patience: int = 3
     """Stop after this many dev evaluations without a macro-F1 gain (0: never stop early)."""
     eval_steps: int = 500
@@ -145,7 +152,8 @@ class FinetuneConfig(StageConfig):
             raise ValueError("--max-steps: use -1 (all epochs) or a positive number")
         if self.max_steps == -1 and self.epochs <= 0:
             raise ValueError("--epochs must be > 0 when --max-steps is -1")
-        for name in ("batch_size", "max_length", "eval_steps", "logging_steps", "pseudo_pool", "pseudo_per_class"):
+        for name in ("batch_size", "max_length", "eval_steps", "logging_steps", "pseudo_pool", "pseudo_per_class",
+                     "members"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         for name in ("label_budget", "dev_max_examples", "early_stopping_patience", "reinit_layers", "keep_layers",
@@ -165,17 +173,6 @@ class FinetuneConfig(StageConfig):
         if not 0 < self.layer_lr_decay <= 1:
             raise ValueError("--layer-lr-decay must be in (0, 1] (1: off)")
 
-
-
-def load_labelled(cfg: FinetuneConfig, split: str):
-    """(frame, label ids) of the labelled rows of a split, and its unlabelled rows (self-training's pool)."""
-    from kopretrain.inference.classifier import read_split
-
-    frame = read_split(cfg.data, split)
-    labelled = frame[frame["label"].notna()].reset_index(drop=True)
-    if labelled.empty:
-        raise StageError(f"{cfg.data}/{split}.parquet: no labelled rows (all {len(frame)} labels are null)")
-    return labelled, [LABELS.index(v) for v in labelled["label"]], frame[frame["label"].isna()]
 
 
 def load_model(cfg: FinetuneConfig):
@@ -200,48 +197,6 @@ def load_model(cfg: FinetuneConfig):
     return model, names
 
 
-def prepare_rows(cfg: FinetuneConfig, tokenizer, prep, names: list[str], max_length: int, run_dir=None) -> Rows:
-    """Read the labelled rows, apply the label budget and the dev cap, add the teacher's
-    pseudo-labelled rows (self-training), prepare and tokenize them."""
-    import pandas as pd
-
-    from kopretrain.inference.classifier import input_texts
-    from kopretrain.train.soft_labels import soft_targets
-
-    labelled, y_train, unlabelled_rows = load_labelled(cfg, "train")
-    unlabelled = len(unlabelled_rows)
-    dev, y_dev, _ = load_labelled(cfg, "dev")
-    n_labelled = len(labelled)
-    keep = stratified_sample(y_train, cfg.label_budget, cfg.seed)
-    train, y_train = labelled.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]
-    n_gold = len(train)
-    rejected = {"unlabelled": unlabelled, "outside_label_budget": n_labelled - len(train)}
-    pseudo = None
-    if cfg.teacher:
-        from kopretrain.train.pseudo import pseudo_rows
-
-        pseudo = pseudo_rows(cfg, labelled, keep, unlabelled_rows, run_dir)
-        train = pd.concat([train, pseudo.frame], ignore_index=True)
-        y_train += [LABELS.index(v) for v in pseudo.frame["label"]]
-        rejected = {"unlabelled": unlabelled - pseudo.from_unlabelled,
-                    "outside_label_budget": rejected["outside_label_budget"] - pseudo.from_labelled}
-    dev_keep = stratified_sample(y_dev, cfg.dev_max_examples, cfg.seed, what="--dev-max-examples")
-    dev, y_dev = dev.iloc[dev_keep].reset_index(drop=True), [y_dev[i] for i in dev_keep]
-    absent = [LABELS[i] for i in range(len(LABELS)) if i not in set(y_train)]
-    if absent:
-        print(f"[finetune] warning: train has no {', '.join(absent)} rows; the model cannot learn them")
-    # model index space may differ from LABELS order (a re-fine-tuned model keeps its own order)
-    to_model = [names.index(lab) for lab in LABELS]
-    soft, soft_stats = (soft_targets(cfg, train, n_gold, y_train, names, run_dir)
-                        if cfg.rating_smoothing or cfg.soft_targets else (None, None))
-    texts, dev_texts = input_texts(train, prep, cfg.data), input_texts(dev, prep, cfg.data)
-    train_ds, truncated = encode(tokenizer, texts, [to_model[y] for y in y_train], max_length, soft)
-    dev_ds, _ = encode(tokenizer, dev_texts, [to_model[y] for y in y_dev], max_length)
-    return Rows(train_ds, dev_ds, [to_model[y] for y in y_train], n_labelled, unlabelled, truncated, absent,
-                pseudo.stats if pseudo else None, rejected, soft_stats, texts[:n_gold], y_train[:n_gold],
-                dev_texts, y_dev)
-
-
 def run(cfg: FinetuneConfig, run: StageRun) -> None:
     from kopretrain.hub.loading import check_model_ref
     from kopretrain.inference.classifier import resolve_textprep
@@ -250,6 +205,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     from kopretrain.train.finetune_record import dev_record, record_stats
     from kopretrain.train.ngram_blend import dev_logits, fit_blend
     from kopretrain.train.restarts import Attempt, warn_if_single_class
+    from kopretrain.train.soup import cook, member_config, remove_members, train_members
 
     # ---- setup: model, tokenizer, text preparation, data
     check_model_ref(cfg.model)
@@ -262,10 +218,13 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     max_length = min(cfg.max_length, getattr(built.model.config, "max_position_embeddings", cfg.max_length))
     rows = prepare_rows(cfg, tokenizer, prep, names, max_length, run.dir)  # cfg.seed: every attempt trains on these rows
 
-    # ---- train: evaluate + checkpoint every eval_steps, keep the best dev macro-F1
-    trainer, result, train_cpu, built, attempt = train_with_restarts(cfg, run, prep, built, rows, attempt)
+    # ---- train: evaluate + checkpoint every eval_steps, keep the best dev macro-F1 (--members: K times, averaged)
+    members = train_members(cfg, run, prep, rows, build, train) if cfg.members > 1 else []
+    trainer, result, train_cpu, built, attempt = train_with_restarts(cfg if cfg.members == 1 else member_config(cfg, 0), run, prep, built, rows, attempt)
     tokenizer = built.tokenizer
     logged = list(trainer.state.log_history)  # before evaluate() below logs its own entry
+    if cfg.members > 1:
+        run.stats["soup"] = cook(trainer, cfg, run, members, METRIC)
     best = trainer.evaluate()  # the best checkpoint is loaded back: its dev metrics, recomputed
     single_class = warn_if_single_class(best, list(rows.dev["labels"]))
 
@@ -283,6 +242,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     if cfg.ngram_blend:
         run.stats["ngram_blend"] = fit_blend(logits, rows, cfg.seed, run.dir)
     shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)
+    remove_members(run.dir)
     run.set_counts(rows_in=rows.labelled + rows.unlabelled, rows_out=len(rows.train), rejected=rows.rejected)
     run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source),
                      added_placeholders=built.placeholders, frozen_parameters=built.frozen,

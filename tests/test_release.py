@@ -75,7 +75,8 @@ def chain(tmp_path_factory) -> dict[str, Path]:
         tiny_classifier(run.dir, textprep={"normalize": {"max_repeat": 2}})
         run.stats.update({"train_examples": 80, "train_label_counts": {"negative": 20, "neutral": 30, "positive": 30},
                           "calibration": {"folded": True, "temperature": 1.7, "dev_ece_before": 0.2,
-                                          "dev_ece_after": 0.05, "dev_examples": 10}})
+                                          "dev_ece_after": 0.05, "dev_examples": 10},
+                          "soup": {"members": 3, "kept": [2, 0], "dev_macro_f1": 0.61}})
     with StageRun("evaluate", FakeEvaluate(model=str(out["finetune"]), data=str(out["normalize"])), out["evaluate"],
                   log=lambda *a: None) as run:
         (run.dir / "metrics.json").write_text(json.dumps(METRICS))
@@ -172,7 +173,8 @@ def test_model_card_parses_and_carries_metrics_and_provenance(released):
                    "data_card.md", "stars 1-2 negative", "a note from evaluate", "`max_repeat`", "v2021",
                    "## Requirements", 'pip install "transformers>=4.57"', "no remote code", "## Citation",
                    "@software{kopretrain", "cite the base model, [some-org/ko-base]",
-                   "temperature of 1.700 fitted on dev is folded into the classifier head"):
+                   "temperature of 1.700 fitted on dev is folded into the classifier head",
+                   "a weight soup: the average of 2 of 3 fine-tunes"):
         assert needle in text, needle
     prov = json.loads((released / "provenance.json").read_text())
     assert set(prov["stages"]) == {"ingest", "normalize", "finetune"}

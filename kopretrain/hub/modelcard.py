@@ -367,6 +367,9 @@ def _training(info: dict[str, Any]) -> str:
         lines.append(f"- calibrated: a softmax temperature of {c['temperature']:.3f} fitted on dev is folded into the "
                      f"classifier head, so any loader gets calibrated probabilities (dev ECE {_fmt(c['dev_ece_before'])} "
                      f"-> {_fmt(c['dev_ece_after'])}; predictions unchanged)")
+    if stats.get("soup"):
+        lines.append(f"- a weight soup: the average of {len(stats['soup']['kept'])} of {stats['soup']['members']} fine-tunes "
+                     f"on the same rows in other orders (greedy on dev; dev macro-F1 {_fmt(stats['soup']['dev_macro_f1'])})")
     return "## Training\n\n" + "\n".join(lines) + "\n\nFull configs: `provenance.json`." if lines else ""
 
 
