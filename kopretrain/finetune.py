@@ -106,8 +106,8 @@ class FinetuneConfig(StageConfig):
     here train on the same labelled rows from the same head (what --members does)."""
     members: int = 1
     """Fine-tune K times (data seeds --data-seed + 0..K-1, the same rows and head, the time budget
-    shared) and save the greedy weight soup: one model, K times the training time (Wortsman et al. 2022;
-    BENCHMARKS.md)."""
+    shared) and save the greedy weight soup: one model, K times the training time (Wortsman et al. 2022).
+    K=3 at 1k NSMC labels, 3 seeds: +1.45 macro-F1 over one fine-tune, level with a 3-model ensemble (BENCHMARKS.md)."""
     early_stopping_patience: int = 3
     """Stop after this many dev evaluations without a macro-F1 gain (0: never stop early)."""
     eval_steps: int = 500
