@@ -26,6 +26,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
+from kopretrain.runs.records import write_json
+
 MEMBERS_DIR = "members"
 WEIGHTS = "model.safetensors"
 MEMBER_FILE = "member.json"
@@ -55,7 +57,7 @@ def train_members(cfg, run, prep, rows, build: Callable, train: Callable) -> lis
                       "steps": trainer.state.global_step, "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1)}
             _save(trainer.model, folder / WEIGHTS)
             shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-            _write(folder / MEMBER_FILE, record)  # last: its presence says the member is finished
+            write_json(folder / MEMBER_FILE, record)  # last: its presence says the member is finished
             del trainer, built
         done.append({**json.loads((folder / MEMBER_FILE).read_text(encoding="utf-8")), "weights": str(folder / WEIGHTS)})
     return done
@@ -122,9 +124,3 @@ def _save(model, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, path)
-
-
-def _write(path: Path, obj: dict) -> None:
-    from kopretrain.runs.records import write_json
-
-    write_json(path, obj)
