@@ -220,7 +220,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
 
     # ---- train: evaluate + checkpoint every eval_steps, keep the best dev macro-F1 (--members: K times, averaged)
     members = train_members(cfg, run, prep, rows, build, train) if cfg.members > 1 else []
-    trainer, result, train_cpu, built, attempt = train_with_restarts(cfg if cfg.members == 1 else member_config(cfg, 0), run, prep, built, rows, attempt)
+    first = cfg if cfg.members == 1 else member_config(cfg, 0)  # member 0: the stage's own run, with restarts
+    trainer, result, train_cpu, built, attempt = train_with_restarts(first, run, prep, built, rows, attempt)
     tokenizer = built.tokenizer
     logged = list(trainer.state.log_history)  # before evaluate() below logs its own entry
     if cfg.members > 1:

@@ -149,6 +149,8 @@ def training_arguments(cfg, ckpt_dir: Path, eval_steps: int):
 
     from kopretrain.train import tracking
 
+    order_seed = cfg.seed if getattr(cfg, "data_seed", -1) < 0 else cfg.data_seed
+
     return TrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=cfg.epochs,
@@ -170,8 +172,8 @@ def training_arguments(cfg, ckpt_dir: Path, eval_steps: int):
         report_to=tracking.trainer_report_to(cfg.report_to),
         # --data-seed moves the row order (LengthGroupedSampler draws from torch's global RNG, which
         # Trainer seeds with `seed`) and dropout; the head was initialised under cfg.seed in build()
-        seed=cfg.seed if getattr(cfg, "data_seed", -1) < 0 else cfg.data_seed,
-        data_seed=cfg.seed if getattr(cfg, "data_seed", -1) < 0 else cfg.data_seed,
+        seed=order_seed,
+        data_seed=order_seed,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not sys.stderr.isatty(),

@@ -1,9 +1,11 @@
 """``finetune --members K``: fine-tune K times on the same rows, keep one model, the weights' average.
 
 Fine-tunes of one checkpoint that start from the same head and differ only in the order of the
-training rows (and dropout) end in one basin of the loss, so the average of their weights is a
-model too, usually better than its members, at the inference cost of one ("model soups", Wortsman
-et al. 2022). An ensemble of the K members would score more but costs K times as much at every
+training rows (and dropout) often end in one basin of the loss, and then the average of their
+weights is a model too, usually better than its members, at the inference cost of one ("model
+soups", Wortsman et al. 2022). Not always: at 1k NSMC labels and lr 1e-4 the plain average of three
+fell below every member in one seed of three (BENCHMARKS.md), hence the greedy rule below. An
+ensemble of the K members scored about as much there, but it costs K times as much at every
 ``label`` call, and a user who loads the folder with plain transformers would get one member only.
 
 Members join greedily (Wortsman's greedy soup): in order of their own best dev macro-F1, each is
