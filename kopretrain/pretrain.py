@@ -29,7 +29,7 @@ CHECKPOINTS = "checkpoints"
 @dataclass
 class PretrainConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "tokenizer", "checkpoint", "generator_checkpoint")
-    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_minutes", "report_to")
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_minutes", "report_to", "head_warmup_steps", "head_lr")
     WIRING: ClassVar[dict[str, str | tuple[str, ...]]] = {"input": ("analyze", "normalize"), "tokenizer": "vocab"}
 
     input: str = ""
@@ -82,6 +82,13 @@ class PretrainConfig(StageConfig):
     """Peak learning rate (ELECTRA-Small: 5e-4 from scratch; ~5e-5 is usual when continuing)."""
     warmup_ratio: float = 0.06
     """Fraction of steps with linear warmup."""
+    head_warmup_steps: int = 0
+    """init=checkpoint: train only what the checkpoint lacks (a new MLM/RTD head, the generator) for
+    the first N steps, so a random head's first gradients do not disturb the encoder (LP-FT, Kumar et
+    al. 2022; kopretrain/train/head_warmup.py). 0: everything trains from the first step."""
+    head_lr: float = 0.0
+    """Peak learning rate of those new parameters throughout (0: --lr). A new head needs more than
+    the ~5e-5 that suits continuing an encoder."""
     lr_scheduler: Literal["linear", "cosine"] = "linear"
     """Decay after warmup."""
     weight_decay: float = 0.01
@@ -136,6 +143,10 @@ class PretrainConfig(StageConfig):
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if self.max_length < 8:
             raise ValueError("--max-length must be >= 8")
+        if self.head_warmup_steps < 0 or self.head_lr < 0:
+            raise ValueError("--head-warmup-steps and --head-lr must be >= 0")
+        if self.head_warmup_steps and self.init != "checkpoint":
+            raise ValueError("--head-warmup-steps: needs --init checkpoint (from scratch every weight is new)")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("--warmup-ratio must be in [0, 1)")
         if self.max_minutes < 0:
@@ -159,7 +170,7 @@ class PretrainConfig(StageConfig):
 def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     from transformers import set_seed
 
-    from kopretrain.train import device, masking, pretrain_data, summary
+    from kopretrain.train import device, head_warmup, masking, pretrain_data, summary
     from kopretrain.train import pretrain_trainer as trainer_utils
     from kopretrain.tokenizer.embed import save_with_textprep
     from kopretrain.train.budget import TimeBudget
@@ -178,9 +189,10 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     # resume from the newest complete checkpoint of an interrupted identical run (and its clock)
     resume = last_checkpoint(run.dir / CHECKPOINTS) if run.resumed else None
     budget = TimeBudget.resumed(cfg.max_minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
+    lr_scale, warmup, warmup_record = head_warmup.setup(module, cfg.head_warmup_steps, cfg.head_lr, cfg.lr)
     trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
-                           premasked_collator(tokenizer), [*callbacks, *([budget] if budget else [])])
-    trainer.budget = budget
+                           premasked_collator(tokenizer), [*callbacks, *([budget] if budget else []), *warmup])
+    trainer.budget, trainer.lr_scale = budget, lr_scale
     trainer.restore_tally(resume)
 
     # ---- train
@@ -203,7 +215,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
         parameters={name: sum(p.numel() for p in m.parameters()) for name, m in module.exported().items()},
         train={**summary.train_summary(trainer, result), "cpu_seconds": summary.cpu_total(args, cpu_seconds)}, final_metrics=final,
         resumed_from=Path(resume).name if resume else None,
-        time_budget=budget.record() if budget else None,
+        time_budget=budget.record() if budget else None, head_warmup=warmup_record,
         ddp=summary.ddp_record(args, module),
     )
     c = data.counts

@@ -22,10 +22,12 @@ def _make_trainer_class():
     from transformers import Trainer
 
     from kopretrain.train.budget import BudgetedScheduler
+    from kopretrain.train.rates import GroupedRates
     from kopretrain.train.soft_labels import soft_cross_entropy
 
-    class ClassifierTrainer(BudgetedScheduler, Trainer):
-        """``Trainer`` whose loss can weight classes: the stock sequence-classification loss cannot.
+    class ClassifierTrainer(GroupedRates, BudgetedScheduler, Trainer):
+        """``Trainer`` whose loss can weight classes (the stock sequence-classification loss cannot)
+        and whose head and layers can get their own rates (``lr_scale``, :mod:`kopretrain.train.rates`).
 
         The weighted loss is a per-batch mean, so the Trainer must still divide it by the
         gradient-accumulation steps (``loss_is_scaled_for_ga = False``).
@@ -43,13 +45,6 @@ def _make_trainer_class():
         def log(self, logs, *args, **kwargs):
             super().log(logs, *args, **kwargs)
             sys.stdout.flush()  # progress lines reach `... > log` files as they happen, not at exit
-
-        def create_optimizer(self, model=None):
-            """The stock optimizer, with one parameter group per (learning-rate scale, weight decay)
-            so the head and each layer can get their own rate; the scheduler scales every group."""
-            if self.optimizer is None and self.lr_scale is not None:
-                self.optimizer = grouped_optimizer(self, self.model if model is None else model, self.lr_scale)
-            return super().create_optimizer(model)
 
         def save_model(self, *args, **kwargs):
             from kopretrain.hub.loading import quiet_progress
@@ -82,20 +77,6 @@ def __getattr__(name: str):
         globals()[name] = cls
         return cls
     raise AttributeError(name)
-
-
-def grouped_optimizer(trainer, model, lr_scale: Callable[[str], float]):
-    """The Trainer's optimizer class and settings over groups of equal (rate scale, weight decay)."""
-    decay = set(trainer.get_decay_parameter_names(model))
-    groups: dict[tuple[float, bool], list] = {}
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            groups.setdefault((lr_scale(name), name in decay), []).append(param)
-    cls, kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
-    args = trainer.args
-    return cls([{"params": params, "lr": args.learning_rate * scale,
-                 "weight_decay": args.weight_decay if decayed else 0.0}
-                for (scale, decayed), params in sorted(groups.items(), key=lambda kv: kv[0])], **kwargs)
 
 
 def lr_scales(model, head_lr_scale: float = 1.0, layer_decay: float = 1.0) -> Callable[[str], float]:

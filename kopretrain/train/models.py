@@ -179,8 +179,8 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
     if objective != "rtd":
         if not any(a.endswith(("ForMaskedLM", "ForPreTraining")) and a != "ElectraForPreTraining"
                    for a in _archs(config)):
-            log.warning("%s has no MLM head (%s): the head starts untrained; a lower --lr than from scratch "
-                        "keeps its first gradients from disturbing the encoder", checkpoint,
+            log.warning("%s has no MLM head (%s): the head starts untrained; --head-warmup-steps trains it alone "
+                        "first and a lower --lr than from scratch keeps the encoder near the checkpoint", checkpoint,
                         ", ".join(_archs(config)) or "no architectures recorded")
         return {"mlm": load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint")}
     if config.model_type != "electra":

@@ -1,0 +1,74 @@
+"""Continuing a checkpoint whose objective head is new: warm the head up before the encoder moves.
+
+A checkpoint trained without the objective being continued (a sentence-embedding model such as
+multilingual-e5 has no MLM head; a BERT continued with RTD has no discriminator head or generator)
+starts that head at random. Its first gradients reach the encoder as noise and move it away from
+what it knew before the head is any good: the feature distortion Kumar et al. (2022, "Fine-Tuning
+can Distort Pretrained Features and Underperform Out-of-Distribution") measured for fine-tuning
+with a random head, whose remedy (LP-FT) trains the head alone first. Here:
+
+- the **head** is every trained parameter outside the checkpoint's base model (its embeddings and
+  encoder layers): the MLM transform and output bias (the decoder is tied to the embeddings), the
+  RTD classifier and the generator's own layers;
+- ``pretrain --head-warmup-steps N`` trains only the head for the first N optimizer steps: the
+  base model's gradients are dropped before each of those steps, so AdamW leaves those weights
+  (and their moments) alone. Gradients are still computed there, so a warm-up step costs a full step;
+- ``pretrain --head-lr`` gives the head its own peak rate throughout: at the ~5e-5 used to
+  continue an encoder a random 384x384 transform barely moves in a few dozen steps.
+
+transformers has neither (its Trainer has one rate and no staged freezing), hence this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from transformers import TrainerCallback
+
+
+def main_model(module) -> Any:
+    """The model whose checkpoint is continued: the MLM model, or the RTD discriminator."""
+    parts = module.exported()
+    return parts.get("model", parts.get("discriminator"))
+
+
+def head_parameter_names(module) -> list[str]:
+    """Names (in ``module``) of the trainable parameters outside the continued model's base model."""
+    base = {id(p) for p in main_model(module).base_model.parameters()}
+    return [name for name, p in module.named_parameters() if p.requires_grad and id(p) not in base]
+
+
+def head_lr_scale(module, scale: float) -> Callable[[str], float]:
+    """``name -> rate multiplier``: ``scale`` for the head, 1 for the checkpoint's base model."""
+    head = set(head_parameter_names(module))
+    return lambda name: scale if name in head else 1.0
+
+
+class HeadWarmup(TrainerCallback):
+    """Drop the base model's gradients before each of the first ``steps`` optimizer steps.
+
+    Run after clipping (``on_pre_optimizer_step``), so the clip norm of a warm-up step also counts
+    the dropped gradients; AdamW normalises each parameter's step, so this only changes how much
+    of the clip applies, not the direction. A resumed run reads ``global_step`` from its checkpoint
+    and warms up only for the steps it has left."""
+
+    def __init__(self, module, steps: int):
+        self.steps = steps
+        self.frozen = list(main_model(module).base_model.parameters())
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if state.global_step < self.steps:
+            for p in self.frozen:
+                p.grad = None
+
+
+def setup(module, steps: int, head_lr: float, lr: float) -> tuple[Callable[[str], float] | None, list, dict | None]:
+    """``(lr_scale, callbacks, record)`` for the Trainer and stage.json; (None, [], None) when both are off."""
+    if not steps and not head_lr:
+        return None, [], None
+    names = head_parameter_names(module)
+    params = dict(module.named_parameters())
+    record = {"steps": steps, "head_lr": head_lr or lr, "head_parameters": sum(params[n].numel() for n in names),
+              "head_tensors": len(names)}
+    scale = head_lr_scale(module, head_lr / lr) if head_lr else None
+    return scale, [HeadWarmup(module, steps)] if steps else [], record
