@@ -83,12 +83,12 @@ class PretrainConfig(StageConfig):
     warmup_ratio: float = 0.06
     """Fraction of steps with linear warmup."""
     head_warmup_steps: int = 0
-    """init=checkpoint: train only what the checkpoint lacks (a new MLM/RTD head, the generator) for
-    the first N steps, so a random head's first gradients do not disturb the encoder (LP-FT, Kumar et
-    al. 2022; kopretrain/train/head_warmup.py). 0: everything trains from the first step."""
+    """init=checkpoint: for the first N steps train only what sits outside the checkpoint's encoder and
+    embeddings (the MLM/RTD head, RTD's generator), so a new random head's first gradients do not
+    disturb the encoder (LP-FT, Kumar et al. 2022; train/head_warmup.py). 0: all train from step 1."""
     head_lr: float = 0.0
-    """Peak learning rate of those new parameters throughout (0: --lr). A new head needs more than
-    the ~5e-5 that suits continuing an encoder."""
+    """Peak learning rate of that head (and generator) throughout (0: --lr). A new head needs more
+    than the ~5e-5 that suits continuing an encoder."""
     lr_scheduler: Literal["linear", "cosine"] = "linear"
     """Decay after warmup."""
     weight_decay: float = 0.01
