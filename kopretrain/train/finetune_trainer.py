@@ -23,7 +23,7 @@ def _make_trainer_class():
 
     from kopretrain.train.budget import BudgetedScheduler
     from kopretrain.train.rates import GroupedRates
-    from kopretrain.train.soft_labels import soft_cross_entropy
+    from kopretrain.train.soft_labels import soft_cross_entropy, symmetric_kl
 
     class ClassifierTrainer(GroupedRates, BudgetedScheduler, Trainer):
         """``Trainer`` whose loss can weight classes (the stock sequence-classification loss cannot)
@@ -34,12 +34,13 @@ def _make_trainer_class():
         """
 
         def __init__(self, *args, class_weights: list[float] | None = None, budget=None,
-                     lr_scale: Callable[[str], float] | None = None, **kwargs):
+                     lr_scale: Callable[[str], float] | None = None, rdrop: float = 0.0, **kwargs):
             super().__init__(*args, **kwargs)
             self.budget = budget
             self.lr_scale = lr_scale
+            self.rdrop = rdrop
             self.class_weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-            if self.class_weights is not None or "soft_labels" in getattr(self.train_dataset, "column_names", ()):
+            if self.class_weights is not None or rdrop or "soft_labels" in getattr(self.train_dataset, "column_names", ()):
                 self.loss_is_scaled_for_ga = False  # our own loss (below) is a per-batch mean
 
         def log(self, logs, *args, **kwargs):
@@ -53,18 +54,26 @@ def _make_trainer_class():
                 super().save_model(*args, **kwargs)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if self.class_weights is None and "soft_labels" not in inputs:
+            twice = bool(self.rdrop) and model.training
+            if self.class_weights is None and "soft_labels" not in inputs and not twice:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
             inputs = dict(inputs)
             labels, soft = inputs.pop("labels"), inputs.pop("soft_labels", None)
+            if twice:  # R-Drop: the batch twice in one forward pass, so each copy gets its own dropout
+                inputs = {k: torch.cat([v, v]) if torch.is_tensor(v) else v for k, v in inputs.items()}
             outputs = model(**inputs)
-            logits = outputs.logits.float()
-            if soft is not None:  # --rating-smoothing, --soft-targets (kopretrain/train/soft_labels.py)
-                loss = soft_cross_entropy(logits, soft, self.class_weights)
-            else:
-                loss = F.cross_entropy(logits, labels.to(logits.device), weight=self.class_weights.to(logits.device))
+            halves = outputs.logits.float().chunk(2) if twice else (outputs.logits.float(),)
+            loss = sum(self.label_loss(logits, labels, soft) for logits in halves) / len(halves)
+            if twice:
+                loss = loss + self.rdrop * symmetric_kl(*halves)
             return (loss, outputs) if return_outputs else loss
+
+        def label_loss(self, logits, labels, soft):
+            if soft is not None:  # --rating-smoothing, --soft-targets (kopretrain/train/soft_labels.py)
+                return soft_cross_entropy(logits, soft, self.class_weights)
+            weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+            return F.cross_entropy(logits, labels.to(logits.device), weight=weight)
 
     return ClassifierTrainer
 

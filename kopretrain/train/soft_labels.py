@@ -207,3 +207,13 @@ def soft_cross_entropy(logits, targets, class_weights=None):
         return -(targets * logp).sum(-1).mean()
     w = class_weights.to(logp)
     return -(targets * w * logp).sum() / (targets * w).sum()
+
+
+def symmetric_kl(logits_a, logits_b):
+    """R-Drop's consistency term (Liang et al. 2021): the mean over rows of
+    ``(KL(p_a || p_b) + KL(p_b || p_a)) / 2`` between two dropout passes' predictions."""
+    import torch.nn.functional as F
+
+    a, b = F.log_softmax(logits_a.float(), -1), F.log_softmax(logits_b.float(), -1)
+    return 0.5 * (F.kl_div(a, b, log_target=True, reduction="batchmean")
+                  + F.kl_div(b, a, log_target=True, reduction="batchmean"))
