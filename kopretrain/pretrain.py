@@ -86,7 +86,7 @@ class PretrainConfig(StageConfig):
     """init=checkpoint: for the first N steps train only what sits outside the checkpoint's encoder and
     embeddings (the MLM/RTD head, RTD's generator), so a new random head's first gradients do not
     disturb the encoder (LP-FT, Kumar et al. 2022; train/head_warmup.py). 0: all train from step 1.
-    WWM on multilingual-e5-small, 60 of 240 steps: +2.4 macro-F1 at 1k labels (BENCHMARKS.md)."""
+    WWM on multilingual-e5-small, 60 of 240 steps: +2.4 / +0.9 macro-F1 at 1k / 10k labels (BENCHMARKS.md)."""
     head_lr: float = 0.0
     """Peak learning rate of that head (and generator) throughout (0: --lr). A new head needs more
     than the ~5e-5 that suits continuing an encoder."""
