@@ -86,7 +86,9 @@ class PretrainConfig(StageConfig):
     """init=checkpoint: for the first N steps train only what sits outside the checkpoint's encoder and
     embeddings (the MLM/RTD head, RTD's generator), so a new random head's first gradients do not
     disturb the encoder (LP-FT, Kumar et al. 2022; train/head_warmup.py). 0: all train from step 1.
-    WWM on multilingual-e5-small, 60 of 240 steps: +2.4 / +0.9 macro-F1 at 1k / 10k labels (BENCHMARKS.md)."""
+    On multilingual-e5-small (60 of 240 steps, --head-lr 1e-3) against no warm-up: WWM +2.4 macro-F1 at 1k
+    labels and +0.9 at 10k, RTD +2.2 at 1k (BENCHMARKS.md). Off by default (train/head_warmup.advise says
+    why); a run whose head is new and not warmed up is warned about."""
     head_lr: float = 0.0
     """Peak learning rate of that head (and generator) throughout (0: --lr). A new head needs more
     than the ~5e-5 that suits continuing an encoder."""
@@ -190,6 +192,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     # resume from the newest complete checkpoint of an interrupted identical run (and its clock)
     resume = last_checkpoint(run.dir / CHECKPOINTS) if run.resumed else None
     budget = TimeBudget.resumed(cfg.max_minutes, cfg.warmup_ratio, resume) if cfg.max_minutes > 0 else None
+    head_warmup.advise(cfg.checkpoint, base.get("new_head", []), cfg.head_warmup_steps)
     lr_scale, warmup, warmup_record = head_warmup.setup(module, cfg.head_warmup_steps, cfg.head_lr, cfg.lr)
     trainer = make_trainer(cfg, run, args, module, data, trainer_utils.ContentSeededCollator(collator, cfg.seed),
                            premasked_collator(tokenizer), [*callbacks, *([budget] if budget else []), *warmup])
@@ -283,7 +286,7 @@ def build_module(cfg: PretrainConfig, tokenizer, base: dict):
                                        generator_size_ratio=cfg.generator_size_ratio or 0.25,
                                        generator_init=cfg.generator_init)
         base = {**base, "architecture": type(parts.get("mlm", parts.get("discriminator"))).__name__,
-                "generator": parts.get("generator_source")}
+                "generator": parts.get("generator_source"), "new_head": parts["new_head"]}
     main = parts.get("mlm", parts.get("discriminator"))
     if main.config.max_position_embeddings < cfg.max_length:
         raise StageError(f"--max-length {cfg.max_length} exceeds the model's max_position_embeddings "

@@ -21,11 +21,9 @@ did), so an unpinned id is not a reproducible record.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,17 +142,17 @@ def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkp
         if gen.config.hidden_size != config.hidden_size:
             raise StageError(f"generator {source}: hidden size {gen.config.hidden_size} differs from "
                              f"the checkpoint's {config.hidden_size}; embeddings cannot be shared")
-        return {"discriminator": disc, "generator": gen, "generator_source": source}
+        return {"discriminator": disc, "generator": gen, "generator_source": source, "new_head": ["RTD head"]}
     gen_config = type(config).from_dict({**config.to_dict(), "architectures": None})
     gen_config.num_hidden_layers = max(1, math.ceil(config.num_hidden_layers * (ratio or 0.25)))
     gen = AutoModelForMaskedLM.from_config(gen_config)
     if generator_init == "fresh":
-        return {"discriminator": disc, "generator": gen,
+        return {"discriminator": disc, "generator": gen, "new_head": ["RTD head", "generator"],
                 "generator_source": f"fresh {gen_config.num_hidden_layers} layers, {checkpoint}'s width"}
     layers = disc.base_model.encoder.layer
     for i, layer in enumerate(gen.base_model.encoder.layer):
         layer.load_state_dict(layers[i].state_dict())
-    return {"discriminator": disc, "generator": gen,
+    return {"discriminator": disc, "generator": gen, "new_head": ["RTD head", "generator's MLM head"],
             "generator_source": f"lower {gen_config.num_hidden_layers} layers of {checkpoint}"}
 
 
@@ -169,7 +167,8 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
     MLM-family objectives load ``AutoModelForMaskedLM`` (an ELECTRA discriminator gets a fresh MLM
     head). RTD needs an ELECTRA discriminator; its generator comes from ``generator_checkpoint``,
     else from ``<checkpoint>/generator`` (a kopretrain RTD output), else a new small generator is
-    built to share the discriminator's embeddings (KcELECTRA publishes only the discriminator)."""
+    built to share the discriminator's embeddings (KcELECTRA publishes only the discriminator).
+    ``new_head`` names the parts that start untrained (pretrain's head warm-up advice reads it)."""
     from transformers import AutoModelForMaskedLM, ElectraForMaskedLM, ElectraForPreTraining
 
     from kopretrain.hub.loading import load_config, load_weights
@@ -177,12 +176,10 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
 
     config = load_config(checkpoint, revision, what="checkpoint")
     if objective != "rtd":
-        if not any(a.endswith(("ForMaskedLM", "ForPreTraining")) and a != "ElectraForPreTraining"
-                   for a in _archs(config)):
-            log.warning("%s has no MLM head (%s): the head starts untrained; --head-warmup-steps trains it alone "
-                        "first and a lower --lr than from scratch keeps the encoder near the checkpoint", checkpoint,
-                        ", ".join(_archs(config)) or "no architectures recorded")
-        return {"mlm": load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint")}
+        has_head = any(a.endswith(("ForMaskedLM", "ForPreTraining")) and a != "ElectraForPreTraining"
+                       for a in _archs(config))
+        return {"mlm": load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint"),
+                "new_head": [] if has_head else ["MLM head"]}
     if config.model_type != "electra":
         return _encoder_rtd(checkpoint, revision, config, generator_checkpoint, generator_size_ratio, generator_init)
     if "ElectraForMaskedLM" in _archs(config):
@@ -198,7 +195,8 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
                              f"discriminator's {disc.config.embedding_size}; embeddings cannot be shared")
     else:
         gen = ElectraForMaskedLM(generator_config(disc.config, generator_size_ratio))
-    return {"discriminator": disc, "generator": gen, "generator_source": gen_source or "new"}
+    return {"discriminator": disc, "generator": gen, "generator_source": gen_source or "new",
+            "new_head": [] if gen_source else ["generator"]}
 
 
 def check_vocab_extends(base_tokenizer, tokenizer) -> None:

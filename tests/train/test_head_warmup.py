@@ -80,6 +80,7 @@ def test_warmup_steps_leave_the_checkpoint_untouched_and_train_the_head(encoder,
     record = json.loads((out / "stage.json").read_text())["stats"]
     assert record["head_warmup"]["steps"] == 4 and record["head_warmup"]["head_lr"] == 1e-2
     assert record["head_warmup"]["head_parameters"] > 0
+    assert record["base_model"]["new_head"] == (["MLM head"] if objective == "mlm" else ["RTD head", "generator's MLM head"])
     logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in logs if "loss" in e]
     assert losses[-1] < losses[0]  # the head alone still learns
@@ -130,3 +131,20 @@ def test_warmup_needs_a_checkpoint():
         PretrainConfig(input="x", tokenizer="t", head_warmup_steps=10)
     with pytest.raises(ValueError, match="--head-lr"):
         PretrainConfig(input="x", tokenizer="t", init="checkpoint", checkpoint="c", head_lr=-1)
+
+
+def test_a_new_head_without_a_warmup_is_warned_about(caplog):
+    with caplog.at_level("WARNING", logger="kopretrain.train.head_warmup"):
+        head_warmup.advise("ckpt", ["MLM head"], steps=0)
+    assert "ckpt has no MLM head" in caplog.text and "--head-warmup-steps" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kopretrain.train.head_warmup"):
+        head_warmup.advise("ckpt", ["MLM head"], steps=60)  # asked for: nothing to say
+        head_warmup.advise("ckpt", [], steps=0)  # the head came with the checkpoint
+    assert not caplog.text
+
+
+def test_the_stage_warns_when_the_new_head_is_not_warmed_up(encoder, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="kopretrain.train.head_warmup"):
+        registry.execute("pretrain", config(encoder), tmp_path / "cold")
+    assert "has no MLM head" in caplog.text

@@ -67,13 +67,18 @@ def test_scratch_models_match_the_tokenizer(tokenizer):
 
 def test_continue_from_bert_and_electra_checkpoints(tmp_path, tok_dir):
     bert = write_checkpoint(tmp_path / "bert", "bert", tok_dir)
-    assert type(models.load_checkpoint(str(bert), None, "mlm")["mlm"]).__name__ == "BertForMaskedLM"
+    parts = models.load_checkpoint(str(bert), None, "mlm")
+    assert type(parts["mlm"]).__name__ == "BertForMaskedLM" and parts["new_head"] == []  # its MLM head loads
     # RTD on a BERT checkpoint: it becomes the discriminator (one "replaced" logit per token)
-    assert type(models.load_checkpoint(str(bert), None, "rtd")["discriminator"]).__name__ == "BertForTokenClassification"
+    parts = models.load_checkpoint(str(bert), None, "rtd")
+    assert type(parts["discriminator"]).__name__ == "BertForTokenClassification"
+    assert parts["new_head"] == ["RTD head", "generator's MLM head"]
+    assert models.load_checkpoint(str(bert), None, "rtd", generator_init="fresh")["new_head"] == ["RTD head", "generator"]
 
     disc = write_checkpoint(tmp_path / "disc", "electra-disc", tok_dir)
     parts = models.load_checkpoint(str(disc), None, "rtd", generator_size_ratio=0.25)
     assert parts["generator_source"] == "new"  # the KcELECTRA case: only a discriminator is published
+    assert parts["new_head"] == ["generator"]  # the discriminator's head is the checkpoint's
     assert parts["generator"].config.hidden_size == 8 and parts["generator"].config.embedding_size == 16
     from safetensors.torch import load_file
 
@@ -84,7 +89,7 @@ def test_continue_from_bert_and_electra_checkpoints(tmp_path, tok_dir):
     with pytest.raises(StageError, match="generator"):
         models.load_checkpoint(str(gen), None, "rtd")
     parts = models.load_checkpoint(str(disc), None, "rtd", generator_checkpoint=str(gen))
-    assert parts["generator_source"] == str(gen)
+    assert parts["generator_source"] == str(gen) and parts["new_head"] == []
     # A generator checkpoint also continues as an MLM model.
     assert type(models.load_checkpoint(str(gen), None, "mlm")["mlm"]).__name__ == "ElectraForMaskedLM"
 
