@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Arch:
     num_layers: int
