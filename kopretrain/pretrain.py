@@ -83,15 +83,15 @@ class PretrainConfig(StageConfig):
     warmup_ratio: float = 0.06
     """Fraction of steps with linear warmup."""
     head_warmup_steps: int = 0
-    """init=checkpoint: for the first N steps train only what sits outside the checkpoint's encoder and
-    embeddings (the MLM/RTD head, RTD's generator), so a new random head's first gradients do not
+    """init=checkpoint: for the first N steps train only what the checkpoint lacks (a new MLM/RTD head, a
+    new generator; everything it has stays still), so a new random head's first gradients do not
     disturb the encoder (LP-FT, Kumar et al. 2022; train/head_warmup.py). 0: all train from step 1.
     On multilingual-e5-small (60 of 240 steps, --head-lr 1e-3) against no warm-up: WWM +2.4 macro-F1 at 1k
     labels and +0.9 at 10k, RTD +2.2 at 1k (BENCHMARKS.md). Off by default (train/head_warmup.advise says
     why); a run whose head is new and not warmed up is warned about."""
     head_lr: float = 0.0
-    """Peak learning rate of that head (and generator) throughout (0: --lr). A new head needs more
-    than the ~5e-5 that suits continuing an encoder."""
+    """Peak learning rate of that new head (and generator) throughout (0: --lr). A new head needs more
+    than the ~5e-5 that suits continuing an encoder; what the checkpoint has keeps --lr."""
     lr_scheduler: Literal["linear", "cosine"] = "linear"
     """Decay after warmup."""
     weight_decay: float = 0.01
@@ -269,7 +269,7 @@ def load_tokenizer(cfg: PretrainConfig):
 
 def build_module(cfg: PretrainConfig, tokenizer, base: dict):
     """The trainable wrapper (MaskedLM or ElectraRTD) and the base record completed with the model."""
-    from kopretrain.train import models
+    from kopretrain.train import head_warmup, models
     from kopretrain.train.objectives import MaskedLM
     from kopretrain.train.rtd import ElectraRTD
 
@@ -301,6 +301,8 @@ def build_module(cfg: PretrainConfig, tokenizer, base: dict):
         module = ElectraRTD(gen, main, cfg.rtd_weight, cfg.gen_temperature, special_ids=tokenizer.all_special_ids)
     else:
         module = MaskedLM(main)
+    if "fresh" in parts:  # after tying and resizing: shared tensors count as the checkpoint's
+        module.new_parameters = head_warmup.new_parameter_names(module, parts, parts["fresh"])
     if cfg.dropout >= 0:
         set_dropout(module, cfg.dropout)
     return module, base

@@ -7,9 +7,11 @@ what it knew before the head is any good: the feature distortion Kumar et al. (2
 can Distort Pretrained Features and Underperform Out-of-Distribution") measured for fine-tuning
 with a random head, whose remedy (LP-FT) trains the head alone first. Here:
 
-- the **head** is every trained parameter outside the checkpoint's base model (its embeddings and
-  encoder layers): the MLM transform and output bias (the decoder is tied to the embeddings), the
-  RTD classifier and the generator's own layers;
+- the **head** is every trained parameter the checkpoint did not provide (``from_pretrained``'s
+  missing keys, and whatever pretrain builds new): the MLM transform and output bias (the decoder
+  is tied to the embeddings), the RTD classifier, a new generator's own layers. A part the
+  checkpoint has is not head, even outside the encoder: KcELECTRA's trained discriminator head,
+  or the encoder layers a generator copies from the checkpoint;
 - ``pretrain --head-warmup-steps N`` trains only the head for the first N optimizer steps: the
   base model's gradients are dropped before each of those steps, so AdamW leaves those weights
   (and their moments) alone. Gradients are still computed there, so a warm-up step costs a full step;
@@ -35,8 +37,22 @@ def main_model(module) -> Any:
     return parts.get("model", parts.get("discriminator"))
 
 
+def new_parameter_names(module, parts: dict[str, Any], fresh: dict[str, frozenset[str]]) -> frozenset[str]:
+    """Names (in ``module``) of the parameters no checkpoint provided. ``fresh`` maps a key of
+    ``parts`` (the models ``load_checkpoint`` returned) to its untrained parameter names. Matched by
+    tensor identity once ``module`` is built, so tensors it shares (RTD's generator uses the
+    discriminator's embeddings) and rows a vocabulary resize rebuilt count as the checkpoint's."""
+    loaded = {id(p) for key, names in fresh.items()
+              for n, p in parts[key].named_parameters(remove_duplicate=False) if n not in names}
+    return frozenset(n for n, p in module.named_parameters() if id(p) not in loaded)
+
+
 def head_parameter_names(module) -> list[str]:
-    """Names (in ``module``) of the trainable parameters outside the continued model's base model."""
+    """Names (in ``module``) of the trainable parameters that start untrained: ``module.new_parameters``
+    when pretrain set it (a continued checkpoint), else everything outside the main model's base model."""
+    new = getattr(module, "new_parameters", None)
+    if new is not None:
+        return [name for name, p in module.named_parameters() if p.requires_grad and name in new]
     base = {id(p) for p in main_model(module).base_model.parameters()}
     return [name for name, p in module.named_parameters() if p.requires_grad and id(p) not in base]
 
@@ -48,7 +64,7 @@ def head_lr_scale(module, scale: float) -> Callable[[str], float]:
 
 
 class HeadWarmup(TrainerCallback):
-    """Drop the base model's gradients before each of the first ``steps`` optimizer steps.
+    """Drop the gradients of everything but the head before each of the first ``steps`` optimizer steps.
 
     Run after clipping (``on_pre_optimizer_step``), so the clip norm of a warm-up step also counts
     the dropped gradients; AdamW normalises each parameter's step, so this only changes how much
@@ -57,7 +73,8 @@ class HeadWarmup(TrainerCallback):
 
     def __init__(self, module, steps: int):
         self.steps = steps
-        self.frozen = list(main_model(module).base_model.parameters())
+        head = set(head_parameter_names(module))
+        self.frozen = [p for name, p in module.named_parameters() if name not in head]
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         if state.global_step < self.steps:
@@ -70,6 +87,9 @@ def setup(module, steps: int, head_lr: float, lr: float) -> tuple[Callable[[str]
     if not steps and not head_lr:
         return None, [], None
     names = head_parameter_names(module)
+    if not names:  # a warm-up would only stand the model still for N steps
+        log.warning("--head-warmup-steps/--head-lr ignored: every weight comes from the checkpoint, no head starts untrained")
+        return None, [], {"steps": 0, "head_lr": lr, "head_parameters": 0, "head_tensors": 0}
     params = dict(module.named_parameters())
     record = {"steps": steps, "head_lr": head_lr or lr, "head_parameters": sum(params[n].numel() for n in names),
               "head_tensors": len(names)}

@@ -131,28 +131,45 @@ def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkp
     from kopretrain.hub.loading import load_weights
     from kopretrain.runs.records import StageError
 
-    disc = load_weights(AutoModelForTokenClassification, checkpoint, revision, what="checkpoint", num_labels=1,
-                        id2label={0: "replaced"}, label2id={"replaced": 0})
+    disc, info = load_weights(AutoModelForTokenClassification, checkpoint, revision, what="checkpoint", num_labels=1,
+                              id2label={0: "replaced"}, label2id={"replaced": 0}, output_loading_info=True)
+    fresh = {"discriminator": fresh_names(disc, info)}
     own = Path(checkpoint) / "generator"  # a kopretrain RTD output carries its generator
     source = generator_checkpoint or (str(own) if (own / "config.json").is_file() else "")
     if source:
-        gen = load_weights(AutoModelForMaskedLM, source, revision if source == generator_checkpoint else None,
-                           what="generator-checkpoint")
+        gen, info = load_weights(AutoModelForMaskedLM, source, revision if source == generator_checkpoint else None,
+                                 what="generator-checkpoint", output_loading_info=True)
         if gen.config.hidden_size != config.hidden_size:
             raise StageError(f"generator {source}: hidden size {gen.config.hidden_size} differs from "
                              f"the checkpoint's {config.hidden_size}; embeddings cannot be shared")
-        return {"discriminator": disc, "generator": gen, "generator_source": source, "new_head": ["RTD head"]}
+        fresh["generator"] = fresh_names(gen, info)
+        return {"discriminator": disc, "generator": gen, "generator_source": source, "fresh": fresh,
+                "new_head": [n for n, f in (("RTD head", fresh["discriminator"]), ("generator's MLM head", fresh["generator"])) if f]}
     gen_config = type(config).from_dict({**config.to_dict(), "architectures": None})
     gen_config.num_hidden_layers = max(1, math.ceil(config.num_hidden_layers * (ratio or 0.25)))
     gen = AutoModelForMaskedLM.from_config(gen_config)
     if generator_init == "fresh":
         return {"discriminator": disc, "generator": gen, "new_head": ["RTD head", "generator"],
+                "fresh": {**fresh, "generator": _all_names(gen)},
                 "generator_source": f"fresh {gen_config.num_hidden_layers} layers, {checkpoint}'s width"}
     layers = disc.base_model.encoder.layer
     for i, layer in enumerate(gen.base_model.encoder.layer):
         layer.load_state_dict(layers[i].state_dict())
-    return {"discriminator": disc, "generator": gen, "new_head": ["RTD head", "generator's MLM head"],
+    copied = {id(p) for p in gen.base_model.encoder.layer.parameters()}
+    fresh["generator"] = frozenset(n for n, p in gen.named_parameters(remove_duplicate=False) if id(p) not in copied)
+    return {"discriminator": disc, "generator": gen, "new_head": ["RTD head", "generator's MLM head"], "fresh": fresh,
             "generator_source": f"lower {gen_config.num_hidden_layers} layers of {checkpoint}"}
+
+
+def fresh_names(model, info: dict) -> frozenset[str]:
+    """Names of ``model``'s parameters that ``from_pretrained`` did not load (missing from the
+    checkpoint, or re-initialised because their shape differs): they start untrained."""
+    keys = set(info.get("missing_keys", ())) | {k if isinstance(k, str) else k[0] for k in info.get("mismatched_keys", ())}
+    return frozenset(n for n, _ in model.named_parameters(remove_duplicate=False) if n in keys)
+
+
+def _all_names(model) -> frozenset[str]:
+    return frozenset(n for n, _ in model.named_parameters(remove_duplicate=False))
 
 
 def _archs(config) -> list[str]:
@@ -167,7 +184,9 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
     head). RTD needs an ELECTRA discriminator; its generator comes from ``generator_checkpoint``,
     else from ``<checkpoint>/generator`` (a kopretrain RTD output), else a new small generator is
     built to share the discriminator's embeddings (KcELECTRA publishes only the discriminator).
-    ``new_head`` names the parts that start untrained (pretrain's head warm-up advice reads it)."""
+    ``new_head`` names the parts that start untrained (pretrain's head warm-up advice reads it) and
+    ``fresh`` maps each model's key to the names of its parameters that do (the head warm-up trains
+    those alone first; see :func:`kopretrain.train.head_warmup.head_parameter_names`)."""
     from transformers import AutoModelForMaskedLM, ElectraForMaskedLM, ElectraForPreTraining
 
     from kopretrain.hub.loading import load_config, load_weights
@@ -175,27 +194,30 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
 
     config = load_config(checkpoint, revision, what="checkpoint")
     if objective != "rtd":
-        has_head = any(a.endswith(("ForMaskedLM", "ForPreTraining")) and a != "ElectraForPreTraining"
-                       for a in _archs(config))
-        return {"mlm": load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint"),
-                "new_head": [] if has_head else ["MLM head"]}
+        model, info = load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint", output_loading_info=True)
+        fresh = fresh_names(model, info)
+        return {"mlm": model, "new_head": ["MLM head"] if fresh else [], "fresh": {"mlm": fresh}}
     if config.model_type != "electra":
         return _encoder_rtd(checkpoint, revision, config, generator_checkpoint, generator_size_ratio, generator_init)
     if "ElectraForMaskedLM" in _archs(config):
         raise StageError(f"checkpoint {checkpoint} is an ELECTRA generator; pass the discriminator as checkpoint "
                          "and this one as generator_checkpoint")
-    disc = load_weights(ElectraForPreTraining, checkpoint, revision, what="checkpoint")
+    disc, info = load_weights(ElectraForPreTraining, checkpoint, revision, what="checkpoint", output_loading_info=True)
+    fresh = {"discriminator": fresh_names(disc, info)}
     own = Path(checkpoint) / "generator"
     gen_source = generator_checkpoint or (str(own) if (own / "config.json").is_file() else "")
     if gen_source:
-        gen = load_weights(ElectraForMaskedLM, gen_source, revision, what="generator-checkpoint")
+        gen, info = load_weights(ElectraForMaskedLM, gen_source, revision, what="generator-checkpoint",
+                                 output_loading_info=True)
         if gen.config.embedding_size != disc.config.embedding_size:
             raise StageError(f"generator {gen_source}: embedding_size {gen.config.embedding_size} differs from the "
                              f"discriminator's {disc.config.embedding_size}; embeddings cannot be shared")
+        fresh["generator"] = fresh_names(gen, info)
     else:
         gen = ElectraForMaskedLM(generator_config(disc.config, generator_size_ratio))
-    return {"discriminator": disc, "generator": gen, "generator_source": gen_source or "new",
-            "new_head": [] if gen_source else ["generator"]}
+        fresh["generator"] = _all_names(gen)
+    return {"discriminator": disc, "generator": gen, "generator_source": gen_source or "new", "fresh": fresh,
+            "new_head": [n for n, f in (("RTD head", fresh["discriminator"]), ("generator", fresh["generator"])) if f]}
 
 
 def check_vocab_extends(base_tokenizer, tokenizer) -> None:

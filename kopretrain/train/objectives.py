@@ -84,6 +84,9 @@ class TrainingModule(PreTrainedModel):
     warns about missing keys, which would let a checkpoint of another layout restore nothing."""
 
     base_model_prefix = ""
+    # Names of the parameters no checkpoint provided (set by pretrain when it continues one; None
+    # from scratch): the head that train/head_warmup.py trains alone first and at its own rate.
+    new_parameters: frozenset[str] | None = None
     # attention is the wrapped models' own business: accept whatever their config asks for
     _supports_sdpa = _supports_flash_attn = _supports_flex_attn = True
 

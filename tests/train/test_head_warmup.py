@@ -34,6 +34,24 @@ def encoder(tmp_path_factory):
     return data, root / "encoder"
 
 
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """Checkpoints that come with a head: a BERT with its MLM head, and an ELECTRA discriminator
+    alone (the KcELECTRA case: its RTD head is trained, only the generator is missing)."""
+    root = tmp_path_factory.mktemp("published")
+    tok = write_tokenizer_dir(root / "tok")
+    return {"bert": write_checkpoint(root / "bert", "bert", tok), "disc": write_checkpoint(root / "disc", "electra-disc", tok)}
+
+
+def head_of(data, checkpoint, objective, **kw) -> list[str]:
+    """The head pretrain would warm up for this checkpoint, from the module its stage builds."""
+    from transformers import AutoTokenizer
+
+    cfg = config((data, checkpoint), objective, **kw)
+    module, _ = pretrain.build_module(cfg, AutoTokenizer.from_pretrained(checkpoint), {})
+    return head_warmup.head_parameter_names(module)
+
+
 def config(encoder, objective="mlm", **kw) -> PretrainConfig:
     data, ckpt = encoder
     return PretrainConfig(input=str(data), tokenizer="checkpoint", init="checkpoint", checkpoint=str(ckpt),
@@ -68,6 +86,49 @@ def test_the_head_is_what_the_checkpoint_lacks(encoder):
     assert any(n.startswith("discriminator.classifier") for n in names)
     assert any(n.startswith("generator.") and ".encoder.layer.0." in n for n in names)
     assert not any(n.startswith("discriminator.bert.") or "word_embeddings" in n for n in names)
+
+
+def test_what_the_checkpoint_has_is_never_head(encoder, published):
+    """Only parameters the checkpoint lacks: KcELECTRA's trained discriminator head keeps --lr and
+    stays still in the warm-up, as do the encoder layers a generator copies from the checkpoint."""
+    data = encoder[0]
+    names = head_of(data, published["disc"], "rtd", generator_size_ratio=0.5)
+    assert names and all(n.startswith("generator.") for n in names), names
+    assert not any("word_embeddings" in n for n in names)  # shared with the discriminator
+
+    names = head_of(data, published["bert"], "rtd", generator_size_ratio=0.5)  # lower-layer generator
+    assert any(n.startswith("discriminator.classifier") for n in names)
+    assert any(n.startswith("generator.") and ".cls.predictions." in n for n in names)
+    assert not any(".encoder.layer." in n or "embeddings" in n for n in names), names
+    fresh = head_of(data, published["bert"], "rtd", generator_size_ratio=0.5, generator_init="fresh")
+    assert any(n.startswith("generator.") and ".encoder.layer.0." in n for n in fresh)
+
+    assert head_of(data, published["bert"], "mlm") == []  # its MLM head is the checkpoint's
+
+
+def test_a_warmup_with_nothing_new_is_ignored_with_a_warning(encoder, published, caplog):
+    from transformers import AutoTokenizer
+
+    cfg = config((encoder[0], published["bert"]), "mlm", head_warmup_steps=4, head_lr=1e-2)
+    module, _ = pretrain.build_module(cfg, AutoTokenizer.from_pretrained(published["bert"]), {})
+    with caplog.at_level("WARNING", logger="kopretrain.train.head_warmup"):
+        scale, callbacks, record = head_warmup.setup(module, 4, 1e-2, 2e-3)
+    assert scale is None and callbacks == [] and record["head_parameters"] == 0
+    assert "ignored" in caplog.text
+
+
+def test_a_kcelectra_style_warmup_trains_the_generator_alone(encoder, published, tmp_path):
+    from transformers import ElectraForPreTraining
+
+    disc = published["disc"]
+    cfg = config((encoder[0], disc), "rtd", head_warmup_steps=4, head_lr=1e-2, generator_size_ratio=0.5)
+    out = registry.execute("pretrain", cfg, tmp_path / "kc")
+    before = ElectraForPreTraining.from_pretrained(disc).state_dict()
+    after = ElectraForPreTraining.from_pretrained(out).state_dict()
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert not moved, f"the discriminator moved during the warm-up: {moved}"
+    stats = json.loads((out / "stage.json").read_text())["stats"]
+    assert stats["base_model"]["new_head"] == ["generator"] and stats["head_warmup"]["head_parameters"] > 0
 
 
 @pytest.mark.parametrize("objective", ["mlm", "rtd"])

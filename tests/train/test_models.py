@@ -74,6 +74,12 @@ def test_continue_from_bert_and_electra_checkpoints(tmp_path, tok_dir):
     assert type(parts["discriminator"]).__name__ == "BertForTokenClassification"
     assert parts["new_head"] == ["RTD head", "generator's MLM head"]
     assert models.load_checkpoint(str(bert), None, "rtd", generator_init="fresh")["new_head"] == ["RTD head", "generator"]
+    # continuing that RTD run's output (discriminator + generator/): nothing starts untrained any more
+    parts["discriminator"].save_pretrained(tmp_path / "bert-rtd")
+    parts["generator"].save_pretrained(tmp_path / "bert-rtd" / "generator")
+    again = models.load_checkpoint(str(tmp_path / "bert-rtd"), None, "rtd")
+    assert again["new_head"] == [] and not any(again["fresh"].values())
+    assert parts["fresh"]["discriminator"] == {"classifier.weight", "classifier.bias"}
 
     disc = write_checkpoint(tmp_path / "disc", "electra-disc", tok_dir)
     parts = models.load_checkpoint(str(disc), None, "rtd", generator_size_ratio=0.25)
