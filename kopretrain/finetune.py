@@ -181,11 +181,13 @@ class FinetuneConfig(StageConfig):
 
 
 def load_model(cfg: FinetuneConfig):
-    """The classifier with our label names; a head that does not fit 3 labels is re-initialised."""
+    """``(classifier, label names, new)``: our label names, a head that does not fit 3 labels
+    re-initialised, and ``new`` the names of the parameters the checkpoint did not provide."""
     from transformers import AutoModelForSequenceClassification
 
     from kopretrain.hub.loading import load_config, load_weights
     from kopretrain.train.layers import identity_pooler, keep_bottom_layers, reinit_top_layers
+    from kopretrain.train.models import fresh_names
 
     config = load_config(cfg.model, cfg.revision)
     old = [str(v).lower() for _, v in sorted((int(k), v) for k, v in (config.id2label or {}).items())]
@@ -193,13 +195,14 @@ def load_model(cfg: FinetuneConfig):
     model, info = load_weights(AutoModelForSequenceClassification, cfg.model, cfg.revision, num_labels=len(names),
                                id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
                                ignore_mismatched_sizes=True, output_loading_info=True)
+    new = fresh_names(model, info)
     if cfg.pooler_init == "identity":
         identity_pooler(model, info.get("missing_keys", ()))
     if cfg.keep_layers:
         keep_bottom_layers(model, cfg.keep_layers)
     if cfg.reinit_layers:
         reinit_top_layers(model, cfg.reinit_layers)
-    return model, names
+    return model, names, new
 
 
 def run(cfg: FinetuneConfig, run: StageRun) -> None:
@@ -264,6 +267,7 @@ class Built:
     names: list[str]
     placeholders: list[str]
     frozen: int
+    new: frozenset[str] = frozenset()  # parameters the checkpoint lacked: the head --head-lr speeds up
 
 
 def build(cfg: FinetuneConfig, seed: int, prep) -> Built:
@@ -276,11 +280,11 @@ def build(cfg: FinetuneConfig, seed: int, prep) -> Built:
 
     set_seed(seed)
     tokenizer = load_tokenizer(cfg.model, cfg.revision)
-    model, names = load_model(cfg)
+    model, names, new = load_model(cfg)
     # a checkpoint's tokenizer may split normalize's [URL]/[EMAIL]... masks: one token each from here on
     placeholders = add_placeholders(tokenizer, model) if prep.normalize is not None else []
     frozen = freeze_bottom_layers(model, cfg.freeze_layers, cfg.reinit_layers) if cfg.freeze_layers else 0  # last: on the model as it will train
-    return Built(tokenizer, model, names, placeholders, frozen)
+    return Built(tokenizer, model, names, placeholders, frozen, new)
 
 
 def train_with_restarts(cfg: FinetuneConfig, run: StageRun, prep, built: Built, rows: Rows, attempt):
@@ -341,7 +345,7 @@ def train(cfg: FinetuneConfig, run: StageRun, built: Built, rows: Rows, minutes_
         model=built.model, args=args, train_dataset=rows.train, eval_dataset=rows.dev,
         processing_class=built.tokenizer, data_collator=DataCollatorWithPadding(built.tokenizer),
         compute_metrics=compute_metrics(built.names), callbacks=callbacks,
-        class_weights=class_weights(rows.y_train, cfg.class_weight), budget=budget, lr_scale=_lr_scale(cfg, built.model),
+        class_weights=class_weights(rows.y_train, cfg.class_weight), budget=budget, lr_scale=_lr_scale(cfg, built.model, built.new),
         rdrop=cfg.rdrop)
     if resume:
         print(f"[finetune] resuming from {resume}")
@@ -350,12 +354,12 @@ def train(cfg: FinetuneConfig, run: StageRun, built: Built, rows: Rows, minutes_
     return trainer, result, time.process_time() - cpu0
 
 
-def _lr_scale(cfg: FinetuneConfig, model):
+def _lr_scale(cfg: FinetuneConfig, model, new=None):
     if not cfg.head_lr and cfg.layer_lr_decay == 1:
         return None  # the stock optimizer: two groups, as before these options existed
     from kopretrain.train.finetune_trainer import lr_scales
 
-    return lr_scales(model, (cfg.head_lr or cfg.lr) / cfg.lr, cfg.layer_lr_decay)
+    return lr_scales(model, (cfg.head_lr or cfg.lr) / cfg.lr, cfg.layer_lr_decay, new)
 
 
 STAGE = Stage("finetune", FinetuneConfig, run=run)

@@ -234,7 +234,7 @@ def test_reinit_layers_replaces_only_the_top_layers(workdir):
     pretrained = AutoModel.from_pretrained(workdir / "pre-electra").state_dict()
     cfg = FinetuneConfig(model=str(workdir / "pre-electra"), data=str(workdir / "data"), reinit_layers=1)
     torch.manual_seed(0)
-    model, _ = load_model(cfg)
+    model, *_ = load_model(cfg)
     state = model.base_model.state_dict()
     top = [k for k in state if k.startswith("encoder.layer.1.")]
     rest = [k for k in state if k not in top]
@@ -260,7 +260,7 @@ def test_head_lr_and_layer_decay_set_each_parameters_rate(workdir):
 
     cfg = FinetuneConfig(model=str(workdir / "pre"), data=str(workdir / "data"), lr=1e-4, head_lr=1e-3,
                          layer_lr_decay=0.5)
-    model, _ = load_model(cfg)
+    model, *_ = load_model(cfg)
     args = TrainingArguments(output_dir=str(workdir / "opt"), learning_rate=cfg.lr, weight_decay=0.01,
                              report_to="none", use_cpu=True)
     trainer = ClassifierTrainer(model=model, args=args, lr_scale=_lr_scale(cfg, model))
@@ -337,18 +337,18 @@ def test_identity_pooler_only_where_the_checkpoint_has_none(tmp_path):
     import torch
     from transformers import BertModel
 
-    from kopretrain.finetune import load_model
+    from kopretrain.finetune import _lr_scale, load_model
     from kopretrain.testing import tiny_unigram_checkpoint
 
     headless = tiny_unigram_checkpoint(tmp_path / "headless")
-    model, _ = load_model(FinetuneConfig(model=str(headless), data="d", pooler_init="identity"))
+    model, *_ = load_model(FinetuneConfig(model=str(headless), data="d", pooler_init="identity"))
     dense = model.base_model.pooler.dense
     assert torch.equal(dense.weight, torch.eye(32)) and not dense.bias.any()
     x = torch.randn(2, 32)
     assert torch.allclose(model.base_model.pooler(x.unsqueeze(1)), torch.tanh(x))
-    default, _ = load_model(FinetuneConfig(model=str(headless), data="d"))
+    default, *_ = load_model(FinetuneConfig(model=str(headless), data="d"))
     assert torch.equal(default.base_model.pooler.dense.weight, torch.eye(32))
-    random, _ = load_model(FinetuneConfig(model=str(headless), data="d", pooler_init="random"))
+    random, *_ = load_model(FinetuneConfig(model=str(headless), data="d", pooler_init="random"))
     assert not torch.equal(random.base_model.pooler.dense.weight, torch.eye(32))
 
     with_pooler = tmp_path / "with-pooler"
@@ -357,8 +357,14 @@ def test_identity_pooler_only_where_the_checkpoint_has_none(tmp_path):
     trained.save_pretrained(with_pooler)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (with_pooler / name).write_bytes((headless / name).read_bytes())
-    kept, _ = load_model(FinetuneConfig(model=str(with_pooler), data="d", pooler_init="identity"))
+    kept, _, new = load_model(FinetuneConfig(model=str(with_pooler), data="d", pooler_init="identity"))
     assert torch.equal(kept.base_model.pooler.dense.weight, trained.pooler.dense.weight)
+    # --head-lr speeds up what is new (the classifier), not the pooler the checkpoint trained
+    fast = FinetuneConfig(model="m", data="d", lr=1e-4, head_lr=1e-3)
+    scale = _lr_scale(fast, kept, new)
+    assert scale("classifier.weight") == pytest.approx(10) and scale("bert.pooler.dense.weight") == 1.0
+    model, _, new = load_model(FinetuneConfig(model=str(headless), data="d"))
+    assert _lr_scale(fast, model, new)("bert.pooler.dense.weight") == pytest.approx(10)  # a pooler it lacked
     with pytest.raises(ValueError, match="pooler_init: 'zeros' is not one of"):
         from_dict(FinetuneConfig, {"model": "m", "data": "d", "pooler_init": "zeros"})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 from kopretrain.data.files import LABELS
 from kopretrain.train.device import trainer_precision_kwargs
@@ -88,13 +88,17 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def lr_scales(model, head_lr_scale: float = 1.0, layer_decay: float = 1.0) -> Callable[[str], float]:
+def lr_scales(model, head_lr_scale: float = 1.0, layer_decay: float = 1.0,
+              new: Collection[str] | None = None) -> Callable[[str], float]:
     """``parameter name -> learning-rate multiplier`` for fine-tuning a pretrained encoder.
 
     The head (everything outside the encoder's embeddings and layers: classifier, and the pooler
     a checkpoint without one gets fresh) gets ``head_lr_scale``; with layer-wise decay (Clark et
     al. 2020, ELECTRA; Sun et al. 2019) layer ``i`` of ``L`` gets ``layer_decay ** (L - i)`` and the
-    embeddings ``layer_decay ** (L + 1)``, so the lower, more general layers move least."""
+    embeddings ``layer_decay ** (L + 1)``, so the lower, more general layers move least. Given
+    ``new`` (the parameters the checkpoint lacked), a part outside the encoder that the checkpoint
+    did have (KcBERT's trained pooler, a fine-tuned model's classifier) trains as the top of the
+    encoder, at scale 1: a 10x rate suits a random head, not trained weights."""
     import re
 
     prefix = re.escape(model.base_model_prefix)
@@ -107,7 +111,7 @@ def lr_scales(model, head_lr_scale: float = 1.0, layer_decay: float = 1.0) -> Ca
             return layer_decay ** (n_layers - int(m.group(1)))
         if embeddings.match(name):
             return layer_decay ** (n_layers + 1)
-        return head_lr_scale
+        return head_lr_scale if new is None or name in new else 1.0
 
     return scale
 
