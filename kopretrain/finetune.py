@@ -267,7 +267,7 @@ class Built:
     names: list[str]
     placeholders: list[str]
     frozen: int
-    new: frozenset[str] = frozenset()  # parameters the checkpoint lacked: the head --head-lr speeds up
+    new: frozenset[str]  # parameters the checkpoint lacked: the head --head-lr speeds up
 
 
 def build(cfg: FinetuneConfig, seed: int, prep) -> Built:
