@@ -144,20 +144,20 @@ def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkp
                              f"the checkpoint's {config.hidden_size}; embeddings cannot be shared")
         fresh["generator"] = fresh_names(gen, info)
         return {"discriminator": disc, "generator": gen, "generator_source": source, "fresh": fresh,
-                "new_head": [n for n, f in (("RTD head", fresh["discriminator"]), ("generator's MLM head", fresh["generator"])) if f]}
+                "new_head": _new_head(fresh, "generator's MLM head")}
     gen_config = type(config).from_dict({**config.to_dict(), "architectures": None})
     gen_config.num_hidden_layers = max(1, math.ceil(config.num_hidden_layers * (ratio or 0.25)))
     gen = AutoModelForMaskedLM.from_config(gen_config)
     if generator_init == "fresh":
-        return {"discriminator": disc, "generator": gen, "new_head": ["RTD head", "generator"],
-                "fresh": {**fresh, "generator": _all_names(gen)},
+        fresh["generator"] = _all_names(gen)
+        return {"discriminator": disc, "generator": gen, "new_head": _new_head(fresh, "generator"), "fresh": fresh,
                 "generator_source": f"fresh {gen_config.num_hidden_layers} layers, {checkpoint}'s width"}
     layers = disc.base_model.encoder.layer
     for i, layer in enumerate(gen.base_model.encoder.layer):
         layer.load_state_dict(layers[i].state_dict())
     copied = {id(p) for p in gen.base_model.encoder.layer.parameters()}
     fresh["generator"] = frozenset(n for n, p in gen.named_parameters(remove_duplicate=False) if id(p) not in copied)
-    return {"discriminator": disc, "generator": gen, "new_head": ["RTD head", "generator's MLM head"], "fresh": fresh,
+    return {"discriminator": disc, "generator": gen, "new_head": _new_head(fresh, "generator's MLM head"), "fresh": fresh,
             "generator_source": f"lower {gen_config.num_hidden_layers} layers of {checkpoint}"}
 
 
@@ -166,6 +166,11 @@ def fresh_names(model, info: dict) -> frozenset[str]:
     checkpoint, or re-initialised because their shape differs): they start untrained."""
     keys = set(info.get("missing_keys", ())) | {k if isinstance(k, str) else k[0] for k in info.get("mismatched_keys", ())}
     return frozenset(n for n, _ in model.named_parameters(remove_duplicate=False) if n in keys)
+
+
+def _new_head(fresh: dict[str, frozenset[str]], generator_part: str) -> list[str]:
+    """RTD's ``new_head``: the parts with untrained parameters, named for the warm-up advice."""
+    return [name for name, key in (("RTD head", "discriminator"), (generator_part, "generator")) if fresh[key]]
 
 
 def _all_names(model) -> frozenset[str]:
@@ -217,7 +222,7 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
         gen = ElectraForMaskedLM(generator_config(disc.config, generator_size_ratio))
         fresh["generator"] = _all_names(gen)
     return {"discriminator": disc, "generator": gen, "generator_source": gen_source or "new", "fresh": fresh,
-            "new_head": [n for n, f in (("RTD head", fresh["discriminator"]), ("generator", fresh["generator"])) if f]}
+            "new_head": _new_head(fresh, "generator")}
 
 
 def check_vocab_extends(base_tokenizer, tokenizer) -> None:
