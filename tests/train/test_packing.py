@@ -48,15 +48,32 @@ def test_eojeol_word_ids_match_whitespace(tok, texts, tokenized):
         assert words == expected, text
 
 
-def test_morpheme_word_ids_align_with_analyze_offsets(tok):
+@pytest.fixture(scope="module", params=["wordpiece", "unigram"])
+def any_tok(request, tok, tmp_path_factory):
+    """WordPiece (``##``) and a ``tokenizers`` Metaspace Unigram, whose ``▁`` pieces have offsets
+    that start on the space before their word."""
+    if request.param == "wordpiece":
+        return tok
+    from transformers import AutoTokenizer
+
+    from kopretrain.testing import tiny_unigram_checkpoint
+
+    path = tiny_unigram_checkpoint(tmp_path_factory.mktemp("uni"), ko_tiny.sentences(2000, seed=5), vocab_size=300)
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def test_morpheme_word_ids_align_with_analyze_offsets(any_tok):
+    tok = any_tok
     texts, starts, lens = ko_tiny.analyzed()
     ds = datasets.Dataset.from_dict({"text": texts, "morph_start": starts, "morph_len": lens})
     out = packing.tokenize_texts(ds, tok, word_level="morpheme")
     enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
     split_eojeols = 0
     for text, offs, words, ms, ml in zip(texts, enc["offset_mapping"], out["word_ids"], starts, lens):
-        # Reference: the last morpheme whose character span holds the token's first character.
-        owner = [max(i for i, (s, n) in enumerate(zip(ms, ml)) if s <= start < s + n) for start, _ in offs]
+        # Reference: the last morpheme whose character span holds the token's first non-space
+        # character (a Unigram "▁" piece starting on the space belongs to the word after it).
+        firsts = [next(i for i in range(start, len(text)) if not text[i].isspace()) for start, _ in offs]
+        owner = [max(i for i, (s, n) in enumerate(zip(ms, ml)) if s <= first < s + n) for first in firsts]
         # Same morpheme <-> same word id (morphemes sharing one character, 하+었 in 했, count as one).
         span_of = [(ms[o], ml[o]) for o in owner]
         for a in range(len(offs)):
