@@ -73,6 +73,16 @@ def test_idempotent_on_random_texts(emoji, max_repeat):
         assert norm.normalize(once) == once, (text, once)
 
 
+@pytest.mark.parametrize("emoji", ["keep", "map"])
+def test_idempotent_where_rules_meet(emoji):
+    from tests.text.test_tokenizer_rules import HARD
+
+    norm = Normalizer(NormalizeConfig(emoji=emoji))
+    for text in HARD:
+        once = norm.normalize(text)
+        assert norm.normalize(once) == once, (text, once)
+
+
 def test_idempotent_on_sample_reviews(sample_path):
     import csv
 

@@ -38,7 +38,9 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Controls, and the Hangul fillers (U+3164, half-width U+FFA0) people type as a blank that
+# str.isspace() does not count as one, become spaces.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u3164\uffa0]")
 # Zero-width and bidi format characters. ZWJ (U+200D) is kept after an emoji, where it joins a
 # sequence such as 👨‍👩‍👧; elsewhere it only hides a split inside a word.
 _INVISIBLE = re.compile(
@@ -49,12 +51,13 @@ _INVISIBLE = re.compile(
 # cheaper than the lookbehind alternation above (the chain's budget is ~10-30 µs per text).
 _INVISIBLE_HINT = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\u3164\uffa0]"
 )
 
 
 def invisible(text: str) -> str:
-    """Control characters become spaces; zero-width and bidi marks are removed.
+    """Control characters and Hangul fillers become spaces; zero-width and bidi marks are removed.
+    Runs before :func:`nfc`, so a mark hidden between decomposed jamo cannot keep them apart.
 
     ``"재\u200b밌\u200b어요\x07"`` -> ``"재밌어요 "`` (the space goes at the whitespace rule).
     """
@@ -85,14 +88,17 @@ _JAMO = {
     **{0x1161 + i: c for i, c in enumerate(_JUNG)},
     **{0x11A8 + i: c for i, c in enumerate(_JONG)},
     0x119E: "ㆍ",  # arae-a, typed as a dot on the cheonjiin keypad
+    # half-width jamo (old Korean encodings, some mobile keyboards): "ﾻﾻ" is "ㅋㅋ"
+    **{c: chr(int(unicodedata.decomposition(chr(c)).split()[1], 16))
+       for c in range(0xFFA1, 0xFFDD) if unicodedata.decomposition(chr(c)).startswith("<narrow>")},
 }
-_CONJOINING = re.compile("[\u1100-\u1112\u1161-\u1175\u119e\u11a8-\u11c2]")
+_CONJOINING = re.compile("[\u1100-\u1112\u1161-\u1175\u119e\u11a8-\u11c2\uffa1-\uffdc]")
 
 
 def compat_jamo(text: str) -> str:
-    """Lone conjoining jamo become the compatibility jamo people type.
+    """Lone conjoining and half-width jamo become the compatibility jamo people type.
 
-    ``"\u110f\u110f 재밌어요"`` (U+110F) -> ``"ㅋㅋ 재밌어요"`` (U+314B).
+    ``"\u110f\u110f 재밌어요"`` (U+110F) -> ``"ㅋㅋ 재밌어요"`` (U+314B); ``"ﾻﾻ"`` -> ``"ㅋㅋ"``.
     """
     return text.translate(_JAMO) if _CONJOINING.search(text) else text
 
@@ -116,14 +122,18 @@ def email(text: str) -> str:
     return _EMAIL.sub("[EMAIL]", text) if "@" in text else text
 
 
-# A URL ends at whitespace, Hangul, quotes or brackets (Korean text is glued to links:
-# "http://a.com참고"); trailing sentence punctuation is given back to the text.
-_URL_CHARS = r"[^\s가-힣ㄱ-ㆎ<>\"'\[\]{}|\\^`]"
-# Bare domains need a lowercase common TLD: "Mr.Co" or "Trust.Me" are not links.
+# A URL ends at whitespace, Hangul, quotes or brackets, ASCII or CJK (Korean text is glued to
+# links: "http://a.com참고", "“http://a.com”"); trailing sentence punctuation is given back.
+URL_STOP = "가-힣ㄱ-ㆎ<>\"'\\[\\]{}|\\\\^`“”‘’«»「」『』【】〈〉《》。、…"
+_URL_CHARS = rf"[^\s{URL_STOP}]"
+# Bare domains need a lowercase common TLD ("Mr.Co" or "Trust.Me" are not links), or are one of
+# the link shorteners Korean reviews paste. Not followed by "[": a placeholder a later rule writes
+# ("naver.com010-1234-5678" -> "naver.com[PHONE]") must not make a link on a second pass.
+BARE_DOMAIN = (r"(?<![A-Za-z0-9@._-])(?:(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|io|ly|gl|tv)"
+               r"|naver\.me|youtu\.be|coupa\.ng|t\.co|me2\.do|vo\.la)")
 _URL = re.compile(
     rf"(?:[Hh][Tt][Tt][Pp][Ss]?://|[Ww]{{3}}\.){_URL_CHARS}+"
-    r"|(?<![A-Za-z0-9@._-])(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|io|ly|gl|tv)"
-    rf"(?:/{_URL_CHARS}*)?(?![A-Za-z0-9_-])"
+    rf"|{BARE_DOMAIN}(?:/{_URL_CHARS}*)?(?![A-Za-z0-9_\[-])"
 )
 _URL_TAIL = re.compile(r"[.,!?;:)~]+$")
 
@@ -137,24 +147,28 @@ def url(text: str) -> str:
     """Links (with scheme, ``www.`` or a common bare domain) become ``[URL]``.
 
     ``"후기 http://blog.naver.com/abc/123참고!!"`` -> ``"후기 [URL]참고!!"``;
-    ``"www.nemofile.co.kr 가입"`` -> ``"[URL] 가입"``.
+    ``"www.nemofile.co.kr 가입"`` -> ``"[URL] 가입"``; ``"naver.me/xAbC 참고"`` -> ``"[URL] 참고"``.
     """
     # Unrolled substring tests: a generator over the TLDs cost more than all other rules together.
     # All four two-letter cases of "ww": "wWw." is a link to the regex too (and to the tokenizer's copy).
     if "://" in text or "ww" in text or "WW" in text or "wW" in text or "Ww" in text or ("." in text and (
             ".co" in text or ".net" in text or ".org" in text or ".kr" in text or ".io" in text
-            or ".ly" in text or ".gl" in text or ".tv" in text)):
+            or ".ly" in text or ".gl" in text or ".tv" in text or ".me" in text or ".be" in text
+            or ".ng" in text or ".do" in text or ".la" in text)):
         return _URL.sub(_url_sub, text)
     return text
 
 
-# Korean mobile numbers with or without separators, landlines only with separators (a bare
-# 9-10 digit number is more often an amount). 4-4 numbers such as 1588-1234 are NOT masked:
-# they collide with year ranges ("1592-1598 임진왜란").
+# Korean mobile numbers with or without separators; landlines, 070 (internet), 080 (toll-free)
+# and 0502-0508 (the "safe numbers" delivery apps show) only with separators (a bare 9-10 digit
+# number is more often an amount). 4-4 numbers such as 1588-1234 are NOT masked: they collide
+# with year ranges ("1592-1598 임진왜란").
+PHONE_AREA = r"(?:2|[3-6][1-5]|70|80|50[2-8])"
 _PHONE = re.compile(
     r"(?<![\d-])(?:"
     r"(?:\+82[-. ]?0?|0)1[016789][-. ]?\d{3,4}[-. ]?\d{4}"
-    r"|(?:\+82[-. ]?0?|0)(?:2|[3-6][1-5])[-. )]\d{3,4}[-. ]\d{4}"
+    rf"|(?:\+82[-. ]?0?|0){PHONE_AREA}[-. )]\d{{3,4}}[-. ]\d{{4}}"
+    rf"|\(0{PHONE_AREA}\) ?\d{{3,4}}[-. ]\d{{4}}"
     r")(?![\d-])"
 )
 
@@ -162,7 +176,8 @@ _PHONE = re.compile(
 def phone(text: str) -> str:
     """Korean phone numbers become ``[PHONE]``; amounts and years stay.
 
-    ``"문자 주세요 010 1234 5678"`` -> ``"문자 주세요 [PHONE]"``; ``"100000원"`` stays.
+    ``"문자 주세요 010 1234 5678"`` -> ``"문자 주세요 [PHONE]"``; ``"(02)123-4567"`` -> ``"[PHONE]"``;
+    ``"100000원"`` stays.
     """
     return _PHONE.sub("[PHONE]", text) if "0" in text or "+" in text else text
 
@@ -171,8 +186,11 @@ def phone(text: str) -> str:
 # "@@name" counts too: repeat later shortens it to "@name", and normalizing twice must not change it.
 _MENTION = re.compile(r"(?:(?<=\s)|^)@+[A-Za-z0-9가-힣][A-Za-z0-9가-힣_]*(?:\.[A-Za-z0-9_]+)*")
 # Korean reviews quote titles and phrases with @: "@놈놈놈@보다", "@아무나 만들 수 없는 작품@인것만은".
-# An @ glued to the end of a word closes such a quote.
-_CLOSING_AT = re.compile(r"[^\s@]@")
+# An @ glued to the end of a word (or its sentence mark) closes such a quote; the @ of an
+# emoticon later on ("@_@", "^^@") does not. "]" too: censor may turn "OO@" into "[CENSORED]@",
+# and normalizing again must still see the quote.
+CLOSING_BEFORE = r"A-Za-z0-9가-힣ㄱ-ㆎ.!?\]"
+_CLOSING_AT = re.compile(f"[{CLOSING_BEFORE}]@")
 
 
 def mention(text: str) -> str:
@@ -267,7 +285,7 @@ class EmojiToken:
 def build_rules(max_repeat: int = 2, emoji: str = "keep") -> list[tuple[str, object]]:
     """The regex rules in the order they run: ``[(name, rule), ...]``."""
     rules: list[tuple[str, object]] = [
-        ("nfc", nfc), ("invisible", invisible), ("fullwidth", fullwidth), ("compat_jamo", compat_jamo),
+        ("invisible", invisible), ("nfc", nfc), ("fullwidth", fullwidth), ("compat_jamo", compat_jamo),
         ("whitespace", whitespace), ("email", email), ("url", url), ("phone", phone),
         ("mention", mention), ("censor", censor),
     ]

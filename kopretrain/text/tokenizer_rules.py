@@ -142,7 +142,7 @@ def _nfc(_: int) -> list:
 
 def _invisible(_: int) -> list:
     # rules._CONTROL then rules._INVISIBLE; the ZWJ survives after an emoji or U+FE0F.
-    control = "[\\x{0}-\\x{8}\\x{B}\\x{C}\\x{E}-\\x{1F}\\x{7F}-\\x{9F}]"
+    control = "[\\x{0}-\\x{8}\\x{B}\\x{C}\\x{E}-\\x{1F}\\x{7F}-\\x{9F}\\x{3164}\\x{FFA0}]"
     marks = "\u00ad\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
     invisible = f"[{esc_ranges(marks)}]|(?<![{esc_ranges(R._E)}\\x{{FE0F}}])\\x{{200D}}"
     return [_replace(control, " "), _replace(invisible, "")]
@@ -173,15 +173,14 @@ def _email(_: int) -> list:
 def _url(_: int) -> list:
     # rules._URL with rules._url_sub folded in: the match ends before trailing [.,!?;:)~] so the
     # punctuation stays in the text. u: a URL character, n: one that is not trailing punctuation.
-    stop = f"{_space()}가-힣ㄱ-ㆎ<>\"'\\[\\]{{}}|\\\\^`"
+    stop = f"{_space()}{R.URL_STOP}"
     u, tail = f"[^{stop}]", "[.,!?;:)~]"
     n = f"[^{stop}.,!?;:)~]"
     end = f"(?={tail}*(?!{u}))"
     scheme = f"[Hh][Tt][Tt][Pp][Ss]?://(?={u})(?:{u}*{n})?{end}"
     # "www." + only punctuation: Python's tail regex also gives back the "." of "www.".
     www = f"[Ww]{{3}}\\.{u}*{n}{end}|[Ww]{{3}}(?=\\.{tail}+(?!{u}))"
-    bare = (r"(?<![A-Za-z0-9@._-])(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|io|ly|gl|tv)"
-            f"(?:/(?:{u}*{n})?{end}|(?![A-Za-z0-9_-]))")
+    bare = f"{R.BARE_DOMAIN}(?:/(?:{u}*{n})?{end}|(?![A-Za-z0-9_\\[-]))"
     return [_replace(f"{scheme}|{www}|{bare}", "[URL]")]
 
 
@@ -189,16 +188,17 @@ def _phone(_: int) -> list:
     d = f"[{_digit()}]"
     pattern = (f"(?<![{_digit()}\\-])(?:"
                f"(?:\\+82[-. ]?0?|0)1[016789][-. ]?{d}{{3,4}}[-. ]?{d}{{4}}"
-               f"|(?:\\+82[-. ]?0?|0)(?:2|[3-6][1-5])[-. )]{d}{{3,4}}[-. ]{d}{{4}}"
+               f"|(?:\\+82[-. ]?0?|0){R.PHONE_AREA}[-. )]{d}{{3,4}}[-. ]{d}{{4}}"
+               f"|\\(0{R.PHONE_AREA}\\) ?{d}{{3,4}}[-. ]{d}{{4}}"
                f")(?![{_digit()}\\-])")
     return [_replace(pattern, "[PHONE]")]
 
 
 def _mention(_: int) -> list:
-    # rules.mention keeps a match when "x@" (x not space/@) occurs anywhere after the match's first
-    # character: a negative lookahead over the rest of the text.
+    # rules.mention keeps a match when "x@" (x in rules.CLOSING_BEFORE) occurs anywhere after the
+    # match's first character: a negative lookahead over the rest of the text.
     s = _space()
-    pattern = (f"(?:\\A|(?<=[{s}]))(?![\\s\\S][\\s\\S]*?[^{s}@]@)"
+    pattern = (f"(?:\\A|(?<=[{s}]))(?![\\s\\S][\\s\\S]*?[{R.CLOSING_BEFORE}]@)"
                "@+[A-Za-z0-9가-힣][A-Za-z0-9가-힣_]*(?:\\.[A-Za-z0-9_]+)*")
     return [_replace(pattern, "[USER]")]
 

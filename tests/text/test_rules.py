@@ -54,6 +54,17 @@ def test_nfc_composes_decomposed_hangul():
 
 def test_compat_jamo_maps_lone_conjoining_jamo():
     assert rules.compat_jamo("\u110f\u110f 재밌어요 \u1172\u1172") == "ㅋㅋ 재밌어요 ㅠㅠ"
+    assert rules.compat_jamo("ﾻﾻﾻﾻ 웃기네 ￗￗ") == "ㅋㅋㅋㅋ 웃기네 ㅠㅠ"  # half-width jamo
+
+
+def test_a_mark_between_decomposed_jamo_does_not_block_composition():
+    chain = dict(rules.build_rules())
+    names = [name for name, _ in rules.build_rules()]
+    assert names.index("invisible") < names.index("nfc")
+    text = "\u1112\u200b\u1161\u11ab\u1100\u116e\u11a8 영화"
+    for name in names[: names.index("compat_jamo") + 1]:
+        text = chain[name](text)
+    assert text == "한국 영화"
 
 
 def test_invisible_and_whitespace():
@@ -62,6 +73,8 @@ def test_invisible_and_whitespace():
     family = "👨\u200d👩\u200d👧"
     assert rules.invisible(family) == family  # ZWJ inside an emoji sequence stays
     assert rules.invisible("재\u200d밌어요") == "재밌어요"
+    # Hangul fillers typed as blanks are spaces, so a filler-only review is empty
+    assert rules.whitespace(rules.invisible("ㅤ 빈칸\uffa0끝 ㅤ")) == "빈칸 끝"
 
 
 def test_fullwidth():
@@ -75,6 +88,12 @@ def test_fullwidth():
     ("여기 naver.com 에서 봄", "여기 [URL] 에서 봄"),
     ("Mr.Co 연기 최고. 정말.", "Mr.Co 연기 최고. 정말."),
     ("wWw.abc.xyz 링크", "[URL] 링크"),  # mixed case: the quick substring test must not skip it
+    # link shorteners pasted into Korean reviews; CJK quotes and marks end a link
+    ("naver.me/5abcDEF 참고", "[URL] 참고"),
+    ("youtu.be/abc 보세요 coupa.ng/x", "[URL] 보세요 [URL]"),
+    ("“https://a.com” 참고", "“[URL]” 참고"),
+    ("「http://a.com」 링크 https://b.com…", "「[URL]」 링크 [URL]…"),
+    ("trust.me 는 아님", "trust.me 는 아님"),
 ])
 def test_url(text, expected):
     assert rules.url(text) == expected
@@ -94,6 +113,11 @@ def test_email_before_url():
     ("100000원", "100000원"),
     ("1592-1598 임진왜란", "1592-1598 임진왜란"),  # 4-4 numbers are year ranges too
     ("20100904 00515", "20100904 00515"),
+    ("070-1234-5678 로 연락", "[PHONE] 로 연락"),  # internet phones
+    ("안심번호 0504-1234-5678", "안심번호 [PHONE]"),  # delivery apps' safe numbers
+    ("080-123-4567", "[PHONE]"),
+    ("(02)123-4567 예약", "[PHONE] 예약"),  # the bracket goes with the number
+    ("(010-1234-5678)", "([PHONE])"),
 ])
 def test_phone(text, expected):
     assert rules.phone(text) == expected
@@ -113,6 +137,9 @@ def test_phone(text, expected):
     ("@놈놈놈@보다 더 재밌는건", "@놈놈놈@보다 더 재밌는건"),
     ("@아무나 만들 수 없는 작품@인것만은 분명하다", "@아무나 만들 수 없는 작품@인것만은 분명하다"),
     ("#월@일부터", "#월@일부터"),
+    # an emoticon's @ later on does not turn a mention into a quote
+    ("@홍길동 님 말대로 @_@ 재미없음", "[USER] 님 말대로 @_@ 재미없음"),
+    ("@abc 님 최고 ^^@", "[USER] 님 최고 ^^@"),
 ])
 def test_mention(text, expected):
     assert rules.mention(text) == expected

@@ -81,7 +81,7 @@ def test_offsets_point_into_the_raw_text(pair):
 def test_record_class_and_the_tokenizers_own_normalizer(pair):
     before, after, prep, folder = pair
     record = prep.extra[RECORD_KEY]
-    assert record["applied"][0] == "nfc" and record["applied"][-1] == "repeat" and record["not_applied"] == {}
+    assert record["applied"][0] == "invisible" and record["applied"][-1] == "repeat" and record["not_applied"] == {}
     config = json.loads((folder / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast"  # model classes drop it in transformers 5
     assert after.model_input_names == before.model_input_names
