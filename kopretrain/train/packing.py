@@ -142,7 +142,12 @@ def word_ids_from_offsets(
     keys = (np.cumsum(word_start)[gstart] + space[gstart]).astype(np.float64) if len(gstart) else np.zeros(0)
 
     if morphs is not None:
-        keys = _morpheme_keys(morphs, base, gstart, tok_text, keys)
+        # Looked up at the token's first non-space character: a piece whose offsets start on the
+        # space (a lone "▁", or "▁정" from a ``tokenizers`` Metaspace) belongs to the morpheme after it.
+        nonspace = np.where(space, len(codes), np.arange(len(codes)))
+        next_char = np.minimum.accumulate(nonspace[::-1])[::-1]
+        at = np.minimum(next_char[gstart], base[tok_text] + text_len[tok_text]) if len(gstart) else gstart
+        keys = _morpheme_keys(morphs, base, at, tok_text, keys)
 
     new_word = np.ones(len(keys), dtype=bool)
     new_word[1:] = (keys[1:] != keys[:-1]) | (tok_text[1:] != tok_text[:-1])
