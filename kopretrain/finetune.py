@@ -219,7 +219,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     check_model_ref(cfg.model)
     if cfg.teacher:
         check_model_ref(cfg.teacher, "teacher")
-    prep, prep_source = resolve_textprep(cfg.model, cfg.data)
+    prep, prep_source = resolve_textprep(cfg.model, cfg.data, cfg.revision)
     attempt = Attempt.load(run.dir, cfg.seed) if run.resumed else Attempt(seed=cfg.seed)
     built = build(cfg, attempt.seed, prep)
     names, tokenizer = built.names, built.tokenizer
@@ -244,6 +244,9 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
         run.stats["calibration"], logits = fold_temperature(trainer.model, logits, rows.dev_labels)
     trainer.save_model(str(run.dir))
     prep.extra = {**prep.extra, "max_length": max_length}
+    # pipeline(..., truncation=True) then cuts where kopretrain label cuts (the position rows past
+    # it never trained here), and says so instead of the base tokenizer's 512
+    tokenizer.model_max_length = max_length
     save_with_textprep(tokenizer, run.dir, prep)  # normalizer rules inside the tokenizer: pipeline() on raw text works
     (run.dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the JSON below is the record
     write_json(run.dir / "training_args.json", trainer.args.to_dict())

@@ -62,6 +62,8 @@ class PretrainConfig(StageConfig):
     """Hub revision/tag/commit of `checkpoint`; pin it (e.g. KcELECTRA needs v2021)."""
     generator_checkpoint: str = ""
     """RTD: generator dir or Hub id; empty: <checkpoint>/generator if present, else a new small generator."""
+    generator_revision: str = ""
+    """Hub revision/tag/commit of `generator_checkpoint` (its own repo: `revision` does not apply to it)."""
     generator_init: Literal["lower", "fresh"] = "lower"
     """RTD on a BERT/XLM-R checkpoint without a generator: its generator's layers start as a copy of the
     checkpoint's lower layers, or at random (both share its embeddings). On multilingual-e5-small, a
@@ -247,15 +249,18 @@ def load_tokenizer(cfg: PretrainConfig):
         prep = textprep.load(cfg.tokenizer)
         if prep is None:
             raise StageError(f"--tokenizer {cfg.tokenizer}: no kopretrain.json (use a vocab stage output)")
+        # from scratch, position rows past max_length never train: the saved tokenizer and card say so
+        tokenizer.model_max_length = cfg.max_length
+        prep.extra = {**prep.extra, "max_length": cfg.max_length}
         return tokenizer, prep, {"init": "scratch", "vocab_sha256": vocab_hash(tokenizer)}
     base_tok = load(cfg.checkpoint, cfg.revision, what="checkpoint")
     if own:
         tokenizer = base_tok
-        prep, _ = resolve_textprep(cfg.checkpoint, cfg.input)
+        prep, _ = resolve_textprep(cfg.checkpoint, cfg.input, cfg.revision)
     else:
         tokenizer = load(cfg.tokenizer, what="tokenizer")
         models.check_vocab_extends(base_tok, tokenizer)
-        prep = textprep.load(cfg.tokenizer) or resolve_textprep(cfg.checkpoint, cfg.input)[0]
+        prep = textprep.load(cfg.tokenizer) or resolve_textprep(cfg.checkpoint, cfg.input, cfg.revision)[0]
     base = {
         "init": "checkpoint", "id": cfg.checkpoint, "revision": cfg.revision or None,
         "commit": resolved_commit(cfg.checkpoint, cfg.revision),
@@ -269,6 +274,7 @@ def load_tokenizer(cfg: PretrainConfig):
 
 def build_module(cfg: PretrainConfig, tokenizer, base: dict):
     """The trainable wrapper (MaskedLM or ElectraRTD) and the base record completed with the model."""
+    from kopretrain.hub.loading import resolved_commit
     from kopretrain.train import head_warmup, models
     from kopretrain.train.objectives import MaskedLM
     from kopretrain.train.rtd import ElectraRTD
@@ -283,10 +289,14 @@ def build_module(cfg: PretrainConfig, tokenizer, base: dict):
     else:
         parts = models.load_checkpoint(cfg.checkpoint, cfg.revision, cfg.objective,
                                        generator_checkpoint=cfg.generator_checkpoint,
+                                       generator_revision=cfg.generator_revision or None,
                                        generator_size_ratio=cfg.generator_size_ratio or 0.25,
                                        generator_init=cfg.generator_init)
         base = {**base, "architecture": type(parts.get("mlm", parts.get("discriminator"))).__name__,
                 "generator": parts.get("generator_source"), "new_head": parts["new_head"]}
+        if cfg.generator_checkpoint:
+            base["generator_revision"] = cfg.generator_revision or None
+            base["generator_commit"] = resolved_commit(cfg.generator_checkpoint, cfg.generator_revision)
     main = parts.get("mlm", parts.get("discriminator"))
     if main.config.max_position_embeddings < cfg.max_length:
         raise StageError(f"--max-length {cfg.max_length} exceeds the model's max_position_embeddings "

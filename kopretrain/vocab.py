@@ -132,6 +132,10 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
         raise StageError(f"{cfg.input}: no train.parquet (the vocab is trained on the train split)")
     train = files["train"]
     normalize = (records.upstream(cfg.input, "normalize") or {}).get("config")
+    if normalize is not None:  # the rules only: no local paths or worker counts in a released kopretrain.json
+        from kopretrain.inference.classifier import normalize_fields
+
+        normalize = normalize_fields(normalize)
     rows_in = count_rows(train)
     if cfg.prune_from:
         from kopretrain.tokenizer.prune import prune

@@ -50,6 +50,7 @@ def test_output_is_a_plain_transformers_classifier(finetuned):
     assert "checkpoints" not in names and not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
     prep = json.loads((finetuned / "kopretrain.json").read_text())
     assert prep["normalize"] is None and prep["extra"]["max_length"] == 64  # capped at max_position_embeddings
+    assert tok.model_max_length == 64  # pipeline(truncation=True) cuts where it was fine-tuned
 
 
 def test_saved_model_is_the_best_dev_checkpoint(finetuned, workdir):
@@ -181,11 +182,12 @@ def test_plain_pipeline_on_raw_text_labels_like_kopretrain(normalized_finetune, 
 
     with open(sample_path, encoding="utf-8") as fh:
         texts = [row["review"] for row in csv.DictReader(fh) if row["review"].strip()]
+    texts.append(" ".join(texts[:60]))  # longer than the fine-tune length (and than the 512 positions)
     clf = Classifier.load(str(normalized_finetune))
     assert sum(t != n for t, n in zip(texts, clf.prep.prepare(texts))) > 30  # the rules do change the sample
     probs = clf.predict_proba(texts)
     pipe = pipeline("text-classification", model=str(normalized_finetune), top_k=None, device=-1)
-    results = pipe(texts, truncation=True, max_length=clf.max_length, batch_size=64)
+    results = pipe(texts, truncation=True, batch_size=64)  # as the model card says: no max_length needed
     for text, row, scores in zip(texts, probs, results):
         by_label = {s["label"]: s["score"] for s in scores}
         assert max(by_label, key=by_label.get) == LABELS[int(row.argmax())], text

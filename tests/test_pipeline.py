@@ -180,6 +180,9 @@ def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_pat
     assert read_stage(outputs["evaluate"])["stats"]["accuracy"] == metrics["model"]["accuracy"]
     assert metrics["baseline"]["accuracy"] == pytest.approx((scored["label"] == scored["baseline_pred"]).mean())
     assert (outputs["evaluate"] / "report.html").is_file()
+    for stage in ("vocab", "pretrain", "finetune"):  # the rules travel with the model, not local paths
+        normalize = json.loads((outputs[stage] / "kopretrain.json").read_text())["normalize"]
+        assert normalize and not {"input", "batch_size", "num_workers"} & set(normalize), stage
 
     labeled = pd.read_parquet(outputs["label"])
     assert len(labeled) == 600 and {"label", "confidence", "needs_review"} <= set(labeled.columns)

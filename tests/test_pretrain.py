@@ -77,14 +77,21 @@ def test_rtd_stage_writes_a_loadable_discriminator_generator_and_records(inputs,
     gen = ElectraForMaskedLM.from_pretrained(out / "generator")
     disc = ElectraForPreTraining.from_pretrained(out)
     assert torch.equal(gen.electra.embeddings.word_embeddings.weight, disc.electra.embeddings.word_embeddings.weight)
-    assert len(AutoTokenizer.from_pretrained(out)) == disc.config.vocab_size
+    tok = AutoTokenizer.from_pretrained(out)
+    assert len(tok) == disc.config.vocab_size
+    # from scratch the position rows past --max-length never train: the tokenizer and record say so
+    max_length = json.loads((out / "stage.json").read_text())["config"]["max_length"]
+    assert tok.model_max_length == max_length < disc.config.max_position_embeddings
+    assert json.loads((out / "kopretrain.json").read_text())["extra"]["max_length"] == max_length
     # the generator folder is a complete fill-mask model (it used to have no tokenizer: empty strings)
     from transformers import pipeline
 
     fill = pipeline("fill-mask", model=str(out / "generator"), device="cpu")
     predictions = fill(f"영화 {fill.tokenizer.mask_token} 좋아요")
     assert len(predictions) == 5 and all(p["token_str"].strip() for p in predictions)
-    assert json.loads((out / "kopretrain.json").read_text()) == json.loads((inputs[1] / "kopretrain.json").read_text())
+    vocab_prep = json.loads((inputs[1] / "kopretrain.json").read_text())
+    vocab_prep["extra"] = {**vocab_prep["extra"], "max_length": max_length}
+    assert json.loads((out / "kopretrain.json").read_text()) == vocab_prep
     # Final weights only: no checkpoints, no data cache, no pickled weights.
     assert not (out / "checkpoints").exists() and not (out / "data").exists()
     assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))

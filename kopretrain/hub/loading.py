@@ -133,6 +133,34 @@ def loading_notes(info: dict) -> list[str]:
     return notes
 
 
+def model_file(ref: str, filename: str, revision: str | None = None) -> Path | None:
+    """A side file of a model (``kopretrain.json``, the n-gram expert): from a local directory, or
+    from a Hub repo at ``revision`` (the one its weights load from); None when the model has none.
+
+    A Hub model without the file is a plain checkpoint (KcBERT has no kopretrain.json). Offline,
+    with the file not cached, nobody can tell: that is said in a warning, not guessed silently."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return path / filename if (path / filename).is_file() else None
+    if is_local(ref):
+        return None
+    from huggingface_hub import _CACHED_NO_EXIST, hf_hub_download, try_to_load_from_cache  # the documented sentinel
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    if try_to_load_from_cache(ref, filename, revision=revision or None) is _CACHED_NO_EXIST:
+        return None  # the Hub said so before (cached), online or off
+    try:
+        return Path(hf_hub_download(ref, filename, **revision_kwargs(revision)))
+    except LocalEntryNotFoundError:  # offline and not cached (a subclass: caught first)
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: cannot tell whether the model has %s (offline, not in the cache); using it without", ref, filename)
+        return None
+    except EntryNotFoundError:
+        return None
+
+
 def resolved_commit(ref: str, revision: str | None) -> str | None:
     """The Hub commit a (cached) id/revision resolved to; None for local directories."""
     if Path(ref).exists():

@@ -151,7 +151,8 @@ def _use(info: dict[str, Any]) -> str:
     if info["kind"] == "classifier":
         lines += ["```python", "from transformers import pipeline", "",
                   f'clf = pipeline("text-classification", model="{repo}", top_k=None)',
-                  'clf(["배송 빨랐어요 최고", "별로예요 다시는 안 사요"])', "```", ""]
+                  '# truncation: cut where the model was fine-tuned and kopretrain label cuts',
+                  'clf(["배송 빨랐어요 최고", "별로예요 다시는 안 사요"], truncation=True)', "```", ""]
         if info.get("examples"):
             lines += ["Outputs of this exact folder, computed when it was released:", "",
                       "| text | label | score |", "|---|---|---|"]

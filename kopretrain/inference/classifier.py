@@ -21,18 +21,19 @@ from kopretrain.runs.records import StageError, upstream
 from kopretrain.text.textprep import TextPrep, load as load_textprep_file
 
 
-def resolve_textprep(model: str, data: str | None = None) -> tuple[TextPrep, str]:
+def resolve_textprep(model: str, data: str | None = None, revision: str | None = None) -> tuple[TextPrep, str]:
     """The TextPrep to train/predict with, and where it came from.
 
     A kopretrain model carries ``kopretrain.json``; a Hub model has none, so we record the
     normalize config of the data it is fine-tuned on (``upstream(data, "normalize")``), or plain
     text when the data was never normalized.
     """
-    path = Path(model).expanduser()
-    if path.is_dir():
-        prep = load_textprep_file(path)
-        if prep is not None:
-            return prep, f"{path}/kopretrain.json"
+    from kopretrain.hub.loading import model_file
+
+    found = model_file(model, "kopretrain.json", revision)  # a Hub id's too, at its revision
+    prep = load_textprep_file(found.parent) if found is not None else None
+    if prep is not None:
+        return prep, f"{model}/kopretrain.json" + (f" (revision {revision})" if revision else "")
     record = upstream(data, "normalize") if data else None
     if record is not None:
         return TextPrep(normalize=normalize_fields(record["config"])), f"normalize stage of {data}"
@@ -112,12 +113,12 @@ class Classifier:
         labels = label_order(config, model)
         net = load_weights(AutoModelForSequenceClassification, model, revision)
         tok = load_tokenizer(model, revision)
-        prep, _ = resolve_textprep(model, data)
+        prep, _ = resolve_textprep(model, data, revision)
         max_length = max_length or int(prep.extra.get("max_length", 128))
         limit = getattr(config, "max_position_embeddings", None) or max_length
         from kopretrain.inference.ngram import NgramExpert
 
-        return cls(net, tok, prep, labels, model, max_length=min(max_length, limit), ngram=NgramExpert.load(model))
+        return cls(net, tok, prep, labels, model, max_length=min(max_length, limit), ngram=NgramExpert.load(model, revision))
 
     def logits(self, texts: Sequence[str], batch_size: int = 64, prepared: bool = False, precision: str = "fp32",
                blend: bool = True):

@@ -97,20 +97,23 @@ class NgramExpert:
         (directory / JSON_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | Path) -> "NgramExpert | None":
-        """The expert saved in a model directory, or None when it has none (or is a Hub id)."""
+    def load(cls, directory: str | Path, revision: str | None = None) -> "NgramExpert | None":
+        """The expert saved with a model (a directory, or a Hub id at ``revision``), or None when it has none."""
         from safetensors.numpy import load_file
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        from kopretrain.hub.loading import model_file
         from kopretrain.runs.records import StageError
 
-        directory = Path(directory).expanduser()
-        meta_path = directory / JSON_FILE
-        if not meta_path.is_file():
+        meta_path = model_file(str(directory), JSON_FILE, revision)
+        if meta_path is None:
             return None
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            arrays = load_file(str(directory / WEIGHTS_FILE))
+            weights = model_file(str(directory), WEIGHTS_FILE, revision)
+            if weights is None:
+                raise ValueError(f"{WEIGHTS_FILE} is missing beside it")
+            arrays = load_file(str(weights))
             if meta.get("format") != FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}, this kopretrain reads {FORMAT}")
             params = dict(meta["vectorizer"], ngram_range=tuple(meta["vectorizer"]["ngram_range"]))

@@ -269,7 +269,9 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     save_tokenizer(new_backend, out_dir, max_len, specials)
     new_size = new_backend.get_vocab_size(with_added_tokens=True)
     save_resized(model, Path(base), entries, old_ids, new_size, out_dir)
-    revision_sha = getattr(model.config, "_commit_hash", None)
+    from kopretrain.hub.loading import resolved_commit
+
+    revision_sha = resolved_commit(base, rev)  # transformers 5 configs carry no _commit_hash
     info = {"base_model": base, "revision": rev, "resolved_commit": revision_sha, "tokenizer_model": kind,
             "old_vocab_hash": vocab_hash(tok.backend_tokenizer), "new_vocab_hash": vocab_hash(new_backend)}
     extra = {**textprep_extra(kind.lower(), cfg.pretokenize), **info, "added": len(entries)}

@@ -116,7 +116,7 @@ def build_scratch(objective: str, model_type: str, arch: Arch, tokenizer) -> dic
 
 
 def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkpoint: str,
-                 ratio: float, generator_init: str = "lower") -> dict[str, Any]:
+                 ratio: float, generator_init: str = "lower", generator_revision: str | None = None) -> dict[str, Any]:
     """RTD on a non-ELECTRA encoder (BERT, RoBERTa, XLM-R...): the checkpoint becomes the
     discriminator (``*ForTokenClassification`` with one "replaced" logit per token; its encoder is
     the checkpoint's), and the generator is ``ceil(layers * ratio)`` layers of the same width with a
@@ -137,7 +137,7 @@ def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkp
     own = Path(checkpoint) / "generator"  # a kopretrain RTD output carries its generator
     source = generator_checkpoint or (str(own) if (own / "config.json").is_file() else "")
     if source:
-        gen, info = load_weights(AutoModelForMaskedLM, source, revision if source == generator_checkpoint else None,
+        gen, info = load_weights(AutoModelForMaskedLM, source, generator_revision if generator_checkpoint else None,
                                  what="generator-checkpoint", output_loading_info=True)
         if gen.config.hidden_size != config.hidden_size:
             raise StageError(f"generator {source}: hidden size {gen.config.hidden_size} differs from "
@@ -182,11 +182,13 @@ def _archs(config) -> list[str]:
 
 
 def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, generator_checkpoint: str = "",
-                    generator_size_ratio: float = 0.25, generator_init: str = "lower") -> dict[str, Any]:
+                    generator_size_ratio: float = 0.25, generator_init: str = "lower",
+                    generator_revision: str | None = None) -> dict[str, Any]:
     """Continue from a local dir or Hub id (BERT MLM, ELECTRA discriminator or generator).
 
     MLM-family objectives load ``AutoModelForMaskedLM`` (an ELECTRA discriminator gets a fresh MLM
     head). RTD needs an ELECTRA discriminator; its generator comes from ``generator_checkpoint``,
+    (at ``generator_revision``: another repo has its own history, so ``revision`` never applies to it),
     else from ``<checkpoint>/generator`` (a kopretrain RTD output), else a new small generator is
     built to share the discriminator's embeddings (KcELECTRA publishes only the discriminator).
     ``new_head`` names the parts that start untrained (pretrain's head warm-up advice reads it) and
@@ -203,7 +205,8 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
         fresh = fresh_names(model, info)
         return {"mlm": model, "new_head": ["MLM head"] if fresh else [], "fresh": {"mlm": fresh}}
     if config.model_type != "electra":
-        return _encoder_rtd(checkpoint, revision, config, generator_checkpoint, generator_size_ratio, generator_init)
+        return _encoder_rtd(checkpoint, revision, config, generator_checkpoint, generator_size_ratio, generator_init,
+                            generator_revision)
     if "ElectraForMaskedLM" in _archs(config):
         raise StageError(f"checkpoint {checkpoint} is an ELECTRA generator; pass the discriminator as checkpoint "
                          "and this one as generator_checkpoint")
@@ -212,8 +215,8 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
     own = Path(checkpoint) / "generator"
     gen_source = generator_checkpoint or (str(own) if (own / "config.json").is_file() else "")
     if gen_source:
-        gen, info = load_weights(ElectraForMaskedLM, gen_source, revision, what="generator-checkpoint",
-                                 output_loading_info=True)
+        gen, info = load_weights(ElectraForMaskedLM, gen_source, generator_revision if generator_checkpoint else None,
+                                 what="generator-checkpoint", output_loading_info=True)
         if gen.config.embedding_size != disc.config.embedding_size:
             raise StageError(f"generator {gen_source}: embedding_size {gen.config.embedding_size} differs from the "
                              f"discriminator's {disc.config.embedding_size}; embeddings cannot be shared")

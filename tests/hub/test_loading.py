@@ -7,6 +7,7 @@ import pytest
 from kopretrain.hub.loading import check_model_ref, load_config, load_tokenizer, load_weights
 from kopretrain.runs.records import StageError
 from kopretrain.testing import tiny_classifier
+from tests.fixtures.hub import fake_hub
 
 
 def test_missing_paths_name_the_option(tmp_path, monkeypatch):
@@ -34,3 +35,37 @@ def test_weights_load_only_from_safetensors(tmp_path):
     (model / "model.safetensors").unlink()
     with pytest.raises(StageError, match="cannot load safetensors weights.*no pickle"):
         load_weights(AutoModelForSequenceClassification, str(model))
+
+
+def test_a_hub_model_brings_its_kopretrain_json_and_ngram_expert(tmp_path, monkeypatch, caplog):
+    """A kopretrain model pushed to the Hub is used with the preparation and length it was
+    fine-tuned with, and its n-gram expert, exactly as the same folder on disk."""
+    from kopretrain.evaluation.baseline import Baseline
+    from kopretrain.inference.classifier import Classifier
+    from kopretrain.inference.ngram import NgramExpert
+
+    sha = "a" * 40
+    snapshot = fake_hub(monkeypatch, tmp_path / "hub", "me/kopclf", sha)
+    tiny_classifier(snapshot, textprep={"normalize": {"max_repeat": 1}, "extra": {"max_length": 16}})
+    texts = ["좋아요 최고", "별로예요", "그냥 그래요"] * 10
+    NgramExpert.from_baseline(Baseline(seed=0).fit(texts, [2, 0, 1] * 10)).save(snapshot)
+    for revision in (sha, None):
+        clf = Classifier.load("me/kopclf", revision=revision)
+        assert clf.max_length == 16 and clf.prep.normalize == {"max_repeat": 1}
+        assert clf.ngram is not None
+    # A plain Hub checkpoint without the files (cached as absent): None, without a warning.
+    plain = fake_hub(monkeypatch, tmp_path / "hub2", "me/plain", sha)
+    tiny_classifier(plain)
+    (plain / "kopretrain.json").unlink()
+    absent = plain.parent.parent / ".no_exist" / sha
+    absent.mkdir(parents=True)
+    (absent / "kopretrain.json").touch()
+    from kopretrain.hub.loading import model_file
+
+    with caplog.at_level("WARNING"):
+        assert model_file("me/plain", "kopretrain.json", sha) is None
+    assert not caplog.records
+    # Not cached at all, offline: nobody can tell, and the warning says so.
+    with caplog.at_level("WARNING"):
+        assert model_file("me/plain", "ngram_expert.json", sha) is None
+    assert "cannot tell" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kopretrain.hub.modelcard import _data, _preprocessing, _use, normalizer_rules
 
 NORMALIZE = {"emoji": "keep", "max_repeat": 2, "skip_rules": [], "spacing": False, "typos": "none"}
-APPLIED = ["nfc", "invisible", "fullwidth", "compat_jamo", "whitespace", "email", "url", "phone", "mention",
+APPLIED = ["invisible", "nfc", "fullwidth", "compat_jamo", "whitespace", "email", "url", "phone", "mention",
            "censor", "repeat"]
 
 
@@ -22,7 +22,8 @@ def test_all_rules_in_the_tokenizer_need_no_recipe():
     use, prep = _use(card), _preprocessing(card)
     assert "the tokenizer applies that normalization itself" in use and "prep.prepare" not in use
     assert "10,000 of 10,000 NSMC reviews" in use
-    assert "applies nfc, invisible" in prep and "cannot apply" not in prep
+    assert "truncation=True)" in use  # cut where the model was fine-tuned, not crash past 512 tokens
+    assert "applies invisible, nfc" in prep and "cannot apply" not in prep
 
 
 def test_rules_the_tokenizer_cannot_apply_are_named_with_their_effect():

@@ -100,6 +100,21 @@ def test_continue_from_bert_and_electra_checkpoints(tmp_path, tok_dir):
     assert type(models.load_checkpoint(str(gen), None, "mlm")["mlm"]).__name__ == "ElectraForMaskedLM"
 
 
+def test_split_discriminator_and_generator_repos_pin_their_own_revisions(tmp_path, tok_dir, monkeypatch):
+    """KoELECTRA publishes -discriminator and -generator repos: each has its own commits, so the
+    discriminator's --revision must not be asked of the generator's repo."""
+    from tests.fixtures.hub import fake_hub
+
+    disc_sha, gen_sha = "a" * 40, "b" * 40
+    write_checkpoint(fake_hub(monkeypatch, tmp_path / "hub", "me/disc", disc_sha), "electra-disc", tok_dir)
+    write_checkpoint(fake_hub(monkeypatch, tmp_path / "hub", "me/gen", gen_sha), "electra-gen", tok_dir)
+    parts = models.load_checkpoint("me/disc", disc_sha, "rtd", generator_checkpoint="me/gen", generator_revision=gen_sha)
+    assert parts["generator_source"] == "me/gen" and parts["new_head"] == []
+    with pytest.raises(StageError, match="generator-checkpoint me/gen"):  # the old behaviour: disc's revision
+        models.load_checkpoint("me/disc", disc_sha, "rtd", generator_checkpoint="me/gen", generator_revision=disc_sha)
+    assert resolved_commit("me/gen", gen_sha) == gen_sha
+
+
 def test_vocab_hash_and_extension_check(tmp_path, tok_dir, tokenizer):
     from transformers import AutoTokenizer
 
