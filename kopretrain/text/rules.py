@@ -111,7 +111,9 @@ def whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# "@+", "-+" and "[Hh]+[Tt]+[Pp]+" below: what repeat (last in the chain) shortens must already
+# match here, or a second normalization would mask what the first left ("htttp://" -> "http://").
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@+[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 
 def email(text: str) -> str:
@@ -131,8 +133,9 @@ _URL_CHARS = rf"[^\s{URL_STOP}]"
 # ("naver.com010-1234-5678" -> "naver.com[PHONE]") must not make a link on a second pass.
 BARE_DOMAIN = (r"(?<![A-Za-z0-9@._-])(?:(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|io|ly|gl|tv)"
                r"|naver\.me|youtu\.be|coupa\.ng|t\.co|me2\.do|vo\.la)")
+URL_SCHEME = "[Hh]+[Tt]+[Pp]+[Ss]*://"
 _URL = re.compile(
-    rf"(?:[Hh][Tt][Tt][Pp][Ss]?://|[Ww]{{3}}\.){_URL_CHARS}+"
+    rf"(?:{URL_SCHEME}|[Ww]{{3}}\.){_URL_CHARS}+"
     rf"|{BARE_DOMAIN}(?:/{_URL_CHARS}*)?(?![A-Za-z0-9_\[-])"
 )
 _URL_TAIL = re.compile(r"[.,!?;:)~]+$")
@@ -164,11 +167,12 @@ def url(text: str) -> str:
 # number is more often an amount). 4-4 numbers such as 1588-1234 are NOT masked: they collide
 # with year ranges ("1592-1598 임진왜란").
 PHONE_AREA = r"(?:2|[3-6][1-5]|70|80|50[2-8])"
+SEP = r"(?:-+|\.+| )"  # one separator, however often repeated
 _PHONE = re.compile(
     r"(?<![\d-])(?:"
-    r"(?:\+82[-. ]?0?|0)1[016789][-. ]?\d{3,4}[-. ]?\d{4}"
-    rf"|(?:\+82[-. ]?0?|0){PHONE_AREA}[-. )]\d{{3,4}}[-. ]\d{{4}}"
-    rf"|\(0{PHONE_AREA}\) ?\d{{3,4}}[-. ]\d{{4}}"
+    rf"(?:\+82{SEP}?0?|0)1[016789]{SEP}?\d{{3,4}}{SEP}?\d{{4}}"
+    rf"|(?:\+82{SEP}?0?|0){PHONE_AREA}(?:{SEP}|\))\d{{3,4}}{SEP}\d{{4}}"
+    rf"|\(0{PHONE_AREA}\) ?\d{{3,4}}{SEP}\d{{4}}"
     r")(?![\d-])"
 )
 

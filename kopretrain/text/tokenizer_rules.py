@@ -177,7 +177,7 @@ def _url(_: int) -> list:
     u, tail = f"[^{stop}]", "[.,!?;:)~]"
     n = f"[^{stop}.,!?;:)~]"
     end = f"(?={tail}*(?!{u}))"
-    scheme = f"[Hh][Tt][Tt][Pp][Ss]?://(?={u})(?:{u}*{n})?{end}"
+    scheme = f"{R.URL_SCHEME}(?={u})(?:{u}*{n})?{end}"
     # "www." + only punctuation: Python's tail regex also gives back the "." of "www.".
     www = f"[Ww]{{3}}\\.{u}*{n}{end}|[Ww]{{3}}(?=\\.{tail}+(?!{u}))"
     bare = f"{R.BARE_DOMAIN}(?:/(?:{u}*{n})?{end}|(?![A-Za-z0-9_\\[-]))"
@@ -185,11 +185,11 @@ def _url(_: int) -> list:
 
 
 def _phone(_: int) -> list:
-    d = f"[{_digit()}]"
+    d, sep = f"[{_digit()}]", R.SEP
     pattern = (f"(?<![{_digit()}\\-])(?:"
-               f"(?:\\+82[-. ]?0?|0)1[016789][-. ]?{d}{{3,4}}[-. ]?{d}{{4}}"
-               f"|(?:\\+82[-. ]?0?|0){R.PHONE_AREA}[-. )]{d}{{3,4}}[-. ]{d}{{4}}"
-               f"|\\(0{R.PHONE_AREA}\\) ?{d}{{3,4}}[-. ]{d}{{4}}"
+               f"(?:\\+82{sep}?0?|0)1[016789]{sep}?{d}{{3,4}}{sep}?{d}{{4}}"
+               f"|(?:\\+82{sep}?0?|0){R.PHONE_AREA}(?:{sep}|\\)){d}{{3,4}}{sep}{d}{{4}}"
+               f"|\\(0{R.PHONE_AREA}\\) ?{d}{{3,4}}{sep}{d}{{4}}"
                f")(?![{_digit()}\\-])")
     return [_replace(pattern, "[PHONE]")]
 
