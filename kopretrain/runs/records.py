@@ -161,7 +161,10 @@ class StageRun:
                  input_fields: Iterable[str] | None = None, log=print):
         self.stage = stage
         self.cfg = cfg
-        self.output = Path(output)
+        self.output = Path(output).expanduser()
+        if self.output.name in ("", ".", ".."):  # ".", "..", "/": a stage replaces its output folder when done
+            raise StageError(f"--output {output}: name the folder to write (e.g. -o runs/x), not the current, "
+                             "parent or root directory, which a finished stage would replace")
         self.dir = self.output.with_name(self.output.name + ".partial")
         self.force = force
         self.log = log

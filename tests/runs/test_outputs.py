@@ -49,6 +49,16 @@ def test_output_onto_a_file_is_refused_and_the_file_kept(sample_path, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.parametrize("output", [".", "..", "./"])
+def test_output_onto_the_working_directory_is_a_clear_error(sample_path, tmp_path, monkeypatch, capsys, output):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # empty: it would pass the user-folder check, then be replaced under the shell
+    assert main(ingest_args(sample_path, Path(output))) == 2
+    assert "name the folder to write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"] and not any(work.iterdir())
+
+
 def test_own_output_and_empty_directory_are_replaced(sample_path, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
