@@ -72,6 +72,14 @@ class ReleaseConfig(StageConfig):
     def __post_init__(self):
         if self.repo_id and not _REPO_ID.match(self.repo_id):
             raise ValueError(f"--repo-id: {self.repo_id!r} is not ORG/NAME")
+        if self.repo_id:  # the Hub's own rules ("--", "..", ".git", 96 characters), before any work
+            from huggingface_hub.errors import HFValidationError
+            from huggingface_hub.utils import validate_repo_id
+
+            try:
+                validate_repo_id(self.repo_id)
+            except HFValidationError as exc:
+                raise ValueError(f"--repo-id {self.repo_id!r}: the Hub would refuse it ({exc})") from None
         if self.push and not self.repo_id:
             raise ValueError("--push needs --repo-id ORG/NAME")
         if self.revision and not self.push and not self.repo_id:

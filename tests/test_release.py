@@ -289,6 +289,9 @@ def test_cli_out_alias_and_config_errors(chain, tmp_path, capsys):
     assert (tmp_path / "r" / "README.md").is_file() and "dry run" in capsys.readouterr().out
     assert main(["release", "--model", str(chain["finetune"]), "--out", str(tmp_path / "r2"), "--push"]) == 2
     assert "--push needs --repo-id" in capsys.readouterr().err
+    for bad in ("me/a--b", "me/x.git", "me/" + "a" * 97):  # the Hub's rules, before the folder is built
+        assert main(["release", "--model", str(chain["finetune"]), "--out", str(tmp_path / "r4"), "--repo-id", bad]) == 2
+        assert "the Hub would refuse it" in capsys.readouterr().err and not (tmp_path / "r4").exists()
     labels_missing = tmp_path / "nolabels"
     tiny_classifier(labels_missing)
     config = json.loads((labels_missing / "config.json").read_text())
