@@ -160,10 +160,15 @@ def _use(info: dict[str, Any]) -> str:
             lines.append("")
     else:
         task = info["pipeline_tag"]
-        example = '"이 영화 정말 [MASK]."' if task == "fill-mask" else '"배송 빨랐어요 최고"'
+        # the tokenizer's own mask token: [MASK] for BERT/ELECTRA vocabularies, <mask> for XLM-R ones
+        example = 'f"이 영화 정말 {pipe.tokenizer.mask_token}."' if task == "fill-mask" else '"배송 빨랐어요 최고"'
         lines += ["```python", "from transformers import pipeline", "",
-                  f'pipe = pipeline("{task}", model="{repo}")', f"pipe({example})", "```", "",
-                  "Fine-tune it into a sentiment classifier with kopretrain:", "", "```bash",
+                  f'pipe = pipeline("{task}", model="{repo}")', f"pipe({example})", "```", ""]
+        if info["kind"] == "rtd":
+            lines += ["The root is the RTD discriminator; its generator (a fill-mask model, for continued "
+                      "pretraining) is in `generator/`: `AutoModelForMaskedLM.from_pretrained(repo, "
+                      'subfolder="generator")`.', ""]
+        lines += ["Fine-tune it into a sentiment classifier with kopretrain:", "", "```bash",
                   f"kopretrain finetune --model {repo} --data runs/x/normalize -o runs/x/finetune", "```", ""]
     if info.get("ngram_blend"):
         lines += ["**This folder also holds an n-gram expert** (`ngram_expert.json` + `ngram_expert.safetensors`: a "

@@ -56,3 +56,13 @@ def test_a_self_trained_model_says_how_many_rows_a_person_labeled():
     data = _data(card)
     assert "labeled reviews" not in data and "1000 labeled and 9000 labeled by a teacher model" in data
     assert "on 40000 unlabeled training reviews (right on 67% of those" in data
+
+
+def test_encoder_cards_use_the_tokenizers_mask_token_and_point_at_the_generator():
+    for kind, tag in (("mlm", "fill-mask"), ("rtd", "feature-extraction")):
+        card = {**info(), "kind": kind, "pipeline_tag": tag}
+        use = _use(card)
+        assert "[MASK]" not in use  # XLM-R vocabularies mask with <mask>
+        if kind == "mlm":
+            assert "pipe.tokenizer.mask_token" in use
+        assert ('subfolder="generator"' in use) == (kind == "rtd")
