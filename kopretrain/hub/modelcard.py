@@ -278,8 +278,9 @@ def _evaluation(info: dict[str, Any]) -> str:
             lines += [f"| {c} | {_fmt(v.get('precision'))} | {_fmt(v.get('recall'))} | {_fmt(v.get('f1'))} | "
                       f"{v.get('support')} |" for c, v in per_class.items()]
         if m.get("temperature"):
-            lines += ["", f"A softmax temperature of {m['temperature']:.3f} fitted on dev lowers ECE to "
-                      f"{_fmt(m.get('ece_temperature_scaled'))}; this temperature is not folded into the released weights."]
+            lines += ["", f"Evaluation fitted a further softmax temperature on dev, on top of any folded in at "
+                      f"fine-tuning (see Training): {m['temperature']:.3f}, which would move ECE to "
+                      f"{_fmt(m.get('ece_temperature_scaled'))}. It is a diagnostic, not applied to the released weights."]
         if ev.get("notes"):
             lines += ["", "Notes from the evaluation:", ""] + [f"- {note}" for note in ev["notes"]]
         return "\n".join(lines)
