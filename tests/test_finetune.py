@@ -152,6 +152,27 @@ def test_hub_style_model_records_the_data_normalizer(workdir, tmp_path):
     assert "normalize stage" in json.loads((out / "stage.json").read_text())["stats"]["textprep_source"]
 
 
+def test_a_hub_model_records_its_commit_and_brings_its_preparation(workdir, tmp_path, monkeypatch):
+    """--model OWNER/NAME --revision: the commit it resolved to is recorded (provenance and cards read
+    it), and its kopretrain.json is read from the Hub like a local folder's."""
+    import shutil
+
+    from tests.fixtures.hub import fake_hub
+
+    sha = "c" * 40
+    from kopretrain.text.textprep import TextPrep
+
+    snapshot = fake_hub(monkeypatch, tmp_path / "hub", "me/pre", sha)
+    shutil.copytree(workdir / "pre", snapshot)
+    TextPrep(normalize={"max_repeat": 3}).save(snapshot)  # what a released kopretrain model carries
+    cfg = from_dict(FinetuneConfig, {"model": "me/pre", "revision": sha, "data": str(workdir / "data"),
+                                     **{**FAST, "max_steps": 2, "eval_steps": 2}})
+    stats = json.loads((execute("finetune", cfg, tmp_path / "out") / "stage.json").read_text())["stats"]
+    assert stats["base_commit"] == sha
+    assert stats["textprep_source"].startswith("me/pre/kopretrain.json")
+    assert json.loads((tmp_path / "out" / "kopretrain.json").read_text())["normalize"] == {"max_repeat": 3}
+
+
 @pytest.fixture(scope="module")
 def normalized_finetune(workdir, tmp_path_factory) -> Path:
     """A tiny model whose kopretrain.json records the default normalizer (its WordPiece trained on the

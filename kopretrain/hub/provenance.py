@@ -81,7 +81,8 @@ def base_model(cfg, chain: dict[str, dict]) -> dict[str, Any] | None:
     if finetune:
         model = finetune["config"].get("model", "")
         if model and not is_local(model):
-            return {"id": model, "revision": finetune["config"].get("revision") or None, "commit": None}
+            return {"id": model, "revision": finetune["config"].get("revision") or None,
+                    "commit": (finetune.get("stats") or {}).get("base_commit")}
     return None
 
 

@@ -36,8 +36,12 @@ def record_stats(cfg, trainer, result, train_cpu: float, rows, best: dict, names
     """What ``stage.json`` says about the fine-tune: data, selection and speed."""
     import torch
 
+    from kopretrain.hub.loading import resolved_commit
+
     args, metrics = trainer.args, result.metrics
     return {
+        # the commit a Hub id resolved to (None for local folders): a branch moves, a commit does not
+        "base_commit": resolved_commit(cfg.model, cfg.revision),
         "textprep_source": prep_source, "labels": names, "train_examples": len(rows.train),
         "train_label_counts": {lab: rows.y_train.count(names.index(lab)) for lab in LABELS},
         "absent_train_classes": rows.absent, "class_weights": class_weights(rows.y_train, cfg.class_weight),
