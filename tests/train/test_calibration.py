@@ -51,6 +51,7 @@ def test_the_fold_divides_the_models_logits_by_t(tmp_path, kind, path):
     assert (after.argmax(1) == before.argmax(1)).all()
     assert np.allclose(scaled, logits / t, rtol=1e-3)
     assert record["dev_ece_after"] < record["dev_ece_before"] / 3
+    assert record["dev_nll_after"] < record["dev_nll_before"]  # what T is fitted to
     assert record["dev_ece_before"] == pytest.approx(ece(softmax(logits, axis=1), y), abs=1e-4)
 
 
