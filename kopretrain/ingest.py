@@ -15,19 +15,24 @@ A generated dataset card (``README.md``) holds the measured statistics.
 
 from __future__ import annotations
 
+import codecs
+import math
 import re
 from array import array
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Optional
 
+from kopretrain.data.dedup import hash64, keys
 from kopretrain.data.files import LABELS, row_schema
 from kopretrain.data.readers import check_encoding
-from kopretrain.data.schemes import SCHEMES, LabelError, build_scheme, label_key, parse_rating
+from kopretrain.data.schemes import SCHEMES, LabelError, build_scheme, parse_rating, value_key
 from kopretrain.data.assign import STAGING
 from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun
 
-_BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]*")  # whitespace and zero-width characters
+# Whitespace, zero-width characters and the Hangul fillers (U+115F/U+1160 jamo fillers, U+3164 and
+# its half-width U+FFA0): \s matches none of them, yet a text of only fillers shows as blank.
+_BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\u115f\u1160\u3164\uffa0]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 CHUNK = 20_000
 SNIPPET = 200  # characters of a rejected text kept in rejected.jsonl
@@ -53,7 +58,8 @@ class IngestConfig(StageConfig):
     id_column: str = "auto"
     """Unique row id (auto: id, review_id; none: use file:line). Later rows repeating an id are rejected."""
     rating_column: str = "auto"
-    """Numeric rating (auto: rating, score, stars, star; none to ignore)."""
+    """Numeric rating (auto: rating, score, stars, star; none to ignore). With --label-scheme column or
+    none a rating that is not a number is stored as null (counted in stage.json), not rejected."""
     label_column: str = "auto"
     """Existing label column, used with --label-scheme column (auto: label, sentiment)."""
     group_column: str = "auto"
@@ -124,7 +130,7 @@ class IngestConfig(StageConfig):
             raise ValueError("--max-chars and --max-rows must be >= 0")
         if self.max_record_lines < 1:
             raise ValueError("--max-record-lines: must be >= 1")
-        if "16" in self.encoding or "32" in self.encoding:
+        if codecs.lookup(self.encoding).name.startswith(("utf-16", "utf-32")):  # not "16" in: cp932, iso8859-16
             raise ValueError(f"--encoding {self.encoding}: UTF-16/32 files are not line-splittable; convert to UTF-8")
         if self.format == "datasets" and not self.input:
             raise ValueError("--input: a datasets Hub id or builder name is required with --format datasets")
@@ -169,15 +175,45 @@ def _cell(fields: dict, cols: list[str] | None) -> str | None:
             return value.strip() or None
         if type(value) is int:  # JSON ids (NSMC review_id, movie_id)
             return str(value)
-        return label_key(value)
-    parts = [label_key(fields.get(c)) for c in cols]
+        return value_key(value)  # floats: 1.0 -> "1", NaN -> None (missing, not a group "nan")
+    parts = [value_key(fields.get(c)) for c in cols]
     if any(p is None for p in parts):
         return None
     return "/".join(parts)  # type: ignore[arg-type]
 
 
+def _text(value: Any, column: str) -> str:
+    """The review text of a cell: a string, UTF-8 bytes (Parquet binary) or missing (None, NaN ->
+    ""); anything else (JSON true, a list, an object) is rejected rather than stored as its repr."""
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RowReject("invalid_utf8", f"binary text is not UTF-8 (byte {exc.start + 1})", column) from None
+    shown = repr(value)
+    raise RowReject("not_text", f"text is a {type(value).__name__}, not a string: "
+                    f"{shown[:60] + '...' if len(shown) > 60 else shown}", column)
+
+
+def _rating(fields: dict, mapping: dict[str, list[str]], scheme: Any, text: str) -> tuple[float | None, str]:
+    """``(rating, note)``: the parsed rating, or, when the scheme does not label by rating, None and
+    a note for a value that is not a number (the row keeps its label; the junk is counted, not fatal)."""
+    rating_col = mapping["rating"][0] if "rating" in mapping else None
+    try:
+        return (parse_rating(fields.get(rating_col)) if rating_col else None), ""
+    except LabelError as exc:
+        if scheme.needs_rating:
+            raise RowReject(exc.reason, str(exc), rating_col, text) from None
+        return None, str(exc)
+
+
 def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_chars: int) -> dict[str, Any]:
-    """One input row -> ``{text, id, group, date, rating, code}``; raise RowReject explaining why not.
+    """One input row -> ``{text, id, group, date, rating, rating_note, code}``; raise RowReject
+    explaining why not (``rating_note``: why an unused rating was stored as null, else "").
 
     >>> parse_row({"review": "배송 빨라요", "stars": "5"}, {"text": ["review"], "rating": ["stars"]},
     ...           build_scheme("stars5"), 5000)["code"]  # 2 = positive
@@ -186,25 +222,23 @@ def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_char
     text_col = mapping["text"][0]
     if text_col not in fields:
         raise RowReject("missing_field", f"no {text_col!r} field", text_col)
-    text = fields[text_col]
-    text = "" if text is None else text if isinstance(text, str) else str(text)
+    text = _text(fields[text_col], text_col)
     if _BLANK.fullmatch(text):
-        raise RowReject("empty_text", "text is empty or whitespace", text_col)
+        raise RowReject("empty_text", "text is empty, whitespace or Hangul fillers", text_col)
     if max_chars and len(text) > max_chars:
         raise RowReject("too_long", f"{len(text):,} characters > --max-chars {max_chars:,}", text_col, text)
     row = {"text": text, "id": _cell(fields, mapping.get("id")), "group": _cell(fields, mapping.get("group")),
            "date": _cell(fields, mapping.get("date"))}
     if not all(_usable(v) for v in (text, row["id"] or "", row["group"] or "", row["date"] or "")):
         raise RowReject("invalid_utf8", "lone surrogate in a string value")
-    rating_col = mapping["rating"][0] if "rating" in mapping else None
+    row["rating"], row["rating_note"] = _rating(fields, mapping, scheme, text)
     label_col = mapping["label"][0] if "label" in mapping else None
     try:
-        row["rating"] = parse_rating(fields.get(rating_col)) if rating_col else None
         scheme.check_rating(row["rating"])
         row["code"] = scheme.code(row["rating"], fields.get(label_col) if label_col else None)
     except LabelError as exc:
-        raise RowReject(exc.reason, str(exc), label_col if exc.reason.startswith("label") else rating_col,
-                        text) from None
+        column = label_col if exc.reason.startswith("label") else mapping.get("rating", [None])[0]
+        raise RowReject(exc.reason, str(exc), column, text) from None
     return row
 
 
@@ -275,13 +309,13 @@ def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple
     from tqdm.auto import tqdm
 
     from kopretrain.data.files import ParquetSink
-    from kopretrain.data.dedup import hash64, keys
 
     k = _Keys()
     groups: dict[str, int] = {}
     rows_in = 0
     per_source: list[int] = []
     buffer: list[dict] = []
+    dropped, first_dropped = 0, ""  # unused ratings that are not numbers (stored as null)
     staging = ParquetSink(run.dir / STAGING, schema=row_schema())
     with tqdm(desc="ingest: read", unit=" rows", mininterval=0.5) as bar:  # closed on errors too
         for file_idx, src in enumerate(sources):
@@ -302,20 +336,10 @@ def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple
                     run.reject(bad.reason, file=src.path, line=rec.line, **where, detail=bad.detail,
                                **({"text": bad.text[:SNIPPET]} if bad.text else {}))
                     continue
-                rid, group, code = row["id"], row["group"], row["code"]
-                exact, near = keys(row["text"])
-                k.exact.append(exact)
-                k.near.append(near)
-                k.id_hash.append(hash64(rid) if rid is not None else 0)
-                k.has_id.append(rid is not None)
-                k.group.append(groups.setdefault(group, len(groups)) if group is not None else -1)
-                k.label.append(code)
-                k.file.append(file_idx)
-                k.line.append(rec.line)
-                source = f"{src.name}:{rec.line}"
-                buffer.append({"id": rid if rid is not None else source, "text": row["text"],
-                               "label": LABELS[code] if code >= 0 else None, "rating": row["rating"],
-                               "group": group, "date": row["date"], "source": source})
+                if row["rating_note"]:
+                    dropped += 1
+                    first_dropped = first_dropped or f"{src.path}:{rec.line}: {row['rating_note']}"
+                buffer.append(_keep(k, groups, row, file_idx, f"{src.name}:{rec.line}", rec.line))
                 if len(buffer) >= CHUNK:
                     staging.write_rows(buffer)
                     buffer.clear()
@@ -323,7 +347,28 @@ def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple
         staging.write_rows(buffer)
         staging.close()
         bar.update(rows_in % 4096)
+    if dropped:
+        run.stats["ratings_not_numbers"] = dropped
+        run.log(f"[ingest] {dropped:,} ratings are not numbers and are stored as null (labels come from "
+                f"--label-scheme {cfg.label_scheme}, not the rating); first: {first_dropped}")
     return k, rows_in, per_source
+
+
+def _keep(k: _Keys, groups: dict[str, int], row: dict[str, Any], file_idx: int, source: str, line: int) -> dict:
+    """Record a kept row's keys in ``k`` and return the row as it is staged."""
+    rid, group, code = row["id"], row["group"], row["code"]
+    exact, near = keys(row["text"])
+    k.exact.append(exact)
+    k.near.append(near)
+    k.id_hash.append(hash64(rid) if rid is not None else 0)
+    k.has_id.append(rid is not None)
+    k.group.append(groups.setdefault(group, len(groups)) if group is not None else -1)
+    k.label.append(code)
+    k.file.append(file_idx)
+    k.line.append(line)
+    return {"id": rid if rid is not None else source, "text": row["text"],
+            "label": LABELS[code] if code >= 0 else None, "rating": row["rating"],
+            "group": group, "date": row["date"], "source": source}
 
 
 def _write_card(cfg: IngestConfig, run: StageRun, stats: dict[str, Any]) -> None:

@@ -53,12 +53,15 @@ def detect_format(path: Path) -> str:
 
 
 def list_inputs(path: Path) -> list[Path]:
-    """The data files of an input: the file itself, or a directory's supported files (sorted, recursive)."""
+    """The data files of an input: the file itself, or a directory's supported files (sorted,
+    recursive; hidden files and kopretrain's own outputs, such as ``-o raw/out``, left out)."""
+    from kopretrain.runs.outputs import walk_inputs
+
     if path.is_file():
         return [path]
     files = []
-    for f in sorted(path.rglob("*")):
-        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts):
+    for f in walk_inputs(path):
+        if not any(part.startswith(".") for part in f.relative_to(path).parts):
             try:
                 detect_format(f)
             except ValueError:
@@ -122,6 +125,25 @@ def _scan_quotes(line: str, in_quote: bool, delimiter: str, quote: str = '"') ->
     return in_quote, opened
 
 
+def _parse_record(consumed: list, delimiter: str, opened: int | None) -> tuple[list[str] | None, str | None, str]:
+    """``(fields, error, detail)`` of one quote-balanced record of physical lines."""
+    try:
+        # strict: a quoted field with text after its closing quote ("좋아"요) is an error, not
+        # silently rewritten to 좋아요; such a record is rejected with the reason broken_quotes.
+        rows = list(csv.reader([t for _, t, _ in consumed], delimiter=delimiter, strict=True))
+    except csv.Error as exc:  # e.g. a NUL byte, or text after a closing quote
+        if len(consumed) > 1 and "expected after" in str(exc):
+            # The quote that opened this multi-line record is the stray one: the quote that
+            # "closed" it is followed by text, so it belonged to another line's field.
+            return None, "unbalanced_quote", (f"quote opened at column {opened} closes on line "
+                                              f"{consumed[-1][0]} inside other text ({exc})")
+        reason = "broken_quotes" if "expected after" in str(exc) else "malformed_csv"
+        return None, reason, f"{exc} (quote the whole field, doubling inner quotes: \"\"좋아\"\"요\")"
+    if len(rows) != 1:
+        return None, "malformed_csv", f"record parsed into {len(rows)} rows"
+    return rows[0], None, ""
+
+
 def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
                  max_record_lines: int) -> Iterator[tuple[int, list[str] | None, str | None, str, Any]]:
     """``(line, fields, error, detail, column)`` per CSV/TSV record, header included."""
@@ -164,18 +186,12 @@ def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
             detail = f"undecodable byte on line {bad_line[0]} at byte {bad_line[1]}"
             yield line_no, None, reason_bad, detail, bad_line[1]
             continue
-        try:
-            # strict: a quoted field with text after its closing quote ("좋아"요) is an error, not
-            # silently rewritten to 좋아요; such a record is rejected with the reason broken_quotes.
-            rows = list(csv.reader([t for _, t, _ in consumed], delimiter=delimiter, strict=True))
-        except csv.Error as exc:  # e.g. a NUL byte, or text after a closing quote
-            reason = "broken_quotes" if "expected after" in str(exc) else "malformed_csv"
-            yield line_no, None, reason, f"{exc} (quote the whole field, doubling inner quotes: \"\"좋아\"\"요\")", None
-            continue
-        if len(rows) != 1:
-            yield line_no, None, "malformed_csv", f"record parsed into {len(rows)} rows", None
-            continue
-        yield line_no, rows[0], None, "", None
+        fields, error, detail = _parse_record(consumed, delimiter, opened)
+        if error == "unbalanced_quote":
+            # As for a quote never closed: the stray quote costs its own line only; the lines it
+            # swallowed (good rows, usually) are read again as records of their own.
+            pending.extendleft(reversed(consumed[1:]))
+        yield line_no, fields, error, detail, opened if error == "unbalanced_quote" else None
 
 
 def csv_header(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool = True,

@@ -16,6 +16,7 @@ Standard library only (the ingest config validates presets in ``__post_init__``)
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,14 +66,35 @@ def parse_rating(value: Any) -> float | None:
     return number
 
 
-def label_key(value: Any) -> str | None:
-    """The string a label value is looked up by: ``1`` / ``1.0`` / ``" 1 "`` -> ``"1"``; empty -> None."""
+def value_key(value: Any) -> str | None:
+    """The string an id/group/label value stands for: ``1`` / ``1.0`` -> ``"1"``, ``" a "`` -> ``"a"``;
+    None, empty and NaN -> None (a float column's missing value is NaN in Parquet written by pandas,
+    and JSON's ``NaN``: "nan" as a value would make one group, or one id, of every missing row)."""
     if value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            value = int(value)
     text = str(value).strip()
     return text or None
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def label_key(value: Any) -> str | None:
+    """The string a label value is looked up by: ``1`` / ``1.0`` / ``" 1 "`` / ``"1.0"`` -> ``"1"``;
+    empty or NaN -> None. Numeric strings are read as numbers so that a CSV's ``1.0`` maps like a
+    JSON/Parquet ``1.0`` (or ``1``): the same label whatever the input format."""
+    key = value_key(value)
+    if key is None or not isinstance(value, str) or not _NUMBER.fullmatch(key):
+        return key
+    if "." not in key and "e" not in key.lower():
+        return str(int(key))  # exact for any length ("01" -> "1"); float() would round big ones
+    number = float(key)
+    return value_key(number) if math.isfinite(number) else key
 
 
 @dataclass
@@ -175,7 +197,8 @@ def build_scheme(name: str, *, rating_min: float | None = None, rating_max: floa
         bad = {k: v for k, v in mapping.items() if v not in LABELS}
         if bad:
             raise ValueError(f"--label-map: values must be {', '.join(LABELS)}; got {bad}")
-        return LabelScheme("column", label_map={str(k).strip(): v for k, v in mapping.items()})
+        # keys read like the values they are looked up with ("1.0" and 1 both mean "1")
+        return LabelScheme("column", label_map={label_key(str(k)) or "": v for k, v in mapping.items()})
     base = PRESETS.get(name, (None, None, None, None))
     given = (rating_min, rating_max, negative_max, positive_min)
     lo, hi, neg, pos = (g if g is not None else b for g, b in zip(given, base))

@@ -20,6 +20,30 @@ STAGE_FILE = "stage.json"
 KEY_FILE = ".fingerprint"
 
 
+def is_run_artifact(path: Path) -> bool:
+    """True for what kopretrain itself leaves beside or inside an output: a finished stage directory
+    (its ``stage.json``), a ``*.partial`` work directory or file, a ``.<name>.lock`` file, a
+    ``.<name>.replaced-<pid>`` swap directory and a labelled file's ``<file>.stage.json``. An
+    output written inside an input directory must not become part of that input: the rerun would
+    read its own rejected.jsonl and never be up to date (the lock file's pid changes each run)."""
+    name = path.name
+    if name.endswith(".partial") or name.endswith(".stage.json"):
+        return True
+    if name.startswith(".") and (name.endswith(".lock") or ".replaced-" in name):
+        return True
+    return path.is_dir() and (path / STAGE_FILE).is_file()
+
+
+def walk_inputs(root: Path) -> list[Path]:
+    """Every file under ``root`` (sorted, recursive) except kopretrain's own outputs (above)."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not is_run_artifact(here / d)]  # prune: never descend into one
+        found += [here / f for f in files if not is_run_artifact(here / f)]
+    return sorted(found)
+
+
 class OutputError(RuntimeError):
     """An output path kopretrain must not write to (not ours, or in use by another run)."""
 

@@ -25,7 +25,9 @@ from typing import Any, Iterable
 
 from kopretrain import __version__
 from kopretrain.runs.config import to_dict
-from kopretrain.runs.outputs import KEY_FILE, STAGE_FILE, OutputError, OutputLock, check_dir_output, check_partial_dir
+from kopretrain.runs.outputs import (
+    KEY_FILE, STAGE_FILE, OutputError, OutputLock, check_dir_output, check_partial_dir, walk_inputs,
+)
 REJECTED_FILE = "rejected.jsonl"
 # Libraries whose versions change results; recorded when installed (no import needed).
 TRACKED_LIBS = (
@@ -82,7 +84,7 @@ def fingerprint_path(value: str | os.PathLike | list | None) -> str:
         return "sha256:" + _sha256_file(path)
     if path.is_dir():
         h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        for f in walk_inputs(path):  # an output kept inside an input directory is not its content
             h.update(str(f.relative_to(path)).encode())
             h.update(_sha256_file(f).encode())
         return "dir:" + h.hexdigest()

@@ -134,3 +134,27 @@ def test_list_inputs_skips_hidden_and_unknown_files(tmp_path):
     for name in ("b.csv", "sub/a.jsonl.gz", "notes.md", ".cache/x.csv", ".hidden.csv"):
         write(tmp_path / name, "")
     assert [p.relative_to(tmp_path).as_posix() for p in list_inputs(tmp_path)] == ["b.csv", "sub/a.jsonl.gz"]
+
+
+def test_quote_closed_by_a_later_lines_broken_field_costs_one_line(tmp_path):
+    # Line 2's stray quote is "closed" by the quote in line 4's "좋아"요: csv then fails on the whole
+    # three-line record. Only line 2 is at fault; lines 3 and 4 are records of their own.
+    body = 'id,review,rating\n1,"닫히지 않은 리뷰,5\n2,정상 리뷰 최고,5\n3,"좋아"요 별로,1\n4,끝 별로,1\n'
+    recs = read_csv(write(tmp_path / "r.csv", body))
+    assert [(r.line, r.error) for r in recs] == [(2, "unbalanced_quote"), (3, None), (4, "broken_quotes"), (5, None)]
+    assert recs[0].column == 3 and "line 4" in recs[0].detail
+    assert [r.fields["id"] for r in recs if r.fields] == ["2", "4"]
+
+
+def test_list_inputs_skips_kopretrain_outputs_inside_the_directory(tmp_path):
+    # `kopretrain ingest --input raw -o raw/out`: the rerun must not read raw/out (nor its work files).
+    write(tmp_path / "a.csv", "")
+    for d in ("out", "sub/old", "out2.partial"):
+        (tmp_path / d).mkdir(parents=True)
+        write(tmp_path / d / "rejected.jsonl", "")
+    write(tmp_path / "out" / "stage.json", "{}")
+    write(tmp_path / "sub" / "old" / "stage.json", "{}")
+    write(tmp_path / "sub" / "b.csv", "")
+    write(tmp_path / "labeled.csv.stage.json", "{}")
+    write(tmp_path / ".out.lock", "pid 1")
+    assert [p.relative_to(tmp_path).as_posix() for p in list_inputs(tmp_path)] == ["a.csv", "sub/b.csv"]

@@ -110,3 +110,20 @@ def test_rating_bands_agree_with_the_labels_each_rating_gets():
     assert halves.rating_bands(whole=False) == {"negative": [0, 2], "neutral": [2, 3.5], "positive": [3.5, 5]}
     assert halves.rating_bands() == {"negative": [0, 2], "neutral": [3, 3], "positive": [4, 5]}
     assert build_scheme("column").rating_bands() is None and build_scheme("none").rating_bands() is None
+
+
+def test_label_key_reads_numeric_strings_as_numbers_and_nan_as_missing():
+    # A CSV's "1.0" must map like JSON/Parquet 1.0 and 1; NaN (pandas' missing value) is no label.
+    assert label_key("1.0") == label_key(1.0) == label_key(1) == label_key(" 1 ") == "1"
+    assert label_key("0.50") == label_key(0.5) == "0.5" and label_key("-0") == "0"
+    assert label_key(float("nan")) is None and label_key("pos") == "pos"
+    s = build_scheme("column", label_map={"0": "negative", "1.0": "positive"})
+    assert name(s, value="1") == name(s, value="1.0") == name(s, value=1) == "positive"
+    assert name(s, value="0.0") == "negative"
+    assert reason(s, value=float("nan")) == "label_missing"
+
+
+def test_value_key_keeps_id_strings_as_written():
+    from kopretrain.data.schemes import value_key
+
+    assert value_key("007") == "007" and value_key(7.0) == "7" and value_key(float("nan")) is None
