@@ -5,7 +5,9 @@
 Every input row comes out, in input order, with all its columns plus ``label``, ``confidence``,
 ``prob_negative``/``prob_neutral``/``prob_positive``, ``label_error`` (why a row has no label:
 ``empty_text``, ``missing_text``, ``not_text``, ``invalid_encoding``, ``invalid_json``,
-``empty_after_normalization``) and, with ``--min-confidence``, ``needs_review`` (also true for rows
+``empty_after_normalization``; CSV records that cannot be split into the header's fields, whose text
+column holds the line as written: ``wrong_field_count``, ``unbalanced_quote``, ``broken_quotes``,
+``malformed_csv``) and, with ``--min-confidence``, ``needs_review`` (also true for rows
 without a label: they need a human too). Texts get the model's recorded normalization
 (``kopretrain.json``) before the tokenizer, exactly as in training.
 
@@ -17,6 +19,7 @@ lost; the finished output is assembled atomically and ``<output>.stage.json`` re
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
 from collections import Counter
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from kopretrain.data.label_input import added_columns, check_chunk, check_columns, chunks
 from kopretrain.data.readers import check_encoding
 from kopretrain.data.manifest import commit_chunk, open_manifest, part_name, read_json, chunk_totals
 from kopretrain.inference.progress import log_progress, progress_bar
@@ -31,7 +35,7 @@ from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, fingerprint_path, stage_fingerprint, write_json
 
 ERRORS = ("missing_text", "not_text", "empty_text", "invalid_encoding", "invalid_json", "wrong_field_count",
-          "empty_after_normalization")
+          "unbalanced_quote", "broken_quotes", "malformed_csv", "empty_after_normalization")
 # Options that change speed or display but not a single output value: not part of the fingerprint,
 # so a resumed run may change them.
 _COSMETIC = ("progress", "threads")
@@ -67,8 +71,9 @@ class LabelConfig(StageConfig):
     """torch CPU threads (0: torch's default)."""
     encoding: str = "utf-8"
     """Encoding of CSV/TSV/JSONL input; undecodable cells are repaired per row (CP949 fallback) and counted."""
-    csv_quoting: bool = True
-    """Treat " as a quote character in CSV/TSV input (turn off for TSV files with bare quotes)."""
+    csv_quoting: bool | None = None
+    """Treat " as a quote character in CSV/TSV input (default: on for .csv, off for .tsv/.txt such as
+    NSMC's ratings_*.txt, whose cells hold bare quotes; as ingest's --quoting auto)."""
     progress: bool = True
     """Show a progress bar (rows and rows/s) on a terminal."""
 
@@ -146,6 +151,10 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
             if input_error(exc) is not None and (partial / "manifest.json").is_file():
                 # Bad input: the fixed input has another fingerprint, so these chunks would be discarded anyway.
                 shutil.rmtree(partial, ignore_errors=True)
+            if isinstance(exc, UnicodeError):  # cells are repaired: a safety net that names the file
+                other = "utf-8" if cfg.encoding.lower().replace("_", "-") in ("cp949", "euc-kr") else "cp949"
+                raise StageError(f"{src}: text that is not valid {cfg.encoding} ({exc}); try --encoding {other}") \
+                    from None
             raise
 
 
@@ -174,7 +183,10 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     in_fmt, out_fmt, out_gz = formats
     fingerprint, config, inputs = key
     record_path = output.with_name(output.name + ".stage.json")
-    columns = _input_columns(cfg, src, in_fmt)
+    columns = check_columns(cfg, src, in_fmt)
+    rest = chunks(cfg, src, in_fmt, columns)
+    first = next(rest)  # chunks() yields at least one
+    check_chunk(cfg, src, first, 0)  # a bad input fails before the model loads and before any write
     scorer = _load(cfg)
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -186,12 +198,10 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     bar = progress_bar(src, in_fmt, rows_done, cfg.progress)
     labeled = 0
     t_label, cpu_label = time.time(), time.process_time()
-    chunks = _chunks(cfg, src, in_fmt, columns)
-    for k, chunk in enumerate(chunks):
+    for k, chunk in enumerate(itertools.chain([first], rest)):
+        check_chunk(cfg, src, chunk, k)
         if k < done:
             continue  # committed by an earlier run; reading it again keeps the row offsets right
-        if k == 0 and cfg.text_column not in chunk.table.column_names and chunk.table.num_rows:
-            raise StageError(_missing_column(src, cfg.text_column, chunk.table.column_names))
         table, stats = label_chunk(scorer, chunk, cfg)
         if out_fmt in ("csv", "tsv"):
             from kopretrain.data.tables import conform
@@ -224,30 +234,6 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     print(f"[label] wrote {output}: {totals['rows']} rows ({errors} without a label), "
           f"{rate:,.0f} rows/s{' (resumed)' if done else ''}")
     return output
-
-
-def _input_columns(cfg: LabelConfig, src: Path, fmt: str) -> list[str] | None:
-    """The input's columns (None where only reading tells), checked before any model is loaded."""
-    from kopretrain.data.tables import input_columns
-
-    columns = input_columns(src, fmt, cfg.encoding, cfg.csv_quoting)
-    if columns and cfg.text_column not in columns:
-        raise StageError(_missing_column(src, cfg.text_column, columns))
-    clash = [c for c in added_columns(cfg) if columns and c in columns]
-    if clash:
-        raise StageError(f"{src} already has column(s) {', '.join(clash)}; keep them and name the new ones "
-                         f"with --column-prefix pred_ (or another prefix)")
-    return columns
-
-
-def added_columns(cfg: LabelConfig) -> list[str]:
-    from kopretrain.data.files import LABELS
-
-    p = cfg.column_prefix
-    names = [f"{p}label", f"{p}confidence"] + [f"{p}prob_{name}" for name in LABELS]
-    if cfg.min_confidence > 0:
-        names.append(f"{p}needs_review")
-    return names + [f"{p}label_error"]
 
 
 def label_chunk(scorer, chunk, cfg: LabelConfig):
@@ -321,23 +307,6 @@ def _load(cfg: LabelConfig):
     return Scorer(Classifier.load(cfg.model, max_length=cfg.max_length), cfg.precision, cfg.batch_size)
 
 
-def _chunks(cfg: LabelConfig, src: Path, fmt: str, columns: list[str] | None):
-    """The input's chunks; an input without rows still yields one empty chunk so the output gets a header."""
-    from kopretrain.data.tables import Chunk, read_chunks
-
-    any_chunk = False
-    for chunk in read_chunks(src, cfg.chunk_size, cfg.text_column, encoding=cfg.encoding, quoting=cfg.csv_quoting):
-        any_chunk = True
-        yield chunk
-    if not any_chunk:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        empty = pq.read_schema(src).empty_table() if fmt == "parquet" else \
-            pa.table({c: pa.array([], pa.string()) for c in columns or []})
-        yield Chunk(empty, [])
-
-
 def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt,
             measured=None, ngram_blend: bool = False) -> dict:
     import datetime as dt
@@ -373,11 +342,6 @@ def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, la
             "rows_per_second": round(labeled / seconds[0], 1) if seconds[0] > 0 else None,
         },
     }
-
-
-def _missing_column(src: Path, column: str, columns: list[str]) -> str:
-    return (f"{src}: no column '{column}' (columns: {', '.join(map(str, columns)) or 'none'}); "
-            f"choose one with --text-column")
 
 
 STAGE = Stage("label", LabelConfig, own_execute=execute, own_status=status, output="file", pipeline_output="label/labeled.parquet")

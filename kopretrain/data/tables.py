@@ -2,9 +2,9 @@
 each labeled chunk as a part file, then assemble the parts into one output file.
 
 Why not :mod:`kopretrain.data.readers` (ingest's per-record readers): ingest rejects bad rows, label
-must keep every row and column as it is, and move millions of rows. pandas' C parser reads CSV
-in 10k-row chunks far faster than a per-record Python reader; undecodable bytes are kept
-(``surrogateescape``) and repaired per cell by :func:`repair_cell`, so one bad row costs one row.
+must keep every row and column as it is (a broken CSV record stays, flagged, with its line as
+written: :mod:`kopretrain.data.csv_records`). Undecodable bytes are kept (``surrogateescape``) and
+repaired per cell by :func:`repair_cell`, so one bad row costs one row.
 
 Part files are already in the output format, so assembling is a byte concatenation for
 CSV/TSV/JSONL (gzip members concatenate into a valid gzip file) and a streaming rewrite for
@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 TEXT_FORMATS = ("csv", "tsv", "jsonl")
 _HANGUL = re.compile("[\uac00-\ud7a3]")
-_FALLBACK = {"utf-8": "cp949", "utf8": "cp949", "cp949": "utf-8", "euc-kr": "utf-8", "euc_kr": "utf-8"}
+_FALLBACK = {"utf-8": "cp949", "utf-8-sig": "cp949", "cp949": "utf-8"}
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Chunk:
     table: Any  # pyarrow.Table
     errors: list[str | None]  # e.g. "invalid_json", "invalid_encoding" (text column only) or None
     stats: Counter = field(default_factory=Counter)
+    key_lines: dict[str, int] = field(default_factory=dict)  # JSONL: the line where each key first appears
 
 
 def file_format(path: str | Path) -> tuple[str, bool]:
@@ -47,11 +48,21 @@ def file_format(path: str | Path) -> tuple[str, bool]:
 # ----------------------------------------------------------------------------- encodings
 
 
+def codec(encoding: str) -> str:
+    """Python's name for ``encoding``, with EUC-KR read as CP949: CP949 is its superset (똠, 뷁 are
+    CP949-only), and files labelled EUC-KR are usually CP949 exports."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    return "cp949" if name == "euc_kr" else name
+
+
 def repair_cell(value: str, encoding: str = "utf-8") -> tuple[str, str | None]:
     """Clean a string read with ``errors="surrogateescape"``: ``(text, None | "recovered" | "invalid")``.
 
     A CP949 row inside a UTF-8 file reads as ``'\\udcba\\udcb0\\udcb7...'``; its original bytes
     decode as CP949 to ``"별로예요"`` (recovered). Bytes that are neither become U+FFFD (invalid).
+    ``encoding`` is the one the value was read with (:func:`codec` names).
     """
     try:
         value.encode("utf-8")
@@ -59,7 +70,8 @@ def repair_cell(value: str, encoding: str = "utf-8") -> tuple[str, str | None]:
     except UnicodeEncodeError:
         pass
     try:
-        raw = value.encode("utf-8", "surrogateescape")
+        # The bytes as they were in the file: re-encode with the codec that decoded them.
+        raw = value.encode(encoding, "surrogateescape")
     except UnicodeEncodeError:  # a JSON-escaped lone surrogate such as "\ud800"
         return value.encode("utf-8", "replace").decode("utf-8"), "invalid"
     other = _FALLBACK.get(encoding.lower())
@@ -88,6 +100,21 @@ def _repair_column(values: list, encoding: str, stats: Counter) -> set[int]:
     return bad
 
 
+def _header_names(names: list[str], encoding: str) -> list[str]:
+    """The header as written (repaired like cells: a CP949 header in a file read as UTF-8 is
+    recovered, not a crash). Only a repeated name is renamed (평점, 평점.1): JSONL and Parquet
+    output, and column selection, need each name once."""
+    out: list[str] = []
+    for name in names:
+        name, k = repair_cell(name, encoding)[0], 0
+        unique = name
+        while unique in out:
+            k += 1
+            unique = f"{name}.{k}"
+        out.append(unique)
+    return out
+
+
 # ----------------------------------------------------------------------------- readers
 
 
@@ -98,23 +125,25 @@ def input_columns(path: Path, fmt: str, encoding: str = "utf-8", quoting: bool =
 
         return list(pq.ParquetFile(path).schema_arrow.names)
     if fmt in ("csv", "tsv"):
-        import pandas as pd
+        from kopretrain.data.csv_records import records
 
-        try:
-            return [str(c) for c in pd.read_csv(path, nrows=0, **_csv_kwargs(fmt, encoding, quoting)).columns]
-        except pd.errors.EmptyDataError:
-            return []
+        head = next(records(path, _sep(fmt), codec(encoding), quoting), None)
+        return [] if head is None else _csv_header(path, head, codec(encoding))
     return None
 
 
-def _csv_kwargs(fmt: str, encoding: str, quoting: bool) -> dict[str, Any]:
-    import csv
+def _sep(fmt: str) -> str:
+    return "," if fmt == "csv" else "\t"
 
-    # dtype=object (not str: pandas 3 maps str to Arrow strings, which reject surrogates) and no
-    # NA parsing: ids like "00123" and texts like "NA" come back exactly as written.
-    return dict(sep="," if fmt == "csv" else "\t", dtype=object, keep_default_na=False, na_filter=False,
-                encoding=encoding, encoding_errors="surrogateescape",
-                quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+
+def _csv_header(path: Path, head: tuple, encoding: str) -> list[str]:
+    from kopretrain.runs.records import StageError
+
+    line, fields, reason, _ = head
+    if reason:
+        raise StageError(f"{path}:{line}: cannot read the header ({reason}); fix the quotes in it, or read "
+                         "the file with --no-csv-quoting")
+    return _header_names(fields, encoding)
 
 
 def read_chunks(path: str | Path, chunk_size: int, text_column: str, *, encoding: str = "utf-8",
@@ -122,6 +151,7 @@ def read_chunks(path: str | Path, chunk_size: int, text_column: str, *, encoding
     """Yield the input in order, ``chunk_size`` rows at a time."""
     path = Path(path)
     fmt, _ = file_format(path)
+    encoding = codec(encoding)
     if fmt == "parquet":
         yield from _parquet_chunks(path, chunk_size)
     elif fmt == "jsonl":
@@ -130,71 +160,51 @@ def read_chunks(path: str | Path, chunk_size: int, text_column: str, *, encoding
         yield from _csv_chunks(path, fmt, chunk_size, text_column, encoding, quoting)
 
 
-BAD_LINE = "\x00kopretrain:wrong_field_count\x00"  # marks a row pandas could not split into the header's fields
-
-
 def _csv_chunks(path: Path, fmt: str, chunk_size: int, text_column: str, encoding: str,
                 quoting: bool) -> Iterator[Chunk]:
-    """CSV/TSV chunks with pandas' fast C parser. A line with the wrong number of fields (the C
-    parser can only fail on it) switches the rest of the file to the Python parser, whose
-    ``on_bad_lines`` keeps such a line as a row: its text column holds the line as written and the
-    row is flagged ``wrong_field_count``, every other row is labelled as usual."""
-    import pandas as pd
+    """CSV/TSV chunks, one row per record. A broken record (a stray quote, more fields than the
+    header) stays a row: its text column holds the line as written, the other columns are empty,
+    and the reason is its error; a record with fewer fields gets empty cells for the missing ones."""
+    from kopretrain.data.csv_records import records
 
-    done = 0
-    try:
-        reader = pd.read_csv(path, chunksize=chunk_size, **_csv_kwargs(fmt, encoding, quoting))
-    except pd.errors.EmptyDataError:
+    recs = records(path, _sep(fmt), encoding, quoting)
+    head = next(recs, None)
+    if head is None:
         return
-    with reader:
-        try:
-            for frame in reader:
-                yield _frame_chunk(frame, text_column, encoding)
-                done += len(frame)
-            return
-        except pd.errors.ParserError:
-            pass
-    yield from _tolerant_csv_chunks(path, fmt, chunk_size, text_column, encoding, quoting, skip=done)
+    names = _csv_header(path, head, encoding)
+    at = names.index(text_column) if text_column in names else None
+    rows: list[list] = []
+    errors: list[str | None] = []
+    for _, fields, reason, text in recs:
+        if fields is not None and len(fields) > len(names):
+            reason = "wrong_field_count"
+        if reason:
+            fields = [None] * len(names)
+            if at is not None:
+                fields[at] = text
+        elif len(fields) < len(names):
+            fields = fields + [None] * (len(names) - len(fields))
+        rows.append(fields)
+        errors.append(reason)
+        if len(rows) == chunk_size:
+            yield _rows_chunk(names, rows, errors, text_column, encoding)
+            rows, errors = [], []
+    if rows:
+        yield _rows_chunk(names, rows, errors, text_column, encoding)
 
 
-def _tolerant_csv_chunks(path: Path, fmt: str, chunk_size: int, text_column: str, encoding: str, quoting: bool,
-                         skip: int) -> Iterator[Chunk]:
-    import pandas as pd
-
-    names = [str(c) for c in pd.read_csv(path, nrows=0, **_csv_kwargs(fmt, encoding, quoting)).columns]
-    sep = "," if fmt == "csv" else "\t"
-
-    def keep(fields: list[str]) -> list[str | None]:
-        row: list[str | None] = [None] * len(names)
-        if text_column in names:
-            row[names.index(text_column)] = BAD_LINE + sep.join(fields)
-        return row
-
-    kwargs = {**_csv_kwargs(fmt, encoding, quoting), "engine": "python", "on_bad_lines": keep}
-    for frame in pd.read_csv(path, chunksize=chunk_size, **kwargs):
-        if skip:
-            drop = min(skip, len(frame))
-            frame, skip = frame.iloc[drop:], skip - drop
-            if frame.empty:
-                continue
-        yield _frame_chunk(frame.reset_index(drop=True), text_column, encoding)
-
-
-def _frame_chunk(frame, text_column: str, encoding: str) -> Chunk:
+def _rows_chunk(names: list[str], rows: list[list], errors: list, text_column: str, encoding: str) -> Chunk:
     import pyarrow as pa
 
     stats: Counter = Counter()
-    columns, errors = {}, [None] * len(frame)
-    for name in frame.columns:
-        values = frame[name].tolist()
+    columns = {}
+    for j, name in enumerate(names):
+        values = [row[j] for row in rows]
         bad = _repair_column(values, encoding, stats)
         if name == text_column:
             for i in bad:
-                errors[i] = "invalid_encoding"
-            for i, v in enumerate(values):
-                if isinstance(v, str) and v.startswith(BAD_LINE):
-                    values[i], errors[i] = v[len(BAD_LINE):], "wrong_field_count"
-        columns[str(name)] = pa.array(values, type=pa.string())
+                errors[i] = errors[i] or "invalid_encoding"
+        columns[name] = pa.array(values, type=pa.string())
     return Chunk(pa.table(columns), errors, stats)
 
 
@@ -202,11 +212,11 @@ def _jsonl_chunks(path: Path, chunk_size: int, text_column: str, encoding: str) 
     import gzip
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    keys: dict[str, None] = {}  # every key seen so far, in first-seen order (stable across chunks)
+    keys: dict[str, int] = {}  # every key seen so far (first-seen order, stable across chunks) -> its first line
     records: list[dict] = []
     errors: list[str | None] = []
     with opener(path, "rb") as fh:
-        for raw in fh:
+        for line_no, raw in enumerate(fh, 1):
             if not raw.strip():
                 continue  # a blank line is not a row
             line = raw.decode(encoding, "surrogateescape")
@@ -221,23 +231,27 @@ def _jsonl_chunks(path: Path, chunk_size: int, text_column: str, encoding: str) 
                 # Keep the line itself, in the text column, so the row can be traced and fixed
                 # (label marks it invalid_json and labels nothing).
                 obj = {text_column: line.rstrip("\r\n")}
-            keys.update(dict.fromkeys(obj))
+            for key in obj:
+                keys.setdefault(key, line_no)
             records.append(obj)
             errors.append(err)
             if len(records) == chunk_size:
-                yield _records_chunk(records, errors, list(keys), text_column, encoding)
+                yield _records_chunk(records, errors, keys, text_column, encoding)
                 records, errors = [], []
     if records:
-        yield _records_chunk(records, errors, list(keys), text_column, encoding)
+        yield _records_chunk(records, errors, keys, text_column, encoding)
 
 
-def _records_chunk(records: list[dict], errors: list, keys: list[str], text_column: str,
+def _records_chunk(records: list[dict], errors: list, keys: dict[str, int], text_column: str,
                    encoding: str) -> Chunk:
     import pyarrow as pa
 
     stats: Counter = Counter()
     columns = {}
-    for key in keys:
+    key_lines = {}
+    for key, line_no in keys.items():
+        name = repair_cell(key, encoding)[0]  # a key in undecodable bytes, repaired like a cell
+        key_lines[name] = line_no
         values = [r.get(key) for r in records]
         bad = _repair_column(values, encoding, stats)
         if key == text_column:
@@ -247,14 +261,14 @@ def _records_chunk(records: list[dict], errors: list, keys: list[str], text_colu
                 if v is not None and not isinstance(v, str):
                     errors[i] = errors[i] or "not_text"
         try:
-            columns[key] = pa.array(values)
+            columns[name] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             # Mixed types in one key (7 in one row, "7a" in another): keep them all as JSON text.
             stats["columns_stringified"] += 1
-            columns[key] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+            columns[name] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
                                      for v in values], type=pa.string())
     table = pa.table(columns) if columns else pa.table({"_": pa.nulls(len(records))}).drop(["_"])
-    return Chunk(table, errors, stats)
+    return Chunk(table, errors, stats, key_lines)
 
 
 def _parquet_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:

@@ -1,6 +1,5 @@
 """The model card of a released folder: facts gathered from the stage records, written with
-``huggingface_hub.ModelCard``/``ModelCardData``/``EvalResult`` so the Hub renders its metadata and
-model-index.
+``huggingface_hub.ModelCard``/``ModelCardData``/``EvalResult`` so the Hub renders its metadata/model-index.
 
 Nothing in a card is typed by hand: data sizes, labels, normalizer rules, hyperparameters,
 metrics, versions and fingerprints come from the ``stage.json`` chain behind the model (finetune ->
@@ -11,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-
 PIPELINE_TAGS = {"classifier": "text-classification", "mlm": "fill-mask", "rtd": "feature-extraction",
                  "encoder": "feature-extraction"}
-# pretraining metrics worth a model-index entry (metrics.json "final" keys)
+RTD_GENERATOR = ("The root is the RTD discriminator; its generator (fill-mask, for continued pretraining) is in "
+                 '`generator/`: `AutoModelForMaskedLM.from_pretrained(repo, subfolder="generator")`.')
 # normalizer settings that change what the model sees (the rest are corpus filters)
 NORMALIZE_KEYS = ("emoji", "max_repeat", "skip_rules", "spacing", "typos")
 TRAINING_KEYS = {
@@ -22,7 +21,8 @@ TRAINING_KEYS = {
                  "epochs", "lr", "batch_size", "max_length", "masking.mlm_probability", "seed"),
     "finetune": ("epochs", "max_steps", "lr", "batch_size", "max_length", "class_weight", "label_budget", "seed"),
 }
-PRETRAIN_METRICS = ("perplexity", "mlm_accuracy", "gen_perplexity", "gen_accuracy", "disc_accuracy", "disc_auc", "loss")
+PRETRAIN_METRICS = (  # pretraining metrics worth a model-index entry (metrics.json "final" keys)
+    "perplexity", "mlm_accuracy", "gen_perplexity", "gen_accuracy", "disc_accuracy", "disc_auc", "loss")
 
 
 def normalizer_rules(normalize: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -164,10 +164,7 @@ def _use(info: dict[str, Any]) -> str:
         example = 'f"이 영화 정말 {pipe.tokenizer.mask_token}."' if task == "fill-mask" else '"배송 빨랐어요 최고"'
         lines += ["```python", "from transformers import pipeline", "",
                   f'pipe = pipeline("{task}", model="{repo}")', f"pipe({example})", "```", ""]
-        if info["kind"] == "rtd":
-            lines += ["The root is the RTD discriminator; its generator (a fill-mask model, for continued "
-                      "pretraining) is in `generator/`: `AutoModelForMaskedLM.from_pretrained(repo, "
-                      'subfolder="generator")`.', ""]
+        lines += [RTD_GENERATOR, ""] if info["kind"] == "rtd" else []
         lines += ["Fine-tune it into a sentiment classifier with kopretrain:", "", "```bash",
                   f"kopretrain finetune --model {repo} --data runs/x/normalize -o runs/x/finetune", "```", ""]
     if info.get("ngram_blend"):
@@ -278,9 +275,9 @@ def _evaluation(info: dict[str, Any]) -> str:
             lines += [f"| {c} | {_fmt(v.get('precision'))} | {_fmt(v.get('recall'))} | {_fmt(v.get('f1'))} | "
                       f"{v.get('support')} |" for c, v in per_class.items()]
         if m.get("temperature"):
-            lines += ["", f"Evaluation fitted a further softmax temperature on dev, on top of any folded in at "
-                      f"fine-tuning (see Training): {m['temperature']:.3f}, which would move ECE to "
-                      f"{_fmt(m.get('ece_temperature_scaled'))}. It is a diagnostic, not applied to the released weights."]
+            lines += ["", f"Evaluation fitted a further softmax temperature on dev, on top of any folded in at fine-tuning "
+                      f"(see Training): {m['temperature']:.3f}, moving ECE to {_fmt(m.get('ece_temperature_scaled'))}. "
+                      "It is a diagnostic, not applied to the released weights."]
         if ev.get("notes"):
             lines += ["", "Notes from the evaluation:", ""] + [f"- {note}" for note in ev["notes"]]
         return "\n".join(lines)
