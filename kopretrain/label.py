@@ -47,7 +47,9 @@ class LabelConfig(StageConfig):
     WIRING: ClassVar[dict[str, str]] = {"model": "finetune"}
 
     model: str = ""
-    """Fine-tuned classifier directory (a finetune output or a released folder)."""
+    """Fine-tuned classifier: a finetune output, a released folder, or its Hub id (pin --revision)."""
+    revision: str = ""
+    """Hub revision (tag/branch/commit) of a Hub --model; its kopretrain.json is read at the same one."""
     input: str = ""
     """File to label: .csv, .tsv, .jsonl or .parquet (text formats may end in .gz); any size."""
     text_column: str = "text"
@@ -304,7 +306,8 @@ def _load(cfg: LabelConfig):
         torch.set_num_threads(cfg.threads)
     from kopretrain.inference.scoring import Scorer
 
-    return Scorer(Classifier.load(cfg.model, max_length=cfg.max_length), cfg.precision, cfg.batch_size)
+    return Scorer(Classifier.load(cfg.model, revision=cfg.revision or None, max_length=cfg.max_length),
+                  cfg.precision, cfg.batch_size)
 
 
 def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt,

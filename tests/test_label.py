@@ -258,6 +258,23 @@ def test_recorded_normalization_is_applied(tmp_path):
     assert abs(df[PROBS].astype(float).to_numpy() - expected).max() < 1e-5
 
 
+def test_a_hub_id_labels_like_the_same_folder_on_disk(tmp_path, monkeypatch):
+    """--model OWNER/NAME --revision: the recorded normalization and length come from the Hub too."""
+    import shutil
+
+    from tests.fixtures.hub import fake_hub
+
+    local = tiny_classifier(tmp_path / "m", textprep={"normalize": {"max_repeat": 1}, "extra": {"max_length": 8}})
+    sha = "d" * 40
+    shutil.copytree(local, fake_hub(monkeypatch, tmp_path / "hub", "me/clf", sha))
+    noisy = [{"text": "배송 빨랐어요 최고ㅋㅋㅋㅋㅋㅋㅋㅋ!!!!!!!! 정말 정말 좋아요 또 살게요"}, {"text": "별로예요ㅠㅠㅠㅠㅠㅠ"}]
+    src = write(tmp_path / "in.csv", noisy)
+    on_disk = read(L.execute(cfg(local, src), tmp_path / "a.csv"))
+    from_hub = read(L.execute(L.LabelConfig(model="me/clf", revision=sha, input=str(src), precision="fp32",
+                                            progress=False), tmp_path / "b.csv"))
+    assert from_hub[PROBS].equals(on_disk[PROBS])
+
+
 @pytest.mark.parametrize("out_name", ["o.jsonl", "o.csv", "o.parquet"])
 def test_jsonl_keys_named_like_added_columns_are_refused(model, tmp_path, out_name):
     """JSONL keys label/confidence used to be overwritten (JSONL output) or crash CSV/Parquet output

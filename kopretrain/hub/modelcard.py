@@ -193,7 +193,7 @@ def _use(info: dict[str, Any]) -> str:
     if info["kind"] == "classifier":
         lines += ["Label a file of any size (CSV/TSV/JSONL/Parquet, resumable, normalization applied, every row "
                   "kept with a reason when it cannot be labeled):", "", "```bash",
-                  f"kopretrain label --model {repo if not info['repo_id'] else 'path/to/downloaded/folder'} "
+                  f"kopretrain label --model {repo} "  # a Hub id works: kopretrain.json is read from the Hub
                   "--input reviews.csv --text-column text --output labeled.parquet --min-confidence 0.6",
                   "```"]
     return "\n".join(lines).rstrip()
