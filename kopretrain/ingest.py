@@ -276,8 +276,11 @@ def run(cfg: IngestConfig, run: StageRun) -> None:
     stats = write_splits(run, sources, k, decision, keeper, split_of)
     (run.dir / STAGING).unlink()
     if not (split_of >= 0).any():
+        undecodable = run.rejected.get("invalid_utf8", 0) + run.rejected.get("invalid_encoding", 0)
+        hint = (" Most could not be decoded: a Korean file from Excel or an older system is often CP949, "
+                "try --encoding cp949." if undecodable * 2 > rows_in else "")
         raise StageError(f"--input {cfg.input}: all {rows_in:,} records were rejected ({dict(run.rejected)}); "
-                         f"see {run.dir / 'rejected.jsonl'}")
+                         f"see {run.dir / 'rejected.jsonl'}.{hint}")
     if cache:
         import shutil
 

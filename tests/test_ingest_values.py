@@ -128,3 +128,18 @@ def test_a_text_of_hangul_fillers_is_empty(tmp_path, filler):
                                              json.dumps({"review": "진짜 리뷰", "rating": 5}, ensure_ascii=False)])
     _, record = ingest(tmp_path, input=str(src), **ALL_TRAIN)
     assert record["counts"]["rejected"] == {"empty_text": 1}
+
+
+def test_a_cp949_file_read_as_utf8_suggests_the_encoding(tmp_path, capsys):
+    src = tmp_path / "excel.csv"
+    src.write_bytes("review,rating\n배송 빨라요 좋아요,5\n별로예요,1\n보통이에요,3\n".encode("cp949"))
+    args = ["ingest", "--input", str(src), "--label-scheme", "stars5"]
+    assert main(args + ["-o", str(tmp_path / "a")]) == 2
+    assert "try --encoding cp949" in capsys.readouterr().err
+    assert main(args + ["--encoding", "cp949", "-o", str(tmp_path / "b")]) == 0
+
+
+def test_a_raw_file_given_to_normalize_says_to_ingest_it_first(tmp_path, capsys):
+    src = write_csv(tmp_path / "reviews.csv", sample_rows()[:5])
+    assert main(["normalize", "--input", str(src), "-o", str(tmp_path / "n")]) == 2
+    assert "is a file, not a stage output folder" in capsys.readouterr().err

@@ -30,6 +30,9 @@ def row_schema():
 def split_files(stage_dir: str | Path) -> dict[str, Path]:
     """``{split: path}`` for the splits present in a data stage output (error if none)."""
     stage_dir = Path(stage_dir)
+    if stage_dir.is_file():
+        raise FileNotFoundError(f"{stage_dir} is a file, not a stage output folder: run `kopretrain ingest --input "
+                                f"{stage_dir} -o DIR` first and pass DIR here")
     if not stage_dir.is_dir():
         raise FileNotFoundError(f"stage output not found: {stage_dir} (run the upstream stage first)")
     found = {s: stage_dir / f"{s}.parquet" for s in SPLITS if (stage_dir / f"{s}.parquet").is_file()}

@@ -209,7 +209,7 @@ class StageRun:
             same = key_file.is_file() and key_file.read_text().strip() == self.fingerprint
             if same and not self.force:
                 self.resumed = True
-                self.log(f"[{self.stage}] resuming interrupted run in {self.dir}")
+                self.log(f"[{self.stage}] continuing the unfinished run (interrupted or failed) in {self.dir}")
             else:
                 shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
