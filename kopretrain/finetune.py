@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from kopretrain.data.files import LABELS
 from kopretrain.runs.stage import Stage, StageConfig
-from kopretrain.runs.records import StageRun, write_json
+from kopretrain.runs.records import StageError, StageRun, write_json
 from kopretrain.train.finetune_record import class_weights  # noqa: F401 - also kopretrain.finetune.class_weights
 from kopretrain.train.finetune_rows import Rows, encode, load_labelled, prepare_rows  # noqa: F401 - re-exported
 
@@ -205,6 +205,18 @@ def load_model(cfg: FinetuneConfig):
     return model, names, new
 
 
+def check_splits(data: str) -> None:
+    """train and dev must hold rows: dev selects the checkpoint (ingest only warns when a few large
+    groups leave it empty)."""
+    from kopretrain.data.files import count_rows, split_files
+
+    files = split_files(data)
+    for split in ("train", "dev"):
+        if split not in files or count_rows(files[split]) == 0:
+            raise StageError(f"--data {data}: no {split} rows (dev selects the checkpoint); rerun ingest with more "
+                             "groups, a larger --dev-fraction, or --group-column none")
+
+
 def run(cfg: FinetuneConfig, run: StageRun) -> None:
     from kopretrain.hub.loading import check_model_ref
     from kopretrain.inference.classifier import resolve_textprep
@@ -217,6 +229,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
 
     # ---- setup: model, tokenizer, text preparation, data
     check_model_ref(cfg.model)
+    check_splits(cfg.data)  # before a multi-GB checkpoint loads, not after
     if cfg.teacher:
         check_model_ref(cfg.teacher, "teacher")
     prep, prep_source = resolve_textprep(cfg.model, cfg.data, cfg.revision)

@@ -240,8 +240,19 @@ def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
     frame.iloc[:0].to_parquet(empty / "train.parquet")
     frame.to_parquet(empty / "dev.parquet")
     cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(empty), "max_steps": 2})
-    with pytest.raises(StageError, match="train.parquet: the file has no rows"):
+    with pytest.raises(StageError, match="no train rows"):
         execute("finetune", cfg, tmp_path / "o3")
+    frame.to_parquet(empty / "train.parquet")
+    frame.iloc[:0].to_parquet(empty / "dev.parquet")  # a few large groups all went to train
+    import kopretrain.finetune as F
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model loaded before the empty dev split was found")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(F, "build", no_model)
+        with pytest.raises(StageError, match="no dev rows .*--dev-fraction"):
+            execute("finetune", cfg, tmp_path / "o4")
 
     with pytest.raises(ValueError, match="--max-steps"):
         FinetuneConfig(model="m", data="d", max_steps=0)
