@@ -93,8 +93,11 @@ def test_label(files, name, tmp_path, capsys):
     out = tmp_path / "labeled.parquet"
     code = main(["label", "--model", str(model), "--input", str(src), "--text-column", "review", "--no-progress",
                  "-o", str(out)])
-    check_outcome(code, capsys.readouterr().err, out)
+    err = capsys.readouterr().err
+    check_outcome(code, err, out)
     assert digest(src) == before
+    if name == "truncated.csv.gz":  # the message names the file
+        assert code == 2 and f"{src}: truncated or corrupt" in err
 
 
 @pytest.mark.parametrize("text, message", [

@@ -58,13 +58,22 @@ def added_columns(cfg) -> list[str]:
 
 def chunks(cfg, src: Path, fmt: str, columns: list[str] | None):
     """The input's chunks; an input without rows still yields one empty chunk so the output gets a header."""
-    from kopretrain.data.tables import Chunk, read_chunks
+    import gzip
+    import zlib
 
-    any_chunk = False
-    for chunk in read_chunks(src, cfg.chunk_size, cfg.text_column, encoding=cfg.encoding,
-                              quoting=quoting_of(cfg, fmt)):
-        any_chunk = True
-        yield chunk
+    from kopretrain.data.tables import Chunk, read_chunks
+    from kopretrain.runs.records import StageError
+
+    any_chunk, rows = False, 0
+    try:
+        for chunk in read_chunks(src, cfg.chunk_size, cfg.text_column, encoding=cfg.encoding,
+                                 quoting=quoting_of(cfg, fmt)):
+            any_chunk = True
+            yield chunk
+            rows += chunk.table.num_rows
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # named here: the generic message names no file
+        raise StageError(f"{src}: truncated or corrupt compressed file after {rows:,} rows "
+                         f"({type(exc).__name__}: {exc})") from None
     if not any_chunk:
         import pyarrow as pa
         import pyarrow.parquet as pq
