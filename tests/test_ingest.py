@@ -271,12 +271,22 @@ def test_unlabeled_directory_of_mixed_files(tmp_path):
         ingest(tmp_path, out="o3", input=str(d), format="tsv", label_scheme="none")
 
 
-def test_datasets_builder_input(tmp_path):
+def test_datasets_builder_input(tmp_path, capsys, monkeypatch):
     src = write_csv(tmp_path / "r.csv", sample_rows(10, 4))
     output, record = ingest(tmp_path, input="csv", format="datasets", data_files=[str(src)])
     assert record["counts"]["rows_out"] == 40
     assert split_table(output, "train").column("source")[0].as_py().startswith("csv[train]:")
     assert not (output / ".hf_cache").exists()
+    assert "not pinned" not in capsys.readouterr().out  # a local builder has no revision to pin
+    from kopretrain.data import sources
+
+    def offline(*args, **kwargs):
+        raise FileNotFoundError("offline")
+
+    monkeypatch.setattr(sources, "load_dataset", offline)
+    with pytest.raises(FileNotFoundError):
+        ingest(tmp_path, out="hub", input="me/reviews", format="datasets")
+    assert "me/reviews is not pinned; set --revision" in capsys.readouterr().out
 
 
 def test_composite_group_and_explicit_columns(tmp_path):

@@ -110,6 +110,8 @@ def open_sources(cfg: Any, cache_dir: str | None = None) -> list[Source]:
 
 
 def _dataset_source(cfg: Any, cache_dir: str | None) -> Source:
+    if not (cfg.revision or cfg.data_files or Path(cfg.input).exists()):  # a Hub dataset: as pretrain warns
+        print(f"[ingest] warning: {cfg.input} is not pinned; set --revision (Hub branches get overwritten)")
     try:
         ds = load_dataset(cfg.input, config=cfg.dataset_config, split=cfg.dataset_split,
                           revision=cfg.revision, data_files=cfg.data_files, cache_dir=cache_dir)
