@@ -56,8 +56,9 @@ class ReleaseConfig(StageConfig):
     """Create the repository as private (when it does not exist yet)."""
     revision: str = ""
     """Hub branch to upload to (created from main if missing; default main)."""
-    license: str = "apache-2.0"
-    """License of the released model (card metadata); the data keeps its own license (see data_card.md)."""
+    license: str = ""
+    """License of the released model (card metadata). Empty: the base checkpoint's, read from its model
+    card (a fine-tune inherits its terms), else apache-2.0. The data keeps its own (see data_card.md)."""
     base_model: str = ""
     """Hub id of the base model for the card (default: read from the pretrain/finetune records)."""
     base_model_revision: str = ""

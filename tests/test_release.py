@@ -341,3 +341,18 @@ def test_release_publishes_no_local_paths_and_no_remote_code_pointer(chain, tmp_
     assert leaked == [] and any(s.startswith("<local>/") for s in strings(provenance))
     assert "auto_map" not in json.loads((out / "config.json").read_text())
     assert "stage.json" not in [name for name, _ in R.upload_list(out)]
+
+
+def test_the_license_follows_the_base_checkpoints_card_unless_given(tmp_path, capsys):
+    """A fine-tune of a cc-by-nc checkpoint must not be published as apache-2.0 by default."""
+    from huggingface_hub import ModelCard
+
+    base = tiny_classifier(tmp_path / "base")
+    (base / "README.md").write_text("---\nlicense: cc-by-nc-4.0\nlanguage: ko\n---\n# a base model\n")
+    with StageRun("finetune", FakeFinetune(model=str(base), revision=""), tmp_path / "ft", log=lambda *a: None) as run:
+        tiny_classifier(run.dir)
+    inherited = R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), verify=False), tmp_path / "r1")
+    assert ModelCard.load(inherited / "README.md").data.license == "cc-by-nc-4.0"
+    given = R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), license="mit", verify=False), tmp_path / "r2")
+    assert ModelCard.load(given / "README.md").data.license == "mit"
+    assert "is licensed cc-by-nc-4.0; the card says --license mit" in capsys.readouterr().out

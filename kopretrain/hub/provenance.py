@@ -39,7 +39,7 @@ def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> d
         "labels": [config.get("id2label", {}).get(str(i)) for i in range(len(config.get("id2label", {})))],
         "model_name": cfg.model_name or (cfg.repo_id.split("/")[-1] if cfg.repo_id else _folder_name(src)),
         "repo_id": cfg.repo_id,
-        "license": cfg.license,
+        "license": license_of(cfg, chain),
         "datasets": list(cfg.datasets),
         "textprep": prep_dict,
         "rules": normalizer_rules(prep_dict.get("normalize")),
@@ -63,6 +63,38 @@ def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> d
         "textprep": prep_dict, "stages": {s: chain[s]["record"] for s in PIPELINE_ORDER if s in chain},
     }
     return info
+
+
+def base_checkpoint(chain: dict[str, dict]) -> tuple[str, str | None] | None:
+    """``(ref, revision)`` of the checkpoint the chain started from (local folder or Hub id), or None."""
+    pretrain = chain.get("pretrain", {}).get("record")
+    if pretrain:
+        config = pretrain.get("config") or {}
+        return (config["checkpoint"], config.get("revision") or None) if config.get("init") == "checkpoint" \
+            and config.get("checkpoint") else None
+    finetune = (chain.get("finetune", {}).get("record") or {}).get("config") or {}
+    return (finetune["model"], finetune.get("revision") or None) if finetune.get("model") else None
+
+
+def license_of(cfg, chain: dict[str, dict]) -> str:
+    """--license, else the base checkpoint's card license (a fine-tune inherits its terms), else apache-2.0;
+    a --license that differs from the base's is said, not silently published."""
+    from kopretrain.hub.loading import model_file
+
+    base = base_checkpoint(chain)
+    inherited = None
+    readme = model_file(base[0], "README.md", base[1]) if base else None
+    if readme is not None:
+        from huggingface_hub import ModelCard
+
+        try:
+            inherited = ModelCard.load(readme).data.license
+        except (ValueError, OSError):  # a README without valid YAML metadata: nothing to inherit
+            inherited = None
+    if cfg.license and inherited and cfg.license != inherited:
+        print(f"[release] note: the base checkpoint {base[0]} is licensed {inherited}; the card says --license "
+              f"{cfg.license}: check that its terms allow that")
+    return cfg.license or inherited or "apache-2.0"
 
 
 def base_model(cfg, chain: dict[str, dict]) -> dict[str, Any] | None:
