@@ -278,7 +278,8 @@ def dry_run(folder: Path, cfg: ReleaseConfig) -> str:
     files = upload_list(folder)
     total = sum(size for _, size in files)
     target = cfg.repo_id or "<no --repo-id given>"
-    where = f"{'private' if cfg.private else 'public'} repo {target}, branch {cfg.revision or 'main'}"
+    # visibility is set only when the repo is created: an existing repo keeps its own
+    where = f"repo {target} (created {'private' if cfg.private else 'public'} if new), branch {cfg.revision or 'main'}"
     lines = [f"[release] dry run (add --push to upload): {len(files)} files, {_size(total)} -> {where}"]
     lines += [f"    {name:<40} {_size(size):>10}" for name, size in files]
     return "\n".join(lines)
@@ -301,7 +302,7 @@ def push(folder: Path, cfg: ReleaseConfig, client=None) -> str:
         if cfg.revision:
             client.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True, repo_type="model")
         info = client.upload_folder(repo_id=cfg.repo_id, folder_path=str(folder), repo_type="model",
-                                    revision=cfg.revision or None, ignore_patterns=[".*", "stage.json"],
+                                    revision=cfg.revision or None, allow_patterns=[name for name, _ in files],
                                     commit_message=f"kopretrain release of {folder.name}")
     except Exception as exc:  # noqa: BLE001 - network, auth and Hub errors: one line that says what to do
         raise StageError(f"--push to {cfg.repo_id} failed ({type(exc).__name__}: {_first_line(exc)}); nothing was "

@@ -204,7 +204,11 @@ class FakeHub:
         self.calls.append(("create_branch", repo_id, kw))
 
     def upload_folder(self, **kw):
-        files = sorted(str(p.relative_to(kw["folder_path"])) for p in Path(kw["folder_path"]).rglob("*") if p.is_file())
+        from huggingface_hub.utils import filter_repo_objects  # the Hub client's own pattern matching
+
+        found = [p.relative_to(kw["folder_path"]).as_posix() for p in Path(kw["folder_path"]).rglob("*") if p.is_file()]
+        files = sorted(filter_repo_objects(found, allow_patterns=kw.get("allow_patterns"),
+                                           ignore_patterns=kw.get("ignore_patterns")))
         self.calls.append(("upload_folder", kw["repo_id"], {**kw, "files": files}))
         return type("Commit", (), {"commit_url": "https://huggingface.co/x/commit/1"})()
 
@@ -220,6 +224,12 @@ def test_push_sends_the_folder_and_never_writes_the_token(chain, tmp_path, monke
     assert (branch, bkw["branch"]) == ("create_branch", "exp-1")
     assert upload == "upload_folder" and ukw["revision"] == "exp-1" and Path(ukw["folder_path"]) == out
     assert {"README.md", "model.safetensors", "config.json", "kopretrain.json"} <= set(ukw["files"])
+    # what the dry run lists is exactly what goes up: no run record, no dotfile at any depth
+    (out / "generator").mkdir(exist_ok=True)
+    (out / "generator" / ".notes").write_text("local")
+    R.push(out, cfg, client=hub)
+    assert hub.calls[-1][2]["files"] == sorted(name for name, _ in R.upload_list(out))
+    assert "stage.json" not in hub.calls[-1][2]["files"] and "generator/.notes" not in hub.calls[-1][2]["files"]
     logged = capsys.readouterr()
     for path in tmp_path.rglob("*"):
         if path.is_file():
