@@ -53,7 +53,7 @@ class TimeBudget(TrainerCallback):
         return self.spent_before + running
 
     def fraction(self) -> float:
-        """Share of the budget used, as of the start of the current step (the same on every rank)."""
+        """Share of the budget used, as of the last tick (step start and end; the same on every rank)."""
         return min(1.0, self._now / self.seconds)
 
     def lr_factor(self) -> float:
@@ -101,6 +101,7 @@ class TimeBudget(TrainerCallback):
         self._ended = self.spent()
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.tick()  # the clock as the step ends: a step that ended past the deadline is the last one
         if self.fraction() >= 1.0:
             self.stopped_by_time = True
             control.should_training_stop = True

@@ -39,6 +39,19 @@ def test_warmup_then_linear_decay_to_zero_at_the_deadline(monkeypatch):
     assert budget.record()["spent_minutes"] == 12.0
 
 
+def test_a_step_that_ends_past_the_deadline_is_the_last(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(B.time, "monotonic", clock)
+    budget = B.TimeBudget(minutes=1, warmup=0.1)
+    args, state, control = None, SimpleNamespace(global_step=0), SimpleNamespace(should_training_stop=False)
+    budget.on_train_begin(args, state, control)
+    clock.now += 50
+    budget.on_step_begin(args, state, control)  # starts inside the budget...
+    clock.now += 20
+    budget.on_step_end(args, state, control)  # ...ends 10 s past it: no further step at a stale rate
+    assert control.should_training_stop and budget.lr_factor() == 0.0
+
+
 def test_a_resumed_run_continues_the_clock(tmp_path, monkeypatch):
     clock = Clock()
     monkeypatch.setattr(B.time, "monotonic", clock)
