@@ -7,10 +7,12 @@ from typing import Iterator
 from kopretrain.text.pretokenize import JOINER, _protected_re, pretokenize_morphemes, segment_from_offsets
 
 
-def corpus_batches(path, pretokenize: str, batch_size: int, reuse_offsets: bool, log=print) -> Iterator[list[str]]:
+def corpus_batches(path, pretokenize: str, batch_size: int, reuse_offsets: bool, log=print,
+                   blank_placeholders: bool = True) -> Iterator[list[str]]:
     """Batches of training texts exactly as :meth:`TextPrep.prepare` would give them at inference
     (the text is already normalized upstream), with placeholders blanked out: the trainer does
-    not extract added tokens, so ``[URL]`` would otherwise teach it ``URL`` merges."""
+    not extract added tokens, so ``[URL]`` would otherwise teach it ``URL`` merges. Pruning an
+    existing tokenizer keeps them (``blank_placeholders=False``): its pieces for ``[URL]`` are used."""
     from kopretrain.data.files import iter_batches
 
     use_offsets = pretokenize == "morpheme" and reuse_offsets and offsets_agree(path, log=log)
@@ -24,7 +26,8 @@ def corpus_batches(path, pretokenize: str, batch_size: int, reuse_offsets: bool,
                                              batch.column("morph_len").to_pylist())
             else:
                 texts = pretokenize_morphemes(texts)
-        yield [blank.sub(" ", t) for t in texts if isinstance(t, str) and t.strip()]
+        texts = [t for t in texts if isinstance(t, str) and t.strip()]
+        yield [blank.sub(" ", t) for t in texts] if blank_placeholders else texts
 
 
 def offsets_agree(path, sample: int = 500, log=print) -> bool:

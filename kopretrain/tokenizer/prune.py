@@ -151,7 +151,9 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict 
     data = json.loads(backend.to_str())
     base_prep = textprep.load(base) if Path(base).is_dir() else None
     mode = base_prep.pretokenize if base_prep else "eojeol"
-    batches = [b for b in corpus_batches(train_path, mode, cfg.batch_size, cfg.reuse_analyze_offsets, log=log) if b]
+    # the texts as they will be tokenized, placeholders included ("[CENSORED]" uses pieces like "EN", "ORE")
+    batches = [b for b in corpus_batches(train_path, mode, cfg.batch_size, cfg.reuse_analyze_offsets, log=log,
+                                         blank_placeholders=False) if b]
     used, n_texts = used_pieces(backend, batches)
     if n_texts == 0:
         raise StageError(f"{train_path}: no non-empty text to prune the vocabulary for")

@@ -61,3 +61,21 @@ def test_pruned_checkpoint_records_the_corpus_normalizer_when_it_has_none(tmp_pa
 
     tok = AutoTokenizer.from_pretrained(out)
     assert tok("배송 빨랐어욬ㅋㅋㅋㅋㅋ")["input_ids"] == tok(prep.prepare(["배송 빨랐어욬ㅋㅋㅋㅋㅋ"])[0])["input_ids"]
+
+
+def test_pieces_of_the_corpus_placeholders_are_kept(tmp_path):
+    """normalize writes [CENSORED], [PHONE]...; a checkpoint splits them into its own pieces (e5:
+    "▁[ C EN S ORE D ]"), which the corpus uses and the pruned tokenizer must keep."""
+    from transformers import AutoTokenizer
+
+    from kopretrain.testing import tiny_classifier
+
+    masked = ["대사 반이 [CENSORED]임", "문의는 [PHONE] 로 주세요", "후기 [URL] 참고"]
+    base = tiny_classifier(tmp_path / "base", REVIEWS * 3 + FOREIGN * 3 + masked * 20, vocab_size=400)
+    old_tok = AutoTokenizer.from_pretrained(base)
+    assert any(len(p.strip("#")) > 1 for t in masked for p in old_tok.tokenize(t) if p.strip("#").isupper())
+    data = write_stage_dir(tmp_path / "data", {"train": REVIEWS[:12] + masked, "dev": REVIEWS[12:]})
+    out = execute("vocab", VocabConfig(input=str(data), prune_from=str(base), report_texts=0), tmp_path / "pruned")
+    new_tok = AutoTokenizer.from_pretrained(out)
+    for text in masked:
+        assert new_tok.tokenize(text) == old_tok.tokenize(text), text
