@@ -78,8 +78,13 @@ def old_pieces(token: str, kind: str, backend, vocab: dict[str, int], unk: str) 
 def mine(tok, kind: str, texts: list[list[str]], cfg, log=print) -> list[dict[str, Any]]:
     """Candidate entries from the corpus, best first (see the module docstring)."""
     old_vocab = tok.get_vocab()
-    size = max(len(old_vocab), 4 * cfg.max_new_tokens)
-    new = tok.train_new_from_iterator(iter(texts), vocab_size=size)
+    # a Unigram trainer needs room for every character of the corpus before any longer piece
+    alphabet = len({c for batch in texts for text in batch for c in text})
+    size = max(len(old_vocab), alphabet + 4 * cfg.max_new_tokens + len(tok.all_special_tokens))
+    try:
+        new = tok.train_new_from_iterator(iter(texts), vocab_size=size)
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for trainer limits
+        raise StageError(f"--extend-from: mining candidate pieces failed ({exc}); try a larger --max-new-tokens") from None
     counts: Counter[int] = Counter()
     for batch in texts:
         for row in new(batch, add_special_tokens=False)["input_ids"]:

@@ -178,3 +178,18 @@ def test_headless_checkpoint_is_saved_without_a_random_pooler(corpus, tmp_path):
         keys = list(fh.keys())
     assert keys and not [k for k in keys if "pooler" in k]
     assert any(k.endswith("word_embeddings.weight") for k in keys)
+
+
+def test_a_corpus_alphabet_larger_than_the_base_vocabulary_is_mined(tmp_path):
+    """The mining trainer needs a piece per character first: a small Unigram base (300 pieces) and
+    a corpus of 400+ distinct characters crashed it ("vocabulary is not large enough")."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    base = tmp_path / "small"
+    _base_tokenizer(base, "unigram", reserved_unused=0)
+    BertForMaskedLM(BertConfig(vocab_size=len(AutoTokenizer.from_pretrained(base)), **TINY)).save_pretrained(base)
+    rare = [chr(0xAC00 + i) for i in range(0, 8000, 17)]  # 471 syllables the base never saw
+    texts = [f"{''.join(rare[i:i + 6])} 갓띵작 진짜 갓띵작" for i in range(0, len(rare), 3)] * 2
+    corpus = write_stage(tmp_path / "wide", n_train=len(texts), n_dev=0, morphs=False, texts=texts)
+    out = _extend(corpus, base, tmp_path / "ext", max_new_tokens=4, report_texts=0)
+    assert len(AutoTokenizer.from_pretrained(out)) > len(AutoTokenizer.from_pretrained(base))
