@@ -130,7 +130,7 @@ def train_tokenizer(cfg: Any, out_dir: Path, train_path: Path, log=print) -> dic
 
 def _demote(tok, placeholders: list[str], unused: list[str]):
     """Trainers register every reserved token as *special*. Placeholders stay added tokens but become
-    non-special (decode(skip_special_tokens=True) keeps "[URL]"); [unused*] become plain vocab entries
+    non-special (decode(skip_special_tokens=True) keeps "[URL]") and normalized; [unused*] become plain vocab entries
     (as in BERT's vocab.txt) so vocab_extend can rename them in place."""
     from tokenizers import Tokenizer
 
@@ -139,7 +139,9 @@ def _demote(tok, placeholders: list[str], unused: list[str]):
     data["added_tokens"] = [a for a in data["added_tokens"] if a["content"] not in drop]
     for added in data["added_tokens"]:
         if added["content"] in placeholders:
-            added["special"] = False
+            # matched after normalization (as embed.py saves them): matched in raw text first, the text
+            # around each is normalized alone and a Unigram Strip() ate the space before "[URL]"
+            added["special"], added["normalized"] = False, True
     return Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
 
 

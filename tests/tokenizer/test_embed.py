@@ -111,3 +111,23 @@ def test_nothing_to_embed_leaves_the_tokenizer_alone(tmp_path):
     record = embed_normalizer(tmp_path, TextPrep(normalize=dict(NORMALIZE), pretokenize="morpheme"))
     assert record["applied"] == [] and "pretokenize" in record["not_applied"]
     assert (tmp_path / "tokenizer.json").read_text() == text
+
+
+def test_morpheme_mode_keeps_the_space_before_a_placeholder(tmp_path):
+    """No rules go in for morpheme-segmented models, but placeholders are still matched after
+    normalization: matched first, the vocab stage's Unigram Strip() ate the space around them."""
+    from transformers import AutoTokenizer
+
+    from kopretrain.runs.registry import execute
+    from kopretrain.text import textprep
+    from kopretrain.vocab import VocabConfig
+    from tests.fixtures.vocab import sentences, write_stage
+
+    texts = sentences(150) + ["대사 반이 [CENSORED]임", "문의 [PHONE] 주세요", "링크 [URL] 참고"] * 5
+    src = write_stage(tmp_path / "data", n_train=len(texts), n_dev=0, morphs=False, texts=texts)
+    cfg = VocabConfig(input=str(src), model="unigram", pretokenize="morpheme", vocab_size=400, min_frequency=1,
+                      report_texts=0)
+    out = execute("vocab", cfg, tmp_path / "tok")
+    tok = AutoTokenizer.from_pretrained(out)
+    a, b = textprep.load(out).prepare(["대사 반이 [CENSORED]임", "대사 반이[CENSORED] 임"])
+    assert a != b and ids(tok, [a]) != ids(tok, [b])
