@@ -347,3 +347,15 @@ def test_the_loss_tally_is_in_a_checkpoint_before_its_trainer_state(inputs, tmp_
     monkeypatch.setattr(TrainerState, "save_to_json", checked)
     registry.execute("pretrain", tiny(inputs, save_steps=2), tmp_path / "out")
     assert seen and all(seen)
+
+
+def test_text_normalized_with_the_same_rules_is_not_normalized_again(tmp_path):
+    """Worker counts and batch sizes in the normalize record are not rules: the text is reused."""
+    from kopretrain.text.textprep import TextPrep
+    from kopretrain.train.pretrain_data import text_prep_for
+
+    rules = {"emoji": "keep", "max_repeat": 2}
+    (tmp_path / "stage.json").write_text(json.dumps({"stage": "normalize", "fingerprint": "x", "config": {
+        "input": "runs/x/ingest", "num_workers": 2, "batch_size": 5000, **rules}}))
+    assert text_prep_for(TextPrep(normalize=dict(rules)), str(tmp_path)).normalize is None
+    assert text_prep_for(TextPrep(normalize={**rules, "max_repeat": 3}), str(tmp_path)).normalize is not None

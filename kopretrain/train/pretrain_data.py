@@ -53,13 +53,14 @@ def text_prep_for(prep, input_dir: str):
     """The TextPrep to apply to ``text``: skip normalization already done with identical rules.
 
     Normalization is idempotent, so this only saves time (it is the slow part on a full corpus)."""
+    from kopretrain.inference.classifier import normalize_fields
     from kopretrain.runs.records import upstream
     from kopretrain.text.textprep import TextPrep
 
     record = upstream(input_dir, "normalize")
-    io_keys = ("input", "output", "data")
-    done = record and {k: v for k, v in record["config"].items() if k not in io_keys}
-    if prep.normalize is not None and done == {k: v for k, v in prep.normalize.items() if k not in io_keys}:
+    # the rules only: worker counts and batch sizes do not change the text (they never matched before)
+    done = record and normalize_fields(record["config"])
+    if prep.normalize is not None and done == normalize_fields(prep.normalize):
         return TextPrep(normalize=None, pretokenize=prep.pretokenize, extra=prep.extra)
     return prep
 
