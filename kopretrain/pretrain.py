@@ -269,6 +269,9 @@ def load_tokenizer(cfg: PretrainConfig):
     }
     if not Path(cfg.checkpoint).exists() and not cfg.revision:
         print(f"[pretrain] warning: {cfg.checkpoint} is not pinned; set --revision (Hub branches get overwritten)")
+    if cfg.lr >= 3e-4:  # the from-scratch default, kept so finished outputs stay valid
+        print(f"[pretrain] warning: --lr {cfg.lr:g} is a from-scratch rate; continuing a trained checkpoint "
+              "usually wants ~5e-5 (higher rates undo what it learned)")
     return tokenizer, prep, base
 
 

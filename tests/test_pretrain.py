@@ -202,7 +202,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(inputs, tm
 
 
 # ------------------------------------------------------------------------------ continued pretraining
-def test_continue_bert_checkpoint_with_an_extended_vocabulary(inputs, tmp_path):
+def test_continue_bert_checkpoint_with_an_extended_vocabulary(inputs, tmp_path, capsys):
     from transformers import AutoTokenizer
 
     ckpt = write_checkpoint(tmp_path / "kcbert", "bert", inputs[1])
@@ -216,6 +216,7 @@ def test_continue_bert_checkpoint_with_an_extended_vocabulary(inputs, tmp_path):
     assert stats["base_model"]["id"] == str(ckpt) and stats["base_model"]["architecture"] == "BertForMaskedLM"
     assert stats["base_model"]["resized_vocab_to"] == len(ext)
     assert json.loads((out / "config.json").read_text())["vocab_size"] == len(ext)
+    assert "--lr 0.002 is a from-scratch rate" in capsys.readouterr().out  # tiny() trains fast on purpose
 
 
 def test_continue_electra_discriminator_with_a_new_generator_then_from_our_own_output(inputs, tmp_path):
