@@ -431,3 +431,18 @@ def test_a_fine_tune_that_learned_is_not_flagged(finetuned):
     history = json.loads((finetuned / "dev_metrics.json").read_text())["history"]
     assert history[-1]["predicted_classes"] >= 2
 
+
+
+def test_length_grouped_order_depends_on_seed_and_epoch_only():
+    """A resumed run restores the global RNG from its checkpoint: the batch order must not read it."""
+    import torch
+
+    from kopretrain.train.finetune_trainer import EpochSeeded
+
+    sampler = EpochSeeded([5, 9, 3, 7, 2, 8, 4, 6] * 20, batch_size=4, seed=42)
+    torch.manual_seed(0)
+    first = list(sampler)
+    torch.manual_seed(1)
+    assert list(sampler) == first and sorted(first) == list(range(160))
+    sampler.set_epoch(1)
+    assert list(sampler) != first

@@ -3,7 +3,10 @@ class-weighted loss, the dev metric function and the TrainingArguments for dev-b
 
 Length-bucketed batching: transformers 5.x removed ``TrainingArguments.group_by_length`` and
 replaced it with ``train_sampling_strategy="group_by_length"`` (LengthGroupedSampler: random
-mega-batches, sorted by length inside), so no custom sampler is needed.
+mega-batches, sorted by length inside). Its order comes from the global RNG when an epoch starts,
+which a resumed run restores from the checkpoint, not from where the epoch began: a run killed
+and resumed trained on another order than an uninterrupted one. :class:`EpochSeeded` draws each
+epoch's order from (seed, epoch) alone (the Trainer calls ``set_epoch``), so resumes are exact.
 """
 
 from __future__ import annotations
@@ -14,6 +17,26 @@ from typing import Callable, Collection
 
 from kopretrain.data.files import LABELS
 from kopretrain.train.device import trainer_precision_kwargs
+
+
+class EpochSeeded:
+    """LengthGroupedSampler's order, drawn from ``seed + epoch`` instead of the global RNG."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
 def _make_trainer_class():
@@ -42,6 +65,15 @@ def _make_trainer_class():
             self.class_weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
             if self.class_weights is not None or rdrop or "soft_labels" in getattr(self.train_dataset, "column_names", ()):
                 self.loss_is_scaled_for_ga = False  # our own loss (below) is a per-batch mean
+
+        def _get_train_sampler(self, train_dataset=None):
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            sampler = super()._get_train_sampler(train_dataset)
+            if isinstance(sampler, LengthGroupedSampler):  # exact resumes: see the module docstring
+                seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+                return EpochSeeded(sampler.lengths, sampler.batch_size, seed)
+            return sampler
 
         def log(self, logs, *args, **kwargs):
             super().log(logs, *args, **kwargs)
