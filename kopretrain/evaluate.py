@@ -11,6 +11,7 @@ model saw (the finetune record's label budget is replayed) and scored on the sam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from kopretrain.data.files import LABELS
@@ -154,7 +155,7 @@ def train_baseline(cfg: EvaluateConfig, notes: list[str]):
     except StageError as exc:
         notes.append(f"baseline skipped: {exc}")
         return None, 0
-    record = read_stage(cfg.model)
+    record = finetune_record(cfg)
     if record and record["stage"] == "finetune" and record["config"].get("label_budget"):
         budget, seed = record["config"]["label_budget"], record["config"]["seed"]
         keep = stratified_sample(y_train, budget, seed)  # the same rows the model was fine-tuned on
@@ -180,6 +181,21 @@ def train_baseline(cfg: EvaluateConfig, notes: list[str]):
     if not y_dev:
         notes.append("baseline C and class weighting not tuned: no labelled dev rows")
     return fitted, len(texts)
+
+
+def finetune_record(cfg: EvaluateConfig) -> dict | None:
+    """The model's finetune stage record: its own stage.json, or for a released folder (local or a
+    Hub id) the copy in provenance.json, so the baseline replays the same label budget either way."""
+    import json
+
+    from kopretrain.hub.loading import model_file
+
+    record = read_stage(cfg.model) if Path(cfg.model).is_dir() else None
+    if record and record.get("stage") == "finetune":
+        return record
+    found = model_file(cfg.model, "provenance.json", cfg.revision or None)
+    stages = json.loads(found.read_text(encoding="utf-8")).get("stages", {}) if found else {}
+    return stages.get("finetune") or record
 
 
 def baseline_dev(cfg: EvaluateConfig) -> tuple[list[str], list[int]]:

@@ -275,6 +275,21 @@ def test_baseline_is_trained_on_the_training_split_only(evaluated, workdir):
     assert not np.allclose(leaked, expected, atol=1e-3)
 
 
+def test_a_released_folder_replays_the_label_budget_from_its_provenance(workdir, tmp_path):
+    """A release has no stage.json of its own (stage.json there is release's): provenance.json
+    carries the finetune record, so the baseline trains on the same 30 rows, not all of train."""
+    import shutil
+
+    model = tmp_path / "released"
+    shutil.copytree(workdir / "clf", model)
+    (model / "stage.json").write_text(json.dumps({"stage": "release", "fingerprint": "y", "config": {}}))
+    (model / "provenance.json").write_text(json.dumps({"stages": {"finetune": {
+        "stage": "finetune", "fingerprint": "x", "config": {"label_budget": 30, "seed": 5}}}}))
+    cfg = from_dict(EvaluateConfig, {"model": str(model), "data": str(workdir / "data"), "temperature_scaling": False})
+    metrics = json.loads((execute("evaluate", cfg, tmp_path / "eval") / "metrics.json").read_text())
+    assert metrics["baseline"]["train_examples"] == 30
+
+
 def test_baseline_replays_the_finetune_label_budget(workdir, tmp_path):
     import shutil
 
