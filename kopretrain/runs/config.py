@@ -26,6 +26,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import textwrap
 import types
 import typing
@@ -176,6 +177,16 @@ def load_yaml(text: str, source: str) -> Any:
 
     class StrictLoader(yaml.SafeLoader):
         pass
+
+    # YAML 1.2 scalars, not PyYAML's 1.1: yes/no/on/off stay strings (a label_map {yes: positive}
+    # became {"True": ...}), 0123 stays "0123" (an id, not octal 83), 1_000 stays a string.
+    bool_tag, int_tag = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"
+    StrictLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (bool_tag, int_tag)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    StrictLoader.add_implicit_resolver(bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    StrictLoader.add_implicit_resolver(int_tag, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
+                                       list("-+0123456789"))
 
     def mapping(loader, node, deep=False):
         keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]

@@ -89,3 +89,15 @@ def test_cli_namespace_and_set_overrides():
     with pytest.raises(ConfigError, match="STAGE.KEY=VALUE"):
         parse_set(["ingest..steps=3"])
     assert parse_set(["workdir=runs/x"]) == {"workdir": "runs/x"}
+
+
+def test_yaml_reads_yes_no_and_leading_zeros_as_written():
+    """YAML 1.2 scalars: PyYAML's 1.1 turned a label_map {yes: positive} into {"True": ...} (every
+    row then unmapped) and the id 0123 into 83."""
+    from kopretrain.runs.config import load_yaml, parse_set
+
+    data = load_yaml("label_map: {yes: positive, no: negative}\nid: 0123\nn: 1_000\nflag: true\nk: 12\n", "t.yaml")
+    assert data == {"label_map": {"yes": "positive", "no": "negative"}, "id": "0123", "n": "1_000", "flag": True,
+                    "k": 12}
+    assert parse_set(["ingest.name=no", "vocab.add_words=[yes, 010]"]) == {
+        "ingest": {"name": "no"}, "vocab": {"add_words": ["yes", "010"]}}
