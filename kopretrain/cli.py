@@ -55,11 +55,16 @@ def _run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stage_list(names: list[str] | None) -> list[str] | None:
-    """``--only finetune evaluate`` and ``--only finetune,evaluate`` mean the same."""
-    if names is None:
-        return None
-    return [n for name in names for n in name.split(",") if n]
+def _stage_list(names: list[str] | None, flag: str = "--only") -> list[str] | None:
+    """``--only finetune evaluate`` and ``--only finetune,evaluate`` mean the same. An empty list
+    (``--only "$STAGES"`` with the variable unset) is an error: it would mean every stage."""
+    if names is None or not names:  # absent, or a bare --force (every stage, as its help says)
+        return names
+    found = [n for name in names for n in name.split(",") if n.strip()]
+    if not found:
+        raise ConfigError(f"{flag}: no stage named (an empty value would mean every stage; name them, "
+                          "e.g. finetune,evaluate)")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             from kopretrain.pipeline import run_pipeline
 
             args = _run_parser().parse_args(rest)
-            run_pipeline(args.pipeline, overrides=args.overrides, force=_stage_list(args.force),
+            run_pipeline(args.pipeline, overrides=args.overrides, force=_stage_list(args.force, "--force"),
                          only=_stage_list(args.only),
                          until=args.until, dry_run=args.dry_run)
             return 0

@@ -157,7 +157,9 @@ def _is_reference(value: Any) -> bool:
 def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, Path]]:
     """Resolve the pipeline into ``[(stage, config, output), ...]`` in run order (up to ``until``).
     Every config is validated before anything runs, so a typo fails in seconds, not hours."""
-    workdir = Path(str(raw["workdir"])).expanduser()
+    if not isinstance(raw.get("workdir"), str) or not raw["workdir"].strip():
+        raise ConfigError(f"workdir: expected a folder path, got {raw.get('workdir')!r}")
+    workdir = Path(raw["workdir"]).expanduser()
     names = stage_names(raw)
     if until:
         names = names[: names.index(until) + 1]

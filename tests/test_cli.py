@@ -62,3 +62,20 @@ def test_run_only_takes_spaces_or_commas(only, capsys):
     assert main(["run", "pipelines/quickstart.yaml", "--only", *only, "--dry-run"]) == 0
     planned = [line.split()[0] for line in capsys.readouterr().out.splitlines() if "->" in line]
     assert planned == ["finetune", "evaluate"]
+
+
+def test_empty_stage_lists_and_workdir_are_errors(tmp_path, capsys):
+    """--only "$S" with S unset must not run every stage; a workdir of null/no must not write ./None."""
+    import yaml
+
+    from kopretrain.cli import main
+
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(yaml.safe_dump({"workdir": str(tmp_path / "w"), "ingest": {"input": "x.csv"}}))
+    for flag in (["--only", ""], ["--force", ","]):
+        assert main(["run", str(pipe), *flag, "--dry-run"]) == 2
+        assert "no stage named" in capsys.readouterr().err
+    for bad in ("workdir=", "workdir=null", "workdir.x=1"):
+        assert main(["run", str(pipe), "--set", bad, "--dry-run"]) == 2
+        assert "workdir: expected a folder path" in capsys.readouterr().err
+    assert not (tmp_path / "None").exists()
