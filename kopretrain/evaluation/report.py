@@ -105,7 +105,9 @@ def _fmt(value: Any) -> str:
 
 
 def _md_cell(value: Any) -> str:
-    return _fmt(value).replace("|", "\\|").replace("\n", " ")
+    """A table cell: one line (\r ends a line in CommonMark too) and no raw HTML from reviews."""
+    text = " ".join(_fmt(value).splitlines())
+    return html.escape(text, quote=False).replace("|", "\\|")
 
 
 def _inline(text: str) -> str:

@@ -135,3 +135,9 @@ def test_ratings_plot_has_one_bar_per_system_and_rating(tmp_path, monkeypatch):
     heights = [round(p.get_height(), 6) for p in ax.patches]
     assert heights == [0.9, 0.8, 0.9, 0.0]  # model 1/10, then baseline 1 and its missing 10
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["model", "baseline"]
+
+
+def test_markdown_cells_stay_on_one_line_without_raw_html():
+    from kopretrain.evaluation.report import _md_cell
+
+    assert _md_cell("좋아요\r\n최고 | <img src=x onerror=alert(1)>") == "좋아요 최고 \\| &lt;img src=x onerror=alert(1)&gt;"
