@@ -36,6 +36,7 @@ MORPH_COLUMNS = ("morph_form", "morph_tag", "morph_start", "morph_len")
 class AnalyzeConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
     WIRING: ClassVar[dict[str, str]] = {"input": "normalize"}
+    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("num_workers",)
 
     input: str = ""
     """Data stage output to analyze (normally normalize's: offsets point into its `text`)."""

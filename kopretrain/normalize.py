@@ -29,6 +29,7 @@ __all__ = ["NormalizeConfig", "Normalizer", "run"]
 class NormalizeConfig(NormalizerConfig, StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
     WIRING: ClassVar[dict[str, str]] = {"input": "ingest"}
+    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "num_workers")
 
     input: str = ""
     """Data stage output to normalize (a directory with train/dev/test.parquet, e.g. from ingest)."""

@@ -125,16 +125,16 @@ def stage_fingerprint(stage: str, config: dict[str, Any], inputs: dict[str, str]
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def fingerprint_config(cfg: Any, config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` minus the fields listed in the config class's ``ADDED_FIELDS`` that are at their
+def fingerprint_config(cfg: Any, config: dict[str, Any], speed: bool = False) -> dict[str, Any]:
+    """``config`` minus its ``SPEED_FIELDS`` (kept with ``speed=True``: how earlier versions hashed)
+    and minus the fields listed in the config class's ``ADDED_FIELDS`` that are at their
     default: an option added in a later version then changes nothing about a finished output's
     fingerprint, so upgrading kopretrain does not make every earlier output stale (setting the
     new option does)."""
-    added = cfg.ADDED_FIELDS
-    if not added:
-        return config
+    added, dropped = cfg.ADDED_FIELDS, () if speed else getattr(cfg, "SPEED_FIELDS", ())
     defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
-    return {k: v for k, v in config.items() if not (k in added and k in defaults and v == defaults[k])}
+    return {k: v for k, v in config.items()
+            if k not in dropped and not (k in added and k in defaults and v == defaults[k])}
 
 
 def read_stage(output: str | os.PathLike) -> dict[str, Any] | None:
@@ -176,6 +176,8 @@ class StageRun:
         # an input field added in a later version and left empty keeps earlier fingerprints, as in fingerprint_config
         self.inputs = {k: v for k, v in self.inputs.items() if not (k in cfg.ADDED_FIELDS and v == "none")}
         self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)
+        # outputs finished before SPEED_FIELDS left the hash are still up to date with the same settings
+        legacy = stage_fingerprint(stage, fingerprint_config(cfg, self.config, speed=True), self.inputs)
         self.counts: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {}
         self.rejected: Counter[str] = Counter()
@@ -184,7 +186,7 @@ class StageRun:
         check_dir_output(self.output)  # before any work: never replace what kopretrain did not write
         self._lock = OutputLock(self.output)
         previous = read_stage(self.output)
-        self.done = (not force) and previous is not None and previous.get("fingerprint") == self.fingerprint
+        self.done = (not force) and previous is not None and previous.get("fingerprint") in (self.fingerprint, legacy)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> "StageRun":

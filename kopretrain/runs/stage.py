@@ -32,6 +32,9 @@ class StageConfig:
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields added in a later version: left out of the fingerprint at their default, so upgrading
     kopretrain does not make finished outputs stale (``records.fingerprint_config``)."""
+    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields that change how fast a stage runs, never what it writes (thread and worker counts,
+    batch sizes of a streaming pass): left out of the fingerprint, so changing them reruns nothing."""
 
 
 @dataclass(frozen=True)

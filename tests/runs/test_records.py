@@ -126,3 +126,26 @@ def test_an_input_added_later_keeps_finished_outputs_valid_until_it_is_given(tmp
     given = StageRun("demo", CfgV3(input=inp, extra_input=str(tmp_path / "teacher.txt")), tmp_path / "o",
                      log=lambda *a: None)
     assert given.fingerprint != old and given.inputs["extra_input"].startswith("sha256:")
+
+
+@dataclass
+class CfgFast(Cfg):  # Cfg plus a thread count that never changes the output
+    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("workers",)
+    workers: int = 0
+
+
+def test_speed_settings_rerun_nothing_and_older_outputs_stay_valid(tmp_path):
+    (tmp_path / "in.txt").write_text("data")
+    inp, out = str(tmp_path / "in.txt"), tmp_path / "o"
+    assert not _run(tmp_path, CfgFast(input=inp, workers=2), out).done
+    assert _run(tmp_path, CfgFast(input=inp, workers=8), out).done  # a thread count is not a new output
+    assert not _run(tmp_path, CfgFast(input=inp, workers=8, k=2), out).done  # a real option still is
+    # an output finished while speed fields were hashed (earlier versions) is still up to date
+    from kopretrain.runs.config import to_dict
+    from kopretrain.runs.records import stage_fingerprint
+
+    cfg = CfgFast(input=inp, workers=8, k=2)
+    record = json.loads((out / "stage.json").read_text())
+    record["fingerprint"] = stage_fingerprint("demo", to_dict(cfg), record["inputs"])
+    (out / "stage.json").write_text(json.dumps(record))
+    assert _run(tmp_path, cfg, out).done
