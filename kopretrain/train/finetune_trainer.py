@@ -39,6 +39,19 @@ class EpochSeeded:
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
+class EpochSeededSampling:
+    """Trainer mixin: the length-grouped sampler replaced by :class:`EpochSeeded` (exact resumes)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeeded(sampler.lengths, sampler.batch_size, seed)
+        return sampler
+
+
 def _make_trainer_class():
     import torch
     import torch.nn.functional as F
@@ -48,7 +61,7 @@ def _make_trainer_class():
     from kopretrain.train.rates import GroupedRates
     from kopretrain.train.soft_labels import soft_cross_entropy, symmetric_kl
 
-    class ClassifierTrainer(GroupedRates, BudgetedScheduler, Trainer):
+    class ClassifierTrainer(EpochSeededSampling, GroupedRates, BudgetedScheduler, Trainer):
         """``Trainer`` whose loss can weight classes (the stock sequence-classification loss cannot)
         and whose head and layers can get their own rates (``lr_scale``, :mod:`kopretrain.train.rates`).
 
@@ -65,15 +78,6 @@ def _make_trainer_class():
             self.class_weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
             if self.class_weights is not None or rdrop or "soft_labels" in getattr(self.train_dataset, "column_names", ()):
                 self.loss_is_scaled_for_ga = False  # our own loss (below) is a per-batch mean
-
-        def _get_train_sampler(self, train_dataset=None):
-            from transformers.trainer_pt_utils import LengthGroupedSampler
-
-            sampler = super()._get_train_sampler(train_dataset)
-            if isinstance(sampler, LengthGroupedSampler):  # exact resumes: see the module docstring
-                seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-                return EpochSeeded(sampler.lengths, sampler.batch_size, seed)
-            return sampler
 
         def log(self, logs, *args, **kwargs):
             super().log(logs, *args, **kwargs)
