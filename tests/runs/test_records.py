@@ -149,3 +149,16 @@ def test_speed_settings_rerun_nothing_and_older_outputs_stay_valid(tmp_path):
     record["fingerprint"] = stage_fingerprint("demo", to_dict(cfg), record["inputs"])
     (out / "stage.json").write_text(json.dumps(record))
     assert _run(tmp_path, cfg, out).done
+
+
+def test_the_same_input_named_from_another_folder_is_up_to_date(tmp_path, monkeypatch):
+    """A pipeline run from another folder spells a relative input differently: same content, same output."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.txt").write_text("data")
+    out = tmp_path / "o"
+    monkeypatch.chdir(tmp_path)
+    assert not _run(tmp_path, Cfg(input="data/in.txt"), out).done
+    monkeypatch.chdir(tmp_path / "data")
+    assert _run(tmp_path, Cfg(input="in.txt"), out).done
+    (tmp_path / "data" / "in.txt").write_text("changed")
+    assert not _run(tmp_path, Cfg(input="in.txt"), out).done
