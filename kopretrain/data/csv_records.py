@@ -16,6 +16,8 @@ from collections import deque
 from pathlib import Path
 from typing import Iterator
 
+from kopretrain.data.readers import parse_record, scan_quotes  # ingest's record rules, shared
+
 MAX_RECORD_LINES = 50  # ingest's --max-record-lines default: a longer quoted field is a stray quote
 _QUOTE = '"'
 
@@ -30,44 +32,14 @@ def open_text(path: Path, encoding: str):
     return open(path, encoding=encoding, errors="surrogateescape", newline="")
 
 
-def _ends_in_quote(line: str, in_quote: bool, sep: str) -> bool:
-    """Whether a record is still inside a quoted field after ``line``. As in :mod:`csv`, a quote
-    opens a field only at the field's start (``5,영화 "명작"이다`` has literal quotes)."""
-    i, n, start = 0, len(line), not in_quote
-    while i < n:
-        if in_quote:
-            j = line.find(_QUOTE, i)
-            if j < 0:
-                return True
-            if line.startswith(_QUOTE * 2, j):  # "" is an escaped quote
-                i = j + 2
-                continue
-            in_quote, start, i = False, False, j + 1
-            continue
-        c = line[i]
-        if c == _QUOTE and start:
-            in_quote = True
-        else:
-            start = c == sep
-        i += 1
-    return in_quote
-
-
 def _parse(lines: list[str], sep: str) -> tuple[list[str] | None, str | None]:
-    """``(fields, None)`` of one quote-balanced record, or ``(None, reason)``."""
+    """``(fields, None)`` of one quote-balanced record, or ``(None, reason)``: ingest's parser."""
     old = csv.field_size_limit(2**31 - 1)  # csv's 131072-char default would fail a 1 MB review
     try:
-        # strict: "좋아"요 (text after a closing quote) is flagged, not silently rewritten.
-        rows = list(csv.reader(lines, delimiter=sep, strict=True))
-    except csv.Error as exc:  # text after a closing quote, or a NUL byte
-        if "expected after" not in str(exc):
-            return None, "malformed_csv"
-        # In a multi-line record the quote that "closed" it belonged to a later line's field: the
-        # quote that opened it is the stray one.
-        return None, "unbalanced_quote" if len(lines) > 1 else "broken_quotes"
+        fields, reason, _ = parse_record([(0, text, None) for text in lines], sep, None)
     finally:
         csv.field_size_limit(old)
-    return (rows[0], None) if len(rows) == 1 else (None, "malformed_csv")
+    return fields, reason
 
 
 def records(path: Path, sep: str, encoding: str, quoting: bool) -> Iterator[tuple[int, list[str] | None, str | None, str]]:
@@ -89,13 +61,13 @@ def records(path: Path, sep: str, encoding: str, quoting: bool) -> Iterator[tupl
             if not quoting or _QUOTE not in text:
                 yield line_no, text.rstrip("\r\n").split(sep), None, text.rstrip("\r\n")
                 continue
-            consumed, in_quote = [text], _ends_in_quote(text, False, sep)
+            consumed, in_quote = [text], scan_quotes(text, False, sep)[0]
             while in_quote and len(consumed) < MAX_RECORD_LINES:
                 more = pending.popleft() if pending else next(lines, None)
                 if more is None:
                     break
                 consumed.append(more[1])
-                in_quote = _ends_in_quote(more[1], True, sep)
+                in_quote = scan_quotes(more[1], True, sep)[0]
             fields, reason = (None, "unbalanced_quote") if in_quote else _parse(consumed, sep)
             if reason == "unbalanced_quote":
                 # The stray quote costs its own line only: the lines it swallowed are records too.

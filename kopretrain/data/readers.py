@@ -98,7 +98,7 @@ def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int | 
             yield line_no, text, bad
 
 
-def _scan_quotes(line: str, in_quote: bool, delimiter: str, quote: str = '"') -> tuple[bool, int | None]:
+def scan_quotes(line: str, in_quote: bool, delimiter: str, quote: str = '"') -> tuple[bool, int | None]:
     """Whether a CSV record is still inside a quoted field after ``line``, and the 1-based column
     of the last quote that opened a field. A quote only opens a field at the field's start (as in
     :mod:`csv`): ``5,영화 "명작"이다`` is an unquoted field with literal quotes."""
@@ -125,7 +125,7 @@ def _scan_quotes(line: str, in_quote: bool, delimiter: str, quote: str = '"') ->
     return in_quote, opened
 
 
-def _parse_record(consumed: list, delimiter: str, opened: int | None) -> tuple[list[str] | None, str | None, str]:
+def parse_record(consumed: list, delimiter: str, opened: int | None) -> tuple[list[str] | None, str | None, str]:
     """``(fields, error, detail)`` of one quote-balanced record of physical lines."""
     try:
         # strict: a quoted field with text after its closing quote ("좋아"요) is an error, not
@@ -168,13 +168,13 @@ def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
                 yield line_no, text.rstrip("\r\n").split(delimiter), None, "", None
             continue
         consumed = [first]
-        in_quote, opened = _scan_quotes(text, False, delimiter)
+        in_quote, opened = scan_quotes(text, False, delimiter)
         while in_quote and len(consumed) < max_record_lines:
             nxt = next_line()
             if nxt is None:
                 break
             consumed.append(nxt)
-            in_quote, _ = _scan_quotes(nxt[1], True, delimiter)
+            in_quote, _ = scan_quotes(nxt[1], True, delimiter)
         if in_quote:
             # Reject only the line with the stray quote; re-read the lines after it as records.
             pending.extendleft(reversed(consumed[1:]))
@@ -186,7 +186,7 @@ def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
             detail = f"undecodable byte on line {bad_line[0]} at byte {bad_line[1]}"
             yield line_no, None, reason_bad, detail, bad_line[1]
             continue
-        fields, error, detail = _parse_record(consumed, delimiter, opened)
+        fields, error, detail = parse_record(consumed, delimiter, opened)
         if error == "unbalanced_quote":
             # As for a quote never closed: the stray quote costs its own line only; the lines it
             # swallowed (good rows, usually) are read again as records of their own.

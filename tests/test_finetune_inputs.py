@@ -1,0 +1,64 @@
+"""finetune refuses bad inputs with one clear error: missing models, columns, empty splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kopretrain.cli import main
+from kopretrain.finetune import FinetuneConfig
+from kopretrain.runs.config import from_dict
+from kopretrain.runs.records import StageError
+from kopretrain.runs.registry import execute
+from tests.fixtures.sentiment import make_model, write_data
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ft-inputs")
+    write_data(root / "data")
+    make_model(root / "pre", kind="bert")
+    return root
+
+
+def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
+    base = ["finetune", "--data", str(workdir / "data"), "--max-steps", "2", "-o", str(tmp_path / "o")]
+    assert main(base + ["--model", str(tmp_path / "no_such_model")]) == 2
+    assert "model directory not found" in capsys.readouterr().err
+    (tmp_path / "empty_dir").mkdir()
+    assert main(base + ["--model", str(tmp_path / "empty_dir")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+    no_text = tmp_path / "no_text"
+    no_text.mkdir()
+    for split in ("train", "dev"):
+        pd.read_parquet(workdir / "data" / f"{split}.parquet").rename(columns={"text": "review"}) \
+            .to_parquet(no_text / f"{split}.parquet")
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(no_text), "max_steps": 2})
+    with pytest.raises(StageError, match=r"missing column\(s\) text; columns are: id, review"):
+        execute("finetune", cfg, tmp_path / "o2")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    frame = pd.read_parquet(workdir / "data" / "train.parquet")
+    frame.iloc[:0].to_parquet(empty / "train.parquet")
+    frame.to_parquet(empty / "dev.parquet")
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(empty), "max_steps": 2})
+    with pytest.raises(StageError, match="no train rows"):
+        execute("finetune", cfg, tmp_path / "o3")
+    frame.to_parquet(empty / "train.parquet")
+    frame.iloc[:0].to_parquet(empty / "dev.parquet")  # a few large groups all went to train
+    import kopretrain.finetune as F
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model loaded before the empty dev split was found")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(F, "build", no_model)
+        with pytest.raises(StageError, match="no dev rows .*--dev-fraction"):
+            execute("finetune", cfg, tmp_path / "o4")
+
+    with pytest.raises(ValueError, match="--max-steps"):
+        FinetuneConfig(model="m", data="d", max_steps=0)
