@@ -55,6 +55,19 @@ def test_the_fold_divides_the_models_logits_by_t(tmp_path, kind, path):
     assert record["dev_ece_before"] == pytest.approx(ece(softmax(logits, axis=1), y), abs=1e-4)
 
 
+def test_a_small_temperature_is_recorded_precisely_enough_to_redo_the_fold():
+    """Logits 50x too small give T near 0.02; rounded to 4 decimals it was 0.2% off the T the head
+    was divided by, so a reload check (logits / recorded T) failed."""
+    from types import SimpleNamespace
+
+    head = torch.nn.Module()
+    head.classifier, head.config = torch.nn.Linear(4, 3), SimpleNamespace(num_labels=3)
+    logits, y = overconfident()
+    record, scaled = fold_temperature(head, logits / 500, y)
+    assert record["temperature"] < 0.05
+    assert np.allclose(scaled, logits / 500 / record["temperature"], rtol=1e-5)
+
+
 def test_one_class_dev_is_left_alone(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
