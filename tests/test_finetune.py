@@ -25,10 +25,9 @@ FAST = dict(max_steps=40, eval_steps=10, batch_size=16, lr=3e-3, precision="fp32
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ft")
-    write_data(root / "data")
-    make_model(root / "pre", kind="bert")
-    return root
+    from tests.fixtures.sentiment import finetune_workdir
+
+    return finetune_workdir(tmp_path_factory.mktemp("ft"))
 
 
 @pytest.fixture(scope="module")

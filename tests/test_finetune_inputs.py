@@ -12,15 +12,12 @@ from kopretrain.finetune import FinetuneConfig
 from kopretrain.runs.config import from_dict
 from kopretrain.runs.records import StageError
 from kopretrain.runs.registry import execute
-from tests.fixtures.sentiment import make_model, write_data
+from tests.fixtures.sentiment import finetune_workdir
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ft-inputs")
-    write_data(root / "data")
-    make_model(root / "pre", kind="bert")
-    return root
+    return finetune_workdir(tmp_path_factory.mktemp("ft-inputs"))
 
 
 def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):

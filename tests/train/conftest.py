@@ -6,9 +6,6 @@ import pytest
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    from tests.fixtures.sentiment import make_model, write_data
+    from tests.fixtures.sentiment import finetune_workdir
 
-    root = tmp_path_factory.mktemp("ft")
-    write_data(root / "data")
-    make_model(root / "pre", kind="bert")
-    return root
+    return finetune_workdir(tmp_path_factory.mktemp("ft"))
