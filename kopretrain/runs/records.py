@@ -79,7 +79,12 @@ def fingerprint_path(value: str | os.PathLike | list | None) -> str:
     path = Path(value)
     stage = path / STAGE_FILE
     if stage.is_file():
-        return "stage:" + json.loads(stage.read_text())["fingerprint"]
+        record = json.loads(stage.read_text())
+        # The content digest makes a rerun that wrote other files (--force of a non-deterministic
+        # stage: WordPiece vocab, training) a changed input downstream; a record written before
+        # digests existed keeps the key its readers were fingerprinted with.
+        content = f":{record['content'][:16]}" if record.get("content") else ""
+        return "stage:" + record["fingerprint"] + content
     if path.is_file():
         return "sha256:" + _sha256_file(path)
     if path.is_dir():
@@ -89,6 +94,18 @@ def fingerprint_path(value: str | os.PathLike | list | None) -> str:
             h.update(_sha256_file(f).encode())
         return "dir:" + h.hexdigest()
     return "name:" + str(value)
+
+
+def content_digest(folder: Path) -> str:
+    """sha256 over a finished output's files (names and bytes), its run record left out: what a
+    downstream stage reads, so a byte-identical rerun (a deterministic stage forced) changes nothing."""
+    h = hashlib.sha256()
+    for f in walk_inputs(folder):
+        if f.parent == folder and f.name in (STAGE_FILE, KEY_FILE):
+            continue
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0")
+        h.update(_sha256_file(f).encode())
+    return h.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -254,6 +271,7 @@ class StageRun:
             "stats": self.stats,
         }
         (self.dir / KEY_FILE).unlink(missing_ok=True)
+        record["content"] = content_digest(self.dir)
         write_json(self.dir / STAGE_FILE, record)
         # The previous output (ours: check_dir_output ran under the lock) moves to a hidden name
         # no user file can have, so the swap never touches anything kopretrain did not write.

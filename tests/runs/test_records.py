@@ -85,13 +85,45 @@ def test_fingerprints_chain_through_stage_outputs(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     with StageRun("normalize", Cfg(), a, log=lambda *x: None) as run:
         run.set_counts(0, 0)
-    assert fingerprint_path(a) == "stage:" + read_stage(a)["fingerprint"]
+    assert fingerprint_path(a) == f"stage:{read_stage(a)['fingerprint']}:{read_stage(a)['content'][:16]}"
     with StageRun("vocab", Cfg(input=str(a)), b, log=lambda *x: None) as run:
         run.set_counts(0, 0)
     assert upstream(b, "normalize")["fingerprint"] == read_stage(a)["fingerprint"]
     assert upstream(b, "ingest") is None
     assert fingerprint_path("beomi/KcELECTRA-base") == "name:beomi/KcELECTRA-base"
     assert fingerprint_path(tmp_path) .startswith("dir:")
+
+
+def _write(out, text, force=False, cfg=None):
+    with StageRun("demo", cfg or Cfg(), out, force=force, log=lambda *a: None) as run:
+        if not run.done:
+            (run.dir / "vocab.txt").write_text(text)
+            run.set_counts(0, 0)
+    return run
+
+
+def test_a_forced_rerun_that_writes_other_bytes_makes_readers_stale(tmp_path):
+    """--force of a non-deterministic stage (WordPiece vocab, training): same config, other output,
+    so every stage that read it must rerun; a byte-identical rerun leaves them up to date."""
+    up, down = tmp_path / "vocab", tmp_path / "pretrain"
+    _write(up, "a b c")
+    assert _write(down, "m", cfg=Cfg(input=str(up))) and read_stage(down)["complete"]
+    assert _write(down, "m", cfg=Cfg(input=str(up))).done
+    _write(up, "a b c", force=True)  # deterministic: the same bytes again
+    assert _write(down, "m", cfg=Cfg(input=str(up))).done
+    _write(up, "a c b", force=True)  # same config, other vocabulary
+    assert read_stage(up)["fingerprint"] == StageRun("demo", Cfg(), up, log=lambda *a: None).fingerprint
+    assert not _write(down, "m", cfg=Cfg(input=str(up))).done
+
+
+def test_a_record_without_a_content_digest_keeps_its_old_key(tmp_path):
+    """Outputs finished by an earlier version (no ``content``) are still up to date downstream."""
+    up, down = tmp_path / "vocab", tmp_path / "pretrain"
+    _write(up, "a b c")
+    record = read_stage(up)
+    del record["content"]
+    (up / "stage.json").write_text(json.dumps(record))
+    assert fingerprint_path(up) == "stage:" + record["fingerprint"]
 
 
 @dataclass
