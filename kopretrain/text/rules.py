@@ -26,6 +26,10 @@ PLACEHOLDER_RE = re.compile("|".join(re.escape(t) for t in PLACEHOLDER_TOKENS))
 _E = "\U0001F000-\U0001FAFF\u2600-\u2604\u2607-\u27BF\u2B50\u2B55\u231A\u231B\u23E9-\u23FA"
 _SKIN = "\U0001F3FB-\U0001F3FF"
 EMOJI_RE = re.compile(f"[{_E}]")
+_RI = "\U0001F1E6-\U0001F1FF"  # regional indicators: two make a flag
+# One emoji as a reader sees it: a flag, or a pictograph with its variation selector and skin tone,
+# ZWJ-joined to the next (❤️, 👍🏻, 👨‍👩‍👧). Repeat collapses runs of these like runs of ㅋ.
+EMOJI_UNIT = f"(?:[{_RI}]{{2}}|[{_E}][\ufe0e\ufe0f{_SKIN}]*(?:\u200d[{_E}][\ufe0e\ufe0f{_SKIN}]*)*)"
 
 
 def nfc(text: str) -> str:
@@ -70,12 +74,18 @@ _FULLWIDTH_RE = re.compile("[\uff01-\uff5e]")
 _FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 
 
-def fullwidth(text: str) -> str:
-    """Full-width ASCII (typed with a Korean IME) becomes ASCII.
+# A keycap emoji is the digit (or # *) it shows; it goes before phone and censor run, so "8⃣" in
+# a phone number or "*⃣" beside asterisks is seen as what it is the first time.
+_KEYCAP = re.compile("(?<=[0-9#*])[\ufe0f\u20e3]*\u20e3")
 
-    ``"최고！ 굿굿＾＾"`` -> ``"최고! 굿굿^^"``.
+
+def fullwidth(text: str) -> str:
+    """Full-width ASCII (typed with a Korean IME) becomes ASCII, and a keycap its digit.
+
+    ``"최고！ 굿굿＾＾"`` -> ``"최고! 굿굿^^"``; ``"1️⃣등"`` -> ``"1등"``.
     """
-    return text.translate(_FULLWIDTH) if _FULLWIDTH_RE.search(text) else text
+    text = text.translate(_FULLWIDTH) if _FULLWIDTH_RE.search(text) else text
+    return _KEYCAP.sub("", text) if "\u20e3" in text else text
 
 
 # Lone conjoining jamo (left after NFC, e.g. from NFKC-processed text) -> compatibility jamo, the
@@ -121,7 +131,11 @@ def email(text: str) -> str:
 
     ``"자막 구해요 abc.def@hanmail.net"`` -> ``"자막 구해요 [EMAIL]"``.
     """
-    return _EMAIL.sub("[EMAIL]", text) if "@" in text else text
+    if "@" not in text:
+        return text
+    # Twice: an address glued to the end of another ("a@b.com02-123x@c.com") cannot start inside
+    # the first one's letters; once "[EMAIL]" stands before it, it can (a second normalize would).
+    return _EMAIL.sub("[EMAIL]", _EMAIL.sub("[EMAIL]", text))
 
 
 # A URL ends at whitespace, Hangul, quotes or brackets, ASCII or CJK (Korean text is glued to
@@ -245,32 +259,42 @@ class Repeat:
     is a number too); spaces are the whitespace rule's.
 
     ``"배송 빨랐어욬ㅋㅋㅋㅋ"`` -> ``"배송 빨랐어욬ㅋㅋ"``; ``"와하하하하하"`` -> ``"와하하"``;
-    ``"100000원!!!!!"`` -> ``"100000원!!"``.
+    ``"100000원!!!!!"`` -> ``"100000원!!"``. An emoji with its modifiers is one character here:
+    ``"좋아요❤️❤️❤️❤️"`` -> ``"좋아요❤️❤️"`` (❤️ is two code points, so the character rule never sees a run).
     """
 
     name = "repeat"
 
     def __init__(self, max_repeat: int = 2):
         self._re = re.compile(r"([^\d\s★☆])\1{%d,}" % max_repeat)
+        # not after a ZWJ: the run then starts inside a sequence (🏳️‍🌈🌈🌈 keeps its flag whole)
+        self._unit = re.compile(f"(?<!\u200d)({EMOJI_UNIT})\\1{{{max_repeat},}}")
         self.max_repeat = max_repeat
         # Most reviews repeat nothing: a plain "(.)\1\1" search is ~5x cheaper than the sub.
         self._hint = re.compile("(.)" + r"\1" * max_repeat, re.DOTALL)
+        self._unit_hint = re.compile(f"[\ufe0e\ufe0f{_SKIN}\u200d{_RI}]")
 
     def __call__(self, text: str) -> str:
-        if not self._hint.search(text):
-            return text
         # A callable, not a "\g<1>\g<1>" template: templates are expanded in Python per match.
-        return self._re.sub(lambda m: m.group(1) * self.max_repeat, text)
+        if self._hint.search(text):
+            text = self._re.sub(lambda m: m.group(1) * self.max_repeat, text)
+        if self._unit_hint.search(text):
+            text = self._unit.sub(lambda m: m.group(1) * self.max_repeat, text)
+        return text
 
 
 class EmojiToken:
     """Each emoji becomes ``[EMOJI]``; a run of adjacent emoji gives at most ``max_repeat``.
 
     ``"최고예요😍😍😍👍🏻"`` -> ``"최고예요[EMOJI][EMOJI]"``. Skin tones, ZWJ sequences and
-    variation selectors belong to their emoji (👨‍👩‍👧 is one).
+    variation selectors belong to their emoji (👨‍👩‍👧 is one); each flag counts once
+    (🇰🇷🇯🇵 is two). Keycaps are digits by now (``fullwidth``).
     """
 
     name = "emoji"
+    # A flag (two regional indicators, paired from the left) becomes one stand-in pictograph (🏳),
+    # so counting bases below sees one emoji per flag.
+    _FLAG = re.compile(f"[{_RI}]{{2}}")
     _RUN = re.compile(f"[{_E}][{_E}\ufe0e\ufe0f\u200d\u20e3]*")
     # Count what a reader sees: not skin tones, not parts after a ZWJ, one per flag (two RIs).
     _BASE = re.compile(f"(?<![\u200d\U0001F1E6-\U0001F1FF])(?![{_SKIN}])[{_E}]")
@@ -283,6 +307,7 @@ class EmojiToken:
         return "[EMOJI]" * min(n, self.max_repeat)
 
     def __call__(self, text: str) -> str:
+        text = self._FLAG.sub("\U0001F3F3", text)
         return self._RUN.sub(self._sub, text)
 
 

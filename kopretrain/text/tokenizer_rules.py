@@ -150,7 +150,8 @@ def _invisible(_: int) -> list:
 
 def _fullwidth(_: int) -> list:
     # One literal Replace per character: a replacement cannot be computed from the match.
-    return [_replace(esc(chr(c)), chr(c - 0xFEE0)) for c in range(0xFF01, 0xFF5F)]
+    return [*(_replace(esc(chr(c)), chr(c - 0xFEE0)) for c in range(0xFF01, 0xFF5F)),
+            _replace("(?<=[0-9#*])[\\x{FE0F}\\x{20E3}]*\\x{20E3}", "")]  # rules._KEYCAP
 
 
 def _compat_jamo(_: int) -> list:
@@ -167,7 +168,7 @@ def _whitespace(_: int) -> list:
 
 
 def _email(_: int) -> list:
-    return [_replace(R._EMAIL.pattern, "[EMAIL]")]
+    return [_replace(R._EMAIL.pattern, "[EMAIL]")] * 2  # twice, as rules.email
 
 
 def _url(_: int) -> list:
@@ -218,7 +219,8 @@ def _emoji(max_repeat: int) -> list:
     e, skin = esc_ranges(R._E), esc_ranges(R._SKIN)
     y = f"[{e}\\x{{FE0E}}\\x{{FE0F}}\\x{{200D}}\\x{{20E3}}]"
     base = f"(?<![\\x{{200D}}\\x{{1F1E6}}-\\x{{1F1FF}}])(?![{skin}])[{e}]"
-    steps = []
+    # rules.EmojiToken._FLAG first: a flag becomes one stand-in pictograph
+    steps = [_replace(f"[{esc_ranges(R._RI)}]{{2}}", "\U0001F3F3")]
     for count in range(max_repeat, 1, -1):  # runs with >= count bases, largest count first
         more = f"(?:{y}*?{base})"
         pattern = f"(?:(?![{skin}])[{e}](?={more}{{{count - 1}}})|[{skin}](?={more}{{{count}}})){y}*"
@@ -229,7 +231,11 @@ def _emoji(max_repeat: int) -> list:
 
 def _repeat(max_repeat: int) -> list:
     # rules.Repeat: delete each copy followed by max_repeat equal ones; max_repeat copies remain.
-    return [_replace(f"([^{_digit()}{_space()}★☆])(?=\\1{{{max_repeat}}})", "")]
+    # Then the same for whole emoji (rules.EMOJI_UNIT: ❤️, 👍🏻, flags, ZWJ sequences).
+    e, mod, ri = esc_ranges(R._E), esc_ranges("\ufe0e\ufe0f" + R._SKIN), esc_ranges(R._RI)
+    unit = f"(?:[{ri}]{{2}}|[{e}][{mod}]*(?:\\x{{200D}}[{e}][{mod}]*)*)"
+    return [_replace(f"([^{_digit()}{_space()}★☆])(?=\\1{{{max_repeat}}})", ""),
+            _replace(f"(?<!\\x{{200D}})({unit})(?=\\1{{{max_repeat}}})", "")]
 
 
 TRANSLATIONS = {

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from kopretrain.text import rules
+from kopretrain.text.normalizer import Normalizer
 from kopretrain.text.rules import EmojiToken, Repeat
 
 
@@ -34,6 +35,27 @@ def test_repeat_never_touches_digits(text):
 def test_repeat_digits_next_to_repeats_and_rating_stars():
     assert Repeat(2)("100000원!!!!! ㅋㅋㅋㅋ") == "100000원!! ㅋㅋ"
     assert Repeat(2)("★★★☆☆ 세 개") == "★★★☆☆ 세 개"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("좋아요❤️❤️❤️❤️❤️", "좋아요❤️❤️"),  # ❤️ is U+2764 U+FE0F: no run of one code point
+    ("최고👍🏻👍🏻👍🏻👍🏻", "최고👍🏻👍🏻"),
+    ("🇰🇷🇰🇷🇰🇷🇰🇷 경기", "🇰🇷🇰🇷 경기"),
+    ("👨\u200d👩\u200d👧" * 3, "👨\u200d👩\u200d👧" * 2),
+    ("🏳️\u200d🌈🌈🌈🌈", "🏳️\u200d🌈🌈"),  # the flag's rainbow does not start a run
+    ("👍🏻👍🏽👍🏻👍🏻", "👍🏻👍🏽👍🏻👍🏻"),  # other tones: not one emoji repeated
+    ("🇰🇷🇯🇵🇺🇸", "🇰🇷🇯🇵🇺🇸"),
+])
+def test_repeat_counts_an_emoji_with_its_modifiers_as_one_character(text, expected):
+    assert Repeat(2)(text) == expected
+    assert Repeat(2)(expected) == expected
+
+
+def test_a_keycap_is_the_digit_it_shows():
+    assert rules.fullwidth("1️⃣등 2⃣등 #️⃣ １⃣") == "1등 2등 # 1"
+    assert rules.fullwidth("a⃣ ❤️") == "a⃣ ❤️"  # not a keycap; other emoji untouched
+    assert Normalizer().normalize("문의 010-1234-567 8⃣") != "문의 [PHONE]"  # a space still splits the number
+    assert Normalizer().normalize("문의 010-1234-5678⃣") == "문의 [PHONE]"
 
 
 def test_repeat_max_is_configurable():
@@ -102,6 +124,8 @@ def test_url(text, expected):
 def test_email_before_url():
     assert rules.email("자막 구해요 abc.def@hanmail.net") == "자막 구해요 [EMAIL]"
     assert rules.email("골뱅이@ 하나") == "골뱅이@ 하나"
+    # an address glued to another's end is masked the first time, not on a second normalize
+    assert rules.email("abc@naver.com02-123-4567abc@naver.com") == "[EMAIL][EMAIL]"
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -175,6 +199,8 @@ def test_emoji_map_counts_and_caps_runs():
     assert rule("👨\u200d👩\u200d👧 가족") == "[EMOJI] 가족"
     assert rule("사랑해요♥") == "사랑해요[EMOJI]"
     assert rule("★★★☆☆") == "★★★☆☆"  # written ratings are not emoji
+    assert rule("🇰🇷🇯🇵 경기") == "[EMOJI][EMOJI] 경기"  # one per flag, not one per run of flags
+    assert rule("🇰🇷 경기") == "[EMOJI] 경기"
 
 
 def test_emoji_rule_only_when_mapping():

@@ -18,7 +18,7 @@ HARD = [
     "최고！ 굿굿＾＾ ＡＢＣ１２３", "\u110f\u110f 재밌어요 \u1172\u1172 \u119e", "배송   빨랐어요\r\n최고\u3000",
     "\x1c구분\x1f자\x85 \xa0끝 ", "  앞뒤 공백  ", "\t",
     # e-mail, url (scheme, www, bare domains, trailing punctuation given back)
-    "자막 구해요 abc.def@hanmail.net", "메일: ａｂｃ＠ｎａｖｅｒ．ｃｏｍ 로", "x@y.co",
+    "자막 구해요 abc.def@hanmail.net", "abc@naver.com02-123-4567abc@naver.com", "메일: ａｂｃ＠ｎａｖｅｒ．ｃｏｍ 로", "x@y.co",
     "후기 http://blog.naver.com/abc/123참고!!", "www.nemofile.co.kr 가입", "HTTPS://A.B/c?d=1&e=2)...",
     "http://!! 뭐지", "www.!! 뭐지", "www. 뭐지", "http:// 끝", "naver.com!!", "a.com/!!", "a.com/x.y.",
     "Mr.Co 와 Trust.Me", "youtu.be/abc 와 goo.gl/xyz~~", "링크는<http://a.com>이고", "wWw.abc.xyz 링크",
@@ -44,6 +44,9 @@ HARD = [
     "최고예요😍😍😍👍🏻", "👍🏻👍🏻👍🏻", "🇰🇷🇺🇸 국기", "🏻🏻 피부색만", "♥♥♥♡♡", "★★★☆☆ 세 개", "1️⃣2️⃣",
     "배송 빨랐어욬ㅋㅋㅋㅋ", "와하하하하하", "!!!!!", "......", "ㅠㅠㅠㅠㅠㅠ", "GOOOOOD", "100000원!!!!! ㅋㅋㅋㅋ",
     "1111 2222", "٣٣٣٣", "ㅋㅋ", "ㅋ", "", " ", "[EMOJI]]]]", "😍]]]",
+    # emoji of several code points: repeats, flags (paired from the left), keycaps, ZWJ sequences
+    "좋아요❤️❤️❤️❤️❤️", "♥️♥️♥️ㅋㅋㅋ", "👍👍👍🏻", "👍🏻👍🏽👍🏻👍🏻", "🇰🇷🇰🇷🇰🇷🇰🇷 경기", "🇰🇷🇯🇵🇺🇸", "🇰🇷🇰",
+    "🏳️\u200d🌈🌈🌈🌈", "👨\u200d👩\u200d👧👨\u200d👩\u200d👧👨\u200d👩\u200d👧", "1️⃣등 2⃣등 #️⃣ *⃣ a⃣",
 ]
 
 
