@@ -25,6 +25,7 @@ import difflib
 import functools
 import inspect
 import json
+import math
 import os
 import re
 import textwrap
@@ -106,9 +107,12 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # nan/inf parse as floats; a nan learning rate trains silently on nothing
+            raise ConfigError(f"{key}: expected a finite number, got {value!r} (0 switches a limit off where allowed)")
+        return number
     if tp is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key}: expected a string, got {value!r}")

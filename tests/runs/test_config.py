@@ -67,6 +67,9 @@ def test_from_dict_coerces_and_nests():
         ({"flag": "maybe"}, "ingest.flag: expected true/false"),
         ({"model": {"hiden_size": 3}}, "unknown key 'ingest.model.hiden_size'"),
         ({"mapping": [1]}, "ingest.mapping: expected a mapping"),
+        ({"rate": "nan"}, "ingest.rate: expected a finite number"),
+        ({"rate": float("inf")}, "ingest.rate: expected a finite number"),
+        ({"rate": "-Infinity"}, "ingest.rate: expected a finite number"),
     ],
 )
 def test_bad_keys_and_values_name_the_key(data, message):
