@@ -156,6 +156,10 @@ def test_binary_accuracy_and_per_rating():
     rows = per_rating([1, 6, 9, 9], y, probs.argmax(1))
     assert [(r["rating"], r["n"], r["accuracy"]) for r in rows] == [(1, 1, 1.0), (6, 1, 1.0), (9, 2, 0.5)]
     assert rows[2]["pred_neutral"] == 0.5 and rows[2]["gold"] == "positive"
+    # rows without a rating are one last row, not dropped: the table accounts for every test row
+    rows = per_rating([1, None, 9, float("nan")], y, probs.argmax(1))
+    assert [(r["rating"], r["n"]) for r in rows] == [(1, 1), (9, 1), (None, 2)]
+    assert sum(r["n"] for r in rows) == len(y)
 
 
 def test_missing_class_in_test_split(workdir, tmp_path):
@@ -314,3 +318,21 @@ def test_baseline_replays_the_finetune_label_budget(workdir, tmp_path):
     assert np.allclose(preds[BASE_COLS].to_numpy(), expected, atol=1e-6)
     other, _ = _baseline_probs(workdir / "data", train_rows=list(stratified_sample(y_train, 30, 0)))
     assert not np.allclose(other, expected, atol=1e-3)  # another sample of 30 would be caught
+
+
+def test_rows_without_a_rating_are_counted_in_the_rating_table(workdir, tmp_path):
+    """Test rows labelled without a rating (a label column, a missing rating) used to vanish from
+    the per-rating table; now they are its last row and the report says so."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(workdir / "data", data)
+    test = pd.read_parquet(data / "test.parquet")
+    test["rating"] = test["rating"].astype("float64").where(test.index % 3 != 0)
+    test.to_parquet(data / "test.parquet")
+    out = execute("evaluate", from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(data),
+                                                         "precision": "fp32"}), tmp_path / "eval")
+    rows = json.loads((out / "metrics.json").read_text())["model"]["per_rating"]
+    assert rows[-1]["rating"] is None and rows[-1]["n"] == int(test["rating"].isna().sum()) > 0
+    assert sum(r["n"] for r in rows) == len(test)
+    assert "| no rating |" in (out / "report.md").read_text()

@@ -119,17 +119,20 @@ def per_rating(ratings, y, pred) -> list[dict[str, Any]]:
     """Per original rating: count, gold label, accuracy and where its predictions went.
 
     Shows where the neutral errors come from: e.g. rating 8 reviews (gold neutral) predicted positive.
+    Rows without a rating (labelled by a column, or a rating that was missing) come last, as one
+    row with ``rating`` None, so the table accounts for every test row.
     """
     import numpy as np
     import pandas as pd
 
-    frame = pd.DataFrame({"rating": ratings, "y": y, "pred": pred}).dropna(subset=["rating"])
+    frame = pd.DataFrame({"rating": ratings, "y": y, "pred": pred})
+    frame["rating"] = frame["rating"].astype("float64").fillna(np.inf)  # groupby drops NaN keys
     rows = []
     for rating, grp in frame.groupby("rating", sort=True):
         gold = np.bincount(grp["y"], minlength=len(LABELS))
         shares = np.bincount(grp["pred"], minlength=len(LABELS)) / len(grp)
         rows.append({
-            "rating": float(rating),
+            "rating": float(rating) if np.isfinite(rating) else None,
             "n": int(len(grp)),
             "gold": LABELS[int(gold.argmax())],
             "accuracy": float((grp["y"] == grp["pred"]).mean()),

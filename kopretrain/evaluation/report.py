@@ -183,6 +183,7 @@ def plot_reliability(curves: dict[str, list[dict]], path: Path) -> Path:
 def plot_ratings(systems: dict[str, list[dict]], path: Path) -> Path:
     """Accuracy per original rating, one bar group per rating and one bar per system."""
     plt = _pyplot()
+    systems = {k: [r for r in rows if r["rating"] is not None] for k, rows in systems.items()}  # the table has them
     ratings = sorted({r["rating"] for rows in systems.values() for r in rows})
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(ratings) + 2), 3.8))
     width = 0.8 / max(1, len(systems))
@@ -285,7 +286,7 @@ def _per_rating(r: Report, result: dict[str, Any], systems: dict[str, Any], dire
         base_acc = {row["rating"]: row["accuracy"] for row in (base or {}).get("per_rating", [])}
         r.table(["rating", "n", "gold", "accuracy"] + [f"pred {lab}" for lab in LABELS]
                 + (["baseline accuracy"] if base else []),
-                [[f"{row['rating']:g}", row["n"], row["gold"], row["accuracy"]]
+                [["no rating" if row["rating"] is None else f"{row['rating']:g}", row["n"], row["gold"], row["accuracy"]]
                  + [row[f"pred_{lab}"] for lab in LABELS] + ([base_acc.get(row["rating"])] if base else [])
                  for row in model["per_rating"]])
         r.image(plot_ratings({k: s["per_rating"] for k, s in systems.items()}, directory / "ratings.png"),
