@@ -199,6 +199,10 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
     for stage in (only or []) + ([until] if until else []) + [s for s in (force or []) if s]:
         if stage not in names:
             raise ConfigError(f"stage '{stage}' is not in this pipeline ({', '.join(names)})")
+    if only and until:  # both: the --only stages up to --until
+        only = [s for s in only if names.index(s) <= names.index(until)]
+        if not only:
+            raise ConfigError(f"--only and --until {until}: none of the --only stages runs by {until}")
     if only:
         until = max(only, key=names.index)
     steps = plan(raw, until)

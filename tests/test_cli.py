@@ -64,6 +64,15 @@ def test_run_only_takes_spaces_or_commas(only, capsys):
     assert planned == ["finetune", "evaluate"]
 
 
+def test_run_only_and_until_together_run_the_only_stages_up_to_until(capsys):
+    assert main(["run", "pipelines/quickstart.yaml", "--only", "vocab,finetune,evaluate", "--until", "finetune",
+                 "--dry-run"]) == 0
+    planned = [line.split()[0] for line in capsys.readouterr().out.splitlines() if "->" in line]
+    assert planned == ["vocab", "finetune"]  # --until used to be ignored: evaluate ran too
+    assert main(["run", "pipelines/quickstart.yaml", "--only", "evaluate", "--until", "vocab", "--dry-run"]) == 2
+    assert "none of the --only stages runs by vocab" in capsys.readouterr().err
+
+
 def test_empty_stage_lists_and_workdir_are_errors(tmp_path, capsys):
     """--only "$S" with S unset must not run every stage; a workdir of null/no must not write ./None."""
     import yaml
