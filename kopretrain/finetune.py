@@ -33,7 +33,7 @@ class FinetuneConfig(StageConfig):
                                                 "keep_layers", "report_to", "pooler_init", "freeze_layers",
                                                 "restarts", "teacher", "pseudo_pool", "pseudo_per_class", "rating_smoothing",
                                                 "soft_targets", "soft_weight", "ngram_blend", "calibrate",
-                                                "data_seed", "members", "rdrop")
+                                                "data_seed", "members", "rdrop", "teacher_revision")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -140,6 +140,8 @@ class FinetuneConfig(StageConfig):
     rows plus the --pseudo-per-class most confident labels per class (+1.2 macro-F1 at 1k NSMC
     labels; BENCHMARKS.md). The teacher scores in --precision fp32/bf16, else auto (as label does).
     In a pipeline: a finetune@teacher section and teacher: finetune@teacher."""
+    teacher_revision: str = ""
+    """Hub revision (tag/branch/commit) of a Hub --teacher; its kopretrain.json is read at the same one."""
     pseudo_pool: int = 40_000
     """Train rows the teacher labels: rows without a label first, then labelled rows outside the label
     budget (their labels only report pseudo-label accuracy); a seeded sample, never dev or test."""

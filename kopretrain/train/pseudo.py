@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kopretrain.data.files import LABELS
+from kopretrain.hub.loading import resolved_commit
 from kopretrain.runs.records import StageError, read_stage
 
 FILE = "pseudo_labels.parquet"
@@ -49,7 +50,7 @@ def draw_pool(unlabelled, outside, size: int, seed: int):
     return pool.assign(gold=pool["label"]).drop(columns="label")
 
 
-def teacher_labels(teacher: str, data: str, pool, cache: Path, precision: str = "auto"):
+def teacher_labels(teacher: str, data: str, pool, cache: Path, precision: str = "auto", revision: str | None = None):
     """``(id, label, confidence, gold)`` for every pool row, in pool order, and how it was scored;
     read from ``cache`` when it holds this pool (a resumed run), else scored with the teacher in
     ``precision`` (fp32 or bf16; anything else: ``auto``, as ``label`` chooses) and written atomically."""
@@ -63,7 +64,7 @@ def teacher_labels(teacher: str, data: str, pool, cache: Path, precision: str = 
         if cached["id"].astype(str).tolist() == pool["id"].astype(str).tolist():
             return cached, "reused " + FILE
     t0 = time.time()
-    clf = Classifier.load(teacher, data=data)
+    clf = Classifier.load(teacher, revision=revision, data=data)
     precision = precision if precision in ("fp32", "bf16") else "auto"  # the scorer has no fp16
     # the teacher's own text preparation (kopretrain.json), as kopretrain label would apply it
     probs = softmax(clf.logits(input_texts(pool, clf.prep, data), prepared=True, precision=precision))
@@ -90,7 +91,8 @@ def pseudo_rows(cfg, labelled, keep, unlabelled, run_dir: Path) -> Pseudo:
     if pool.empty:
         raise StageError(f"--teacher: {cfg.data}/train.parquet has no rows outside the label budget to pseudo-label")
     note = teacher_mismatch(cfg)
-    scored, scoring = teacher_labels(cfg.teacher, cfg.data, pool, run_dir / FILE, cfg.precision)
+    scored, scoring = teacher_labels(cfg.teacher, cfg.data, pool, run_dir / FILE, cfg.precision,
+                                     cfg.teacher_revision or None)
     chosen = top_per_class(scored, cfg.pseudo_per_class)
     frame = pool.iloc[chosen].drop(columns="gold").assign(label=scored["label"].iloc[chosen].to_numpy())
     from_unlabelled = int(scored["gold"].iloc[chosen].isna().sum())
@@ -106,7 +108,8 @@ def summary(scored, chosen: list[int], cfg, scoring: str, note: str | None) -> d
     known = kept[kept["gold"].notna()]
     pool_known = scored[scored["gold"].notna()]
     return {
-        "teacher": cfg.teacher, "pool": len(scored), "pool_unlabelled": int(scored["gold"].isna().sum()),
+        "teacher": cfg.teacher, "teacher_revision": cfg.teacher_revision or None,
+        "teacher_commit": resolved_commit(cfg.teacher, cfg.teacher_revision or None), "pool": len(scored), "pool_unlabelled": int(scored["gold"].isna().sum()),
         "per_class_limit": cfg.pseudo_per_class, "rows": len(kept),
         "per_class": {lab: int((kept["label"] == lab).sum()) for lab in LABELS},
         "lowest_confidence": {lab: round(float(g["confidence"].min()), 4) for lab, g in kept.groupby("label")},

@@ -116,6 +116,25 @@ def test_a_resumed_run_reuses_the_teachers_labels(student, teacher, data, tmp_pa
     assert fresh.equals(again.iloc[:-1])  # the student's run scored in fp32 too (its --precision)
 
 
+def test_a_hub_teacher_is_read_at_its_revision(student, teacher, workdir, data, tmp_path, monkeypatch):
+    """--teacher OWNER/NAME --teacher-revision: the same pseudo-labels as the folder it was pushed from,
+    and the commit in the record (the revision used to be dropped: the Hub's main was read)."""
+    import shutil
+
+    from tests.fixtures.hub import fake_hub
+
+    sha, later = "e" * 40, "f" * 40
+    snapshot = fake_hub(monkeypatch, tmp_path / "hub", "me/teacher", sha)
+    shutil.copytree(teacher, snapshot)
+    shutil.copytree(student, snapshot.with_name(later))  # main moved on to another classifier
+    (snapshot.parent.parent / "refs" / "main").write_text(later)
+    cfg = config(workdir, data, teacher="me/teacher", teacher_revision=sha, pseudo_pool=60, pseudo_per_class=10)
+    out = execute("finetune", cfg, tmp_path / "student")
+    assert pd.read_parquet(out / FILE).equals(pd.read_parquet(student / FILE))
+    stats = json.loads((out / "stage.json").read_text())["stats"]["pseudo_labels"]
+    assert (stats["teacher"], stats["teacher_revision"], stats["teacher_commit"]) == ("me/teacher", sha, sha)
+
+
 def test_a_teacher_trained_on_other_rows_is_flagged(workdir, data, teacher):
     cfg = config(workdir, data, teacher=str(teacher))
     assert teacher_mismatch(cfg) is None
