@@ -271,7 +271,9 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
                                              "bos_token", "eos_token") if getattr(tok, k, None)}
     model = load_model(base, rev)
     max_len = tok.model_max_length if tok.model_max_length < 1e9 else getattr(model.config, "max_position_embeddings", 512)
+    before = {f.name for f in out_dir.iterdir()}
     save_tokenizer(new_backend, out_dir, max_len, specials)
+    tokenizer_files = sorted({f.name for f in out_dir.iterdir()} - before)
     new_size = new_backend.get_vocab_size(with_added_tokens=True)
     save_resized(model, Path(base), entries, old_ids, new_size, out_dir)
     from kopretrain.hub.loading import resolved_commit
@@ -284,6 +286,11 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     prep = textprep.TextPrep(normalize=norm, pretokenize=mode, extra=extra)
     embed_and_record(out_dir, prep)
     prep.save(out_dir)
+    if (out_dir / "generator").is_dir():  # as after pretrain: pipeline("fill-mask", model=<out>/generator) works
+        import shutil
+
+        for name in [*tokenizer_files, textprep.TEXTPREP_FILE]:
+            shutil.copy2(out_dir / name, out_dir / "generator" / name)
     from kopretrain.runs.records import write_json
 
     write_json(out_dir / DETAILS_FILE, {**info, "added": entries, "skipped": skipped})

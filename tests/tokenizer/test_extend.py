@@ -93,6 +93,10 @@ def test_wordpiece_extension_adds_single_tokens_with_mean_rows(corpus, electra_b
         assert torch.allclose(new[entry["id"]], old[ids].mean(0), atol=1e-6), entry["token"]
     gen = ElectraForMaskedLM.from_pretrained(out / "generator")
     assert gen.get_input_embeddings().weight.shape[0] == len(tok)
+    # the generator folder carries the grown tokenizer (it had none: fill-mask on it failed)
+    gen_tok = AutoTokenizer.from_pretrained(out / "generator")
+    assert len(gen_tok) == len(tok) and gen_tok.tokenize("핵꿀잼") == ["핵꿀잼"]
+    assert textprep.load(out / "generator").extra == textprep.load(out).extra
 
     prep = textprep.load(out)
     assert prep.pretokenize == "eojeol" and prep.extra["base_model"] == str(electra_base)
