@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -203,9 +202,8 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     trainer.restore_tally(resume)
 
     # ---- train
-    cpu0 = time.process_time()
-    result = trainer.train(resume_from_checkpoint=resume)
-    cpu_seconds = time.process_time() - cpu0
+    trainer.train(resume_from_checkpoint=resume)
+    clock = trainer.clock()  # the whole run's training time, earlier attempts included
     last = trainer.eval_history[-1] if trainer.eval_history else {}
     final = {k: v for k, v in last.items() if k != "step"} if last.get("step") == trainer.state.global_step \
         else trainer.evaluate()
@@ -220,7 +218,8 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
     run.stats.update(
         objective=cfg.objective, base_model=base, data=data.stats,
         parameters={name: sum(p.numel() for p in m.parameters()) for name, m in module.exported().items()},
-        train={**summary.train_summary(trainer, result), "cpu_seconds": summary.cpu_total(args, cpu_seconds)}, final_metrics=final,
+        train={**summary.train_summary(trainer, clock["seconds"]), "cpu_seconds": summary.cpu_total(args, clock["cpu_seconds"])},
+        final_metrics=final,
         resumed_from=Path(resume).name if resume else None,
         time_budget=budget.record() if budget else None, head_warmup=warmup_record,
         ddp=summary.ddp_record(args, module),

@@ -160,10 +160,17 @@ def test_kill_and_resume_reaches_the_same_step_and_weights(inputs, tmp_path):
     partial = tmp_path / "killed.partial"
     assert sorted(p.name for p in (partial / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
     assert not (tmp_path / "killed").exists()
+    from kopretrain.train.pretrain_trainer import TALLY_FILE
+
+    before = json.loads((partial / "checkpoints" / "checkpoint-4" / TALLY_FILE).read_text())["clock"]
 
     out = registry.execute("pretrain", cfg, tmp_path / "killed")
     record = stage_json(out)
     assert record["resumed"] and record["stats"]["resumed_from"] == "checkpoint-4"
+    # the speed record covers the whole run, not only the attempt that finished it
+    train = record["stats"]["train"]
+    assert train["seconds"] > before["seconds"] > 0 and train["cpu_seconds"] >= round(before["cpu_seconds"], 1)
+    assert train["pad_share"] == stage_json(straight)["stats"]["train"]["pad_share"]
     assert record["stats"]["train"]["global_step"] == 6
     # Same data position, RNG and masks as the uninterrupted run: identical weights.
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(out / "model.safetensors"))

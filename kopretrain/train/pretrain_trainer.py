@@ -39,8 +39,10 @@ class PretrainTrainer(GroupedRates, BudgetedScheduler, Trainer):
         self.eval_seed = eval_seed
         self.eval_collator = eval_collator
         self.bucket = bucket  # (lengths, batch_size, seed) for length-bucketed batches
-        self.tokens = {"real": 0, "padded": 0}       # this process, this session
+        self.tokens = {"real": 0, "padded": 0}       # this process, the whole run (a resumed one restores it)
         self.loss_tally = [0.0, 0]                   # sum and count of batch losses, saved with checkpoints
+        self.clock_before = {"seconds": 0.0, "cpu_seconds": 0.0}  # training time of the run it resumes
+        self._clock0 = (time.perf_counter(), time.process_time())
         self._interval = {"real": 0, "t": time.perf_counter(), "excluded": 0.0}
         self._parts: dict[str, list[float]] = defaultdict(list)
 
@@ -104,7 +106,20 @@ class PretrainTrainer(GroupedRates, BudgetedScheduler, Trainer):
     def restore_tally(self, checkpoint: str | None) -> None:
         path = Path(checkpoint) / TALLY_FILE if checkpoint else None
         if path is not None and path.is_file():
-            self.loss_tally = json.loads(path.read_text())["loss_tally"]
+            saved = json.loads(path.read_text())
+            self.loss_tally = saved["loss_tally"]
+            self.tokens = saved.get("tokens", self.tokens)  # older checkpoints: this session's only
+            self.clock_before = saved.get("clock", self.clock_before)
+
+    def train(self, *args, **kwargs):
+        self._clock0 = (time.perf_counter(), time.process_time())
+        return super().train(*args, **kwargs)
+
+    def clock(self) -> dict[str, float]:
+        """Wall and CPU seconds of training so far, a resumed run's earlier attempts included (the
+        Trainer's train_runtime covers only this process)."""
+        return {"seconds": self.clock_before["seconds"] + time.perf_counter() - self._clock0[0],
+                "cpu_seconds": self.clock_before["cpu_seconds"] + time.process_time() - self._clock0[1]}
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log (not eval, not the final summary)
@@ -125,7 +140,8 @@ class PretrainTrainer(GroupedRates, BudgetedScheduler, Trainer):
     def checkpoint_extras(self) -> dict:
         # written before trainer_state.json (CheckpointExtras): a resumed run's train_loss then
         # covers every batch, not only its own
-        return {**super().checkpoint_extras(), TALLY_FILE: {"loss_tally": self.loss_tally}}
+        return {**super().checkpoint_extras(),
+                TALLY_FILE: {"loss_tally": self.loss_tally, "tokens": dict(self.tokens), "clock": self.clock()}}
 
     def _save_checkpoint(self, model, trial):
         t0 = time.perf_counter()

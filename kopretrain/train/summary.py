@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 
 
-def train_summary(trainer, result) -> dict:
+def train_summary(trainer, seconds: float) -> dict:
+    """``seconds``: training wall time of the whole run, resumed attempts included."""
     logs = [r for r in trainer.state.log_history if "tokens_per_s" in r]
     tok = trainer.tokens
     return {
@@ -13,7 +14,7 @@ def train_summary(trainer, result) -> dict:
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "pad_share": round(1 - tok["real"] / tok["padded"], 4) if tok["padded"] else None,
         "tokens_per_s": round(sum(r["tokens_per_s"] for r in logs) / len(logs), 1) if logs else None,
-        "train_loss": trainer.mean_train_loss, "seconds": result.metrics.get("train_runtime"),
+        "train_loss": trainer.mean_train_loss, "seconds": round(seconds, 3),
         "precision": "bf16" if trainer.args.bf16 else ("fp16" if trainer.args.fp16 else "fp32"),
         "world_size": trainer.args.world_size,
         "effective_batch": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
