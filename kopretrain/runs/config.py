@@ -104,15 +104,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         except ValueError:
             raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-        if not math.isfinite(number):  # nan/inf parse as floats; a nan learning rate trains silently on nothing
-            raise ConfigError(f"{key}: expected a finite number, got {value!r} (0 switches a limit off where allowed)")
-        return number
+        return _finite(value, key)
     if tp is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -137,6 +129,18 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return from_dict(tp, value, prefix=key)
     return value
+
+
+def _finite(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if not math.isfinite(number):  # nan/inf parse as floats; a nan learning rate trains silently on nothing
+        raise ConfigError(f"{key}: expected a finite number, got {value!r} (0 switches a limit off where allowed)")
+    return number
 
 
 def _type_name(tp: Any) -> str:
