@@ -22,7 +22,7 @@ def _top_parser() -> argparse.ArgumentParser:
         description="Adapt Korean language models to noisy user text and turn them into sentiment labelers.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="stages:\n" + "\n".join(f"  {name:<10} {summary}" for name, (_, summary) in STAGES.items())
-        + "\n  run        run a pipeline YAML (see pipelines/)\n\n"
+        + "\n  run        run a pipeline YAML, or a bundled one by name (quickstart, nsmc-3class, ...)\n\n"
         "`kopretrain STAGE --help` lists a stage's options.",
     )
     parser.add_argument("--version", action="version", version=f"kopretrain {__version__}")
@@ -44,7 +44,7 @@ def _stage_parser(name: str, cfg_cls: type, summary: str) -> argparse.ArgumentPa
 
 def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kopretrain run", description="Run a pipeline YAML end to end.")
-    parser.add_argument("pipeline", help="path to a pipeline YAML (see pipelines/)")
+    parser.add_argument("pipeline", help="a pipeline YAML, or a bundled pipeline's name (quickstart, nsmc-3class, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
                         help="override any key, e.g. --set finetune.epochs=3 (repeatable)")
     parser.add_argument("--force", nargs="*", metavar="STAGE", default=None,

@@ -45,7 +45,7 @@ class FinetuneConfig(StageConfig):
     epochs: float = 3.0
     """Training epochs (ignored when max_steps > 0)."""
     max_steps: int = -1
-    """Stop after this many optimizer steps (-1: run all epochs)."""
+    """Stop after this many optimizer steps (-1 or 0: run all epochs)."""
     max_minutes: float = 0.0
     """Wall-clock budget: warmup and linear decay are laid over these minutes and training stops at
     the deadline (0: off, the schedule follows steps). epochs/max_steps still cap the run."""
@@ -126,7 +126,7 @@ class FinetuneConfig(StageConfig):
     """Experiment tracking: TensorBoard event files in <output>/runs (`tensorboard --logdir
     <output>`), Weights & Biases (needs wandb and a login), or none."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    """auto: bf16 where the CPU/GPU supports it, else fp32."""
+    """auto: bf16 where the CPU/GPU supports it (fp16 on GPUs without bf16), else fp32."""
     group_by_length: bool = True
     """Batch reviews of similar token length together (less padding; reviews are short and varied)."""
     logging_steps: int = 50
@@ -154,10 +154,10 @@ class FinetuneConfig(StageConfig):
     a time budget."""
 
     def __post_init__(self):
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError("--max-steps: use -1 (all epochs) or a positive number")
-        if self.max_steps == -1 and self.epochs <= 0:
-            raise ValueError("--epochs must be > 0 when --max-steps is -1")
+        if self.max_steps < -1:
+            raise ValueError("--max-steps: use -1 or 0 (all epochs) or a positive number")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise ValueError("--epochs must be > 0 when --max-steps is not set")
         for name in ("batch_size", "max_length", "eval_steps", "logging_steps", "pseudo_pool", "pseudo_per_class",
                      "members"):
             if getattr(self, name) <= 0:

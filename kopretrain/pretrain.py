@@ -7,7 +7,7 @@ The recipe reads top to bottom: setup (tokenizer -> model -> data -> Trainer), t
 from ``<output>.partial/checkpoints`` when an interrupted run with the same config is rerun),
 save (``save_pretrained`` safetensors + tokenizer + ``kopretrain.json``; RTD: discriminator at
 the top, generator in ``generator/``), cleanup (checkpoints and the data cache are deleted).
-Reusable pieces live in models.py, objectives.py, rtd.py, pretrain_data.py and trainer_utils.py.
+Reusable pieces live in models.py, objectives.py, rtd.py, pretrain_data.py and pretrain_trainer.py.
 """
 
 from __future__ import annotations
@@ -55,9 +55,11 @@ class PretrainConfig(StageConfig):
     embedding_size: int = 0
     """Override ELECTRA's factorized embedding size (0: preset; BERT always uses hidden_size)."""
     generator_size_ratio: float = 0.0
-    """RTD generator hidden size as a fraction of the discriminator's (0: preset, 1/4 or 1/3)."""
+    """RTD generator hidden size as a fraction of the discriminator's (0: the preset's, 1/4 or 1/3;
+    with --init checkpoint, 1/4)."""
     checkpoint: str = ""
-    """init=checkpoint: model dir or Hub id (BERT MLM, ELECTRA discriminator or generator)."""
+    """init=checkpoint: model dir or Hub id (BERT MLM, ELECTRA discriminator or generator; for rtd
+    the discriminator, with the generator in --generator-checkpoint)."""
     revision: str = ""
     """Hub revision/tag/commit of `checkpoint`; pin it (e.g. KcELECTRA needs v2021)."""
     generator_checkpoint: str = ""

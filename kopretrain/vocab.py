@@ -46,7 +46,6 @@ from kopretrain.runs.records import StageError, StageRun
 from kopretrain.text.pretokenize import placeholder_tokens
 from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
 
-# Until kopretrain.normalize exports PLACEHOLDER_TOKENS, the normalizer's documented placeholders.
 
 @dataclass
 class VocabConfig(StageConfig):
@@ -67,7 +66,7 @@ class VocabConfig(StageConfig):
     limit_alphabet: int = 6000
     """WordPiece: keep at most this many characters (most frequent first); rarer ones become [UNK]."""
     reserved_unused: int = 100
-    """[unused0..N-1] slots kept in the vocab for later domain words (vocab_extend fills them first)."""
+    """[unused0..N-1] slots kept in the vocab for later domain words (--extend-from fills them first)."""
     max_piece_length: int = 16
     """Unigram: longest piece in characters."""
     model_max_length: int = 512

@@ -58,4 +58,7 @@ def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
             execute("finetune", cfg, tmp_path / "o4")
 
     with pytest.raises(ValueError, match="--max-steps"):
-        FinetuneConfig(model="m", data="d", max_steps=0)
+        FinetuneConfig(model="m", data="d", max_steps=-2)
+    FinetuneConfig(model="m", data="d", max_steps=0)  # all epochs, as pretrain's 0 (it was refused)
+    with pytest.raises(ValueError, match="--epochs"):
+        FinetuneConfig(model="m", data="d", max_steps=0, epochs=0)

@@ -18,7 +18,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "ingest": ("kopretrain.ingest", "read review files, map columns, label ratings, dedup, split by group"),
     "normalize": ("kopretrain.normalize", "normalize noisy Korean text with named, counted rules and filters"),
     "analyze": ("kopretrain.analyze", "kiwipiepy morpheme analysis (forms, tags, offsets) over the corpus"),
-    "vocab": ("kopretrain.vocab", "train WordPiece/Unigram vocabularies or extend an existing model's"),
+    "vocab": ("kopretrain.vocab", "train WordPiece/Unigram vocabularies, or extend or prune an existing model's"),
     "pretrain": ("kopretrain.pretrain", "MLM / whole-word / span / ELECTRA RTD pretraining, scratch or continued"),
     "finetune": ("kopretrain.finetune", "fine-tune a 3-class sentiment classifier"),
     "evaluate": ("kopretrain.evaluate", "metrics, plots, baseline comparison and a readable report"),

@@ -184,7 +184,7 @@ def training_arguments(cfg, ckpt_dir: Path, eval_steps: int):
     return TrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
+        max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
         learning_rate=cfg.lr,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size * 2,
