@@ -102,13 +102,16 @@ def output_format(output: Path) -> tuple[str, bool]:
         raise StageError(f"--output: {exc}") from None
 
 
-def run_fingerprint(cfg: LabelConfig) -> tuple[str, dict, dict]:
-    """(fingerprint, config, inputs) of a labeling run: model content + input content + options."""
+def run_fingerprint(cfg: LabelConfig, inputs: dict | None = None, spelled: bool = False) -> tuple[str, dict, dict]:
+    """(fingerprint, config, inputs) of a labeling run: model content + input content + options.
+    The input paths' spelling is not part of it (a copied workdir or a run from another folder is
+    the same run); ``spelled=True``: the key of earlier versions, which hashed it too."""
     from kopretrain.runs.config import to_dict
 
     config = to_dict(cfg)
-    key = {k: v for k, v in config.items() if k not in _COSMETIC}
-    inputs = {name: fingerprint_path(getattr(cfg, name)) for name in LabelConfig.INPUTS}
+    dropped = _COSMETIC if spelled else (*_COSMETIC, *LabelConfig.INPUTS)
+    key = {k: v for k, v in config.items() if k not in dropped}
+    inputs = inputs or {name: fingerprint_path(getattr(cfg, name)) for name in LabelConfig.INPUTS}
     return stage_fingerprint("label", key, inputs), config, inputs
 
 
@@ -135,7 +138,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     check_model_ref(cfg.model)
     fingerprint, config, inputs = run_fingerprint(cfg)
     record_path = output.with_name(output.name + ".stage.json")
-    if not force and _finished(output, record_path, fingerprint):
+    if not force and _finished(output, record_path, cfg):
         print(f"[label] up to date: {output} (use --force to redo)")
         return output
 
@@ -160,9 +163,13 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
             raise
 
 
-def _finished(output: Path, record_path: Path, fingerprint: str) -> bool:
-    """The labelled file exists and its record says it came from this model, input and options."""
-    return output.exists() and read_json(record_path).get("fingerprint") == fingerprint
+def _finished(output: Path, record_path: Path, cfg: LabelConfig) -> bool:
+    """The labelled file exists and its record says it came from this model, input and options
+    (keyed as now, or as earlier versions keyed it)."""
+    if not output.exists():
+        return False
+    now, _, inputs = run_fingerprint(cfg)
+    return read_json(record_path).get("fingerprint") in (now, run_fingerprint(cfg, inputs, spelled=True)[0])
 
 
 def status(cfg: LabelConfig, output: Path) -> str:
@@ -175,7 +182,7 @@ def status(cfg: LabelConfig, output: Path) -> str:
         check_file_output(output, record_path)
     except OutputError as exc:
         return f"will fail: {exc}"
-    if _finished(output, record_path, run_fingerprint(cfg)[0]):
+    if _finished(output, record_path, cfg):
         return "up to date"
     return "will resume or restart its partial run" if Path(f"{output}.partial").exists() else "will run"
 

@@ -72,7 +72,8 @@ def resolve_inputs(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
         if not is_section(name) or not isinstance(section, dict):
             continue
         section = dict(section)
-        for field in get(kind(name)).config.INPUTS:
+        config = get(kind(name)).config
+        for field in (*config.INPUTS, *config.CONTENT_FIELDS):
             value = section.get(field)
             if isinstance(value, list):
                 section[field] = [_near(v, folder) for v in value]
@@ -103,7 +104,12 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[
     raw = load_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a pipeline is a mapping of workdir and stage sections")
-    raw = deep_merge(resolve_inputs(raw, path.parent), parse_set(overrides or []))
+    overrides = parse_set(overrides or [])
+    for key in overrides:  # a tagged section exists only in the YAML: a typo must not add a new fine-tune
+        if "@" in key and key not in raw:
+            sections = ", ".join(k for k in raw if "@" in k) or "none"
+            raise ConfigError(f"--set {key}...: '{key}' is not a section of {path} (its tagged sections: {sections})")
+    raw = deep_merge(resolve_inputs(raw, path.parent), overrides)
     for key in raw:
         if key not in TOP_KEYS and not is_section(key):
             import difflib
@@ -123,6 +129,10 @@ def stage_names(raw: dict[str, Any]) -> list[str]:
     """The pipeline's sections in run order: ``stages:`` if given, else in pipeline order (sections of
     the same stage, ``finetune@teacher`` and ``finetune``, in YAML order)."""
     sections = [k for k in raw if is_section(k)]
+    if isinstance(raw.get("stages"), str):  # stages: ingest (or "ingest,normalize") is a list of one or more
+        raw = {**raw, "stages": [s.strip() for s in raw["stages"].split(",") if s.strip()]}
+    if raw.get("stages") is not None and not isinstance(raw["stages"], list):
+        raise ConfigError(f"stages: expected a list of stage names, got {raw['stages']!r}")
     names = raw.get("stages") or _references_first(
         sorted(sections, key=lambda k: (PIPELINE_ORDER.index(kind(k)), sections.index(k))), raw)
     for name in names:
@@ -159,7 +169,10 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
     Every config is validated before anything runs, so a typo fails in seconds, not hours."""
     if not isinstance(raw.get("workdir"), str) or not raw["workdir"].strip():
         raise ConfigError(f"workdir: expected a folder path, got {raw.get('workdir')!r}")
-    workdir = Path(raw["workdir"]).expanduser()
+    try:
+        workdir = Path(raw["workdir"]).expanduser()
+    except RuntimeError as exc:  # ~nosuchuser/x
+        raise ConfigError(f"workdir: {raw['workdir']!r}: {exc}") from None
     names = stage_names(raw)
     if until:
         names = names[: names.index(until) + 1]

@@ -130,7 +130,8 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
     if "train" not in files:
         raise StageError(f"{cfg.input}: no train.parquet (the vocab is trained on the train split)")
     train = files["train"]
-    normalize = (records.upstream(cfg.input, "normalize") or {}).get("config")
+    # required: a vocabulary trained without its rules would tokenize raw text unnormalized, silently
+    normalize = (records.upstream(cfg.input, "normalize", required=True) or {}).get("config")
     if normalize is not None:  # the rules only: no local paths or worker counts in a released kopretrain.json
         from kopretrain.inference.classifier import normalize_fields
 

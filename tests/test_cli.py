@@ -73,6 +73,26 @@ def test_run_only_and_until_together_run_the_only_stages_up_to_until(capsys):
     assert "none of the --only stages runs by vocab" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("sets, message", [
+    (["finetune@teachr.seed=2"], "'finetune@teachr' is not a section of"),  # it used to add a fine-tune
+    (["workdir=x", "workdir.x=1"], "workdir was set to a value before, not a section"),
+    (["pretrain=3", "pretrain.lr=2"], "pretrain was set to a value before, not a section"),
+    (["workdir=~nosuchuser_kop/x"], "workdir: '~nosuchuser_kop/x'"),
+    (["stages=7"], "stages: expected a list of stage names"),
+])
+def test_bad_set_values_are_one_line_config_errors(sets, message, capsys):
+    args = [a for s in sets for a in ("--set", s)]
+    assert main(["run", "pipelines/quickstart.yaml", *args, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_stages_given_as_one_string(capsys):
+    assert main(["run", "pipelines/quickstart.yaml", "--set", "stages=ingest,normalize", "--dry-run"]) == 0
+    planned = [line.split()[0] for line in capsys.readouterr().out.splitlines() if "->" in line]
+    assert planned == ["ingest", "normalize"]  # it was read one letter at a time
+
+
 def test_empty_stage_lists_and_workdir_are_errors(tmp_path, capsys):
     """--only "$S" with S unset must not run every stage; a workdir of null/no must not write ./None."""
     import yaml

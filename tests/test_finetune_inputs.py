@@ -62,3 +62,23 @@ def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
     FinetuneConfig(model="m", data="d", max_steps=0)  # all epochs, as pretrain's 0 (it was refused)
     with pytest.raises(ValueError, match="--epochs"):
         FinetuneConfig(model="m", data="d", max_steps=0, epochs=0)
+
+
+def test_a_soft_targets_file_is_fingerprinted_by_its_content(tmp_path):
+    """--soft-targets FILE: rewriting the file's probabilities reruns the stage (it said up to date);
+    the keyword tfidf adds nothing, so finished runs with it keep their fingerprint."""
+    from kopretrain.runs.records import StageRun
+
+    soft = tmp_path / "soft.parquet"
+    pd.DataFrame({"id": ["a"], "prob_negative": [0.2], "prob_neutral": [0.3], "prob_positive": [0.5]}).to_parquet(soft)
+
+    def key(value):
+        cfg = FinetuneConfig(model="m", data="d", soft_targets=value)
+        run = StageRun("finetune", cfg, tmp_path / "out", log=lambda *a: None)
+        return run.fingerprint, run.inputs
+
+    first, inputs = key(str(soft))
+    assert inputs["soft_targets"].startswith("sha256:")
+    pd.DataFrame({"id": ["a"], "prob_negative": [0.6], "prob_neutral": [0.3], "prob_positive": [0.1]}).to_parquet(soft)
+    assert key(str(soft))[0] != first
+    assert "soft_targets" not in key("tfidf")[1] and "soft_targets" not in key("")[1]

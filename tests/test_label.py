@@ -343,3 +343,24 @@ def test_cp949_header_and_header_names_as_written(model, tmp_path):
     assert out.read_text().startswith('"리뷰","평점","평점.1","","label",')
     df = read(out)
     assert list(df["리뷰"]) == ["좋아요"] and df["label"][0] != "" and df["label_error"][0] == ""
+
+
+def test_a_copied_workdir_or_another_folder_is_the_same_labelling_run(model, tmp_path, monkeypatch, capsys):
+    """The input and model paths' spelling is not the run: label used to relabel a copied workdir
+    (and a pipeline run from another folder); outputs keyed the old way stay up to date too."""
+    import shutil
+
+    src = write(tmp_path / "in.csv", rows(3))
+    out = tmp_path / "o.csv"
+    L.execute(cfg(model, src), out)
+    monkeypatch.chdir(tmp_path)
+    assert L.status(cfg(model, Path("in.csv")), out) == "up to date"
+    copy = tmp_path / "model-copy"
+    shutil.copytree(model, copy)
+    assert L.status(cfg(copy, src), out) == "up to date"
+    record = out.with_name(out.name + ".stage.json")
+    legacy = L.run_fingerprint(cfg(model, src), spelled=True)[0]
+    record.write_text(json.dumps({**json.loads(record.read_text()), "fingerprint": legacy}))
+    capsys.readouterr()
+    L.execute(cfg(model, src), out)
+    assert "up to date" in capsys.readouterr().out

@@ -226,8 +226,10 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
         if not all(parts):
             raise ConfigError(f"--set {item!r}: expected STAGE.KEY=VALUE (or workdir=DIR)")
         node = out
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):  # workdir=X then workdir.x=1
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])} was set to a value before, not a section")
         node[parts[-1]] = load_yaml(raw, f"--set {item}") if raw.strip() else ""
     return out
 

@@ -83,7 +83,7 @@ def fingerprint_path(value: str | os.PathLike | list | None) -> str:
         # The content digest makes a rerun that wrote other files (--force of a non-deterministic
         # stage: WordPiece vocab, training) a changed input downstream; a record written before
         # digests existed keeps the key its readers were fingerprinted with.
-        content = f":{record['content'][:16]}" if record.get("content") else ""
+        content = f":{record['content'][:16]}" if record.get("content") and not record.get("legacy_key") else ""
         return "stage:" + record["fingerprint"] + content
     if path.is_file():
         return "sha256:" + _sha256_file(path)
@@ -192,6 +192,9 @@ class StageRun:
         fields = input_fields if input_fields is not None else cfg.INPUTS
         self.config = to_dict(cfg)
         self.inputs = {name: fingerprint_path(getattr(cfg, name)) for name in fields}
+        # a field that may name a file (finetune --soft-targets FILE|tfidf): its content when it does
+        self.inputs.update({name: fingerprint_path(value) for name in getattr(cfg, "CONTENT_FIELDS", ())
+                            if isinstance(value := getattr(cfg, name), str) and value and Path(value).exists()})
         # an input field added in a later version and left empty keeps earlier fingerprints, as in fingerprint_config
         self.inputs = {k: v for k, v in self.inputs.items() if not (k in cfg.ADDED_FIELDS and v == "none")}
         self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)
@@ -204,13 +207,16 @@ class StageRun:
         self.resumed = False
         check_dir_output(self.output)  # before any work: never replace what kopretrain did not write
         self._lock = OutputLock(self.output)
-        previous = read_stage(self.output)
-        self.done = (not force) and previous is not None and previous.get("fingerprint") in (self.fingerprint, legacy)
+        self.previous = read_stage(self.output)
+        self.done = (not force) and self.previous is not None and self.previous.get("fingerprint") in (self.fingerprint, legacy)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> "StageRun":
         if self.done:
             self.log(f"[{self.stage}] up to date: {self.output} (use --force to redo)")
+            if self.dir.is_dir():  # an interrupted --force run of the same config
+                self.log(f"[{self.stage}] {self.dir} holds an unfinished forced rerun: --force continues it; "
+                         "delete it to free the space")
             return self
         self._lock.__enter__()
         try:
@@ -227,8 +233,10 @@ class StageRun:
         check_partial_dir(self.dir)
         key_file = self.dir / KEY_FILE
         if self.dir.exists():
+            # the same config and inputs: continue it, also under --force (an interrupted forced
+            # rerun resumes rather than starting over and deleting its checkpoints)
             same = key_file.is_file() and key_file.read_text().strip() == self.fingerprint
-            if same and not self.force:
+            if same:
                 self.resumed = True
                 self.log(f"[{self.stage}] continuing the unfinished run (interrupted or failed) in {self.dir}")
             else:
@@ -272,6 +280,8 @@ class StageRun:
         }
         (self.dir / KEY_FILE).unlink(missing_ok=True)
         record["content"] = content_digest(self.dir)
+        if self._same_bytes_as_legacy(record["content"]):
+            record["legacy_key"] = True
         write_json(self.dir / STAGE_FILE, record)
         # The previous output (ours: check_dir_output ran under the lock) moves to a hidden name
         # no user file can have, so the swap never touches anything kopretrain did not write.
@@ -282,6 +292,17 @@ class StageRun:
         if old.exists():
             shutil.rmtree(old, ignore_errors=True)
         self.log(f"[{self.stage}] wrote {self.output} ({record['seconds']:.1f}s)")
+
+    def _same_bytes_as_legacy(self, content: str) -> bool:
+        """True when this run rewrote, byte for byte, an output whose readers know it by the key
+        without a content digest (written before digests existed, or carried over since): it then
+        keeps that key, so a forced byte-identical rerun in an older workdir reruns nothing downstream."""
+        old = self.previous
+        if not old or not old.get("complete") or not (old.get("legacy_key") or not old.get("content")):
+            return False
+        if old.get("content"):
+            return old["content"] == content
+        return self.output.is_dir() and content_digest(self.output) == content
 
     # ----------------------------------------------------------------- accounting
     def reject(self, reason: str, **where: Any) -> None:
@@ -321,10 +342,11 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def stage_chain(start: str | os.PathLike, max_nodes: int = 40) -> dict[str, dict[str, Any]]:
-    """``{stage: {"path", "record"}}`` for a stage output and every ancestor reachable through
-    config values that point at stage outputs (``model``, ``data``, ``input``, ``tokenizer``...);
-    the nearest record wins when a stage appears twice. The one walker over the record graph."""
+def stage_chain(start: str | os.PathLike, max_nodes: int = 40, missing: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """``{stage: {"path", "record"}}`` for a stage output and every ancestor reachable through its
+    inputs that are stage outputs (``model``, ``data``, ``input``, ``tokenizer``...); the nearest
+    record wins when a stage appears twice. The one walker over the record graph. An input that
+    cannot be found (its folder deleted) is appended to ``missing`` when given."""
     from collections import deque
 
     found: dict[str, dict[str, Any]] = {}
@@ -339,13 +361,36 @@ def stage_chain(start: str | os.PathLike, max_nodes: int = 40) -> dict[str, dict
         if record is None:
             continue
         found.setdefault(record["stage"], {"path": str(path), "record": record})
-        for value in (record.get("config") or {}).values():
-            if isinstance(value, str) and value and (Path(value) / STAGE_FILE).is_file():
-                queue.append(Path(value))
+        config = record.get("config") or {}
+        for field, recorded in (record.get("inputs") or {}).items():
+            if isinstance(recorded, str) and recorded.startswith("stage:") and isinstance(config.get(field), str):
+                parent = _recorded_input(path, config[field], recorded.split(":")[1])
+                if parent is not None:
+                    queue.append(parent)
+                elif missing is not None:
+                    missing.append(config[field])
     return found
 
 
-def upstream(output: str | os.PathLike, stage: str) -> dict[str, Any] | None:
+def _recorded_input(node: Path, value: str, fingerprint: str) -> Path | None:
+    """Where the stage output ``node`` read as ``value`` is now: the path as written if that is the
+    output with the recorded ``fingerprint``, else the folder of that name beside ``node`` (a
+    workdir moved or copied, or run from another folder, where relative paths meant another place),
+    else the path as written if it is any stage output (records from before inputs were keyed)."""
+    as_written, beside = Path(value), node.parent / Path(value).name
+    for candidate in (as_written, beside):
+        if (read_stage(candidate) or {}).get("fingerprint") == fingerprint:
+            return candidate
+    return as_written if (as_written / STAGE_FILE).is_file() else None
+
+
+def upstream(output: str | os.PathLike, stage: str, required: bool = False) -> dict[str, Any] | None:
     """The record of the nearest ancestor named ``stage`` (e.g. the normalize config a vocab was
-    trained after), or None."""
-    return (stage_chain(output).get(stage) or {}).get("record")
+    trained after), or None. ``required``: a StageError when it is not found because an input
+    along the way is gone (rather than never having been there)."""
+    missing: list[str] = []
+    record = (stage_chain(output, missing=missing).get(stage) or {}).get("record")
+    if record is None and required and missing:
+        raise StageError(f"{output} was made from {missing[0]}, which is no longer there, so the {stage} record it "
+                         f"depends on cannot be read; restore it or rerun the stages from {stage} on")
+    return record

@@ -194,3 +194,60 @@ def test_the_same_input_named_from_another_folder_is_up_to_date(tmp_path, monkey
     assert _run(tmp_path, Cfg(input="in.txt"), out).done
     (tmp_path / "data" / "in.txt").write_text("changed")
     assert not _run(tmp_path, Cfg(input="in.txt"), out).done
+
+
+def test_ancestors_are_found_after_the_workdir_moves(tmp_path, monkeypatch):
+    """A record keeps its inputs' paths as written; after `mv workdir` (or a relative workdir run
+    from another folder) the chain must still reach them, or vocab trained without its normalize
+    rules, silently."""
+    monkeypatch.chdir(tmp_path)
+    with StageRun("normalize", Cfg(), "w/normalize", log=lambda *x: None) as run:
+        run.set_counts(0, 0)
+    with StageRun("vocab", Cfg(input="w/normalize"), "w/vocab", log=lambda *x: None) as run:
+        run.set_counts(0, 0)
+    (tmp_path / "w").rename(tmp_path / "moved")
+    assert upstream(tmp_path / "moved" / "vocab", "normalize")["stage"] == "normalize"
+    # a folder of that name whose record is another run's is not taken for it
+    with StageRun("normalize", Cfg(k=5), "w/normalize", log=lambda *x: None) as run:
+        run.set_counts(0, 0)
+    assert upstream(tmp_path / "moved" / "vocab", "normalize")["config"]["k"] == 1
+    # gone: required says so instead of returning nothing
+    import shutil
+
+    shutil.rmtree(tmp_path / "moved" / "normalize")
+    shutil.rmtree(tmp_path / "w")
+    assert upstream(tmp_path / "moved" / "vocab", "normalize") is None
+    with pytest.raises(StageError, match="was made from w/normalize, which is no longer there"):
+        upstream(tmp_path / "moved" / "vocab", "normalize", required=True)
+
+
+def test_an_interrupted_forced_rerun_resumes_under_force(tmp_path):
+    out = tmp_path / "out"
+    _run(tmp_path, Cfg(), out)
+    with pytest.raises(RuntimeError):
+        _run(tmp_path, Cfg(), out, fail_after_write=True, force=True)
+    logs = []
+    with StageRun("demo", Cfg(), out, log=logs.append) as run:  # without --force: up to date, and says so
+        assert run.done
+    assert any("unfinished forced rerun" in line for line in logs)
+    with StageRun("demo", Cfg(), out, force=True, log=lambda *a: None) as run:
+        assert run.resumed and (run.dir / "data.txt").exists()  # it used to start over
+        run.set_counts(0, 0)
+
+
+def test_a_byte_identical_rerun_keeps_the_key_its_older_readers_have(tmp_path):
+    """An output finished before content digests existed is known downstream as "stage:<fp>"; a
+    forced rerun that writes the same bytes keeps that key (nothing downstream reruns), one that
+    writes other bytes gets the digest key."""
+    up = tmp_path / "vocab"
+    _write(up, "a b c")
+    record = read_stage(up)
+    del record["content"]
+    (up / "stage.json").write_text(json.dumps(record))
+    old_key = fingerprint_path(up)
+    _write(up, "a b c", force=True)
+    assert read_stage(up)["legacy_key"] and fingerprint_path(up) == old_key
+    _write(up, "a b c", force=True)  # still the same bytes: still the old key
+    assert fingerprint_path(up) == old_key
+    _write(up, "a c b", force=True)
+    assert fingerprint_path(up) != old_key and "legacy_key" not in read_stage(up)
