@@ -79,6 +79,24 @@ def test_offsets_from_other_analysis_are_not_reused(tmp_path):
     assert not offsets_agree(tmp_path / "train.parquet", log=lambda *_: None)
 
 
+def test_offsets_from_other_kiwi_options_are_not_reused_even_when_a_sample_agrees(analyzed, tmp_path):
+    """analyze --no-z-coda changes few rows (1 in 463 sample reviews): the first 500 may all agree,
+    but the recorded options say the vocabulary would train on other segments than inference makes."""
+    import json
+    import shutil
+
+    folder = tmp_path / "an"
+    shutil.copytree(analyzed, folder)
+    record = {"stage": "analyze", "fingerprint": "x", "config": {"z_coda": True, "split_complex": False}, "stats": {}}
+    (folder / "stage.json").write_text(json.dumps(record))
+    logs = []
+    assert offsets_agree(folder / "train.parquet", log=logs.append)
+    record["config"]["z_coda"] = False
+    (folder / "stage.json").write_text(json.dumps(record))
+    assert not offsets_agree(folder / "train.parquet", log=logs.append)
+    assert "z_coda=False" in logs[-1]
+
+
 # ---------------------------------------------------------------- training + loading
 
 
