@@ -129,6 +129,7 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
     files = split_files(cfg.input)
     if "train" not in files:
         raise StageError(f"{cfg.input}: no train.parquet (the vocab is trained on the train split)")
+    _check_compare_with(cfg)  # before training: a typo must not cost the training run
     train = files["train"]
     # required: a vocabulary trained without its rules would tokenize raw text unnormalized, silently
     normalize = (records.upstream(cfg.input, "normalize", required=True) or {}).get("config")
@@ -161,22 +162,41 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
     _write_report(cfg, run, files, stats)
 
 
+def _check_compare_with(cfg: VocabConfig) -> None:
+    from kopretrain.tokenizer import report as tokreport
+
+    for other in cfg.compare_with:
+        try:
+            tokreport.load(other)
+        except Exception as exc:  # noqa: BLE001 - a missing folder, no tokenizer in it, no such Hub id
+            raise StageError(f"--compare-with {other}: no tokenizer could be loaded from it "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _held_out(cfg: VocabConfig, files: dict) -> tuple[str | None, list[str]]:
+    """The first of dev/test with non-empty text, and up to ``report_texts`` of its texts."""
+    from kopretrain.data.files import iter_batches
+
+    for split in ("dev", "test"):
+        texts: list[str] = []
+        for batch in iter_batches(files[split], batch_size=cfg.batch_size, columns=["text"]) if split in files else ():
+            texts += [t for t in batch.column("text").to_pylist() if isinstance(t, str) and t.strip()]
+            if len(texts) >= cfg.report_texts:
+                break
+        if texts:
+            return split, texts
+    return None, []
+
+
 def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> None:
     if not cfg.report_texts:
         return
-    split = "dev" if "dev" in files else "test" if "test" in files else None
-    if split is None:
-        run.log("[vocab] no dev/test split: tokenizer report skipped")
-        run.stats["report"] = "skipped: no dev/test split"
+    split, texts = _held_out(cfg, files)
+    if split is None:  # a tiny corpus: the vocabulary is still good, the report has nothing to measure
+        run.log("[vocab] no dev/test text: tokenizer report skipped")
+        run.stats["report"] = "skipped: no non-empty dev/test text"
         return
     from kopretrain.tokenizer import report as tokreport
-    from kopretrain.data.files import iter_batches
-
-    texts: list[str] = []
-    for batch in iter_batches(files[split], batch_size=cfg.batch_size, columns=["text"]):
-        texts += [t for t in batch.column("text").to_pylist() if isinstance(t, str) and t.strip()]
-        if len(texts) >= cfg.report_texts:
-            break
     label = f"this run ({stats['model']}/{stats['pretokenize']})"
     dirs = {label: str(run.dir)}
     base = cfg.extend_from or cfg.prune_from

@@ -207,3 +207,26 @@ def test_config_rejects_a_vocab_with_no_room():
         from_dict(VocabConfig, {"vocab_size": 50, "reserved_unused": 100})
     with pytest.raises(ConfigError, match="--revision"):
         from_dict(VocabConfig, {"revision": "v2021"})
+
+
+def test_report_problems_never_cost_the_training_run(analyzed, tmp_path):
+    """An empty dev split skips the report (it was a ValueError traceback after training); a
+    --compare-with that has no tokenizer fails before training with the option named."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from kopretrain.runs.records import StageError
+
+    folder = tmp_path / "an"
+    shutil.copytree(analyzed, folder)
+    for split in ("dev", "test"):
+        if (folder / f"{split}.parquet").exists():
+            table = pq.read_table(folder / f"{split}.parquet")
+            pq.write_table(table.slice(0, 0), folder / f"{split}.parquet")
+    out = _train(folder, tmp_path / "v")
+    assert json.loads((out / "stage.json").read_text())["stats"]["report"] == "skipped: no non-empty dev/test text"
+    for bad in (str(tmp_path / "nope"), str(folder)):
+        with pytest.raises(StageError, match="--compare-with .*: no tokenizer could be loaded"):
+            _train(folder, tmp_path / "v2", compare_with=[bad])
+        assert not (tmp_path / "v2.partial").exists()
