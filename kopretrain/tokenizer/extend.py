@@ -116,6 +116,10 @@ def user_words(tok, kind: str, words: list[str], prep) -> tuple[list[dict], list
         form = (meta + norm) if kind == "Unigram" and meta and not norm.startswith(meta) else norm
         if not norm.strip() or any(c.isspace() for c in norm.strip()):
             reason = "empty or contains whitespace: the pre-tokenizer splits it, so it can never be one token"
+        elif backend.pre_tokenizer is not None and len(parts := backend.pre_tokenizer.pre_tokenize_str(
+                norm[2:] if kind == "WordPiece" and norm.startswith("##") else norm)) > 1:  # "##꿀잼": a continuation
+            reason = (f"the pre-tokenizer splits it ({' '.join(p for p, _ in parts)}: punctuation): "
+                      "it can never be one token")
         elif form in seen:
             reason = "listed twice"
         elif form in vocab:

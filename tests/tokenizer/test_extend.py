@@ -65,7 +65,7 @@ def test_wordpiece_extension_adds_single_tokens_with_mean_rows(corpus, electra_b
     import torch
     from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
 
-    out = _extend(corpus, electra_base, tmp_path / "ext", add_words=["핵꿀잼", "영화", "존잼 노잼", "##꿀잼"])
+    out = _extend(corpus, electra_base, tmp_path / "ext", add_words=["핵꿀잼", "영화", "존잼 노잼", "##꿀잼", "갓띵작!", "^^;"])
     old_tok, tok = AutoTokenizer.from_pretrained(electra_base), AutoTokenizer.from_pretrained(out)
     details = json.loads((out / "vocab_extension.json").read_text())
     added = {e["token"]: e for e in details["added"]}
@@ -76,6 +76,8 @@ def test_wordpiece_extension_adds_single_tokens_with_mean_rows(corpus, electra_b
     assert list(added)[:2] == ["핵꿀잼", "##꿀잼"]
     reasons = {s["word"]: s["reason"] for s in details["skipped"]}
     assert "already in the vocabulary" in reasons["영화"] and "whitespace" in reasons["존잼 노잼"]
+    # punctuation the pre-tokenizer splits off: never one token (they were added and reported as such)
+    assert "pre-tokenizer splits it" in reasons["갓띵작!"] and "pre-tokenizer splits it" in reasons["^^;"]
     # Added words are single tokens now (word-initial and ## continuation forms).
     assert tok.tokenize("핵꿀잼") == ["핵꿀잼"]
     before = old_tok.tokenize("핵꿀잼")  # the base tokenizer split it or did not know it at all
