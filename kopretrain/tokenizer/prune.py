@@ -109,22 +109,28 @@ def _renumber(node: Any, new_id: dict[str, int]) -> None:
 
 
 def prune_model(model, keep: list[int]) -> None:
-    """Keep rows ``keep`` of every parameter indexed by token id (first dimension = vocab size)."""
+    """Keep rows ``keep`` of every parameter indexed by token id: the word embeddings and the output
+    projection (weight, bias and whatever shares them), not every tensor whose first dimension
+    happens to equal the vocabulary size (an intermediate_size of 1500 beside a 1500-token vocab)."""
     import torch
     from torch import nn
 
     old = model.config.vocab_size
     index = torch.tensor(keep, dtype=torch.long)
+    by_token = [model.get_input_embeddings()]
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    by_token += [out] if out is not None else []
+    shared = {p.data_ptr() for m in by_token for p in m.parameters(recurse=False) if p.shape[0] == old}
     for module in model.modules():
         for name, param in list(module._parameters.items()):
-            if param is not None and param.dim() >= 1 and param.shape[0] == old:
+            if param is not None and param.dim() >= 1 and param.shape[0] == old and param.data_ptr() in shared:
                 module._parameters[name] = nn.Parameter(param.data.index_select(0, index).clone(),
                                                         requires_grad=param.requires_grad)
-        if isinstance(module, nn.Embedding) and module.num_embeddings == old:
+        if module in by_token and isinstance(module, nn.Embedding):
             module.num_embeddings = len(keep)
             if module.padding_idx is not None:
                 module.padding_idx = keep.index(module.padding_idx) if module.padding_idx in keep else None
-        if isinstance(module, nn.Linear) and module.out_features == old:
+        if module in by_token and isinstance(module, nn.Linear):
             module.out_features = len(keep)
     model.config.vocab_size = len(keep)
     if getattr(model.config, "pad_token_id", None) is not None and model.config.pad_token_id in keep:

@@ -79,3 +79,25 @@ def test_pieces_of_the_corpus_placeholders_are_kept(tmp_path):
     new_tok = AutoTokenizer.from_pretrained(out)
     for text in masked:
         assert new_tok.tokenize(text) == old_tok.tokenize(text), text
+
+
+def test_a_layer_as_wide_as_the_vocabulary_is_not_pruned(tmp_path):
+    """Only the embeddings and the output projection are indexed by token id: a feed-forward layer
+    whose width equals the vocabulary size was cut too, and the saved model did not load."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+
+    base = tiny_unigram_checkpoint(tmp_path / "base", REVIEWS * 3 + FOREIGN * 3, vocab_size=400)
+    n = len(AutoTokenizer.from_pretrained(base))
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=n, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=n)).save_pretrained(base)
+    data = write_stage_dir(tmp_path / "data", {"train": REVIEWS[:12], "dev": REVIEWS[12:]})
+    out = execute("vocab", VocabConfig(input=str(data), prune_from=str(base), report_texts=0), tmp_path / "pruned")
+    old_tok, new_tok = AutoTokenizer.from_pretrained(base), AutoTokenizer.from_pretrained(out)
+    old, new = AutoModelForMaskedLM.from_pretrained(base).eval(), AutoModelForMaskedLM.from_pretrained(out).eval()
+    assert new.config.intermediate_size == n > new.config.vocab_size == len(new_tok)
+    a, b = old_tok(REVIEWS[0], return_tensors="pt"), new_tok(REVIEWS[0], return_tensors="pt")
+    with torch.no_grad():
+        old_logits, new_logits = old(**a).logits[0], new(**b).logits[0]
+    kept = [old_tok.convert_tokens_to_ids(t) for t in new_tok.convert_ids_to_tokens(list(range(len(new_tok))))]
+    assert torch.allclose(old_logits[:, kept], new_logits, atol=1e-5)  # the head's rows and bias follow the tokens
