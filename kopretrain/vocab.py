@@ -50,6 +50,7 @@ from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
 @dataclass
 class VocabConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "extend_from", "prune_from")
+    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size",)  # rows per Parquet batch: the counts are the same
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("prune_from",)
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze"}
 
@@ -115,6 +116,19 @@ class VocabConfig(StageConfig):
             raise ValueError("--revision only applies with --extend-from or --prune-from")
         if self.extend_from and self.prune_from:
             raise ValueError("--extend-from and --prune-from: choose one (prune first, then extend the pruned output)")
+        self._check_unused_options()
+
+    def _check_unused_options(self) -> None:
+        """Options that would do nothing here are errors, not silently ignored."""
+        defaults = VocabConfig.__dataclass_fields__
+        changed = {n for n in ("max_new_tokens", "min_count", "min_pieces", "add_words", "model")
+                   if getattr(self, n) != (defaults[n].default_factory() if callable(defaults[n].default_factory)
+                                           else defaults[n].default)}
+        extension = sorted(changed - {"model"})
+        if extension and not self.extend_from:
+            raise ValueError(f"--{extension[0].replace('_', '-')} only applies with --extend-from")
+        if "model" in changed and (self.extend_from or self.prune_from):
+            raise ValueError("--model: with --extend-from/--prune-from the checkpoint's tokenizer decides it; drop --model")
 
 
 

@@ -230,3 +230,29 @@ def test_report_problems_never_cost_the_training_run(analyzed, tmp_path):
         with pytest.raises(StageError, match="--compare-with .*: no tokenizer could be loaded"):
             _train(folder, tmp_path / "v2", compare_with=[bad])
         assert not (tmp_path / "v2.partial").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"max_new_tokens": 50}, "--max-new-tokens only applies with --extend-from"),
+    ({"add_words": ["갓띵작"]}, "--add-words only applies with --extend-from"),
+    ({"min_count": 3}, "--min-count only applies with --extend-from"),
+    ({"prune_from": "x", "model": "unigram"}, "the checkpoint's tokenizer decides it"),
+    ({"revision": "v1"}, "--revision only applies with --extend-from or --prune-from"),
+])
+def test_options_that_would_do_nothing_are_errors(options, message):
+    """They were silently ignored: a full 32k vocabulary trained instead of the extension asked for."""
+    with pytest.raises(ValueError, match=message):
+        VocabConfig(input="x", **options)
+    VocabConfig(input="x", extend_from="m", max_new_tokens=50, add_words=["갓띵작"])  # where they apply
+
+
+def test_pruning_keeps_the_base_pre_tokenization(tmp_path):
+    from kopretrain.runs.records import StageError
+    from kopretrain.testing import REVIEWS, tiny_unigram_checkpoint
+    from tests.fixtures.data import write_stage_dir
+
+    base = tiny_unigram_checkpoint(tmp_path / "base", REVIEWS * 3, vocab_size=300)
+    data = write_stage_dir(tmp_path / "data", {"train": REVIEWS[:12], "dev": REVIEWS[12:]})
+    with pytest.raises(StageError, match="--pretokenize morpheme does not match"):
+        execute("vocab", VocabConfig(input=str(data), prune_from=str(base), pretokenize="morpheme", report_texts=0),
+                tmp_path / "p")

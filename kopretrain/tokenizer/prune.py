@@ -157,6 +157,9 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict 
     data = json.loads(backend.to_str())
     base_prep = textprep.load(base) if Path(base).is_dir() else None
     mode = base_prep.pretokenize if base_prep else "eojeol"
+    if cfg.pretokenize != mode:
+        raise StageError(f"--pretokenize {cfg.pretokenize} does not match {base}, which was trained with {mode} "
+                         "input; pruning keeps the base's pre-tokenization")
     # the texts as they will be tokenized, placeholders included ("[CENSORED]" uses pieces like "EN", "ORE")
     batches = [b for b in corpus_batches(train_path, mode, cfg.batch_size, cfg.reuse_analyze_offsets, log=log,
                                          blank_placeholders=False) if b]

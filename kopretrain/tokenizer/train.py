@@ -76,6 +76,8 @@ def _trainer(cfg: Any, specials: list[str]):
         return trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
                                          special_tokens=specials, limit_alphabet=cfg.limit_alphabet,
                                          continuing_subword_prefix="##", show_progress=False)
+    # Unigram is not reproducible either: the same pieces, but ids ordered differently between runs
+    # from some id on (a review helper measured it on the sample); the vocab hash differs.
     return trainers.UnigramTrainer(vocab_size=cfg.vocab_size, special_tokens=specials, unk_token="[UNK]",
                                    max_piece_length=cfg.max_piece_length, show_progress=False)
 
