@@ -152,6 +152,9 @@ def _analyze_split(cfg: AnalyzeConfig, kiwi, path, out, bar) -> dict:
         for batch in iter_batches(path, cfg.chunk_rows, columns=None):
             if "text" not in batch.schema.names:
                 raise StageError(f"{path}: no 'text' column (columns: {', '.join(batch.schema.names)})")
+            kind = batch.schema.field("text").type
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+                raise StageError(f"{path}: column 'text' holds {kind}, not text (is it a normalize output?)")
             if batch.num_rows == 0:
                 continue
             pending.append(batch)

@@ -165,3 +165,15 @@ def test_interrupted_run_keeps_finished_splits(tmp_path, monkeypatch):
     assert record["resumed"] and record["counts"]["rows_out"] == 3
     assert record["stats"]["morphemes"] == sum(len(r["morph_form"]) for s in ("train", "dev")
                                                for r in read_split(out, s))
+
+
+def test_a_text_column_that_is_not_text_is_named(tmp_path, capsys):
+    """A hand-made input with numbers in 'text' ended in a kiwipiepy ValueError traceback."""
+    import pandas as pd
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pd.DataFrame({"id": ["a", "b"], "text": [1, 2], "label": ["positive", "negative"]}).to_parquet(folder / "train.parquet")
+    assert main(["analyze", "--input", str(folder), "-o", str(tmp_path / "out")]) == 2
+    assert "column 'text' holds int64, not text" in capsys.readouterr().err
+    assert not (tmp_path / "out.partial").exists()
