@@ -72,3 +72,26 @@ class CheckpointExtras:
             for name, data in extras.items():
                 (folder / name).write_text(json.dumps(data))
         super()._save_checkpoint(model, trial)
+
+
+class StopsWhenFinished:
+    """Trainer mixin: a run resumed from a checkpoint saved as training stopped (max_steps, early
+    stopping, a time budget: a kill in the closing evaluation, calibration or n-gram fit) trains no
+    further batch. The checkpoint's trainer_state.json says so (its TrainerControl), but transformers
+    does not act on it and takes one more batch before it checks again: the resumed run trained a step
+    past --max-steps (or past the early stop) and its record differed from an uninterrupted run's.
+    Both hooks are transformers internals (5.x: called once the resumed state is loaded, and per
+    epoch), hence the narrow overrides."""
+
+    _resumed_finished = False
+
+    def _load_callback_state(self):
+        super()._load_callback_state()
+        control = (self.state.stateful_callbacks or {}).get("TrainerControl") or {}
+        self._resumed_finished = bool((control.get("args") or {}).get("should_training_stop", False))
+
+    def _run_epoch(self, *args, **kwargs):
+        if self._resumed_finished:
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)

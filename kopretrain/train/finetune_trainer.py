@@ -58,10 +58,11 @@ def _make_trainer_class():
     from transformers import Trainer
 
     from kopretrain.train.budget import BudgetedScheduler
+    from kopretrain.train.checkpoints import StopsWhenFinished
     from kopretrain.train.rates import GroupedRates
     from kopretrain.train.soft_labels import soft_cross_entropy, symmetric_kl
 
-    class ClassifierTrainer(EpochSeededSampling, GroupedRates, BudgetedScheduler, Trainer):
+    class ClassifierTrainer(StopsWhenFinished, EpochSeededSampling, GroupedRates, BudgetedScheduler, Trainer):
         """``Trainer`` whose loss can weight classes (the stock sequence-classification loss cannot)
         and whose head and layers can get their own rates (``lr_scale``, :mod:`kopretrain.train.rates`).
 

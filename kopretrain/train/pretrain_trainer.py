@@ -25,13 +25,14 @@ import torch
 from transformers import ProgressCallback, Trainer, TrainerCallback
 
 from kopretrain.train.budget import BudgetedScheduler
+from kopretrain.train.checkpoints import StopsWhenFinished
 from kopretrain.train.rates import GroupedRates
 
 SUM_KEYS = ("ce_sum", "n_masked", "n_correct", "disc_bce_sum", "n_tokens", "disc_correct", "n_replaced")
 TALLY_FILE = "loss_tally.json"
 
 
-class PretrainTrainer(GroupedRates, BudgetedScheduler, Trainer):
+class PretrainTrainer(StopsWhenFinished, GroupedRates, BudgetedScheduler, Trainer):
     def __init__(self, *args, eval_seed: int = 0, eval_collator=None, bucket: tuple | None = None,
                  budget=None, **kwargs):
         super().__init__(*args, **kwargs)
