@@ -228,9 +228,11 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     from kopretrain.train.finetune_record import dev_record, record_stats
     from kopretrain.train.ngram_blend import dev_logits, fit_blend
     from kopretrain.train.restarts import Attempt, warn_if_single_class
+    from kopretrain.train.device import resolve_precision
     from kopretrain.train.soup import cook, member_config, remove_members, train_members
 
     # ---- setup: model, tokenizer, text preparation, data
+    resolve_precision(cfg.precision)  # fp16 without a GPU: say so before anything loads
     check_model_ref(cfg.model)
     check_splits(cfg.data)  # before a multi-GB checkpoint loads, not after
     if cfg.teacher:

@@ -82,3 +82,16 @@ def test_a_soft_targets_file_is_fingerprinted_by_its_content(tmp_path):
     pd.DataFrame({"id": ["a"], "prob_negative": [0.6], "prob_neutral": [0.3], "prob_positive": [0.1]}).to_parquet(soft)
     assert key(str(soft))[0] != first
     assert "soft_targets" not in key("tfidf")[1] and "soft_targets" not in key("")[1]
+
+
+def test_fp16_without_a_gpu_fails_before_any_work(workdir, tmp_path, capsys):
+    """It was a ValueError traceback after the model loaded and the rows were tokenized, .partial left."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: fp16 is valid here")
+    args = ["finetune", "--model", str(workdir / "pre"), "--data", str(workdir / "data"), "--precision", "fp16",
+            "-o", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert "--precision fp16 needs a CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "o.partial").exists()

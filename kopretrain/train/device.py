@@ -26,7 +26,9 @@ def resolve_precision(precision: Precision) -> str:
 
     if precision != "auto":
         if precision == "fp16" and not torch.cuda.is_available():
-            raise ValueError("precision=fp16 needs a CUDA GPU; use bf16 or fp32 on CPU")
+            from kopretrain.runs.records import StageError
+
+            raise StageError("--precision fp16 needs a CUDA GPU; use bf16, fp32 or auto on CPU")
         return precision
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
