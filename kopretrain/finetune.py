@@ -103,7 +103,7 @@ class FinetuneConfig(StageConfig):
     saved model's probabilities are calibrated wherever it is loaded (same predictions; Guo et al. 2017)."""
     label_budget: int = 0
     """Train on exactly N labelled examples, stratified by label and seeded (0: all), for
-    low-resource studies."""
+    low-resource studies (more than the split has: all of them, with a warning)."""
     seed: int = 42
     """Seed for the label-budget sample, head initialisation, shuffling and dropout."""
     data_seed: int = -1

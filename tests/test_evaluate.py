@@ -159,6 +159,7 @@ def test_binary_accuracy_and_per_rating():
     # rows without a rating are one last row, not dropped: the table accounts for every test row
     rows = per_rating([1, None, 9, float("nan")], y, probs.argmax(1))
     assert [(r["rating"], r["n"]) for r in rows] == [(1, 1), (9, 1), (None, 2)]
+    assert rows[-1]["gold"] == "mixed"  # a neutral and a positive row: not one gold label
     assert sum(r["n"] for r in rows) == len(y)
 
 
@@ -336,3 +337,13 @@ def test_rows_without_a_rating_are_counted_in_the_rating_table(workdir, tmp_path
     assert rows[-1]["rating"] is None and rows[-1]["n"] == int(test["rating"].isna().sum()) > 0
     assert sum(r["n"] for r in rows) == len(test)
     assert "| no rating |" in (out / "report.md").read_text()
+
+
+def test_no_errors_shown_is_not_no_errors(workdir, tmp_path):
+    """--max-errors-shown 0 printed "No errors." under a model that got rows wrong."""
+    out = execute("evaluate", from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(workdir / "data"),
+                                                         "precision": "fp32", "baseline": False,
+                                                         "max_errors_shown": 0}), tmp_path / "ev")
+    assert json.loads((out / "metrics.json").read_text())["model"]["accuracy"] < 1.0
+    text = (out / "report.md").read_text()
+    assert "Not shown (--max-errors-shown 0)." in text and "No errors." not in text

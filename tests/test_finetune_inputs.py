@@ -95,3 +95,14 @@ def test_fp16_without_a_gpu_fails_before_any_work(workdir, tmp_path, capsys):
     assert main(args) == 2
     assert "--precision fp16 needs a CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "o.partial").exists()
+
+
+def test_a_label_budget_larger_than_the_data_says_so(workdir, tmp_path, capsys):
+    cfg = from_dict(FinetuneConfig, {"model": str(workdir / "pre"), "data": str(workdir / "data"), "label_budget": 10_000,
+                                     "max_steps": 2, "eval_steps": 2, "batch_size": 16, "precision": "fp32",
+                                     "early_stopping_patience": 0, "report_to": "none", "calibrate": False})
+    out = execute("finetune", cfg, tmp_path / "o")
+    import json
+
+    rows = json.loads((out / "stage.json").read_text())["counts"]["rows_out"]
+    assert f"--label-budget 10,000 is more than the {rows:,} labelled train rows" in capsys.readouterr().out

@@ -134,7 +134,7 @@ def per_rating(ratings, y, pred) -> list[dict[str, Any]]:
         rows.append({
             "rating": float(rating) if np.isfinite(rating) else None,
             "n": int(len(grp)),
-            "gold": LABELS[int(gold.argmax())],
+            "gold": LABELS[int(gold.argmax())] if (gold > 0).sum() == 1 else "mixed",  # rows of several labels
             "accuracy": float((grp["y"] == grp["pred"]).mean()),
             **{f"pred_{name}": float(shares[i]) for i, name in enumerate(LABELS)},
         })

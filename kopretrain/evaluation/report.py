@@ -303,6 +303,8 @@ def _errors(r: Report, result: dict[str, Any], systems: dict[str, Any], director
                 [[e["text"], e["gold"], e["pred"], e["confidence"],
                   None if e["rating"] is None else f"{e['rating']:g}"] + ([e["baseline_pred"]] if base else [])
                  for e in errors])
+    elif (result.get("model") or {}).get("accuracy", 1.0) < 1.0:  # errors, none asked for (--max-errors-shown 0)
+        r.para("Not shown (--max-errors-shown 0).")
     else:
         r.para("No errors.")
 

@@ -70,6 +70,9 @@ def prepare_rows(cfg, tokenizer, prep, names: list[str], max_length: int, run_di
     unlabelled = len(unlabelled_rows)
     dev, y_dev, _ = load_labelled(cfg, "dev")
     n_labelled = len(labelled)
+    if cfg.label_budget > n_labelled:  # the help promises exactly N: say that it cannot be
+        print(f"[finetune] warning: --label-budget {cfg.label_budget:,} is more than the {n_labelled:,} labelled "
+              f"train rows of {cfg.data}; training on all of them")
     keep = stratified_sample(y_train, cfg.label_budget, cfg.seed)
     train, y_train = labelled.iloc[keep].reset_index(drop=True), [y_train[i] for i in keep]
     n_gold = len(train)
