@@ -24,7 +24,7 @@ from typing import Any
 
 from kopretrain.data.files import LABELS
 from kopretrain.hub.loading import resolved_commit
-from kopretrain.runs.records import StageError, read_stage
+from kopretrain.runs.records import StageError, fingerprint_path, read_stage
 
 FILE = "pseudo_labels.parquet"
 
@@ -128,7 +128,9 @@ def teacher_mismatch(cfg) -> str | None:
     if not record or record.get("stage") != "finetune":
         return None
     theirs = record["config"]
-    same_data = Path(str(theirs.get("data", ""))).resolve() == Path(cfg.data).resolve()
+    # by content, not path: the teacher's recorded relative path meant its own working folder, and a
+    # copy of the data is the same data
+    same_data = (record.get("inputs") or {}).get("data") == fingerprint_path(cfg.data)
     if not same_data or (theirs.get("label_budget"), theirs.get("seed")) == (cfg.label_budget, cfg.seed):
         return None
     note = (f"the teacher was fine-tuned on this data with label budget {theirs.get('label_budget')} and seed "

@@ -142,6 +142,18 @@ def test_a_teacher_trained_on_other_rows_is_flagged(workdir, data, teacher):
     assert teacher_mismatch(replace(cfg, teacher=str(workdir / "pre"))) is None  # not a finetune output
 
 
+def test_the_label_leak_warning_follows_the_data_not_its_path(workdir, data, teacher, tmp_path, monkeypatch):
+    """A copy of the teacher's data, or the same data read from another folder, is the same data:
+    the warning depended on the working folder (the teacher's recorded relative path)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    monkeypatch.chdir(tmp_path)
+    cfg = config(workdir, copy, teacher=str(teacher), label_budget=0)
+    assert "label budget 30 and seed 3" in teacher_mismatch(cfg)
+
+
 def test_a_model_without_sentiment_labels_cannot_teach(workdir, data, tmp_path):
     from kopretrain.runs.records import StageError
 
