@@ -171,6 +171,8 @@ class FinetuneConfig(StageConfig):
             raise ValueError("--warmup-ratio must be in [0, 1)")
         if self.max_minutes < 0:
             raise ValueError("--max-minutes must be >= 0 (0: no time budget)")
+        if self.members > 1 and self.restarts:  # a restart changes the head: the soup would average two heads
+            raise ValueError("--members and --restarts: choose one (members share one head; a restart draws another)")
         if self.lr <= 0 or self.head_lr < 0:
             raise ValueError("--lr must be positive and --head-lr >= 0 (0: same as --lr)")
         for name in ("rating_smoothing", "rdrop"):

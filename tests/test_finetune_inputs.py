@@ -60,6 +60,8 @@ def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
     with pytest.raises(ValueError, match="--max-steps"):
         FinetuneConfig(model="m", data="d", max_steps=-2)
     FinetuneConfig(model="m", data="d", max_steps=0)  # all epochs, as pretrain's 0 (it was refused)
+    with pytest.raises(ValueError, match="--members and --restarts"):  # the soup averaged two different heads
+        FinetuneConfig(model="m", data="d", members=2, restarts=1)
     with pytest.raises(ValueError, match="--epochs"):
         FinetuneConfig(model="m", data="d", max_steps=0, epochs=0)
 
