@@ -270,7 +270,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     save_with_textprep(tokenizer, run.dir, prep)  # normalizer rules inside the tokenizer: pipeline() on raw text works
     (run.dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the JSON below is the record
     write_json(run.dir / "training_args.json", trainer.args.to_dict())
-    write_json(run.dir / "dev_metrics.json", dev_record(trainer, best, logged, len(rows.dev), METRIC))
+    write_json(run.dir / "dev_metrics.json", dev_record(trainer, best, logged, len(rows.dev), METRIC, run.stats.get("soup")))
     if cfg.ngram_blend:
         run.stats["ngram_blend"] = fit_blend(logits, rows, cfg.seed, run.dir)
     shutil.rmtree(run.dir / "checkpoints", ignore_errors=True)

@@ -22,13 +22,18 @@ def class_weights(labels, mode: str) -> list[float] | None:
     return weights.tolist()
 
 
-def dev_record(trainer, best: dict, logged: list[dict], dev_examples: int, metric: str) -> dict[str, Any]:
+def dev_record(trainer, best: dict, logged: list[dict], dev_examples: int, metric: str,
+               soup: dict | None = None) -> dict[str, Any]:
     """``dev_metrics.json``: the selected step, its dev metrics (recomputed) and every evaluation
-    ``logged`` during training."""
+    ``logged`` during training. A soup (--members) has no selected step: the kept members' best
+    checkpoints are averaged; the history is member 0's (the others' are in stage.json)."""
     history = [{k.removeprefix("eval_"): v for k, v in h.items()} for h in logged if f"eval_{metric}" in h]
-    return {"metric": metric, "selected_step": step_of(trainer.state.best_model_checkpoint),
-            "best_logged": trainer.state.best_metric, "dev": {k.removeprefix("eval_"): v for k, v in best.items()},
-            "dev_examples": dev_examples, "history": history}
+    record = {"metric": metric, "selected_step": step_of(trainer.state.best_model_checkpoint),
+              "best_logged": trainer.state.best_metric, "dev": {k.removeprefix("eval_"): v for k, v in best.items()},
+              "dev_examples": dev_examples, "history": history}
+    if soup:
+        record.update(selected_step=None, best_logged=soup["dev_macro_f1"], soup_kept=soup["kept"], history_of_member=0)
+    return record
 
 
 def record_stats(cfg, trainer, result, train_cpu: float, rows, best: dict, names: list[str],

@@ -54,6 +54,9 @@ def test_members_share_rows_and_head_and_differ_by_data_seed(workdir, monkeypatc
     out = execute("finetune", config(workdir, members=3, data_seed=7), workdir / "soup3")
     record = json.loads((out / "stage.json").read_text())["stats"]["soup"]
     assert record["members"] == 3 and record["kept"][0] in (0, 1, 2) and 1 <= len(record["kept"]) <= 3
+    dev = json.loads((out / "dev_metrics.json").read_text())  # the soup's selection, not member 0's
+    assert dev["selected_step"] is None and dev["soup_kept"] == record["kept"]
+    assert dev["best_logged"] == record["dev_macro_f1"] and dev["history_of_member"] == 0
     assert [r["data_seed"] for r in record["member_records"]] == [7, 8, 9]
     assert record["dev_macro_f1"] >= max(r["dev_macro_f1"] for r in record["member_records"]) - 1e-4  # rounded
     assert set(kept_files) == {"0", "1", "2"}
