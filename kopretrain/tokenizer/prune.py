@@ -138,6 +138,19 @@ def prune_model(model, keep: list[int]) -> None:
     model.tie_weights()
 
 
+def _base_textprep(cfg: Any, base: str):
+    """The base checkpoint's recorded text preparation (None if it has none) and its pre-tokenization,
+    which --pretokenize must match: pruning keeps it."""
+    from kopretrain.text import textprep
+
+    base_prep = textprep.load(base) if Path(base).is_dir() else None
+    mode = base_prep.pretokenize if base_prep else "eojeol"
+    if cfg.pretokenize != mode:
+        raise StageError(f"--pretokenize {cfg.pretokenize} does not match {base}, which was trained with {mode} "
+                         "input; pruning keeps the base's pre-tokenization")
+    return base_prep, mode
+
+
 def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict | None = None) -> dict[str, Any]:
     """The vocab stage's ``--prune-from``: prune the checkpoint to the train split's needs, write the
     smaller model, tokenizer and ``kopretrain.json`` into ``out_dir``, and return what was measured."""
@@ -155,11 +168,7 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict 
     tok = load_tokenizer(base, rev, what="prune-from")
     backend = tok.backend_tokenizer
     data = json.loads(backend.to_str())
-    base_prep = textprep.load(base) if Path(base).is_dir() else None
-    mode = base_prep.pretokenize if base_prep else "eojeol"
-    if cfg.pretokenize != mode:
-        raise StageError(f"--pretokenize {cfg.pretokenize} does not match {base}, which was trained with {mode} "
-                         "input; pruning keeps the base's pre-tokenization")
+    base_prep, mode = _base_textprep(cfg, base)
     # the texts as they will be tokenized, placeholders included ("[CENSORED]" uses pieces like "EN", "ORE")
     batches = [b for b in corpus_batches(train_path, mode, cfg.batch_size, cfg.reuse_analyze_offsets, log=log,
                                          blank_placeholders=False) if b]

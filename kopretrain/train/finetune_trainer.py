@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Collection
 
 from kopretrain.data.files import LABELS
+from kopretrain.train.checkpoints import StopsWhenFinished
 from kopretrain.train.device import trainer_precision_kwargs
 
 
@@ -58,7 +59,6 @@ def _make_trainer_class():
     from transformers import Trainer
 
     from kopretrain.train.budget import BudgetedScheduler
-    from kopretrain.train.checkpoints import StopsWhenFinished
     from kopretrain.train.rates import GroupedRates
     from kopretrain.train.soft_labels import soft_cross_entropy, symmetric_kl
 
