@@ -138,7 +138,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
     check_model_ref(cfg.model)
     fingerprint, config, inputs = run_fingerprint(cfg)
     record_path = output.with_name(output.name + ".stage.json")
-    if not force and _finished(output, record_path, cfg):
+    if not force and _finished(output, record_path, cfg, inputs):  # inputs: the model is hashed once
         print(f"[label] up to date: {output} (use --force to redo)")
         return output
 
@@ -163,12 +163,12 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
             raise
 
 
-def _finished(output: Path, record_path: Path, cfg: LabelConfig) -> bool:
+def _finished(output: Path, record_path: Path, cfg: LabelConfig, inputs: dict | None = None) -> bool:
     """The labelled file exists and its record says it came from this model, input and options
     (keyed as now, or as earlier versions keyed it)."""
     if not output.exists():
         return False
-    now, _, inputs = run_fingerprint(cfg)
+    now, _, inputs = run_fingerprint(cfg, inputs)
     return read_json(record_path).get("fingerprint") in (now, run_fingerprint(cfg, inputs, spelled=True)[0])
 
 
