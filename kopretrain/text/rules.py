@@ -153,9 +153,15 @@ _URL = re.compile(
     rf"|{BARE_DOMAIN}(?:/{_URL_CHARS}*)?(?![A-Za-z0-9_\[-])"
 )
 _URL_TAIL = re.compile(r"[.,!?;:)~]+$")
+# A ")" that closes a "(" inside the link belongs to it ("wiki/Foo_(bar)"); after the last "(",
+# the first ")" is the one that can close it.
+_URL_CLOSED = re.compile(r"(.*\([^()]*\))[.,!?;:)~]*$")
 
 
 def _url_sub(match: re.Match) -> str:
+    closed = _URL_CLOSED.match(match.group())
+    if closed:
+        return "[URL]" + match.group()[closed.end(1):]
     tail = _URL_TAIL.search(match.group())
     return "[URL]" + (tail.group() if tail else "")
 
@@ -164,7 +170,9 @@ def url(text: str) -> str:
     """Links (with scheme, ``www.`` or a common bare domain) become ``[URL]``.
 
     ``"후기 http://blog.naver.com/abc/123참고!!"`` -> ``"후기 [URL]참고!!"``;
-    ``"www.nemofile.co.kr 가입"`` -> ``"[URL] 가입"``; ``"naver.me/xAbC 참고"`` -> ``"[URL] 참고"``.
+    ``"www.nemofile.co.kr 가입"`` -> ``"[URL] 가입"``; ``"naver.me/xAbC 참고"`` -> ``"[URL] 참고"``;
+    ``"(위키 https://en.wikipedia.org/wiki/The_Host_(2006_film))"`` -> ``"(위키 [URL])"``.
+    Hangul ends a link even inside its path: it is far more often the review glued to the link.
     """
     # Unrolled substring tests: a generator over the TLDs cost more than all other rules together.
     # All four two-letter cases of "ww": "wWw." is a link to the regex too (and to the tokenizer's copy).

@@ -178,10 +178,13 @@ def _url(_: int) -> list:
     u, tail = f"[^{stop}]", "[.,!?;:)~]"
     n = f"[^{stop}.,!?;:)~]"
     end = f"(?={tail}*(?!{u}))"
-    scheme = f"{R.URL_SCHEME}(?={u})(?:{u}*{n})?{end}"
+    # The body ends at a ")" closing a "(" of the link (rules._URL_CLOSED), tried first because it
+    # ends later than the last non-punctuation character whenever it applies; else at that character.
+    body = f"(?:{u}*\\([^{stop}()]*\\)|{u}*{n})"
+    scheme = f"{R.URL_SCHEME}(?={u})(?:{body})?{end}"
     # "www." + only punctuation: Python's tail regex also gives back the "." of "www.".
-    www = f"[Ww]{{3}}\\.{u}*{n}{end}|[Ww]{{3}}(?=\\.{tail}+(?!{u}))"
-    bare = f"{R.BARE_DOMAIN}(?:/(?:{u}*{n})?{end}|(?![A-Za-z0-9_\\[-]))"
+    www = f"[Ww]{{3}}\\.{body}{end}|[Ww]{{3}}(?=\\.{tail}+(?!{u}))"
+    bare = f"{R.BARE_DOMAIN}(?:/(?:{body})?{end}|(?![A-Za-z0-9_\\[-]))"
     return [_replace(f"{scheme}|{www}|{bare}", "[URL]")]
 
 

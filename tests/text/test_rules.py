@@ -115,6 +115,9 @@ def test_fullwidth():
     ("youtu.be/abc 보세요 coupa.ng/x", "[URL] 보세요 [URL]"),
     ("“https://a.com” 참고", "“[URL]” 참고"),
     ("「http://a.com」 링크 https://b.com…", "「[URL]」 링크 [URL]…"),
+    # a ")" closing a "(" of the link is part of it; the sentence's own ")" is given back
+    ("(위키 https://en.wikipedia.org/wiki/The_Host_(2006_film)) 참고", "(위키 [URL]) 참고"),
+    ("en.wikipedia.org/wiki/Foo_(bar).", "[URL]."), ("(see http://a.com/x(y)z)!", "(see [URL])!"),
     ("trust.me 는 아님", "trust.me 는 아님"),
 ])
 def test_url(text, expected):

@@ -25,6 +25,8 @@ HARD = [
     "sub.domain.community 는 아님", "a.com.kr/경로", "[URL] 이미 치환됨",
     "naver.me/5abcDEF 참고", "coupa.ng/abc와 t.co/x 그리고 me2.do/y", "“https://a.com” 참고", "링크 https://a.com…",
     "「http://a.com」 《www.a.com》。", "naver.com010-1234-5678", "naver.com[사진]", "love.me 는 아님",
+    "(위키 https://en.wikipedia.org/wiki/Host_(film)) 참고", "http://a.com/x(a))(b)).", "a.com/(ab).", "www.a.com/(b)",
+    "http://a.com/a(b)c) y", "http://a.com/(x", "http://a.com/x)(", "http://(a).", "www.(a)(b)c)",
     "ᄒ\u200bᅡᆫ국 영화", "ﾻﾻﾻﾻ 웃기네 ﾡﾢ", "ㅤ 빈칸 \uffa0끝", "ㅤ",
     # phone: mobile with/without separators, landlines, +82, amounts and years that stay
     "문자 주세요 010 1234 5678", "01012345678", "02-123-4567", "(031)123-4567", "031)123-4567",
