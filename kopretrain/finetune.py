@@ -231,7 +231,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     from kopretrain.train.ngram_blend import dev_logits, fit_blend
     from kopretrain.train.restarts import Attempt, warn_if_single_class
     from kopretrain.train.device import resolve_precision
-    from kopretrain.train.soup import cook, member_config, remove_members, train_members
+    from kopretrain.train.soup import cook, member_config, remove_members, soup_budget, train_members
 
     # ---- setup: model, tokenizer, text preparation, data
     resolve_precision(cfg.precision)  # fp16 without a GPU: say so before anything loads
@@ -279,7 +279,8 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     run.stats.update(record_stats(cfg, trainer, result, train_cpu, rows, best, names, max_length, prep_source),
                      added_placeholders=built.placeholders, frozen_parameters=built.frozen,
                      single_class=single_class, seed_used=attempt.seed, restarted=attempt.history,
-                     time_budget=attempt.whole_budget(trainer.budget.record() if trainer.budget else None))
+                     time_budget=soup_budget(attempt.whole_budget(trainer.budget.record() if trainer.budget else None),
+                                             members))
 
 
 @dataclass

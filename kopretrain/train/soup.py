@@ -56,13 +56,27 @@ def train_members(cfg, run, prep, rows, build: Callable, train: Callable) -> lis
             built = build(cfg, cfg.seed, prep)  # cfg.seed: the same head as member 0
             trainer, result, cpu = train(member_config(cfg, k), SimpleNamespace(dir=folder), built, rows, resume=True)
             record = {"member": k, "data_seed": member_data_seed(cfg, k), "dev_macro_f1": trainer.state.best_metric,
-                      "steps": trainer.state.global_step, "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1)}
+                      "steps": trainer.state.global_step, "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+                      "time_budget": trainer.budget.record() if trainer.budget else None}
             _save(trainer.model, folder / WEIGHTS)
             shutil.rmtree(folder / "checkpoints", ignore_errors=True)
             write_json(folder / MEMBER_FILE, record)  # last: its presence says the member is finished
             del trainer, built
         done.append({**json.loads((folder / MEMBER_FILE).read_text(encoding="utf-8")), "weights": str(folder / WEIGHTS)})
     return done
+
+
+def soup_budget(record: dict | None, members: list[dict[str, Any]]) -> dict | None:
+    """Member 0's time-budget record widened to the whole soup: the K shares and their minutes
+    added up (each member ran on max_minutes / K), stopped by time if any member was."""
+    shares = [m.get("time_budget") for m in members]
+    if not record or not all(shares):
+        return record
+    every = [record, *shares]
+    return {**record, "max_minutes": round(sum(r["max_minutes"] for r in every), 3),
+            "spent_minutes": round(sum(r["spent_minutes"] for r in every), 3),
+            "stopped_by_time": any(r["stopped_by_time"] for r in every),
+            "members_spent_minutes": [r["spent_minutes"] for r in every]}
 
 
 def cook(trainer, cfg, run, members: list[dict[str, Any]], metric: str = "macro_f1") -> dict[str, Any]:

@@ -110,3 +110,11 @@ def test_members_share_the_time_budget_and_count_data_seeds_up():
     assert [soup.member_config(cfg, k).data_seed for k in range(4)] == [5, 6, 7, 8]
     assert soup.member_config(cfg, 2).max_minutes == 5 and soup.member_config(cfg, 2).seed == 5
     assert soup.member_config(FinetuneConfig(members=2, data_seed=40, seed=5), 1).data_seed == 41
+
+
+def test_the_time_budget_record_covers_every_member(workdir):
+    out = execute("finetune", config(workdir, members=2, max_minutes=10), workdir / "budget2")
+    budget = json.loads((out / "stage.json").read_text())["stats"]["time_budget"]
+    assert budget["max_minutes"] == 10  # two shares of 5, not member 0's share
+    assert len(budget["members_spent_minutes"]) == 2 and not budget["stopped_by_time"]
+    assert budget["spent_minutes"] == pytest.approx(sum(budget["members_spent_minutes"]), abs=0.002)
