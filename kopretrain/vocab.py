@@ -50,6 +50,7 @@ from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
 @dataclass
 class VocabConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "extend_from", "prune_from")
+    CONTENT_FIELDS: ClassVar[tuple[str, ...]] = ("compare_with",)  # another tokenizer folder changed: a new report
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size",)  # rows per Parquet batch: the counts are the same
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("prune_from",)
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze"}

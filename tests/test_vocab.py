@@ -256,3 +256,23 @@ def test_pruning_keeps_the_base_pre_tokenization(tmp_path):
     with pytest.raises(StageError, match="--pretokenize morpheme does not match"):
         execute("vocab", VocabConfig(input=str(data), prune_from=str(base), pretokenize="morpheme", report_texts=0),
                 tmp_path / "p")
+
+
+def test_a_compare_with_folder_is_fingerprinted_by_its_content(tmp_path):
+    """--compare-with a local tokenizer folder: a changed tokenizer there makes the report stale (the
+    folder name alone said up to date); a Hub id stays a value."""
+    from kopretrain.runs.records import StageRun
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tokenizer.json").write_text('{"v": 1}')
+
+    def key(compare_with):
+        run = StageRun("vocab", VocabConfig(input="d", compare_with=compare_with), tmp_path / "out", log=lambda *a: None)
+        return run.fingerprint, run.inputs
+
+    first, inputs = key([str(other), "klue/bert-base"])
+    assert inputs["compare_with"].startswith("list:")
+    (other / "tokenizer.json").write_text('{"v": 2}')
+    assert key([str(other), "klue/bert-base"])[0] != first
+    assert "compare_with" not in key(["klue/bert-base"])[1] and "compare_with" not in key([])[1]

@@ -96,6 +96,12 @@ def fingerprint_path(value: str | os.PathLike | list | None) -> str:
     return "name:" + str(value)
 
 
+def _names_local_files(value: Any) -> bool:
+    """A CONTENT_FIELDS value worth hashing: a path, or a list with a path in it, that exists here."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(v, str) and v and Path(v).exists() for v in values)
+
+
 def content_digest(folder: Path) -> str:
     """sha256 over a finished output's files (names and bytes), its run record left out: what a
     downstream stage reads, so a byte-identical rerun (a deterministic stage forced) changes nothing."""
@@ -194,7 +200,7 @@ class StageRun:
         self.inputs = {name: fingerprint_path(getattr(cfg, name)) for name in fields}
         # a field that may name a file (finetune --soft-targets FILE|tfidf): its content when it does
         self.inputs.update({name: fingerprint_path(value) for name in getattr(cfg, "CONTENT_FIELDS", ())
-                            if isinstance(value := getattr(cfg, name), str) and value and Path(value).exists()})
+                            if _names_local_files(value := getattr(cfg, name))})
         # an input field added in a later version and left empty keeps earlier fingerprints, as in fingerprint_config
         self.inputs = {k: v for k, v in self.inputs.items() if not (k in cfg.ADDED_FIELDS and v == "none")}
         self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)

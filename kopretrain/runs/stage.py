@@ -33,8 +33,9 @@ class StageConfig:
     """Fields added in a later version: left out of the fingerprint at their default, so upgrading
     kopretrain does not make finished outputs stale (``records.fingerprint_config``)."""
     CONTENT_FIELDS: ClassVar[tuple[str, ...]] = ()
-    """Fields that name a file or a keyword (``soft_targets: FILE|tfidf``): a file's content joins the
-    fingerprint beside the value, which stays in the config hash (a keyword is only a value)."""
+    """Fields that name a file or a keyword (``soft_targets: FILE|tfidf``), or a list of them: a
+    file's content joins the fingerprint beside the value, which stays in the config hash (a keyword
+    or a Hub id is only a value)."""
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields that change how fast a stage runs, never what it writes (thread and worker counts,
     batch sizes of a streaming pass): left out of the fingerprint, so changing them reruns nothing."""
