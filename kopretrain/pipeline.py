@@ -227,11 +227,12 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: li
     if dry_run:
         if missing:
             print(f"will fail: {missing}")
-        runs_before = False
+        running: dict[str, str] = {}  # output path -> the stage that will (or may) write it
         for name, cfg, output in steps:
             forced = force is not None and (not force or name in force)
-            state = _status(name, cfg, output, forced, runs_before)
-            runs_before = runs_before or state.startswith("will")
+            state = _status(name, cfg, output, forced, _reads(cfg, running))
+            if state.startswith("will"):
+                running[str(output)] = name
             print(f"{name:<{_width(steps)}} -> {output}  ({state})")
         return {name: output for name, _, output in steps}
     results: dict[str, Path] = {}
@@ -274,12 +275,22 @@ def _only(steps: list, only: list[str], path: str | Path) -> tuple[list, str | N
                       f"or add {'it' if len(missing) == 1 else 'them'} to --only")
 
 
-def _status(name: str, cfg: Any, output: Path, forced: bool, runs_before: bool) -> str:
+def _reads(cfg: Any, running: dict[str, str]) -> list[str]:
+    """The stages in ``running`` whose output ``cfg`` reads (a field naming the path, or a list holding it)."""
+    found = []
+    for value in vars(cfg).values():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and item in running and running[item] not in found:
+                found.append(running[item])
+    return found
+
+
+def _status(name: str, cfg: Any, output: Path, forced: bool, upstream_runs: list[str]) -> str:
     """What ``kopretrain run`` would do with this stage, for ``--dry-run``."""
     if forced:
         return "will run: --force"
-    if runs_before:
-        return "will run if its inputs change: an earlier stage runs"
+    if upstream_runs:  # a stage that reads none of them keeps its own status
+        return f"will run if its inputs change: {', '.join(upstream_runs)} runs first"
     return get(kind(name)).status(cfg, output)
 
 

@@ -201,7 +201,11 @@ def test_quickstart_end_to_end_and_rerun_skips(tmp_path, monkeypatch, sample_pat
     run_pipeline(pipeline, overrides=overrides + ["finetune.seed=7"], dry_run=True)
     states = {line.split()[0]: line.split("(", 1)[1] for line in capsys.readouterr().out.splitlines() if " -> " in line}
     assert states["pretrain"] == "up to date)" and states["finetune"] == "will run)"
-    assert states["evaluate"].startswith("will run if its inputs change")
+    assert states["evaluate"] == states["label"] == "will run if its inputs change: finetune runs first)"
+    # a stage that reads none of the stages that run keeps its own status (it said "will run if ...")
+    run_pipeline(pipeline, overrides=overrides + ["evaluate.max_errors_shown=3"], dry_run=True)
+    states = {line.split()[0]: line.split("(", 1)[1] for line in capsys.readouterr().out.splitlines() if " -> " in line}
+    assert states["evaluate"] == "will run)" and states["label"] == "up to date)"
     assert read_stage(outputs["finetune"])["config"]["seed"] != 7  # nothing was run
 
     # --only on a finished workdir: nothing upstream is missing
