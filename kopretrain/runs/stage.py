@@ -31,7 +31,7 @@ class StageConfig:
     (a tuple: the first of these stages the pipeline has)."""
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields added in a later version: left out of the fingerprint at their default, so upgrading
-    kopretrain does not make finished outputs stale (``records.fingerprint_config``)."""
+    kopretrain does not make finished outputs stale (``fingerprints.fingerprint_config``)."""
     CONTENT_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields that name a file or a keyword (``soft_targets: FILE|tfidf``), or a list of them: a
     file's content joins the fingerprint beside the value, which stays in the config hash (a keyword
