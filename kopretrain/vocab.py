@@ -39,6 +39,7 @@ Pre-tokenization (``pretokenize``)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from kopretrain.runs.stage import Stage, StageConfig
@@ -51,6 +52,10 @@ from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
 class VocabConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "extend_from", "prune_from")
     CONTENT_FIELDS: ClassVar[tuple[str, ...]] = ("compare_with",)  # another tokenizer folder changed: a new report
+    # Changing these rewrites tokenizer_report.* in a finished output: the vocab is not retrained
+    # (WordPiece/Unigram training is not byte-deterministic, so a retrain would make pretrain stale).
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = ("compare_with", "report_texts", "slang")
+    REPORT_FILES: ClassVar[tuple[str, ...]] = ("tokenizer_report.json", "tokenizer_report.md")
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size",)  # rows per Parquet batch: the counts are the same
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("prune_from",)
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze"}
@@ -174,7 +179,18 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
     run.stats.update(stats, corpus_fingerprint=run.inputs["input"])
     rows_out = stats["texts"]
     run.set_counts(rows_in, rows_out, {"empty_text": rows_in - rows_out})
-    _write_report(cfg, run, files, stats)
+    _write_report(cfg, run, files, stats, source=run.dir)
+
+
+def _refresh_report(cfg: VocabConfig, run: StageRun) -> None:
+    """Only report options changed: the report again, from the finished output's tokenizer."""
+    from kopretrain.data.files import split_files
+
+    _check_compare_with(cfg)
+    stats = run.stats
+    _write_report(cfg, run, split_files(cfg.input), stats, source=run.output)
+    if not cfg.report_texts:
+        stats.pop("report", None)
 
 
 def _check_compare_with(cfg: VocabConfig) -> None:
@@ -203,7 +219,8 @@ def _held_out(cfg: VocabConfig, files: dict) -> tuple[str | None, list[str]]:
     return None, []
 
 
-def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> None:
+def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict, source: Path) -> None:
+    """tokenizer_report.{json,md} into ``run.dir`` for the tokenizer in ``source``."""
     if not cfg.report_texts:
         return
     split, texts = _held_out(cfg, files)
@@ -213,7 +230,7 @@ def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> 
         return
     from kopretrain.tokenizer import report as tokreport
     label = f"this run ({stats['model']}/{stats['pretokenize']})"
-    dirs = {label: str(run.dir)}
+    dirs = {label: str(source)}
     base = cfg.extend_from or cfg.prune_from
     if base:
         dirs[f"base {base}"] = base
@@ -226,4 +243,4 @@ def _write_report(cfg: VocabConfig, run: StageRun, files: dict, stats: dict) -> 
     run.stats["report"] = {k: {m: v[m] for m in ("fertility", "unk_rate")} for k, v in report["tokenizers"].items()}
 
 
-STAGE = Stage("vocab", VocabConfig, run=run)
+STAGE = Stage("vocab", VocabConfig, run=run, report=_refresh_report)

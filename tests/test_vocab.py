@@ -11,7 +11,7 @@ from kopretrain.train import packing
 from kopretrain.text import textprep
 from kopretrain.runs.config import ConfigError, from_dict
 from kopretrain.runs.records import StageError
-from kopretrain.runs.registry import execute
+from kopretrain.runs.registry import execute, get
 from kopretrain.text.pretokenize import JOINER, placeholder_tokens, pretokenize_morphemes, segment, segment_from_offsets
 from kopretrain.tokenizer.corpus import offsets_agree
 from kopretrain.vocab import VocabConfig
@@ -260,19 +260,52 @@ def test_pruning_keeps_the_base_pre_tokenization(tmp_path):
 
 def test_a_compare_with_folder_is_fingerprinted_by_its_content(tmp_path):
     """--compare-with a local tokenizer folder: a changed tokenizer there makes the report stale (the
-    folder name alone said up to date); a Hub id stays a value."""
+    folder name alone said up to date); a Hub id stays a value. The vocab's own key keeps neither."""
     from kopretrain.runs.records import StageRun
 
     other = tmp_path / "other"
     other.mkdir()
     (other / "tokenizer.json").write_text('{"v": 1}')
 
-    def key(compare_with):
+    def keys(compare_with):
         run = StageRun("vocab", VocabConfig(input="d", compare_with=compare_with), tmp_path / "out", log=lambda *a: None)
-        return run.fingerprint, run.inputs
+        return run.fingerprint, run.report_key
 
-    first, inputs = key([str(other), "klue/bert-base"])
-    assert inputs["compare_with"].startswith("list:")
+    first = keys([str(other), "klue/bert-base"])
     (other / "tokenizer.json").write_text('{"v": 2}')
-    assert key([str(other), "klue/bert-base"])[0] != first
-    assert "compare_with" not in key(["klue/bert-base"])[1] and "compare_with" not in key([])[1]
+    second = keys([str(other), "klue/bert-base"])
+    assert second[1] != first[1] and second[0] == first[0] == keys([])[0]
+    assert keys(["klue/bert-base"])[1] != keys([])[1]
+
+
+def test_report_options_rewrite_the_report_without_retraining(analyzed, tmp_path, capsys):
+    """--compare-with, --report-texts, --slang change only tokenizer_report.*: a finished vocab gets
+    its report rewritten, keeps its files and its key, so pretrain downstream stays up to date (the
+    vocab was retrained: WordPiece bytes differ run to run, and everything after it reran)."""
+    from kopretrain.runs.records import fingerprint_path, read_stage
+
+    out = _train(analyzed, tmp_path / "v")
+    other = _train(analyzed, tmp_path / "other", vocab_size=500)
+    before, key = read_stage(out), fingerprint_path(out)
+    tokenizer = (out / "tokenizer.json").read_bytes()
+    assert str(other) not in (out / "tokenizer_report.md").read_text()
+
+    assert get("vocab").status(from_dict(VocabConfig, {"input": str(analyzed), "vocab_size": 600, "reserved_unused": 10,
+                                                       "min_frequency": 1, "report_texts": 40,
+                                                       "compare_with": [str(other)]}), out).startswith("up to date; its report")
+    _train(analyzed, out, compare_with=[str(other)])
+    after = read_stage(out)
+    assert "report rewritten" in capsys.readouterr().out
+    assert (out / "tokenizer.json").read_bytes() == tokenizer and fingerprint_path(out) == key
+    assert after["fingerprint"] == before["fingerprint"] and after["content"] == before["content"]
+    assert str(other) in (out / "tokenizer_report.md").read_text() and str(other) in after["stats"]["report"]
+    assert after["config"]["compare_with"] == [str(other)] and after["stats"]["vocab_size"] == before["stats"]["vocab_size"]
+    assert not list(tmp_path.glob(".v.report-*"))
+
+    _train(analyzed, out, compare_with=[str(other)])  # nothing changed: nothing rewritten
+    assert "report rewritten" not in capsys.readouterr().out
+    _train(analyzed, out, report_texts=0)  # the report turned off: no stale copy left
+    assert not (out / "tokenizer_report.md").exists() and "report" not in read_stage(out)["stats"]
+    assert fingerprint_path(out) == key
+    _train(analyzed, out, vocab_size=550, report_texts=0)  # a vocab option retrains
+    assert read_stage(out)["fingerprint"] != before["fingerprint"]

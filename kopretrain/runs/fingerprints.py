@@ -61,12 +61,13 @@ def names_local_files(value: Any) -> bool:
     return any(isinstance(v, str) and v and Path(v).exists() for v in values)
 
 
-def content_digest(folder: Path) -> str:
-    """sha256 over a finished output's files (names and bytes), its run record left out: what a
-    downstream stage reads, so a byte-identical rerun (a deterministic stage forced) changes nothing."""
+def content_digest(folder: Path, skip: tuple[str, ...] = ()) -> str:
+    """sha256 over a finished output's files (names and bytes), its run record and the report files
+    ``skip`` names left out: what a downstream stage reads, so a byte-identical rerun (a deterministic
+    stage forced) or a rewritten report changes nothing."""
     h = hashlib.sha256()
     for f in walk_inputs(folder):
-        if f.parent == folder and f.name in (STAGE_FILE, KEY_FILE):
+        if f.parent == folder and f.name in (STAGE_FILE, KEY_FILE, *skip):
             continue
         h.update(f.relative_to(folder).as_posix().encode() + b"\0")
         h.update(_sha256_file(f).encode())
@@ -82,14 +83,28 @@ def stage_fingerprint(stage: str, config: dict[str, Any], inputs: dict[str, str]
 
 
 def fingerprint_config(cfg: Any, config: dict[str, Any], speed: bool = False) -> dict[str, Any]:
-    """``config`` minus its ``SPEED_FIELDS`` and its ``INPUTS`` path strings (their content is
+    """``config`` minus its ``SPEED_FIELDS``, its ``REPORT_FIELDS`` and its ``INPUTS`` path strings (their content is
     fingerprinted beside it: ``../data/x.csv`` and ``data/x.csv`` from another folder are one input;
     both kept with ``speed=True``: how earlier versions hashed)
     and minus the fields listed in the config class's ``ADDED_FIELDS`` that are at their
     default: an option added in a later version then changes nothing about a finished output's
     fingerprint, so upgrading kopretrain does not make every earlier output stale (setting the
     new option does)."""
-    added, dropped = cfg.ADDED_FIELDS, () if speed else (*getattr(cfg, "SPEED_FIELDS", ()), *cfg.INPUTS)
+    added = cfg.ADDED_FIELDS
+    dropped = () if speed else (*getattr(cfg, "SPEED_FIELDS", ()), *getattr(cfg, "REPORT_FIELDS", ()), *cfg.INPUTS)
     defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
     return {k: v for k, v in config.items()
             if k not in dropped and not (k in added and k in defaults and v == defaults[k])}
+
+
+def report_key(cfg: Any, config: dict[str, Any]) -> str | None:
+    """The key of what a stage's report depends on alone (``REPORT_FIELDS``, a local file's content
+    for those in ``CONTENT_FIELDS``), or None for a stage without such fields."""
+    fields = getattr(cfg, "REPORT_FIELDS", ())
+    if not fields:
+        return None
+    content = {name: fingerprint_path(config[name]) for name in fields
+               if name in getattr(cfg, "CONTENT_FIELDS", ()) and names_local_files(config[name])}
+    payload = json.dumps({"config": {name: config[name] for name in fields}, "content": content},
+                         sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from kopretrain import __version__
 from kopretrain.runs.config import to_dict
 from kopretrain.runs.fingerprints import (  # noqa: F401 - re-exported: stages import them from here
-    content_digest, fingerprint_config, fingerprint_path, names_local_files, stage_fingerprint,
+    content_digest, fingerprint_config, fingerprint_path, names_local_files, report_key, stage_fingerprint,
 )
 from kopretrain.runs.outputs import (
     KEY_FILE, STAGE_FILE, OutputError, OutputLock, check_dir_output, check_partial_dir,
@@ -126,7 +126,8 @@ class StageRun:
         self.inputs = {name: fingerprint_path(getattr(cfg, name)) for name in fields}
         # a field that may name a file (finetune --soft-targets FILE|tfidf): its content when it does
         self.inputs.update({name: fingerprint_path(value) for name in getattr(cfg, "CONTENT_FIELDS", ())
-                            if names_local_files(value := getattr(cfg, name))})
+                            if name not in getattr(cfg, "REPORT_FIELDS", ())  # in report_key instead
+                            and names_local_files(value := getattr(cfg, name))})
         # an input field added in a later version and left empty keeps earlier fingerprints, as in fingerprint_config
         self.inputs = {k: v for k, v in self.inputs.items() if not (k in cfg.ADDED_FIELDS and v == "none")}
         self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)
@@ -140,7 +141,14 @@ class StageRun:
         check_dir_output(self.output)  # before any work: never replace what kopretrain did not write
         self._lock = OutputLock(self.output)
         self.previous = read_stage(self.output)
-        self.done = (not force) and self.previous is not None and self.previous.get("fingerprint") in (self.fingerprint, legacy)
+        previous = self.previous or {}
+        self.done = (not force) and (previous.get("fingerprint") in (self.fingerprint, legacy)
+                                     or previous.get("report_free_key") == self.fingerprint)
+        self.report_files: tuple[str, ...] = getattr(cfg, "REPORT_FILES", ())
+        self.report_key = report_key(cfg, self.config)
+        # a record without a report key (older version) made its report with the values its key holds
+        self.report_stale = self.done and self.report_key is not None and previous.get("report_key") != self.report_key \
+            and not ("report_key" not in previous and previous.get("fingerprint") == legacy)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> "StageRun":
@@ -210,8 +218,10 @@ class StageRun:
             "counts": self.counts,
             "stats": self.stats,
         }
+        if self.report_key is not None:
+            record["report_key"] = self.report_key
         (self.dir / KEY_FILE).unlink(missing_ok=True)
-        record["content"] = content_digest(self.dir)
+        record["content"] = content_digest(self.dir, self.report_files)
         if self._same_bytes_as_legacy(record["content"]):
             record["legacy_key"] = True
         write_json(self.dir / STAGE_FILE, record)
@@ -234,7 +244,32 @@ class StageRun:
             return False
         if old.get("content"):
             return old["content"] == content
-        return self.output.is_dir() and content_digest(self.output) == content
+        return self.output.is_dir() and content_digest(self.output, self.report_files) == content
+
+    def refresh_report(self, write) -> None:
+        """Only REPORT_FIELDS changed: ``write(run)`` makes the report files in a staging folder
+        (``run.dir``; the output is ``run.output``), each then replaces its old copy atomically, and
+        the record takes the new config and report key. Its key stays, so nothing downstream is stale."""
+        with self._lock:
+            staging = self.output.with_name(f".{self.output.name}.report-{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            self.stats, self.dir = dict(self.previous.get("stats") or {}), staging
+            try:
+                write(self)
+                for name in self.report_files:  # a report now turned off (or renamed) leaves no old copy
+                    if (staging / name).exists():
+                        os.replace(staging / name, self.output / name)
+                    else:
+                        (self.output / name).unlink(missing_ok=True)
+            finally:
+                self.dir = self.output.with_name(self.output.name + ".partial")
+                shutil.rmtree(staging, ignore_errors=True)
+            record = {**self.previous, "config": self.config, "stats": self.stats, "report_key": self.report_key}
+            if record["fingerprint"] != self.fingerprint:  # matched by its older key: remember this one too
+                record["report_free_key"] = self.fingerprint
+            write_json(self.output / STAGE_FILE, record)
+        self.log(f"[{self.stage}] report rewritten: {self.output} (only report options changed)")
 
     # ----------------------------------------------------------------- accounting
     def reject(self, reason: str, **where: Any) -> None:

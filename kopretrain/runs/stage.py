@@ -36,6 +36,12 @@ class StageConfig:
     """Fields that name a file or a keyword (``soft_targets: FILE|tfidf``), or a list of them: a
     file's content joins the fingerprint beside the value, which stays in the config hash (a keyword
     or a Hub id is only a value)."""
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields that change only the stage's ``REPORT_FILES``, never what later stages read (vocab
+    --compare-with): left out of the key; a finished output whose report was made with other values
+    gets its report rewritten by ``Stage.report``: nothing retrained, nothing downstream stale."""
+    REPORT_FILES: ClassVar[tuple[str, ...]] = ()
+    """The files ``REPORT_FIELDS`` change: left out of the output's content digest."""
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields that change how fast a stage runs, never what it writes (thread and worker counts,
     batch sizes of a streaming pass): left out of the fingerprint, so changing them reruns nothing."""
@@ -51,6 +57,9 @@ class Stage:
     """``execute(cfg, output, force) -> Path`` for a stage that manages its own output (``label``)."""
     own_status: Callable[[Any, Path], str] | None = None
     """``status(cfg, output) -> str`` for ``--dry-run``, with ``own_execute``."""
+    report: Callable[[Any, Any], None] | None = None
+    """``report(cfg, run)`` writes the ``REPORT_FILES`` into ``run.dir`` from the finished output in
+    ``run.output`` (its ``run.stats``): only ``REPORT_FIELDS`` changed since it was written."""
     finish: Callable[[Any, Path], None] | None = None
     """Runs after the output exists, also when it was up to date (``release``: push or dry run)."""
     output: Literal["dir", "file"] = "dir"
@@ -80,6 +89,8 @@ class Stage:
             with StageRun(self.name, cfg, output, force=force) as record:
                 if not record.done:
                     self.run(cfg, record)
+                elif record.report_stale and self.report is not None:
+                    record.refresh_report(lambda run: self.report(cfg, run))
             path = Path(output)
         if self.finish is not None:
             self.finish(cfg, path)
@@ -93,13 +104,14 @@ class Stage:
         from kopretrain.runs.records import StageRun
 
         try:
-            done = StageRun(self.name, cfg, output, log=lambda *a, **k: None).done
+            record = StageRun(self.name, cfg, output, log=lambda *a, **k: None)
+            done, report_stale = record.done, record.report_stale and self.report is not None
         except OutputError as exc:
             return f"will fail: {exc}"
         except Exception:  # noqa: BLE001 - an input that does not exist yet: the stage will say what is missing
             done = False
         if done:
-            return "up to date"
+            return "up to date; its report will be rewritten" if report_stale else "up to date"
         return "will resume or restart its partial run" if Path(f"{output}.partial").exists() else "will run"
 
     def _execute_ranks(self, cfg: Any, output: Path, force: bool) -> Path:
