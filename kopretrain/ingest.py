@@ -34,6 +34,7 @@ from kopretrain.runs.records import StageError, StageRun
 # its half-width U+FFA0): \s matches none of them, yet a text of only fillers shows as blank.
 _BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\u115f\u1160\u3164\uffa0]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_WHOLE_FLOAT = re.compile(r"-?[0-9]+\.0+")
 CHUNK = 20_000
 SNIPPET = 200  # characters of a rejected text kept in rejected.jsonl
 
@@ -54,7 +55,8 @@ class IngestConfig(StageConfig):
     1-2 / 3 / 4-5. thresholds: give --rating-min/--rating-max/--negative-max/--positive-min.
     column: an existing label column mapped by --label-map. none: unlabeled (label null)."""
     text_column: str = "auto"
-    """Column with the review text (auto: text, review, document, content, comment, sentence, body)."""
+    """Column with the review text (auto: text, review, document, content, comment, sentence, body).
+    Several columns (title,body) join into one text, space-separated."""
     id_column: str = "auto"
     """Unique row id (auto: id, review_id; none: use file:line). Later rows repeating an id are rejected."""
     rating_column: str = "auto"
@@ -166,17 +168,22 @@ def _usable(text: str) -> bool:
 
 
 def _cell(fields: dict, cols: list[str] | None) -> str | None:
-    """The stripped string value of a role (several columns joined with '/'), None when empty."""
+    """The stripped string value of a role (several columns joined with '/'), None when empty.
+    A whole number written as a float is the number: CSV "7.0" (pandas writes an int column with
+    a gap so) and JSON 7 are one movie, or it would sit in two splits."""
     if not cols:
         return None
     if len(cols) == 1:  # the common case, kept cheap: this runs three times per row
         value = fields.get(cols[0])
         if type(value) is str:
-            return value.strip() or None
+            value = value.strip()
+            if value[-1:] == "0" and _WHOLE_FLOAT.fullmatch(value):
+                return value[:value.index(".")]
+            return value or None
         if type(value) is int:  # JSON ids (NSMC review_id, movie_id)
             return str(value)
         return value_key(value)  # floats: 1.0 -> "1", NaN -> None (missing, not a group "nan")
-    parts = [value_key(fields.get(c)) for c in cols]
+    parts = [_cell(fields, [c]) for c in cols]
     if any(p is None for p in parts):
         return None
     return "/".join(parts)  # type: ignore[arg-type]
@@ -220,9 +227,12 @@ def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_char
     2
     """
     text_col = mapping["text"][0]
-    if text_col not in fields:
-        raise RowReject("missing_field", f"no {text_col!r} field", text_col)
+    for col in mapping["text"]:
+        if col not in fields:
+            raise RowReject("missing_field", f"no {col!r} field", col)
     text = _text(fields[text_col], text_col)
+    if len(mapping["text"]) > 1:  # --text-column title,body: the non-empty parts, space-joined
+        text = " ".join(part for col in mapping["text"] if (part := _text(fields[col], col).strip()))
     if _BLANK.fullmatch(text):
         raise RowReject("empty_text", "text is empty, whitespace or Hangul fillers", text_col)
     if max_chars and len(text) > max_chars:

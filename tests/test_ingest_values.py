@@ -143,3 +143,137 @@ def test_a_raw_file_given_to_normalize_says_to_ingest_it_first(tmp_path, capsys)
     src = write_csv(tmp_path / "reviews.csv", sample_rows()[:5])
     assert main(["normalize", "--input", str(src), "-o", str(tmp_path / "n")]) == 2
     assert "is a file, not a stage output folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- found by a review acting as a user
+
+
+def test_a_repeated_column_name_is_an_error_not_the_last_one(tmp_path):
+    """``review,rating,review`` stored the second review; Parquet and JSON keys alike."""
+    from kopretrain.runs.records import StageError
+
+    src = tmp_path / "dup.csv"
+    src.write_text("id,review,rating,review\n1,첫번째,5,두번째\n", encoding="utf-8")
+    with pytest.raises(StageError, match=r"dup.csv: column 'review' appears more than once"):
+        ingest(tmp_path, input=str(src), **ALL_TRAIN)
+    table = pa.Table.from_arrays([pa.array(["a"]), pa.array([5]), pa.array(["b"])], names=["review", "rating", "review"])
+    pq.write_table(table, tmp_path / "dup.parquet")
+    with pytest.raises(StageError, match="column 'review' appears more than once"):
+        ingest(tmp_path, input=str(tmp_path / "dup.parquet"), **ALL_TRAIN)
+    write_jsonl(tmp_path / "dup.jsonl", ['{"review": "a", "rating": 5, "review": "b"}'])
+    with pytest.raises(StageError, match=r"dup.jsonl:1: key 'review' appears twice"):
+        ingest(tmp_path, input=str(tmp_path / "dup.jsonl"), **ALL_TRAIN)
+
+
+def test_several_text_columns_join_and_a_rating_takes_one(tmp_path):
+    from kopretrain.runs.records import StageError
+
+    src = tmp_path / "t.csv"
+    src.write_text("id,title,body,rating\n1,최고,배송도 빠르고 좋아요,5\n2,,본문만,1\n", encoding="utf-8")
+    output, _ = ingest(tmp_path, input=str(src), text_column="title,body", **ALL_TRAIN)
+    assert sorted(r["text"] for r in rows(output)) == ["본문만", "최고 배송도 빠르고 좋아요"]
+    with pytest.raises(StageError, match="--rating-column rating,id: name one column"):
+        ingest(tmp_path, "o2", input=str(src), text_column="title,body", rating_column="rating,id", **ALL_TRAIN)
+
+
+def test_jsonl_columns_come_from_every_scanned_record(tmp_path):
+    """The first record alone decided the columns: one without movie_id turned the group split off."""
+    lines = [json.dumps({"review": "첫 줄", "rating": 10}, ensure_ascii=False)]
+    lines += [json.dumps({"review": f"리뷰 {i}", "rating": 1 + i % 10, "movie_id": f"m{i % 5}"}, ensure_ascii=False)
+              for i in range(200)]
+    output, record = ingest(tmp_path, input=str(write_jsonl(tmp_path / "s.jsonl", lines)), label_scheme="nsmc")
+    groups = {s: {r["group"] for r in split_table(output, s).to_pylist()} for s in SPLITS}
+    assert groups["train"] - {None} and not (groups["train"] & groups["dev"]) and not (groups["train"] & groups["test"])
+
+
+def test_a_jsonl_file_in_another_encoding_is_an_error_not_an_empty_file(tmp_path):
+    """Its rows vanished from the accounting ("empty file") when read beside a good file."""
+    from kopretrain.runs.records import StageError
+
+    folder = tmp_path / "jd"
+    folder.mkdir()
+    lines = "".join(json.dumps({"review": f"리뷰{i}", "rating": 5}, ensure_ascii=False) + "\n" for i in range(20))
+    (folder / "a.jsonl").write_bytes(lines.encode("cp949"))
+    write_jsonl(folder / "b.jsonl", [json.dumps({"review": f"ok{i}", "rating": 1}) for i in range(5)])
+    with pytest.raises(StageError, match=r"a.jsonl: no JSON object .* not valid utf-8: set --encoding"):
+        ingest(tmp_path, input=str(folder))
+    (tmp_path / "pretty.json").write_text('{\n  "review": "a",\n  "rating": 5\n}\n')
+    with pytest.raises(StageError, match="pretty-printed JSON document"):
+        ingest(tmp_path, "o2", input=str(tmp_path / "pretty.json"))
+
+
+def test_a_whole_number_group_is_one_group_whatever_its_spelling(tmp_path):
+    """CSV "7.0" (pandas writes an int column with gaps so) and "7" were two groups: one movie in two splits."""
+    folder = tmp_path / "gd"
+    folder.mkdir()
+    for name, spell in (("a.csv", "{}"), ("b.csv", "{}.0")):
+        (folder / name).write_text("movie_id,rating,review\n" + "".join(
+            f"{spell.format(i % 10)},{i % 10 + 1},{name} 리뷰 {i}\n" for i in range(300)), encoding="utf-8")
+    output, _ = ingest(tmp_path, input=str(folder), label_scheme="nsmc")
+    groups = {s: {r["group"] for r in split_table(output, s).to_pylist()} for s in SPLITS}
+    assert len(set().union(*groups.values())) == 10
+    assert not (groups["train"] & groups["dev"] or groups["train"] & groups["test"] or groups["dev"] & groups["test"])
+
+
+def test_an_ingest_output_as_input_reads_its_splits_only(tmp_path):
+    src = tmp_path / "d.csv"
+    src.write_text("id,rating,review\n1,5,최고예요\n2,5,최고예요\n3,1,별로\n", encoding="utf-8")
+    first, record = ingest(tmp_path, "o1", input=str(src), **ALL_TRAIN)
+    assert record["counts"]["rejected"]  # a duplicate: rejected.jsonl exists
+    _, again = ingest(tmp_path, "o2", input=str(first), label_scheme="none", **ALL_TRAIN)
+    assert again["counts"]["rows_in"] == 2
+
+
+def test_a_saved_dataset_folder_is_read_and_datasets_errors_are_one_line(tmp_path, capsys):
+    import datasets
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"review": ["좋아", "별로"], "rating": [5, 1]})}) \
+        .save_to_disk(str(tmp_path / "hfd"))
+    output, record = ingest(tmp_path, input=str(tmp_path / "hfd"), **ALL_TRAIN)  # found without --format datasets
+    assert record["counts"]["rows_out"] == 2
+    code = main(["ingest", "--input", str(tmp_path / "hfd"), "--format", "datasets", "--dataset-split", "test",
+                 "--label-scheme", "stars5", "-o", str(tmp_path / "o2")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no split 'test'" in err and "Traceback" not in err
+    assert not (tmp_path / "o2.partial").exists()
+
+
+def test_load_dataset_reads_the_folder_with_an_empty_split(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    src = tmp_path / "d.csv"
+    src.write_text("id,rating,review\n1,5,최고예요\n3,1,별로\n", encoding="utf-8")
+    output, _ = ingest(tmp_path, input=str(src), **ALL_TRAIN)
+    loaded = datasets.load_dataset(str(output), cache_dir=str(tmp_path / "hf"))
+    assert list(loaded) == ["train"] and loaded["train"].num_rows == 2
+
+
+def test_a_broken_compressed_or_parquet_header_names_the_file(tmp_path):
+    from kopretrain.runs.records import StageError
+
+    (tmp_path / "x.csv.gz").write_bytes(b"\xef\xbbnot gzip at all")
+    (tmp_path / "y.parquet").write_bytes(b"PAR1 truncated")
+    for name in ("x.csv.gz", "y.parquet"):
+        with pytest.raises(StageError, match=rf"{name}: "):
+            ingest(tmp_path, input=str(tmp_path / name))
+
+
+def test_ratings_labels_and_outputs_that_meant_something_else(tmp_path):
+    from kopretrain.data.schemes import LabelError, build_scheme, parse_rating
+    from kopretrain.runs.records import StageError
+
+    with pytest.raises(LabelError):
+        parse_rating("1_0")  # float() reads it as 10
+    with pytest.raises(ValueError, match="contradicts"):
+        build_scheme("column", label_map={"0": "negative", "0.0": "positive"})
+    src = tmp_path / "d.csv"
+    src.write_text("id,rating,review\n1,5,최고예요\n3,1,별로\n", encoding="utf-8")
+    output, _ = ingest(tmp_path, input=str(src), **ALL_TRAIN)
+    with pytest.raises(StageError, match="is inside --output"):
+        ingest(tmp_path, input=str(output / "train.parquet"), label_scheme="none", **ALL_TRAIN)
+    foreign = tmp_path / "f"
+    foreign.mkdir()
+    (foreign / "stage.json").write_text("{}")
+    (foreign / "mine.csv").write_text("keep me")
+    with pytest.raises(Exception, match="kopretrain did not write"):
+        ingest(tmp_path, "f", input=str(src), **ALL_TRAIN)
+    assert (foreign / "mine.csv").read_text() == "keep me"

@@ -29,7 +29,9 @@ def header(stats: dict[str, Any], *, license: str, pretty_name: str, labeled: bo
 
     from kopretrain.data.files import LABELS
 
-    splits = stats["splits"]
+    # an empty split stays out: datasets cannot load a Parquet file without rows ("BatchSize must
+    # be greater than 0"), so load_dataset(folder) failed after --dev-fraction 0
+    splits = {s: v for s, v in stats["splits"].items() if v["rows"]} or stats["splits"]
     meta: dict[str, Any] = {}
     meta["configs"] = [{
         "config_name": "default",

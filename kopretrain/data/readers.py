@@ -55,13 +55,17 @@ def detect_format(path: Path) -> str:
 def list_inputs(path: Path) -> list[Path]:
     """The data files of an input: the file itself, or a directory's supported files (sorted,
     recursive; hidden files and kopretrain's own outputs, such as ``-o raw/out``, left out)."""
-    from kopretrain.runs.outputs import walk_inputs
+    from kopretrain.runs.outputs import STAGE_FILE, has_stage_record, walk_inputs
+    from kopretrain.runs.records import REJECTED_FILE
 
     if path.is_file():
         return [path]
+    # the input is itself a stage output (ingest's train/dev/test.parquet): its run record and
+    # rejected rows are not data
+    records = {path / STAGE_FILE, path / REJECTED_FILE} if has_stage_record(path) else set()
     files = []
     for f in walk_inputs(path):
-        if not any(part.startswith(".") for part in f.relative_to(path).parts):
+        if f not in records and not any(part.startswith(".") for part in f.relative_to(path).parts):
             try:
                 detect_format(f)
             except ValueError:
@@ -203,7 +207,7 @@ def csv_header(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool =
                                                           quoting, max_record_lines):
             if error:
                 raise ValueError(f"{path}:{line}: cannot read the header ({error}: {detail})")
-            return [f.strip() for f in fields]
+            return unique_columns(path, [f.strip() for f in fields])
         return None
     finally:
         csv.field_size_limit(old)
@@ -235,22 +239,48 @@ def iter_csv(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool = T
 
 
 def jsonl_keys(path: Path, encoding: str = "utf-8", scan: int = 1000) -> list[str] | None:
-    """Keys of the first JSON object in a JSON Lines file (None if there is none in ``scan`` lines)."""
+    """The keys of the JSON objects in the first ``scan`` lines of a JSON Lines file, in order of
+    first appearance (a record may leave out a key: the first one alone decided the columns, and a
+    group column it lacked silently turned the group split off). None for a file of blank lines; a
+    ValueError when no line there is an object (another encoding, one pretty-printed document) or
+    an object repeats a key (json keeps the last one silently)."""
+    keys: dict[str, None] = {}
+    seen = undecodable = 0
     for line_no, text, bad in _decoded_lines(path, encoding):
         if line_no > scan:
             break
         stripped = text.strip()
-        if not stripped or bad is not None:
+        if not stripped:
+            continue
+        seen += 1
+        if bad is not None:
+            undecodable += 1
             continue
         if line_no == 1 and stripped.startswith("["):
             raise ValueError(f"{path}: looks like one JSON array; convert it to JSON Lines (one object per line)")
         try:
-            obj = json.loads(stripped)
+            obj = json.loads(stripped, object_pairs_hook=_pairs)
         except json.JSONDecodeError:
             continue
-        if isinstance(obj, dict):
-            return list(obj)
-    return None
+        if isinstance(obj, _Pairs):
+            if len(dict(obj)) != len(obj):
+                twice = sorted({k for k, _ in obj if sum(1 for j, _ in obj if j == k) > 1})
+                raise ValueError(f"{path}:{line_no}: key {', '.join(map(repr, twice))} appears twice in one "
+                                 "record; rename one (json would keep the last silently)")
+            keys.update(dict.fromkeys(k for k, _ in obj))
+    if keys or not seen:
+        return list(keys) if keys else None
+    hint = (f"{undecodable} of them not valid {encoding}: set --encoding (cp949, euc-kr)" if undecodable
+            else "one pretty-printed JSON document? convert it to JSON Lines, one object per line")
+    raise ValueError(f"{path}: no JSON object on any of its first {seen} non-blank lines ({hint})")
+
+
+class _Pairs(list):
+    """A JSON object as its (key, value) pairs, repeated keys kept (to find them)."""
+
+
+def _pairs(pairs: list) -> _Pairs:
+    return _Pairs(pairs)
 
 
 def iter_jsonl(path: Path, *, encoding: str = "utf-8") -> Iterator[Row]:
@@ -272,10 +302,20 @@ def iter_jsonl(path: Path, *, encoding: str = "utf-8") -> Iterator[Row]:
         yield Row(line_no, obj)
 
 
+def unique_columns(path: Path, names: list[str]) -> list[str]:
+    """``names``, or a ValueError naming a column that appears twice (a row read into a dict kept
+    the last one silently: ``review,rating,review`` stored the second review)."""
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{path}: column {', '.join(map(repr, twice))} appears more than once in the header; "
+                         "rename one so each column has its own name")
+    return names
+
+
 def parquet_columns(path: Path) -> list[str]:
     import pyarrow.parquet as pq
 
-    return list(pq.ParquetFile(path).schema_arrow.names)
+    return unique_columns(path, list(pq.ParquetFile(path).schema_arrow.names))
 
 
 def iter_parquet(path: Path, columns: list[str], batch_size: int = 10_000) -> Iterator[Row]:
@@ -296,6 +336,18 @@ def load_dataset(name: str, *, config: str = "", split: str = "train", revision:
 
     return datasets.load_dataset(name, config or None, split=split, revision=revision or None,
                                  data_files=data_files or None, cache_dir=cache_dir)
+
+
+def load_saved(path: str, *, split: str = "train"):
+    """A split of a ``save_to_disk`` folder (a ``Dataset``, or a ``DatasetDict`` and its ``split``)."""
+    import datasets
+
+    ds = datasets.load_from_disk(path)
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise ValueError(f"no split {split!r} in the saved DatasetDict; splits: {', '.join(ds)}")
+        return ds[split]
+    return ds  # one Dataset: it is the split, whatever --dataset-split says
 
 
 def iter_dataset(ds, columns: list[str], batch_size: int = 1000) -> Iterator[Row]:

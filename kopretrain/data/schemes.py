@@ -58,6 +58,8 @@ def parse_rating(value: Any) -> float | None:
         if not text:
             return None
         try:
+            if "_" in text:  # float() reads "1_0" as 10 (Python's digit grouping): not a rating anyone wrote
+                raise ValueError(text)
             number = float(text)
         except ValueError:
             raise LabelError("rating_invalid", f"rating {_short(text)!r} is not a number") from None
@@ -198,7 +200,14 @@ def build_scheme(name: str, *, rating_min: float | None = None, rating_max: floa
         if bad:
             raise ValueError(f"--label-map: values must be {', '.join(LABELS)}; got {bad}")
         # keys read like the values they are looked up with ("1.0" and 1 both mean "1")
-        return LabelScheme("column", label_map={label_key(str(k)) or "": v for k, v in mapping.items()})
+        keyed: dict[str, str] = {}
+        for k, v in mapping.items():
+            key = label_key(str(k)) or ""
+            if keyed.get(key, v) != v:  # "0": negative and "0.0": positive: the last one won silently
+                raise ValueError(f"--label-map: {k!r} -> {v} contradicts an earlier key for the same value "
+                                 f"{key!r} -> {keyed[key]}")
+            keyed[key] = v
+        return LabelScheme("column", label_map=keyed)
     base = PRESETS.get(name, (None, None, None, None))
     given = (rating_min, rating_max, negative_max, positive_min)
     lo, hi, neg, pos = (g if g is not None else b for g, b in zip(given, base))

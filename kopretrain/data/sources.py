@@ -10,13 +10,14 @@ columns it does have.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from kopretrain.data.readers import (
     Row, csv_header, detect_format, iter_csv, iter_dataset, iter_jsonl, iter_parquet, jsonl_keys,
-    list_inputs, load_dataset, parquet_columns,
+    list_inputs, load_dataset, load_saved, parquet_columns,
 )
 from kopretrain.runs.records import StageError
 
@@ -72,9 +73,9 @@ def _sha256(path: Path) -> str:
 
 def open_sources(cfg: Any, cache_dir: str | None = None) -> list[Source]:
     """The inputs named by an IngestConfig, each with its columns (not yet mapped)."""
-    if cfg.format == "datasets":
-        return [_dataset_source(cfg, cache_dir)]
     root = Path(cfg.input)
+    if cfg.format == "datasets" or (cfg.format == "auto" and _saved_dataset(root)):
+        return [_dataset_source(cfg, cache_dir)]
     if not root.exists():
         raise FileNotFoundError(
             f"--input {cfg.input}: no such file or directory "
@@ -103,20 +104,35 @@ def open_sources(cfg: Any, cache_dir: str | None = None) -> list[Source]:
                 columns = parquet_columns(path)
                 reader = lambda cols, p=path: iter_parquet(p, cols)  # noqa: E731
         except ValueError as exc:
-            raise StageError(str(exc)) from None
+            raise StageError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
+        except (EOFError, OSError, zlib.error) as exc:  # a truncated .gz, not gzip at all, a broken Parquet footer
+            raise StageError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); is the file truncated "
+                             "or corrupt? Nothing was written") from None
         name = path.name if path == root else str(path.relative_to(root))
         sources.append(Source(name, str(path), fmt, columns, _sha256(path), reader))
     return sources
 
 
+def _saved_dataset(path: Path) -> bool:
+    """A folder ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` wrote (read with load_from_disk)."""
+    return path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+                              and (path / "dataset_info.json").is_file())
+
+
 def _dataset_source(cfg: Any, cache_dir: str | None) -> Source:
+    saved = _saved_dataset(Path(cfg.input))
     if not (cfg.revision or cfg.data_files or Path(cfg.input).exists()):  # a Hub dataset: as pretrain warns
         print(f"[ingest] warning: {cfg.input} is not pinned; set --revision (Hub branches get overwritten)")
     try:
-        ds = load_dataset(cfg.input, config=cfg.dataset_config, split=cfg.dataset_split,
-                          revision=cfg.revision, data_files=cfg.data_files, cache_dir=cache_dir)
+        ds = (load_saved(cfg.input, split=cfg.dataset_split) if saved else
+              load_dataset(cfg.input, config=cfg.dataset_config, split=cfg.dataset_split,
+                           revision=cfg.revision, data_files=cfg.data_files, cache_dir=cache_dir))
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"--input {cfg.input} (--format datasets): {exc}") from None
+    except (ValueError, KeyError, ConnectionError, OSError) as exc:  # an unknown split, no Hub, a bad builder
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StageError(f"--input {cfg.input} (--format datasets, split {cfg.dataset_split!r}): "
+                         f"{type(exc).__name__}: {message}") from None
     label = f"{cfg.input}[{cfg.dataset_split}]"
     fingerprint = "datasets:" + str(getattr(ds, "_fingerprint", "")) + (f"@{cfg.revision}" if cfg.revision else "")
     return Source(label, label, "datasets", list(ds.column_names), fingerprint,
@@ -136,6 +152,8 @@ def resolve_columns(source: Source, wanted: dict[str, str], needed: set[str]) ->
             cols = next(([c] for c in CANDIDATES[role] if c in have), [])
         else:
             cols = [c.strip() for c in spec.split(",") if c.strip()]
+            if len(cols) > 1 and role in ("rating", "label"):  # one value per row: the others were dropped
+                raise StageError(f"--{role}-column {spec}: name one column (the {role} is one value per row)")
             missing = [c for c in cols if c not in have]
             if missing:
                 raise StageError(

@@ -20,6 +20,18 @@ STAGE_FILE = "stage.json"
 KEY_FILE = ".fingerprint"
 
 
+def has_stage_record(folder: Path) -> bool:
+    """``folder`` holds a ``stage.json`` kopretrain wrote (a JSON object with its ``stage`` and
+    ``fingerprint``): a user's folder with a file of that name is not taken for an output."""
+    import json
+
+    try:
+        record = json.loads((folder / STAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "stage" in record and "fingerprint" in record
+
+
 def is_run_artifact(path: Path) -> bool:
     """True for what kopretrain itself leaves beside or inside an output: a finished stage directory
     (its ``stage.json``), a ``*.partial`` work directory or file, a ``.<name>.lock`` file, a
@@ -31,7 +43,7 @@ def is_run_artifact(path: Path) -> bool:
         return True
     if name.startswith(".") and (name.endswith(".lock") or ".replaced-" in name):
         return True
-    return path.is_dir() and (path / STAGE_FILE).is_file()
+    return path.is_dir() and has_stage_record(path)
 
 
 def walk_inputs(root: Path) -> list[Path]:
@@ -59,7 +71,7 @@ def check_dir_output(output: Path) -> None:
     if output.is_symlink() or (output.exists() and not output.is_dir()):
         raise OutputError(f"--output {output} is an existing file; a stage writes a directory there. "
                           f"Choose a new path (nothing was changed)")
-    if output.is_dir() and any(output.iterdir()) and not (output / STAGE_FILE).is_file():
+    if output.is_dir() and any(output.iterdir()) and not has_stage_record(output):
         raise OutputError(f"--output {output} is a directory kopretrain did not write (it holds "
                           f"{_listing(output)} and no {STAGE_FILE}); refusing to replace it. Choose a new "
                           f"path or move its contents yourself (nothing was changed)")

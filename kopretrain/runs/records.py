@@ -88,6 +88,19 @@ def git_commit() -> str | None:
         return None
 
 
+def _check_not_inside(cfg: Any, fields: Iterable[str], output: Path) -> None:
+    """An input inside the output (``--input o/train.parquet -o o``) would be replaced by the run
+    that reads it: refused before any work."""
+    out = output.resolve()
+    for name in fields:
+        for value in (v if isinstance(v := getattr(cfg, name, None), (list, tuple)) else [v]):
+            if isinstance(value, str) and value and Path(value).exists():
+                path = Path(value).resolve()
+                if path == out or out in path.parents:
+                    raise StageError(f"--{name.replace('_', '-')} {value} is inside --output {output}, which the "
+                                     "run replaces; write the output somewhere else")
+
+
 def read_stage(output: str | os.PathLike) -> dict[str, Any] | None:
     """The ``stage.json`` of a finished stage output, or None."""
     path = Path(output) / STAGE_FILE
@@ -139,6 +152,7 @@ class StageRun:
         self._rejected_fh = None
         self.resumed = False
         check_dir_output(self.output)  # before any work: never replace what kopretrain did not write
+        _check_not_inside(cfg, fields, self.output)
         self._lock = OutputLock(self.output)
         self.previous = read_stage(self.output)
         previous = self.previous or {}

@@ -146,14 +146,17 @@ def test_quote_closed_by_a_later_lines_broken_field_costs_one_line(tmp_path):
     assert [r.fields["id"] for r in recs if r.fields] == ["2", "4"]
 
 
+RECORD = '{"stage": "ingest", "fingerprint": "abc"}'
+
+
 def test_list_inputs_skips_kopretrain_outputs_inside_the_directory(tmp_path):
     # `kopretrain ingest --input raw -o raw/out`: the rerun must not read raw/out (nor its work files).
     write(tmp_path / "a.csv", "")
     for d in ("out", "sub/old", "out2.partial"):
         (tmp_path / d).mkdir(parents=True)
         write(tmp_path / d / "rejected.jsonl", "")
-    write(tmp_path / "out" / "stage.json", "{}")
-    write(tmp_path / "sub" / "old" / "stage.json", "{}")
+    write(tmp_path / "out" / "stage.json", RECORD)
+    write(tmp_path / "sub" / "old" / "stage.json", RECORD)
     write(tmp_path / "sub" / "b.csv", "")
     write(tmp_path / "labeled.csv.stage.json", "{}")
     write(tmp_path / ".out.lock", "pid 1")
