@@ -277,3 +277,21 @@ def test_ratings_labels_and_outputs_that_meant_something_else(tmp_path):
     with pytest.raises(Exception, match="kopretrain did not write"):
         ingest(tmp_path, "f", input=str(src), **ALL_TRAIN)
     assert (foreign / "mine.csv").read_text() == "keep me"
+
+
+def test_classlabel_columns_read_as_names_and_dataset_options_need_datasets(tmp_path):
+    """Re-ingesting an ingest output with --format datasets rejected every row as label_unmapped
+    (ClassLabel ids 0/1/2); --dataset-split on a CSV was silently ignored."""
+    from kopretrain.runs.records import StageError
+
+    src = tmp_path / "d.csv"
+    src.write_text("id,rating,review\n1,5,최고예요\n3,1,별로\n4,3,그냥\n", encoding="utf-8")
+    first, _ = ingest(tmp_path, input=str(src), **ALL_TRAIN)
+    _, again = ingest(tmp_path, "o2", input=str(first), format="datasets", label_scheme="column",
+                      rating_column="none", **ALL_TRAIN)
+    assert again["counts"]["rows_out"] == 3 and not again["counts"]["rejected"]
+    with pytest.raises(StageError, match="--dataset-split only apply with --format datasets"):
+        ingest(tmp_path, "o3", input=str(src), dataset_split="test", **ALL_TRAIN)
+    (tmp_path / "k.csv").write_bytes("아이디,리뷰\n1,좋아\n".encode("cp949"))
+    with pytest.raises(StageError, match="set --encoding"):
+        ingest(tmp_path, "o4", input=str(tmp_path / "k.csv"), **ALL_TRAIN)

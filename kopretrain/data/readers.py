@@ -206,7 +206,8 @@ def csv_header(path: Path, fmt: str, *, encoding: str = "utf-8", quoting: bool =
         for line, fields, error, detail, _ in _csv_records(path, "," if fmt == "csv" else "\t", encoding,
                                                           quoting, max_record_lines):
             if error:
-                raise ValueError(f"{path}:{line}: cannot read the header ({error}: {detail})")
+                hint = f"; not {encoding}? set --encoding (cp949, euc-kr)" if error.startswith("invalid_") else ""
+                raise ValueError(f"{path}:{line}: cannot read the header ({error}: {detail}){hint}")
             return unique_columns(path, [f.strip() for f in fields])
         return None
     finally:
@@ -351,10 +352,16 @@ def load_saved(path: str, *, split: str = "train"):
 
 
 def iter_dataset(ds, columns: list[str], batch_size: int = 1000) -> Iterator[Row]:
-    """Rows of a ``datasets.Dataset``; ``line`` is the 1-based row number."""
+    """Rows of a ``datasets.Dataset``; ``line`` is the 1-based row number. A ``ClassLabel`` column
+    gives its names ("positive", not 2): a label map or the column scheme reads names."""
+    import datasets
+
+    names = {c: ds.features[c].names for c in columns if isinstance(ds.features.get(c), datasets.ClassLabel)}
     row = 0
     for batch in ds.select_columns(columns).iter(batch_size=batch_size):
         n = len(batch[columns[0]]) if columns else 0
+        for c, known in names.items():  # -1 or None: no label
+            batch[c] = [known[v] if isinstance(v, int) and 0 <= v < len(known) else None for v in batch[c]]
         for i in range(n):
             row += 1
             yield Row(row, {c: batch[c][i] for c in columns})

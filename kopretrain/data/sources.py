@@ -60,7 +60,7 @@ class Source:
                 yield row
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
             raise StageError(f"{self.path}: cannot be read past line {line} ({type(exc).__name__}: {exc}); "
-                             "is the file truncated or corrupt? Nothing was written") from None
+                             "is the file truncated or corrupt? No output was written") from None
 
 
 def _sha256(path: Path) -> str:
@@ -76,6 +76,12 @@ def open_sources(cfg: Any, cache_dir: str | None = None) -> list[Source]:
     root = Path(cfg.input)
     if cfg.format == "datasets" or (cfg.format == "auto" and _saved_dataset(root)):
         return [_dataset_source(cfg, cache_dir)]
+    unused = [flag for flag, value in (("--data-files", cfg.data_files), ("--dataset-config", cfg.dataset_config),
+                                       ("--revision", cfg.revision), ("--dataset-split", cfg.dataset_split != "train"))
+              if value]
+    if unused:  # they did nothing: the file was read whole, not the split or revision asked for
+        raise StageError(f"{', '.join(unused)} only apply with --format datasets (a Hub id, a builder such as "
+                         "csv/json, or a save_to_disk folder)")
     if not root.exists():
         raise FileNotFoundError(
             f"--input {cfg.input}: no such file or directory "
