@@ -254,6 +254,7 @@ def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_char
 
 def run(cfg: IngestConfig, run: StageRun) -> None:
     from kopretrain.data.assign import decide, write_splits
+    from kopretrain.data.dedup import id_warnings
     from kopretrain.data.sources import open_sources, resolve_columns
 
     if not cfg.input:
@@ -300,7 +301,8 @@ def run(cfg: IngestConfig, run: StageRun) -> None:
     stats["label_scheme"] = {"kind": scheme.kind, "description": scheme.describe()}
     stats["sources"] = [{"name": s.name, "path": s.path, "format": s.fmt, "records": n,
                          "fingerprint": s.fingerprint} for s, n in zip(sources, per_source)]
-    stats["warnings"] = empty_split_warnings(stats["splits"], {"dev": cfg.dev_fraction, "test": cfg.test_fraction})
+    stats["warnings"] = (empty_split_warnings(stats["splits"], {"dev": cfg.dev_fraction, "test": cfg.test_fraction})
+                         + id_warnings(decision, keeper, k.exact))
     for warning in stats["warnings"]:
         run.log(f"[ingest] warning: {warning}")
     run.stats.update(stats)

@@ -295,3 +295,16 @@ def test_classlabel_columns_read_as_names_and_dataset_options_need_datasets(tmp_
     (tmp_path / "k.csv").write_bytes("아이디,리뷰\n1,좋아\n".encode("cp949"))
     with pytest.raises(StageError, match="set --encoding"):
         ingest(tmp_path, "o4", input=str(tmp_path / "k.csv"), **ALL_TRAIN)
+
+
+def test_ids_numbered_per_file_are_warned_about(tmp_path):
+    folder = tmp_path / "shops"
+    folder.mkdir()
+    for shop in ("a", "b"):
+        (folder / f"{shop}.csv").write_text("id,rating,review\n" + "".join(
+            f"{i},{i % 5 + 1},{shop} 가게 리뷰 {i}\n" for i in range(1, 21)), encoding="utf-8")
+    _, record = ingest(tmp_path, input=str(folder), **ALL_TRAIN)
+    assert record["counts"]["rejected"] == {"duplicate_id": 20}
+    assert any("are ids numbered per file" in w for w in record["stats"]["warnings"])
+    _, plain = ingest(tmp_path, "o2", input=str(folder / "a.csv"), **ALL_TRAIN)
+    assert not plain["stats"]["warnings"]

@@ -125,3 +125,19 @@ def resolve(cluster_keys, exact_keys, labels: Sequence[int], active, policy: str
             else:
                 decision[row] = exact if ek[row] == ek[keep] else near
     return decision, keeper
+
+
+def id_warnings(decision, keeper, exact) -> list[str]:
+    """A warning when many rows dropped as ``duplicate_id`` carry another text than the row that kept
+    the id: the ids are likely per file (1..N in each shop export), not per review."""
+    import numpy as np
+
+    dup = np.flatnonzero(np.asarray(decision) == REASONS.index("duplicate_id"))
+    if not len(dup):
+        return []
+    exact = np.asarray(exact, dtype=np.int64)
+    other = int((exact[dup] != exact[np.asarray(keeper)[dup]]).sum())
+    if other * 2 < len(dup):
+        return []
+    return [f"{other:,} of {len(dup):,} rows rejected as duplicate_id have another text than the row that kept "
+            "the id: are ids numbered per file? --id-column none keys rows by file and line instead"]
