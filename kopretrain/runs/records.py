@@ -76,7 +76,7 @@ def library_versions() -> dict[str, str]:
 
 def git_commit() -> str | None:
     """The kopretrain checkout's commit (None when installed from a wheel)."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]  # kopretrain/runs/records.py -> the checkout
     if not (here / ".git").exists():
         return None
     try:

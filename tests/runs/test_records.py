@@ -251,3 +251,18 @@ def test_a_byte_identical_rerun_keeps_the_key_its_older_readers_have(tmp_path):
     assert fingerprint_path(up) == old_key
     _write(up, "a c b", force=True)
     assert fingerprint_path(up) != old_key and "legacy_key" not in read_stage(up)
+
+
+def test_git_commit_is_the_checkouts(tmp_path):
+    """It looked for .git one folder too deep (kopretrain/), so every stage.json said null."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from kopretrain.runs.records import git_commit
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert re.fullmatch("[0-9a-f]{40}", git_commit() or "") and git_commit() == head
