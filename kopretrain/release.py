@@ -53,7 +53,8 @@ class ReleaseConfig(StageConfig):
     push: bool = False
     """Upload the folder to the Hub (otherwise: a dry run listing what would be uploaded)."""
     private: bool = False
-    """Create the repository as private (when it does not exist yet)."""
+    """Create the repository as private; an existing public one is refused (never published by mistake).
+    Without it a new repository follows the account's default visibility."""
     revision: str = ""
     """Hub branch to upload to (created from main if missing; default main)."""
     license: str = ""
@@ -81,6 +82,18 @@ class ReleaseConfig(StageConfig):
                 validate_repo_id(self.repo_id)
             except HFValidationError as exc:
                 raise ValueError(f"--repo-id {self.repo_id!r}: the Hub would refuse it ({exc})") from None
+        if self.license and not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license):
+            raise ValueError(f"--license {self.license!r}: give a Hub license id (mit, apache-2.0, cc-by-nc-4.0, "
+                             "other ...): the card's metadata would be refused")
+        for flag, ref in [("--base-model", self.base_model)] + [("--datasets", d) for d in self.datasets]:
+            if ref:
+                from huggingface_hub.errors import HFValidationError
+                from huggingface_hub.utils import validate_repo_id
+
+                try:
+                    validate_repo_id(ref)
+                except HFValidationError as exc:
+                    raise ValueError(f"{flag} {ref!r}: not a Hub id ({exc})") from None
         if self.push and not self.repo_id:
             raise ValueError("--push needs --repo-id ORG/NAME")
         if self.revision and not self.push and not self.repo_id:
@@ -279,7 +292,8 @@ def dry_run(folder: Path, cfg: ReleaseConfig) -> str:
     total = sum(size for _, size in files)
     target = cfg.repo_id or "<no --repo-id given>"
     # visibility is set only when the repo is created: an existing repo keeps its own
-    where = f"repo {target} (created {'private' if cfg.private else 'public'} if new), branch {cfg.revision or 'main'}"
+    where = (f"repo {target} ({'private: refused if it exists public' if cfg.private else 'new: the account default'}"
+             f"), branch {cfg.revision or 'main'}, mirrored (files of an earlier release not here are deleted)")
     lines = [f"[release] dry run (add --push to upload): {len(files)} files, {_size(total)} -> {where}"]
     lines += [f"    {name:<40} {_size(size):>10}" for name, size in files]
     return "\n".join(lines)
@@ -298,14 +312,22 @@ def push(folder: Path, cfg: ReleaseConfig, client=None) -> str:
     print(f"[release] pushing {len(files)} files ({_size(sum(s for _, s in files))}) to {cfg.repo_id}"
           + (f" (branch {cfg.revision})" if cfg.revision else ""))
     try:
-        client.create_repo(cfg.repo_id, private=cfg.private, exist_ok=True, repo_type="model")
+        # None, not False: an organization whose repositories are private by default keeps them so
+        client.create_repo(cfg.repo_id, private=True if cfg.private else None, exist_ok=True, repo_type="model")
+        if cfg.private and not client.repo_info(cfg.repo_id, repo_type="model").private:
+            raise StageError(f"--private: {cfg.repo_id} exists and is public; nothing was uploaded. Make it "
+                             "private on the Hub, or drop --private to publish")
         if cfg.revision:
             client.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True, repo_type="model")
+        # The branch mirrors this folder: a file of an earlier release that this one lacks is deleted
+        # in the same commit (a stale ngram_expert.* would be pooled into the new model's predictions).
         info = client.upload_folder(repo_id=cfg.repo_id, folder_path=str(folder), repo_type="model",
                                     revision=cfg.revision or None, allow_patterns=[name for name, _ in files],
-                                    commit_message=f"kopretrain release of {folder.name}")
+                                    delete_patterns="*", commit_message=f"kopretrain release of {folder.name}")
+    except StageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - network, auth and Hub errors: one line that says what to do
-        raise StageError(f"--push to {cfg.repo_id} failed ({type(exc).__name__}: {_first_line(exc)}); nothing was "
+        raise StageError(f"--push to {cfg.repo_id} failed ({type(exc).__name__}: {_first_line(exc)}); no release was "
                          f"committed. The release folder {folder} is complete: rerun with --push to retry") from None
     url = getattr(info, "commit_url", None) or f"https://huggingface.co/{cfg.repo_id}"
     print(f"[release] pushed: {url}")

@@ -3,6 +3,7 @@ metrics, provenance from the stage chain, and a push path tested with a fake Hub
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,11 +195,16 @@ def test_dry_run_lists_files_sizes_and_repo(chain, released, capsys):
 
 
 class FakeHub:
-    def __init__(self):
+    def __init__(self, public_repo: bool = False):
         self.calls = []
+        self.public_repo = public_repo  # the repo exists already, public
 
     def create_repo(self, repo_id, **kw):
         self.calls.append(("create_repo", repo_id, kw))
+
+    def repo_info(self, repo_id, **kw):
+        created = next(c[2] for c in self.calls if c[0] == "create_repo")
+        return type("Info", (), {"private": bool(created["private"]) and not self.public_repo})()
 
     def create_branch(self, repo_id, **kw):
         self.calls.append(("create_branch", repo_id, kw))
@@ -223,6 +229,7 @@ def test_push_sends_the_folder_and_never_writes_the_token(chain, tmp_path, monke
     assert (create, repo, kw["private"], kw["exist_ok"]) == ("create_repo", "kopretrain-test/tiny-sentiment", True, True)
     assert (branch, bkw["branch"]) == ("create_branch", "exp-1")
     assert upload == "upload_folder" and ukw["revision"] == "exp-1" and Path(ukw["folder_path"]) == out
+    assert ukw["delete_patterns"] == "*"  # the branch mirrors the folder: an earlier release's extra files go
     assert {"README.md", "model.safetensors", "config.json", "kopretrain.json"} <= set(ukw["files"])
     # what the dry run lists is exactly what goes up: no run record, no dotfile at any depth
     (out / "generator").mkdir(exist_ok=True)
@@ -366,3 +373,43 @@ def test_the_license_follows_the_base_checkpoints_card_unless_given(tmp_path, ca
     given = R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), license="mit", verify=False), tmp_path / "r2")
     assert ModelCard.load(given / "README.md").data.license == "mit"
     assert "is licensed cc-by-nc-4.0; the card says --license mit" in capsys.readouterr().out
+
+
+def test_private_never_publishes_and_public_follows_the_account_default(chain, tmp_path):
+    """create_repo(private=False) made an org's private-by-default repo public; --private uploaded
+    into an existing public repo."""
+    cfg = R.ReleaseConfig(model=str(chain["finetune"]), repo_id="kopretrain-test/tiny", push=True, verify=False)
+    hub = FakeHub()
+    out = R.execute(cfg, tmp_path / "release", client=hub)
+    assert hub.calls[0][2]["private"] is None
+    private = dataclasses.replace(cfg, private=True)
+    public = FakeHub(public_repo=True)
+    with pytest.raises(StageError, match="exists and is public; nothing was uploaded"):
+        R.push(out, private, client=public)
+    assert [c[0] for c in public.calls] == ["create_repo"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"license": "MIT License"}, "--license 'MIT License': give a Hub license id"),
+    ({"base_model": "beomi/KcELECTRA base"}, "--base-model 'beomi/KcELECTRA base': not a Hub id"),
+    ({"datasets": ["e9t/nsmc", "a b"]}, "--datasets 'a b': not a Hub id"),
+])
+def test_card_metadata_options_are_checked_before_any_work(options, message):
+    with pytest.raises(ValueError, match=message):
+        R.ReleaseConfig(model="m", **options)
+
+
+def test_a_fine_tune_of_a_local_checkpoint_is_not_called_scratch(tmp_path):
+    """The nsmc-3class pipeline's case: a fine-tune of a downloaded checkpoint folder."""
+    from huggingface_hub import ModelCard
+
+    base = tiny_classifier(tmp_path / "base")
+    with StageRun("finetune", FakeFinetune(model=str(base), revision=""), tmp_path / "ft", log=lambda *a: None) as run:
+        tiny_classifier(run.dir)
+    plain = R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), verify=False), tmp_path / "r1")
+    text = (plain / "README.md").read_text()
+    assert "continued from the local checkpoint `base`" in text and "from scratch" not in text
+    (base / "README.md").write_text("---\nlicense: mit\nbase_model: intfloat/multilingual-e5-small\n---\n# base\n")
+    declared = R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), verify=False), tmp_path / "r2")
+    card = ModelCard.load(declared / "README.md")
+    assert card.data.base_model == "intfloat/multilingual-e5-small" and "(a local copy, `base`)" in card.text

@@ -106,16 +106,39 @@ def base_model(cfg, chain: dict[str, dict]) -> dict[str, Any] | None:
     pretrain = chain.get("pretrain", {}).get("record")
     if pretrain:
         base = (pretrain.get("stats") or {}).get("base_model") or {}
-        if base.get("init") == "checkpoint" and base.get("id") and not is_local(base["id"]):
+        if base.get("init") == "checkpoint" and base.get("id"):
+            if is_local(base["id"]):
+                return _local_base(base["id"])
             return {"id": base["id"], "revision": base.get("revision"), "commit": base.get("commit")}
         return None
     finetune = chain.get("finetune", {}).get("record")
     if finetune:
         model = finetune["config"].get("model", "")
-        if model and not is_local(model):
+        if model and is_local(model):
+            return _local_base(model)
+        if model:
             return {"id": model, "revision": finetune["config"].get("revision") or None,
                     "commit": (finetune.get("stats") or {}).get("base_commit")}
     return None
+
+
+def _local_base(path: str) -> dict[str, Any]:
+    """A local checkpoint folder the chain started from (a Hub model downloaded by hand, the shared
+    one): its Hub origin is its own card's ``base_model`` when it declares one; ``local`` names the
+    folder either way, so the card never says "trained from scratch" of a fine-tuned checkpoint."""
+    out: dict[str, Any] = {"id": None, "revision": None, "commit": None, "local": Path(path).name}
+    readme = Path(path).expanduser() / "README.md"
+    if readme.is_file():
+        from huggingface_hub import ModelCard
+
+        try:
+            declared = ModelCard.load(readme).data.base_model
+        except (ValueError, OSError):
+            declared = None
+        declared = declared[0] if isinstance(declared, list) and declared else declared
+        if isinstance(declared, str) and declared.strip():
+            out["id"] = declared.strip()
+    return out
 
 
 def dataset(cfg, chain: dict[str, dict]) -> dict[str, Any]:
