@@ -39,6 +39,8 @@ ERRORS = ("missing_text", "not_text", "empty_text", "invalid_encoding", "invalid
 # Options that change speed or display but not a single output value: not part of the fingerprint,
 # so a resumed run may change them.
 _COSMETIC = ("progress", "threads")
+# options added later: at their default they leave the key alone, so labelled files stay up to date
+_ADDED = {"max_record_lines": 50}
 
 
 @dataclass
@@ -78,6 +80,9 @@ class LabelConfig(StageConfig):
     NSMC's ratings_*.txt, whose cells hold bare quotes; as ingest's --quoting auto)."""
     progress: bool = True
     """Show a progress bar (rows and rows/s) on a terminal."""
+    max_record_lines: int = 50
+    """CSV: a quoted field may span at most this many lines (as ingest's --max-record-lines); a quote
+    still open after them is taken for a stray one and the lines after it are read as rows."""
 
     def __post_init__(self):
         check_encoding(self.encoding)
@@ -88,6 +93,8 @@ class LabelConfig(StageConfig):
                 raise ValueError(f"--{name.replace('_', '-')}: must be at least 1")
         if self.max_length < 0:
             raise ValueError("--max-length: must be 0 (the model's recorded length) or more")
+        if self.max_record_lines < 1:
+            raise ValueError("--max-record-lines: must be at least 1")
         if self.threads < 0:
             raise ValueError("--threads: must be 0 (default) or more")
 
@@ -96,6 +103,8 @@ class LabelConfig(StageConfig):
 def output_format(output: Path) -> tuple[str, bool]:
     from kopretrain.data.tables import file_format
 
+    if output.name.lower().endswith((".json", ".json.gz")):  # JSON Lines is written: name it so
+        raise StageError(f"--output {output}: label writes JSON Lines; name it .jsonl")
     try:
         return file_format(output)
     except ValueError as exc:
@@ -110,7 +119,7 @@ def run_fingerprint(cfg: LabelConfig, inputs: dict | None = None, spelled: bool 
 
     config = to_dict(cfg)
     dropped = _COSMETIC if spelled else (*_COSMETIC, *LabelConfig.INPUTS)
-    key = {k: v for k, v in config.items() if k not in dropped}
+    key = {k: v for k, v in config.items() if k not in dropped and not (k in _ADDED and v == _ADDED[k])}
     inputs = inputs or {name: fingerprint_path(getattr(cfg, name)) for name in LabelConfig.INPUTS}
     return stage_fingerprint("label", key, inputs), config, inputs
 
@@ -213,7 +222,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
             continue  # committed by an earlier run; reading it again keeps the row offsets right
         table, stats = label_chunk(scorer, chunk, cfg)
         if out_fmt in ("csv", "tsv"):
-            from kopretrain.data.tables import conform
+            from kopretrain.data.writers import conform
 
             manifest["columns"] = manifest.get("columns") or table.column_names
             table = conform(table, manifest["columns"])
@@ -226,7 +235,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     seconds_labeling = time.time() - t_label
     cpu_labeling = time.process_time() - cpu_label
 
-    from kopretrain.data.tables import assemble
+    from kopretrain.data.writers import assemble
 
     parts = [partial / part_name(k, ext) for k in range(len(manifest["chunks"]))]
     assemble(parts, output, out_fmt)

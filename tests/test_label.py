@@ -364,3 +364,36 @@ def test_a_copied_workdir_or_another_folder_is_the_same_labelling_run(model, tmp
     capsys.readouterr()
     L.execute(cfg(model, src), out)
     assert "up to date" in capsys.readouterr().out
+
+
+def test_tsv_out_is_written_as_tsv_is_read(model, tmp_path):
+    """pyarrow quoted every string ("id", bare " doubled): the labelled file did not read back."""
+    src = tmp_path / "nsmc.tsv"
+    src.write_text('id\tdocument\tlabel\n1\t"재밌다\t1\n2\t최고 "강추"\t1\n', encoding="utf-8")
+    out = L.execute(L.LabelConfig(model=str(model), input=str(src), text_column="document", column_prefix="pred_",
+                                  progress=False), tmp_path / "out.tsv")
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t")[:3] == ["id", "document", "label"]
+    assert [line.split("\t")[:3] for line in lines[1:]] == [["1", '"재밌다', "1"], ["2", '최고 "강추"', "1"]]
+    again = L.execute(L.LabelConfig(model=str(model), input=str(out), text_column="document", column_prefix="again_",
+                                    progress=False), tmp_path / "again.tsv")
+    assert len(again.read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_json_arrays_and_long_quoted_fields(model, tmp_path):
+    import csv
+
+    (tmp_path / "arr.json").write_text('[{"id": 0, "text": "좋아요"},\n {"id": 1, "text": "별로"}]\n', encoding="utf-8")
+    with pytest.raises(StageError, match="looks like one JSON array"):
+        L.execute(L.LabelConfig(model=str(model), input=str(tmp_path / "arr.json"), progress=False), tmp_path / "o.jsonl")
+    write(tmp_path / "in.jsonl", rows(3))
+    with pytest.raises(StageError, match="name it .jsonl"):
+        L.execute(L.LabelConfig(model=str(model), input=str(tmp_path / "in.jsonl"), progress=False), tmp_path / "o.json")
+    with open(tmp_path / "ml.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerows([["id", "text"], ["1", "\n".join(f"줄 {i}" for i in range(60))], ["2", "짧은 리뷰"]])
+    short = L.execute(L.LabelConfig(model=str(model), input=str(tmp_path / "ml.csv"), progress=False), tmp_path / "a.csv")
+    assert len(read(short)) > 2  # 50 lines: the quote is taken for a stray one
+    long = L.execute(L.LabelConfig(model=str(model), input=str(tmp_path / "ml.csv"), max_record_lines=100,
+                                   progress=False), tmp_path / "b.csv")
+    assert list(read(long)["id"]) == ["1", "2"] and read(long)["label"].ne("").all()

@@ -42,7 +42,8 @@ def _parse(lines: list[str], sep: str) -> tuple[list[str] | None, str | None]:
     return fields, reason
 
 
-def records(path: Path, sep: str, encoding: str, quoting: bool) -> Iterator[tuple[int, list[str] | None, str | None, str]]:
+def records(path: Path, sep: str, encoding: str, quoting: bool,
+            max_lines: int = MAX_RECORD_LINES) -> Iterator[tuple[int, list[str] | None, str | None, str]]:
     """``(line, fields, reason, text)`` per record, the header first; blank lines are not records.
     A broken record has ``fields=None``, a reason (unbalanced_quote, broken_quotes, malformed_csv)
     and ``text``: its line as written, so it can be found and fixed."""
@@ -62,7 +63,7 @@ def records(path: Path, sep: str, encoding: str, quoting: bool) -> Iterator[tupl
                 yield line_no, text.rstrip("\r\n").split(sep), None, text.rstrip("\r\n")
                 continue
             consumed, in_quote = [text], scan_quotes(text, False, sep)[0]
-            while in_quote and len(consumed) < MAX_RECORD_LINES:
+            while in_quote and len(consumed) < max_lines:
                 more = pending.popleft() if pending else next(lines, None)
                 if more is None:
                     break

@@ -14,13 +14,25 @@ def check_columns(cfg, src: Path, fmt: str) -> list[str] | None:
     """The input's columns (None where only reading tells), checked before any model is loaded."""
     from kopretrain.data.tables import input_columns
 
-    columns = input_columns(src, fmt, cfg.encoding, quoting_of(cfg, fmt))
+    if fmt == "jsonl":
+        _check_not_an_array(src)
+    columns = input_columns(src, fmt, cfg.encoding, quoting_of(cfg, fmt), cfg.max_record_lines)
     if columns and cfg.text_column not in columns:
         raise StageError(missing_column(src, cfg.text_column, columns))
     clash = [c for c in added_columns(cfg) if columns and c in columns]
     if clash:
         raise StageError(clash_error(src, clash))
     return columns
+
+
+def _check_not_an_array(src: Path) -> None:
+    """A .json file holding one JSON array was read line by line: every row an invalid_json row, exit 0."""
+    import gzip
+
+    with (gzip.open(src, "rb") if src.name.lower().endswith(".gz") else open(src, "rb")) as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"["):
+        raise StageError(f"{src}: looks like one JSON array; convert it to JSON Lines (one object per line)")
 
 
 def quoting_of(cfg, fmt: str) -> bool:
@@ -67,7 +79,7 @@ def chunks(cfg, src: Path, fmt: str, columns: list[str] | None):
     any_chunk, rows = False, 0
     try:
         for chunk in read_chunks(src, cfg.chunk_size, cfg.text_column, encoding=cfg.encoding,
-                                 quoting=quoting_of(cfg, fmt)):
+                                 quoting=quoting_of(cfg, fmt), max_lines=cfg.max_record_lines):
             any_chunk = True
             yield chunk
             rows += chunk.table.num_rows

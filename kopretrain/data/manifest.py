@@ -19,7 +19,7 @@ MANIFEST = "manifest.json"
 
 def commit_chunk(partial: Path, manifest: dict, k: int, table, stats: dict, fmt: str, gz: bool, ext: str) -> None:
     """Write part ``k`` then record it in the manifest: a kill between the two redoes chunk k only."""
-    from kopretrain.data.tables import write_part
+    from kopretrain.data.writers import write_part
 
     write_part(table, partial / part_name(k, ext), fmt, gz, header=(k == 0))
     manifest["chunks"].append(stats)

@@ -6,16 +6,12 @@ must keep every row and column as it is (a broken CSV record stays, flagged, wit
 written: :mod:`kopretrain.data.csv_records`). Undecodable bytes are kept (``surrogateescape``) and
 repaired per cell by :func:`repair_cell`, so one bad row costs one row.
 
-Part files are already in the output format, so assembling is a byte concatenation for
-CSV/TSV/JSONL (gzip members concatenate into a valid gzip file) and a streaming rewrite for
-Parquet. Memory stays bounded by one chunk either way.
+The labelled chunks are written by :mod:`kopretrain.data.writers`. Memory stays bounded by one chunk.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -118,7 +114,8 @@ def _header_names(names: list[str], encoding: str) -> list[str]:
 # ----------------------------------------------------------------------------- readers
 
 
-def input_columns(path: Path, fmt: str, encoding: str = "utf-8", quoting: bool = True) -> list[str] | None:
+def input_columns(path: Path, fmt: str, encoding: str = "utf-8", quoting: bool = True,
+                  max_lines: int = 50) -> list[str] | None:
     """Column names known before reading rows (None for JSONL: keys come with the records)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -127,7 +124,7 @@ def input_columns(path: Path, fmt: str, encoding: str = "utf-8", quoting: bool =
     if fmt in ("csv", "tsv"):
         from kopretrain.data.csv_records import records
 
-        head = next(records(path, _sep(fmt), codec(encoding), quoting), None)
+        head = next(records(path, _sep(fmt), codec(encoding), quoting, max_lines), None)
         return [] if head is None else _csv_header(path, head, codec(encoding))
     return None
 
@@ -147,7 +144,7 @@ def _csv_header(path: Path, head: tuple, encoding: str) -> list[str]:
 
 
 def read_chunks(path: str | Path, chunk_size: int, text_column: str, *, encoding: str = "utf-8",
-                quoting: bool = True) -> Iterator[Chunk]:
+                quoting: bool = True, max_lines: int = 50) -> Iterator[Chunk]:
     """Yield the input in order, ``chunk_size`` rows at a time."""
     path = Path(path)
     fmt, _ = file_format(path)
@@ -157,17 +154,17 @@ def read_chunks(path: str | Path, chunk_size: int, text_column: str, *, encoding
     elif fmt == "jsonl":
         yield from _jsonl_chunks(path, chunk_size, text_column, encoding)
     else:
-        yield from _csv_chunks(path, fmt, chunk_size, text_column, encoding, quoting)
+        yield from _csv_chunks(path, fmt, chunk_size, text_column, encoding, quoting, max_lines)
 
 
 def _csv_chunks(path: Path, fmt: str, chunk_size: int, text_column: str, encoding: str,
-                quoting: bool) -> Iterator[Chunk]:
+                quoting: bool, max_lines: int) -> Iterator[Chunk]:
     """CSV/TSV chunks, one row per record. A broken record (a stray quote, more fields than the
     header) stays a row: its text column holds the line as written, the other columns are empty,
     and the reason is its error; a record with fewer fields gets empty cells for the missing ones."""
     from kopretrain.data.csv_records import records
 
-    recs = records(path, _sep(fmt), encoding, quoting)
+    recs = records(path, _sep(fmt), encoding, quoting, max_lines)
     head = next(recs, None)
     if head is None:
         return
@@ -277,121 +274,3 @@ def _parquet_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
 
     for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
         yield Chunk(pa.Table.from_batches([batch]), [None] * batch.num_rows)
-
-
-# ----------------------------------------------------------------------------- writers
-
-
-def write_part(table, path: Path, fmt: str, gz: bool, header: bool) -> None:
-    """Write one chunk in the output format, atomically (temp file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, tmp, compression="zstd")
-    elif fmt == "jsonl":
-        import gzip
-
-        with (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) if gz
-              else open(tmp, "w", encoding="utf-8")) as fh:
-            for row in table.to_pylist():
-                fh.write(_json_line(row))
-    else:
-        import pyarrow as pa
-        import pyarrow.csv as pcsv
-
-        opts = pcsv.WriteOptions(include_header=header, delimiter="," if fmt == "csv" else "\t")
-        sink = pa.CompressedOutputStream(str(tmp), "gzip") if gz else pa.OSFile(str(tmp), "wb")
-        with sink:
-            pcsv.write_csv(_flat(table), sink, opts)
-    os.replace(tmp, path)
-
-
-def _json_line(row: dict) -> str:
-    try:
-        return json.dumps(row, ensure_ascii=False, default=str, allow_nan=False) + "\n"
-    except ValueError:  # NaN/inf from a Parquet float column: JSON has no such values -> null
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-        return json.dumps(clean, ensure_ascii=False, default=str) + "\n"
-
-
-def _flat(table):
-    """CSV cannot hold lists/structs: write such columns as JSON text."""
-    import pyarrow as pa
-
-    for i, fld in enumerate(table.schema):
-        if pa.types.is_nested(fld.type):
-            values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str)
-                      for v in table.column(i).to_pylist()]
-            table = table.set_column(i, fld.name, pa.array(values, type=pa.string()))
-    return table
-
-
-def conform(table, columns: list[str]):
-    """Reorder to ``columns`` (a fixed CSV header), adding absent ones as nulls."""
-    import pyarrow as pa
-
-    from kopretrain.runs.records import StageError
-
-    extra = [c for c in table.column_names if c not in columns]
-    if extra:
-        raise StageError(
-            f"column(s) {extra} first appear after the CSV/TSV header was written; a CSV output needs "
-            "the same columns in every row. Write .jsonl or .parquet instead."
-        )
-    for name in columns:
-        if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(table.num_rows))
-    return table.select(columns)
-
-
-def assemble(parts: list[Path], output: Path, fmt: str) -> None:
-    """Join part files into ``output`` atomically (a reader never sees a half-written file)."""
-    tmp = output.with_name(f".{output.name}.tmp")
-    if fmt == "parquet":
-        _assemble_parquet(parts, tmp)
-    else:
-        import shutil
-
-        with open(tmp, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as fh:
-                    shutil.copyfileobj(fh, out, 1 << 20)
-    os.replace(tmp, output)
-
-
-def _assemble_parquet(parts: list[Path], tmp: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = unify([pq.read_schema(p) for p in parts])
-    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for part in parts:
-            table = pq.read_table(part)
-            for name in schema.names:
-                if name not in table.column_names:
-                    table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
-            writer.write_table(table.select(schema.names).cast(schema))
-
-
-def unify(schemas: list) -> Any:
-    """One schema for all parts (a JSONL key may be all-null in one chunk, int in the next);
-    a column whose types cannot be promoted (int here, string there) becomes string."""
-    import pyarrow as pa
-
-    schemas = [s.remove_metadata() for s in schemas]
-    try:
-        return pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        fields: dict[str, list] = {}
-        for s in schemas:
-            for f in s:
-                fields.setdefault(f.name, []).append(f.type)
-        out = []
-        for name, types in fields.items():
-            try:
-                out.append(pa.unify_schemas([pa.schema([(name, t)]) for t in types],
-                                            promote_options="permissive").field(0))
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                out.append(pa.field(name, pa.string()))
-        return pa.schema(out)
