@@ -226,9 +226,13 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
 
             manifest["columns"] = manifest.get("columns") or table.column_names
             table = conform(table, manifest["columns"])
+        n = table.num_rows
+        if out_fmt == "jsonl" and chunk.mixed:  # rows, each input value as it was read
+            table = [{**row, **{name: values[i] for name, values in chunk.mixed.items()}}
+                     for i, row in enumerate(table.to_pylist())]
         commit_chunk(partial, manifest, k, table, stats, out_fmt, out_gz, ext)
-        labeled += table.num_rows
-        bar.update(table.num_rows)
+        labeled += n
+        bar.update(n)
         if cfg.progress:
             log_progress(bar, rows_done + labeled, labeled, t_label)
     bar.close()

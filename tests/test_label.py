@@ -397,3 +397,15 @@ def test_json_arrays_and_long_quoted_fields(model, tmp_path):
     long = L.execute(L.LabelConfig(model=str(model), input=str(tmp_path / "ml.csv"), max_record_lines=100,
                                    progress=False), tmp_path / "b.csv")
     assert list(read(long)["id"]) == ["1", "2"] and read(long)["label"].ne("").all()
+
+
+def test_jsonl_values_come_out_as_they_went_in_whatever_the_chunk_size(model, tmp_path):
+    """A key with mixed types in one chunk was written back as strings (5 -> "5"), depending on --chunk-size."""
+    src = tmp_path / "m.jsonl"
+    src.write_text('{"text": "좋아요 최고", "score": 5}\n{"text": "별로예요", "score": "5점"}\n{"text": 123, "score": null}\n',
+                   encoding="utf-8")
+    outs = [L.execute(cfg(model, src, chunk_size=size), tmp_path / f"o{size}.jsonl") for size in (1, 3)]
+    lines = [[json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] for out in outs]
+    for got in lines:  # (the probabilities may differ in the 6th decimal: batches are padded differently)
+        assert [(row["text"], row["score"]) for row in got] == [("좋아요 최고", 5), ("별로예요", "5점"), (123, None)]
+        assert got[2]["label_error"] == "not_text" and got[0]["label"] == lines[0][0]["label"]

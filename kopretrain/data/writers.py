@@ -24,7 +24,7 @@ def write_part(table, path: Path, fmt: str, gz: bool, header: bool) -> None:
 
         with (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) if gz
               else open(tmp, "w", encoding="utf-8")) as fh:
-            for row in table.to_pylist():
+            for row in table if isinstance(table, list) else table.to_pylist():  # a list: rows as dicts
                 fh.write(_json_line(row))
     elif fmt == "tsv":
         _write_tsv(_flat(table), tmp, gz, header)
