@@ -409,3 +409,21 @@ def test_jsonl_values_come_out_as_they_went_in_whatever_the_chunk_size(model, tm
     for got in lines:  # (the probabilities may differ in the 6th decimal: batches are padded differently)
         assert [(row["text"], row["score"]) for row in got] == [("좋아요 최고", 5), ("별로예요", "5점"), (123, None)]
         assert got[2]["label_error"] == "not_text" and got[0]["label"] == lines[0][0]["label"]
+
+
+def test_a_kill_between_the_file_and_its_record_resumes(model, tmp_path, monkeypatch):
+    """The rerun refused the file as not written by kopretrain, although its work folder was there."""
+    src = write(tmp_path / "in.csv", rows(12))
+    out = tmp_path / "out.csv"
+
+    def killed(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(L, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        L.execute(cfg(model, src), out)
+    assert out.exists() and not (tmp_path / "out.csv.stage.json").exists()
+    monkeypatch.undo()
+    L.execute(cfg(model, src), out)
+    assert (tmp_path / "out.csv.stage.json").exists() and len(read(out)) == 12
+    assert not (tmp_path / "out.csv.partial").exists()

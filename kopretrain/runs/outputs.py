@@ -91,7 +91,9 @@ def check_file_output(output: Path, record: Path) -> None:
     """A file output (``label``) may replace only a file kopretrain labelled (with ``record`` beside it)."""
     if output.is_dir():
         raise OutputError(f"--output {output} is a directory; label writes one file (e.g. {output}/labeled.csv)")
-    if output.exists() and not record.is_file():
+    # a run killed between writing the file and its record left its work folder: the file is ours
+    ours = record.is_file() or (output.with_name(output.name + ".partial") / "manifest.json").is_file()
+    if output.exists() and not ours:
         raise OutputError(f"--output {output} exists and was not written by kopretrain (no {record.name} "
                           f"beside it); refusing to overwrite it. Choose a new file name (nothing was changed)")
 
