@@ -413,3 +413,18 @@ def test_a_fine_tune_of_a_local_checkpoint_is_not_called_scratch(tmp_path):
     declared = R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), verify=False), tmp_path / "r2")
     card = ModelCard.load(declared / "README.md")
     assert card.data.base_model == "intfloat/multilingual-e5-small" and "(a local copy, `base`)" in card.text
+
+
+def test_parameters_count_the_encoder_and_only_sentencepiece_models_ship(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from kopretrain.hub.provenance import _parameters
+
+    save_file({"w": np.zeros((10, 3), dtype=np.float32)}, str(tmp_path / "model.safetensors"))
+    save_file({"coef": np.zeros((100, 3), dtype=np.float32)}, str(tmp_path / "ngram_expert.safetensors"))
+    assert _parameters(tmp_path) == 30
+    for name in ("spiece.model", "classifier.model"):
+        (tmp_path / name).write_bytes(b"x")
+    copied = R.copy_model(tmp_path, tmp_path / "out")
+    assert "spiece.model" in copied and "classifier.model" not in copied  # a *.model may be a pickle
