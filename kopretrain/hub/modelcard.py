@@ -36,13 +36,22 @@ def normalizer_rules(normalize: dict[str, Any] | None) -> list[tuple[str, str]]:
     except ImportError:
         return []
     skip = set(normalize.get("skip_rules") or [])
-    rules = [(n, (r.__doc__ or "").strip().splitlines()[0] if r.__doc__ else "")
-             for n, r in build_rules(normalize.get("max_repeat", 2), normalize.get("emoji", "keep")) if n not in skip]
+    rules = [(n, _summary(r.__doc__)) for n, r in build_rules(normalize.get("max_repeat", 2), normalize.get("emoji", "keep"))
+             if n not in skip]
     if normalize.get("spacing") and "spacing" not in skip:
         rules.append(("spacing", "kiwipiepy spacing correction"))
     if normalize.get("typos", "none") != "none" and "typos" not in skip:
         rules.append(("typos", f"kiwipiepy typo correction ({normalize['typos']})"))
     return rules
+
+
+def _summary(doc: str | None) -> str:
+    """A rule docstring's first paragraph as Markdown: whole sentences (the first line cut them
+    mid-way: "Digits never collapse"), ``x`` and :func:`x` as `x`."""
+    import re
+
+    paragraph = " ".join(line.strip() for line in (doc or "").strip().split("\n\n")[0].splitlines())
+    return re.sub(r":\w+:`([^`]+)`", r"`\1`", paragraph).replace("``", "`")
 
 
 def eval_results(info: dict[str, Any]):
@@ -259,7 +268,8 @@ def _preprocessing(info: dict[str, Any]) -> str:
     lines += ["", f"Pre-tokenization: `{prep.get('pretokenize', 'eojeol')}`"
               + (" (kiwipiepy morphemes, joined by spaces)" if prep.get("pretokenize") == "morpheme" else "")
               + f". Max length: {info.get('max_length')} tokens. Vocabulary: {info['vocab_size']} tokens, "
-              f"hash `{info['vocab_hash']}`. All of this is recorded in `kopretrain.json`."]
+              f"hash `{info['vocab_hash']}`."
+              + (" All of this is recorded in `kopretrain.json`." if info.get("recorded", True) else "")]
     return "\n".join(lines)
 
 

@@ -42,6 +42,7 @@ def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> d
         "license": license_of(cfg, chain),
         "datasets": list(cfg.datasets),
         "textprep": prep_dict,
+        "recorded": prep is not None,  # kopretrain.json ships: the card may point at it
         "rules": normalizer_rules(prep_dict.get("normalize")),
         "normalizer_version": (normalize or {}).get("versions", {}).get("kopretrain"),
         "max_length": prep_dict.get("extra", {}).get("max_length") or config.get("max_position_embeddings"),
