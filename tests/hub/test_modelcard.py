@@ -66,3 +66,9 @@ def test_encoder_cards_use_the_tokenizers_mask_token_and_point_at_the_generator(
         if kind == "mlm":
             assert "pipe.tokenizer.mask_token" in use
         assert ('subfolder="generator"' in use) == (kind == "rtd")
+
+
+def test_rule_descriptions_are_whole_sentences_in_markdown():
+    rules = dict(normalizer_rules({"max_repeat": 2, "emoji": "keep"}))
+    assert all("``" not in doc and ":func:" not in doc and doc.endswith((".", ")")) for doc in rules.values()), rules
+    assert "Digits never collapse (soynlp" in rules["repeat"]
