@@ -428,3 +428,13 @@ def test_parameters_count_the_encoder_and_only_sentencepiece_models_ship(tmp_pat
         (tmp_path / name).write_bytes(b"x")
     copied = R.copy_model(tmp_path, tmp_path / "out")
     assert "spiece.model" in copied and "classifier.model" not in copied  # a *.model may be a pickle
+
+
+def test_adding_push_after_a_dry_run_uploads_the_previewed_folder(chain, tmp_path):
+    cfg = R.ReleaseConfig(model=str(chain["finetune"]), repo_id="kopretrain-test/tiny", verify=False)
+    out = R.execute(cfg, tmp_path / "release")
+    before = json.loads((out / "stage.json").read_text())["started"]
+    hub = FakeHub()
+    R.execute(dataclasses.replace(cfg, push=True, private=True), tmp_path / "release", client=hub)
+    assert json.loads((out / "stage.json").read_text())["started"] == before  # not rebuilt
+    assert [c[0] for c in hub.calls] == ["create_repo", "upload_folder"]
