@@ -166,6 +166,9 @@ class PretrainConfig(StageConfig):
             self.masking.replace_probs(self.objective)  # the rates with this objective's defaults
         except ValueError as exc:
             raise ValueError(f"--masking.{exc}") from None
+        from kopretrain.train import pretrain_checks
+
+        pretrain_checks.check(self)
 
     @property
     def arch_type(self) -> str:

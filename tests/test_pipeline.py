@@ -127,8 +127,10 @@ def test_nested_values_are_validated_when_planning(tmp_path):
         plan(load_pipeline(quick, ["pretrain.masking.mlm_probability=1.5"]))
     with pytest.raises(ConfigError, match=r"--masking\.mask_replace_prob.*mlm: 0\.95 \+ 0\.1"):
         plan(load_pipeline(quick, ["pretrain.objective=mlm", "pretrain.masking.mask_replace_prob=0.95"]))
-    steps = {name: cfg for name, cfg, _ in plan(load_pipeline(quick, ["pretrain.masking.span_p=0.3"]))}
-    assert steps["pretrain"].masking.span_p == 0.3
+    steps = {name: cfg for name, cfg, _ in plan(load_pipeline(quick, ["pretrain.masking.mlm_probability=0.2"]))}
+    assert steps["pretrain"].masking.mlm_probability == 0.2
+    with pytest.raises(ConfigError, match=r"--masking\.span-p: only with --objective span"):  # it did nothing
+        plan(load_pipeline(quick, ["pretrain.masking.span_p=0.3"]))
 
 
 def test_only_names_an_unfinished_upstream_stage(tmp_path, monkeypatch, capsys):

@@ -26,7 +26,8 @@ def inputs(tmp_path_factory):
 
 def tiny(inputs, **overrides) -> PretrainConfig:
     data, tok = inputs
-    kw = dict(input=str(data), tokenizer=str(tok), **TINY, max_steps=4, eval_steps=2, save_steps=100,
+    size = TINY if overrides.get("init") != "checkpoint" else {}  # a checkpoint brings its own size
+    kw = dict(input=str(data), tokenizer=str(tok), **size, max_steps=4, eval_steps=2, save_steps=100,
               logging_steps=1, batch_size=8, max_length=32, precision="fp32", lr=2e-3, warmup_ratio=0.0)
     kw.update(overrides)
     return PretrainConfig(**kw)
@@ -367,3 +368,21 @@ def test_text_normalized_with_the_same_rules_is_not_normalized_again(tmp_path):
         "input": "runs/x/ingest", "num_workers": 2, "batch_size": 5000, **rules}}))
     assert text_prep_for(TextPrep(normalize=dict(rules)), str(tmp_path)).normalize is None
     assert text_prep_for(TextPrep(normalize={**rules, "max_repeat": 3}), str(tmp_path)).normalize is not None
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"checkpoint": "some/model"}, "--checkpoint: only with --init checkpoint"),
+    ({"init": "checkpoint", "checkpoint": "c", "tokenizer": "checkpoint", "preset": "base"},
+     "--preset: the checkpoint decides the architecture"),
+    ({"rtd_weight": 10.0}, "--rtd-weight: only with --objective rtd"),
+    ({"objective": "mlm", "word_level": "morpheme"}, "--word-level: only with --objective wwm"),
+    ({"lr_scheduler": "cosine", "max_minutes": 5}, "--lr-scheduler cosine with --max-minutes"),
+    ({"epochs": 0}, "--epochs must be > 0"), ({"max_steps": -3}, "--max-steps must be >= 0"), ({"lr": -1}, "--lr must be >= 0"),
+    ({"hidden_size": 30, "heads": 4}, "--hidden-size 30 is not divisible by --heads 4"),
+    ({"objective": "rtd", "init": "checkpoint", "checkpoint": "c", "tokenizer": "checkpoint",
+      "generator_size_ratio": 2.0}, "--generator-size-ratio must be in"),
+])
+def test_options_that_do_nothing_together_are_config_errors(options, message):
+    """Each was accepted and ignored (--checkpoint without --init checkpoint trained from scratch)."""
+    with pytest.raises(ValueError, match=message):
+        PretrainConfig(**{"input": "x", "tokenizer": "t", **options})

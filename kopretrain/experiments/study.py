@@ -95,7 +95,9 @@ def resolve(pipeline: str, data_workdir: str, overrides: list[str]) -> dict:
 # ------------------------------------------------------------------------------------ pretraining
 def objective_config(base, objective: str, **changes):
     """The pipeline's pretrain config with ``objective`` on the shared ELECTRA architecture."""
-    return dataclasses.replace(base, objective=objective, model_type="electra", **changes)
+    from kopretrain.train.pretrain_checks import reset_for
+
+    return dataclasses.replace(base, **{**reset_for(base, objective), "model_type": "electra", **changes})
 
 
 def init_config(base):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from tests.fixtures.pretrain import TINY, one_thread, write_checkpoint, write_data_stage, write_tokenizer_dir
+from tests.fixtures.pretrain import one_thread, write_checkpoint, write_data_stage, write_tokenizer_dir
 from kopretrain import pretrain
 from kopretrain.pretrain import PretrainConfig
 from kopretrain.runs import registry
@@ -55,7 +55,7 @@ def head_of(data, checkpoint, objective, **kw) -> list[str]:
 def config(encoder, objective="mlm", **kw) -> PretrainConfig:
     data, ckpt = encoder
     return PretrainConfig(input=str(data), tokenizer="checkpoint", init="checkpoint", checkpoint=str(ckpt),
-                          objective=objective, **TINY, max_steps=4, eval_steps=100, save_steps=100, logging_steps=1,
+                          objective=objective, max_steps=4, eval_steps=100, save_steps=100, logging_steps=1,
                           batch_size=8, max_length=32, precision="fp32", lr=2e-3, warmup_ratio=0.0, **kw)
 
 
