@@ -223,7 +223,7 @@ def check_splits(data: str) -> None:
 
 
 def run(cfg: FinetuneConfig, run: StageRun) -> None:
-    from kopretrain.hub.loading import check_model_ref
+    from kopretrain.hub.loading import check_model_ref, usable_positions
     from kopretrain.inference.classifier import resolve_textprep
     from kopretrain.tokenizer.embed import save_with_textprep
     from kopretrain.train.calibration import fold_temperature
@@ -243,7 +243,7 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
     attempt = Attempt.load(run.dir, cfg.seed) if run.resumed else Attempt(seed=cfg.seed)
     built = build(cfg, attempt.seed, prep)
     names, tokenizer = built.names, built.tokenizer
-    max_length = min(cfg.max_length, getattr(built.model.config, "max_position_embeddings", cfg.max_length))
+    max_length = min(cfg.max_length, usable_positions(built.model.config) or cfg.max_length)
     rows = prepare_rows(cfg, tokenizer, prep, names, max_length, run.dir)  # cfg.seed: every attempt trains on these rows
 
     # ---- train: evaluate + checkpoint every eval_steps, keep the best dev macro-F1 (--members: K times, averaged)

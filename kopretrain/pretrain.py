@@ -258,6 +258,9 @@ def load_tokenizer(cfg: PretrainConfig):
         tokenizer.model_max_length = cfg.max_length
         prep.extra = {**prep.extra, "max_length": cfg.max_length}
         return tokenizer, prep, {"init": "scratch", "vocab_sha256": vocab_hash(tokenizer)}
+    from kopretrain.hub.loading import check_model_ref
+
+    check_model_ref(cfg.checkpoint, "checkpoint")  # a missing folder named as one, not as a bad Hub id
     base_tok = load(cfg.checkpoint, cfg.revision, what="checkpoint")
     if own:
         tokenizer = base_tok
@@ -306,9 +309,14 @@ def build_module(cfg: PretrainConfig, tokenizer, base: dict):
             base["generator_revision"] = cfg.generator_revision or None
             base["generator_commit"] = resolved_commit(cfg.generator_checkpoint, cfg.generator_revision)
     main = parts.get("mlm", parts.get("discriminator"))
-    if main.config.max_position_embeddings < cfg.max_length:
-        raise StageError(f"--max-length {cfg.max_length} exceeds the model's max_position_embeddings "
-                         f"{main.config.max_position_embeddings}")
+    from kopretrain.hub.loading import usable_positions
+
+    if (usable_positions(main.config) or cfg.max_length) < cfg.max_length:
+        raise StageError(f"--max-length {cfg.max_length} exceeds the {usable_positions(main.config)} positions "
+                         "the model holds")
+    if len(tokenizer) < main.config.vocab_size // 2:  # transformers builds a specials-only one where files lack
+        raise StageError(f"--checkpoint {cfg.checkpoint}: its tokenizer has {len(tokenizer)} tokens for a model of "
+                         f"{main.config.vocab_size}: are its tokenizer files missing? (every text would be [UNK])")
     if len(tokenizer) > main.config.vocab_size:  # an extended vocabulary: new rows start at the mean
         main.resize_token_embeddings(len(tokenizer))
         base["resized_vocab_to"] = len(tokenizer)

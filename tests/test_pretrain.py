@@ -386,3 +386,37 @@ def test_options_that_do_nothing_together_are_config_errors(options, message):
     """Each was accepted and ignored (--checkpoint without --init checkpoint trained from scratch)."""
     with pytest.raises(ValueError, match=message):
         PretrainConfig(**{"input": "x", "tokenizer": "t", **options})
+
+
+def test_broken_checkpoints_are_clear_errors(inputs, tmp_path):
+    """A folder without tokenizer files trained on all-[UNK] text and exited 0; a truncated
+    safetensors file and a missing folder gave tracebacks or a Hub-id message."""
+    import shutil
+
+    from kopretrain.runs.records import StageError
+
+    ckpt = write_checkpoint(tmp_path / "bert", "bert", inputs[1])
+    notok = tmp_path / "notok"
+    notok.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(ckpt / name, notok / name)
+    base = dict(init="checkpoint", tokenizer="checkpoint", max_steps=1)
+    with pytest.raises(StageError, match="tokenizer files missing"):
+        registry.execute("pretrain", tiny(inputs, checkpoint=str(notok), **base), tmp_path / "o1")
+    truncated = tmp_path / "truncated"
+    shutil.copytree(ckpt, truncated)
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(StageError, match="cannot load safetensors weights"):
+        registry.execute("pretrain", tiny(inputs, checkpoint=str(truncated), **base), tmp_path / "o2")
+    with pytest.raises(StageError, match="--checkpoint .*missing: model directory not found"):
+        registry.execute("pretrain", tiny(inputs, checkpoint=str(tmp_path / "missing"), **base), tmp_path / "o3")
+
+
+def test_roberta_positions_hold_max_position_embeddings_minus_the_offset():
+    from transformers import BertConfig, XLMRobertaConfig
+
+    from kopretrain.hub.loading import usable_positions
+
+    assert usable_positions(XLMRobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert usable_positions(BertConfig(max_position_embeddings=512)) == 512

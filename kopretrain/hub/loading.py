@@ -60,6 +60,18 @@ def load_tokenizer(ref: str, revision: str | None = None, what: str = "model"):
         raise StageError(f"--{what} {ref}: no loadable tokenizer ({exc})") from None
 
 
+# RoBERTa-family position ids start after pad_token_id: max_position_embeddings 514 holds 512 tokens
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "roberta-prelayernorm", "xlm-roberta-xl", "data2vec-text")
+
+
+def usable_positions(config) -> int | None:
+    """How many tokens a model's position table holds (None: no table, no limit)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+        limit -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return limit
+
+
 def load_weights(cls, ref: str, revision: str | None = None, what: str = "model", **kwargs):
     """``cls.from_pretrained(ref)`` from safetensors only (a checkpoint with only pickle weights is refused).
 
@@ -76,9 +88,11 @@ def load_weights(cls, ref: str, revision: str | None = None, what: str = "model"
         with quiet_progress(Path(ref).is_dir()):
             model, info = cls.from_pretrained(ref, use_safetensors=True, output_loading_info=True,
                                               **revision_kwargs(revision), **kwargs)
-    except (OSError, ValueError) as exc:
-        raise StageError(f"--{what} {ref}: cannot load safetensors weights ({exc}); kopretrain loads no "
-                         "pickle weights") from None
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError (a truncated file)
+        if not isinstance(exc, (OSError, ValueError)) and type(exc).__name__ != "SafetensorError":
+            raise
+        raise StageError(f"--{what} {ref}: cannot load safetensors weights ({type(exc).__name__}: {exc}); "
+                         "kopretrain loads no pickle weights") from None
     finally:
         hf_logging.set_verbosity(level)
     for line in loading_notes(info):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kopretrain.data.files import LABELS
-from kopretrain.hub.loading import check_model_ref, load_config, load_tokenizer, load_weights
+from kopretrain.hub.loading import check_model_ref, load_config, load_tokenizer, load_weights, usable_positions
 from kopretrain.runs.records import StageError, upstream
 from kopretrain.text.textprep import TextPrep, load as load_textprep_file
 
@@ -115,7 +115,7 @@ class Classifier:
         tok = load_tokenizer(model, revision)
         prep, _ = resolve_textprep(model, data, revision)
         max_length = max_length or int(prep.extra.get("max_length", 128))
-        limit = getattr(config, "max_position_embeddings", None) or max_length
+        limit = usable_positions(config) or max_length
         from kopretrain.inference.ngram import NgramExpert
 
         return cls(net, tok, prep, labels, model, max_length=min(max_length, limit), ngram=NgramExpert.load(model, revision))
