@@ -420,3 +420,15 @@ def test_roberta_positions_hold_max_position_embeddings_minus_the_offset():
 
     assert usable_positions(XLMRobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
     assert usable_positions(BertConfig(max_position_embeddings=512)) == 512
+
+
+def test_a_generator_of_another_vocabulary_or_family_is_refused(inputs, tmp_path):
+    """It was resized to the discriminator's vocabulary and trained with ids meaning other tokens."""
+    from kopretrain.runs.records import StageError
+
+    disc = write_checkpoint(tmp_path / "disc", "electra-disc", inputs[1])
+    bert = write_checkpoint(tmp_path / "bert", "bert", inputs[1])
+    cfg = tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(disc), tokenizer="checkpoint",
+               generator_checkpoint=str(bert), max_steps=1)
+    with pytest.raises(StageError, match="a generator must share its vocabulary"):
+        registry.execute("pretrain", cfg, tmp_path / "out")

@@ -139,6 +139,7 @@ def _encoder_rtd(checkpoint: str, revision: str | None, config, generator_checkp
     if source:
         gen, info = load_weights(AutoModelForMaskedLM, source, generator_revision if generator_checkpoint else None,
                                  what="generator-checkpoint", output_loading_info=True)
+        check_generator(gen.config, config, source)
         if gen.config.hidden_size != config.hidden_size:
             raise StageError(f"generator {source}: hidden size {gen.config.hidden_size} differs from "
                              f"the checkpoint's {config.hidden_size}; embeddings cannot be shared")
@@ -181,6 +182,17 @@ def _archs(config) -> list[str]:
     return list(getattr(config, "architectures", None) or [])
 
 
+def check_generator(gen, disc, source: str) -> None:
+    """A generator shares the discriminator's embeddings: same vocabulary and model family, or its
+    token ids mean other tokens (it was resized to fit and trained on nonsense, silently)."""
+    from kopretrain.runs.records import StageError
+
+    if gen.vocab_size != disc.vocab_size or gen.model_type != disc.model_type:
+        raise StageError(f"--generator-checkpoint {source}: a {gen.model_type} model with {gen.vocab_size} tokens, "
+                         f"the checkpoint a {disc.model_type} one with {disc.vocab_size}: a generator must share its "
+                         "vocabulary (take the generator published with the discriminator)")
+
+
 def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, generator_checkpoint: str = "",
                     generator_size_ratio: float = 0.25, generator_init: str = "lower",
                     generator_revision: str | None = None) -> dict[str, Any]:
@@ -217,6 +229,7 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
     if gen_source:
         gen, info = load_weights(ElectraForMaskedLM, gen_source, generator_revision if generator_checkpoint else None,
                                  what="generator-checkpoint", output_loading_info=True)
+        check_generator(gen.config, disc.config, gen_source)
         if gen.config.embedding_size != disc.config.embedding_size:
             raise StageError(f"generator {gen_source}: embedding_size {gen.config.embedding_size} differs from the "
                              f"discriminator's {disc.config.embedding_size}; embeddings cannot be shared")
