@@ -251,8 +251,9 @@ def check_vocab_extends(base_tokenizer, tokenizer) -> None:
     moved = [t for t, i in base_tokenizer.get_vocab().items() if new.get(t) != i]
     if moved:
         raise StageError(f"tokenizer does not extend the checkpoint's vocabulary: {len(moved)} tokens are missing "
-                         f"or renumbered (e.g. {moved[:5]}); build it with vocab's extend mode or leave "
-                         "tokenizer empty to use the checkpoint's own")
+                         f"or renumbered (e.g. {moved[:5]}); build it with vocab's extend mode (--extend-from), "
+                         "or set --tokenizer checkpoint to use the checkpoint's own (in a pipeline "
+                         "`tokenizer: checkpoint`: an empty one is filled with the vocab stage's output)")
 
 
 def parameter_counts(models: dict[str, Any]) -> dict[str, int]:
