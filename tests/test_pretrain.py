@@ -432,3 +432,13 @@ def test_a_generator_of_another_vocabulary_or_family_is_refused(inputs, tmp_path
                generator_checkpoint=str(bert), max_steps=1)
     with pytest.raises(StageError, match="a generator must share its vocabulary"):
         registry.execute("pretrain", cfg, tmp_path / "out")
+
+
+def test_morpheme_words_on_a_normalize_output_name_the_stage_to_use(tmp_path):
+    """It was a pyarrow ArrowInvalid traceback."""
+    from kopretrain.runs.records import StageError
+
+    cfg = tiny((write_data_stage(tmp_path / "data"), write_tokenizer_dir(tmp_path / "tok")), objective="wwm",
+               word_level="morpheme", max_steps=1)  # normalize-style columns: text, no morph_start
+    with pytest.raises(StageError, match="--word-level morpheme needs the analyze stage's output"):
+        registry.execute("pretrain", cfg, tmp_path / "out")

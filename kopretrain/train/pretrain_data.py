@@ -37,6 +37,12 @@ def read_texts(path: Path, columns: list[str], limit: int, seed: int) -> tuple[A
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    missing = [c for c in columns if c not in pq.read_schema(path).names]
+    if missing:  # morph_start/morph_len: --word-level morpheme on a normalize output
+        from kopretrain.runs.records import StageError
+
+        raise StageError(f"{path}: no {', '.join(missing)} column" + (" (--word-level morpheme needs the analyze "
+                         "stage's output as --input)" if "morph_start" in missing else ""))
     table = pq.read_table(path, columns=columns)
     n_in = table.num_rows
     text = pc.utf8_trim_whitespace(pc.fill_null(table["text"], ""))
