@@ -438,3 +438,9 @@ def test_adding_push_after_a_dry_run_uploads_the_previewed_folder(chain, tmp_pat
     R.execute(dataclasses.replace(cfg, push=True, private=True), tmp_path / "release", client=hub)
     assert json.loads((out / "stage.json").read_text())["started"] == before  # not rebuilt
     assert [c[0] for c in hub.calls] == ["create_repo", "upload_folder"]
+
+
+def test_a_release_to_a_branch_is_loaded_from_that_branch_in_the_card(chain, tmp_path):
+    cfg = R.ReleaseConfig(model=str(chain["finetune"]), repo_id="kopretrain-test/tiny", revision="exp-1", verify=False)
+    text = (R.execute(cfg, tmp_path / "release") / "README.md").read_text()
+    assert 'model="kopretrain-test/tiny", revision="exp-1"' in text and "--model kopretrain-test/tiny --revision exp-1" in text

@@ -11,11 +11,14 @@ RTD_GENERATOR = ("The root is the RTD discriminator; its generator (fill-mask, f
 
 def use(info: dict[str, Any]) -> str:
     repo = info["repo_id"] or "path/to/this/folder"
+    # a release pushed to a branch is loaded from that branch: main may hold another model
+    rev = info.get("revision") if info["repo_id"] else None
+    py_rev, cli_rev = (f', revision="{rev}"', f" --revision {rev}") if rev else ("", "")
     prep = info["textprep"]
     lines = ["## How to use", ""]
     if info["kind"] == "classifier":
         lines += ["```python", "from transformers import pipeline", "",
-                  f'clf = pipeline("text-classification", model="{repo}", top_k=None)',
+                  f'clf = pipeline("text-classification", model="{repo}"{py_rev}, top_k=None)',
                   '# truncation: cut where the model was fine-tuned and kopretrain label cuts',
                   'clf(["배송 빨랐어요 최고", "별로예요 다시는 안 사요"], truncation=True)', "```", ""]
         if info.get("examples"):
@@ -28,10 +31,10 @@ def use(info: dict[str, Any]) -> str:
         # the tokenizer's own mask token: [MASK] for BERT/ELECTRA vocabularies, <mask> for XLM-R ones
         example = 'f"이 영화 정말 {pipe.tokenizer.mask_token}."' if task == "fill-mask" else '"배송 빨랐어요 최고"'
         lines += ["```python", "from transformers import pipeline", "",
-                  f'pipe = pipeline("{task}", model="{repo}")', f"pipe({example})", "```", ""]
+                  f'pipe = pipeline("{task}", model="{repo}"{py_rev})', f"pipe({example})", "```", ""]
         lines += [RTD_GENERATOR, ""] if info["kind"] == "rtd" else []
         lines += ["Fine-tune it into a sentiment classifier with kopretrain:", "", "```bash",
-                  f"kopretrain finetune --model {repo} --data runs/x/normalize -o runs/x/finetune", "```", ""]
+                  f"kopretrain finetune --model {repo}{cli_rev} --data runs/x/normalize -o runs/x/finetune", "```", ""]
     if info.get("ngram_blend"):
         lines += ["**This folder also holds an n-gram expert** (`ngram_expert.json` + `ngram_expert.safetensors`: a "
                   "TF-IDF character n-gram logistic regression, plain data, no pickle). kopretrain (`kopretrain label`, "
@@ -51,14 +54,14 @@ def use(info: dict[str, Any]) -> str:
                   + "; to give the model the input it was trained on, apply the recorded preparation "
                   "(`kopretrain.json`) first:", "", "```python", "from huggingface_hub import snapshot_download",
                   "from kopretrain.text.textprep import load", "from transformers import pipeline", "",
-                  f'path = snapshot_download("{repo}")' if info["repo_id"] else 'path = "path/to/this/folder"',
+                  f'path = snapshot_download("{repo}"{py_rev})' if info["repo_id"] else 'path = "path/to/this/folder"',
                   "prep = load(path)  # the normalizer rules + pre-tokenization recorded at training time",
                   f'pipe = pipeline("{info["pipeline_tag"]}", model=path)',
                   'pipe(prep.prepare(["배송 빨랐어요 ㅋㅋㅋㅋㅋ!!!!"]))', "```", ""]
     if info["kind"] == "classifier":
         lines += ["Label a file of any size (CSV/TSV/JSONL/Parquet, resumable, normalization applied, every row "
                   "kept with a reason when it cannot be labeled):", "", "```bash",
-                  f"kopretrain label --model {repo} "  # a Hub id works: kopretrain.json is read from the Hub
+                  f"kopretrain label --model {repo}{cli_rev} "  # a Hub id works: kopretrain.json is read from the Hub
                   "--input reviews.csv --text-column text --output labeled.parquet --min-confidence 0.6",
                   "```"]
     return "\n".join(lines).rstrip()

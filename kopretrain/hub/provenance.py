@@ -39,6 +39,7 @@ def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> d
         "labels": [config.get("id2label", {}).get(str(i)) for i in range(len(config.get("id2label", {})))],
         "model_name": cfg.model_name or (cfg.repo_id.split("/")[-1] if cfg.repo_id else _folder_name(src)),
         "repo_id": cfg.repo_id,
+        "revision": cfg.revision or None,
         "license": license_of(cfg, chain),
         "datasets": list(cfg.datasets),
         "textprep": prep_dict,
