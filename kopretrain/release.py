@@ -46,6 +46,7 @@ class ReleaseConfig(StageConfig):
     # Whether and how the folder is uploaded, not what it holds: adding --push after a dry run
     # uploads the folder that was previewed instead of rebuilding it.
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("push", "private")
+    MOVED_FIELDS: ClassVar[tuple[str, ...]] = ("push", "private")  # in the key until 2026-12-07
 
     model: str = ""
     """Model directory to release: a finetune output (classifier) or a pretrain output (encoder)."""

@@ -56,6 +56,7 @@ class VocabConfig(StageConfig):
     # (WordPiece/Unigram training is not byte-deterministic, so a retrain would make pretrain stale).
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = ("compare_with", "report_texts", "slang")
     REPORT_FILES: ClassVar[tuple[str, ...]] = ("tokenizer_report.json", "tokenizer_report.md")
+    MOVED_FIELDS: ClassVar[tuple[str, ...]] = REPORT_FIELDS  # in the key until 0.1.0 of 2026-12-07
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size",)  # rows per Parquet batch: the counts are the same
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("prune_from",)
     WIRING: ClassVar[dict[str, str]] = {"input": "analyze"}

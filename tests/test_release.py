@@ -444,3 +444,17 @@ def test_a_release_to_a_branch_is_loaded_from_that_branch_in_the_card(chain, tmp
     cfg = R.ReleaseConfig(model=str(chain["finetune"]), repo_id="kopretrain-test/tiny", revision="exp-1", verify=False)
     text = (R.execute(cfg, tmp_path / "release") / "README.md").read_text()
     assert 'model="kopretrain-test/tiny", revision="exp-1"' in text and "--model kopretrain-test/tiny --revision exp-1" in text
+
+
+def test_a_release_folder_built_before_push_left_the_key_stays_up_to_date(chain, tmp_path):
+    from kopretrain.runs.fingerprints import stage_fingerprint
+    from kopretrain.runs.records import read_stage, write_json
+
+    cfg = R.ReleaseConfig(model=str(chain["finetune"]), repo_id="kopretrain-test/tiny", verify=False)
+    out = R.execute(cfg, tmp_path / "release")
+    record = read_stage(out)
+    old_key = {k: v for k, v in record["config"].items() if k not in R.ReleaseConfig.INPUTS}
+    record["fingerprint"] = stage_fingerprint("release", old_key, record["inputs"])  # push/private in the key
+    write_json(out / "stage.json", record)
+    R.execute(cfg, tmp_path / "release")
+    assert read_stage(out)["started"] == record["started"]  # not rebuilt

@@ -309,3 +309,26 @@ def test_report_options_rewrite_the_report_without_retraining(analyzed, tmp_path
     assert fingerprint_path(out) == key
     _train(analyzed, out, vocab_size=550, report_texts=0)  # a vocab option retrains
     assert read_stage(out)["fingerprint"] != before["fingerprint"]
+
+
+def test_a_vocab_finished_before_report_options_left_the_key_stays_up_to_date(analyzed, tmp_path, capsys):
+    """Upgrading made every finished vocab stale (its key held --compare-with ...), and the
+    non-deterministic retrain made pretrain and everything after it stale too."""
+    from kopretrain.runs.fingerprints import stage_fingerprint
+    from kopretrain.runs.records import read_stage, write_json
+
+    out = _train(analyzed, tmp_path / "v")
+    other = _train(analyzed, tmp_path / "other", vocab_size=500)
+    record = read_stage(out)
+    old_key = {k: v for k, v in record["config"].items() if k not in ("batch_size", *VocabConfig.INPUTS)}
+    record["fingerprint"] = stage_fingerprint("vocab", old_key, record["inputs"])  # as 2026-12-06 keyed it
+    record.pop("report_key")
+    write_json(out / "stage.json", record)
+    tokenizer = (out / "tokenizer.json").read_bytes()
+    capsys.readouterr()
+    _train(analyzed, out)
+    assert "up to date" in capsys.readouterr().out and read_stage(out)["fingerprint"] == record["fingerprint"]
+    _train(analyzed, out, compare_with=[str(other)])
+    assert "report rewritten" in capsys.readouterr().out and (out / "tokenizer.json").read_bytes() == tokenizer
+    _train(analyzed, out, compare_with=[str(other)])
+    assert "report rewritten" not in capsys.readouterr().out

@@ -156,13 +156,17 @@ class StageRun:
         self._lock = OutputLock(self.output)
         self.previous = read_stage(self.output)
         previous = self.previous or {}
-        self.done = (not force) and (previous.get("fingerprint") in (self.fingerprint, legacy)
-                                     or previous.get("report_free_key") == self.fingerprint)
+        keys = (self.fingerprint, legacy, self._moved_key(stage, cfg, previous))
+        self.done = (not force) and bool(previous) and (previous.get("fingerprint") in keys
+                                                         or previous.get("report_free_key") == self.fingerprint)
         self.report_files: tuple[str, ...] = getattr(cfg, "REPORT_FILES", ())
         self.report_key = report_key(cfg, self.config)
-        # a record without a report key (older version) made its report with the values its key holds
-        self.report_stale = self.done and self.report_key is not None and previous.get("report_key") != self.report_key \
-            and not ("report_key" not in previous and previous.get("fingerprint") == legacy)
+        if "report_key" in previous:
+            changed = previous["report_key"] != self.report_key
+        else:  # written before report keys: its report was made with the values its config records
+            old = previous.get("config") or {}
+            changed = any(old.get(f) != self.config.get(f) for f in getattr(cfg, "REPORT_FIELDS", ()))
+        self.report_stale = self.done and self.report_key is not None and changed
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> "StageRun":
@@ -259,6 +263,16 @@ class StageRun:
         if old.get("content"):
             return old["content"] == content
         return self.output.is_dir() and content_digest(self.output, self.report_files) == content
+
+    def _moved_key(self, stage: str, cfg: Any, previous: dict) -> str | None:
+        """The key the version before gave this output, when fields have since left the key
+        (``MOVED_FIELDS``): today's settings with the record's own values of those fields. It
+        matches when nothing else changed, so upgrading keeps finished outputs up to date."""
+        moved, old = getattr(cfg, "MOVED_FIELDS", ()), previous.get("config") or {}
+        if not moved or not all(f in old for f in moved):
+            return None
+        before = {**fingerprint_config(cfg, self.config), **{f: old[f] for f in moved}}
+        return stage_fingerprint(stage, before, self.inputs)
 
     def refresh_report(self, write) -> None:
         """Only REPORT_FIELDS changed: ``write(run)`` makes the report files in a staging folder

@@ -41,6 +41,9 @@ class StageConfig:
     --compare-with): left out of the key; a finished output whose report was made with other values
     gets its report rewritten by ``Stage.report``: nothing retrained, nothing downstream stale."""
     REPORT_FILES: ClassVar[tuple[str, ...]] = ()
+    MOVED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields an earlier version kept in the key and a later one moved out (to ``SPEED_FIELDS`` or
+    ``REPORT_FIELDS``): an output keyed with them is matched using its record's values for them."""
     """The files ``REPORT_FIELDS`` change: left out of the output's content digest."""
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields that change how fast a stage runs, never what it writes (thread and worker counts,
