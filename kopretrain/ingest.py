@@ -227,12 +227,11 @@ def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_char
     2
     """
     text_col = mapping["text"][0]
-    for col in mapping["text"]:
-        if col not in fields:
-            raise RowReject("missing_field", f"no {col!r} field", col)
-    text = _text(fields[text_col], text_col)
+    if not any(col in fields for col in mapping["text"]):  # several: a record may leave one out
+        raise RowReject("missing_field", f"no {text_col!r} field", text_col)
+    text = _text(fields.get(text_col), text_col)
     if len(mapping["text"]) > 1:  # --text-column title,body: the non-empty parts, space-joined
-        text = " ".join(part for col in mapping["text"] if (part := _text(fields[col], col).strip()))
+        text = " ".join(part for col in mapping["text"] if (part := _text(fields.get(col), col).strip()))
     if _BLANK.fullmatch(text):
         raise RowReject("empty_text", "text is empty, whitespace or Hangul fillers", text_col)
     if max_chars and len(text) > max_chars:

@@ -227,9 +227,9 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
             manifest["columns"] = manifest.get("columns") or table.column_names
             table = conform(table, manifest["columns"])
         n = table.num_rows
-        if out_fmt == "jsonl" and chunk.mixed:  # rows, each input value as it was read
-            table = [{**row, **{name: values[i] for name, values in chunk.mixed.items()}}
-                     for i, row in enumerate(table.to_pylist())]
+        if out_fmt == "jsonl" and chunk.raw is not None:  # each value as read: Arrow made 5 into 5.0 or "5"
+            table = [{**row, **{k: v for k, v in raw.items() if not isinstance(v, str) and k in row}}
+                     for row, raw in zip(table.to_pylist(), chunk.raw)]  # strings: the repaired cells
         commit_chunk(partial, manifest, k, table, stats, out_fmt, out_gz, ext)
         labeled += n
         bar.update(n)

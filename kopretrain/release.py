@@ -34,7 +34,8 @@ MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors", "model.
                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                "vocab.txt", "vocab.json", "merges.txt", "kopretrain.json", "ngram_expert.json",
                # SentencePiece models by the names tokenizers save them under: a bare *.model could be a pickle
-               "spiece.model", "sentencepiece.bpe.model", "sentencepiece.model", "tokenizer.model")
+               "spiece.model", "spm.model", "sentencepiece.bpe.model", "sentencepiece.model",
+               "tokenizer.model")
 EXAMPLES = ["배송 빨랐어요 최고", "그냥 그래요", "별로예요 다시는 안 사요"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 

@@ -172,6 +172,10 @@ def test_several_text_columns_join_and_a_rating_takes_one(tmp_path):
     src.write_text("id,title,body,rating\n1,최고,배송도 빠르고 좋아요,5\n2,,본문만,1\n", encoding="utf-8")
     output, _ = ingest(tmp_path, input=str(src), text_column="title,body", **ALL_TRAIN)
     assert sorted(r["text"] for r in rows(output)) == ["본문만", "최고 배송도 빠르고 좋아요"]
+    write_jsonl(tmp_path / "t.jsonl", ['{"id": 1, "title": "최고", "body": "좋아요", "rating": 5}',
+                                       '{"id": 2, "body": "제목 없는 리뷰", "rating": 5}'])  # a key left out
+    two, _ = ingest(tmp_path, "o3", input=str(tmp_path / "t.jsonl"), text_column="title,body", **ALL_TRAIN)
+    assert sorted(r["text"] for r in rows(two)) == ["제목 없는 리뷰", "최고 좋아요"]
     with pytest.raises(StageError, match="--rating-column rating,id: name one column"):
         ingest(tmp_path, "o2", input=str(src), text_column="title,body", rating_column="rating,id", **ALL_TRAIN)
 
@@ -259,7 +263,7 @@ def test_a_broken_compressed_or_parquet_header_names_the_file(tmp_path):
 
 def test_ratings_labels_and_outputs_that_meant_something_else(tmp_path):
     from kopretrain.data.schemes import LabelError, build_scheme, parse_rating
-    from kopretrain.runs.records import StageError
+    from kopretrain.runs.outputs import OutputError
 
     with pytest.raises(LabelError):
         parse_rating("1_0")  # float() reads it as 10
@@ -268,7 +272,7 @@ def test_ratings_labels_and_outputs_that_meant_something_else(tmp_path):
     src = tmp_path / "d.csv"
     src.write_text("id,rating,review\n1,5,최고예요\n3,1,별로\n", encoding="utf-8")
     output, _ = ingest(tmp_path, input=str(src), **ALL_TRAIN)
-    with pytest.raises(StageError, match="is inside --output"):
+    with pytest.raises(OutputError, match="is inside --output"):
         ingest(tmp_path, input=str(output / "train.parquet"), label_scheme="none", **ALL_TRAIN)
     foreign = tmp_path / "f"
     foreign.mkdir()

@@ -402,12 +402,13 @@ def test_json_arrays_and_long_quoted_fields(model, tmp_path):
 def test_jsonl_values_come_out_as_they_went_in_whatever_the_chunk_size(model, tmp_path):
     """A key with mixed types in one chunk was written back as strings (5 -> "5"), depending on --chunk-size."""
     src = tmp_path / "m.jsonl"
-    src.write_text('{"text": "좋아요 최고", "score": 5}\n{"text": "별로예요", "score": "5점"}\n{"text": 123, "score": null}\n',
-                   encoding="utf-8")
+    src.write_text('{"text": "좋아요 최고", "score": 5, "w": 1}\n{"text": "별로예요", "score": "5점", "w": 2.5}\n'
+                   '{"text": 123, "score": null, "w": 3}\n', encoding="utf-8")
     outs = [L.execute(cfg(model, src, chunk_size=size), tmp_path / f"o{size}.jsonl") for size in (1, 3)]
     lines = [[json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] for out in outs]
     for got in lines:  # (the probabilities may differ in the 6th decimal: batches are padded differently)
         assert [(row["text"], row["score"]) for row in got] == [("좋아요 최고", 5), ("별로예요", "5점"), (123, None)]
+        assert [repr(row["w"]) for row in got] == ["1", "2.5", "3"]  # Arrow made the ints 1.0 and 3.0
         assert got[2]["label_error"] == "not_text" and got[0]["label"] == lines[0][0]["label"]
 
 

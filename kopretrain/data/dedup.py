@@ -137,7 +137,7 @@ def id_warnings(decision, keeper, exact) -> list[str]:
         return []
     exact = np.asarray(exact, dtype=np.int64)
     other = int((exact[dup] != exact[np.asarray(keeper)[dup]]).sum())
-    if other * 2 < len(dup):
+    if other * 2 < len(dup) or other < 20:  # a review re-posted edited keeps its id: not a pattern
         return []
     return [f"{other:,} of {len(dup):,} rows rejected as duplicate_id have another text than the row that kept "
             "the id: are ids numbered per file? --id-column none keys rows by file and line instead"]

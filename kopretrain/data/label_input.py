@@ -29,8 +29,14 @@ def _check_not_an_array(src: Path) -> None:
     """A .json file holding one JSON array was read line by line: every row an invalid_json row, exit 0."""
     import gzip
 
-    with (gzip.open(src, "rb") if src.name.lower().endswith(".gz") else open(src, "rb")) as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    import zlib
+
+    try:
+        with (gzip.open(src, "rb") if src.name.lower().endswith(".gz") else open(src, "rb")) as fh:
+            head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except (EOFError, OSError, zlib.error) as exc:  # a truncated or not-gzip .jsonl.gz
+        raise StageError(f"{src}: cannot be read ({type(exc).__name__}: {exc}); is the file truncated or "
+                         "corrupt?") from None
     if head.startswith(b"["):
         raise StageError(f"{src}: looks like one JSON array; convert it to JSON Lines (one object per line)")
 

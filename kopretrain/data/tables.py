@@ -31,7 +31,7 @@ class Chunk:
     errors: list[str | None]  # e.g. "invalid_json", "invalid_encoding" (text column only) or None
     stats: Counter = field(default_factory=Counter)
     key_lines: dict[str, int] = field(default_factory=dict)  # JSONL: the line where each key first appears
-    mixed: dict[str, list] = field(default_factory=dict)  # JSONL: a key of mixed types, its values as read
+    raw: list[dict] | None = None  # JSONL: the records as parsed (Arrow widens 5 to 5.0, stringifies mixed keys)
 
 
 def file_format(path: str | Path) -> tuple[str, bool]:
@@ -247,7 +247,6 @@ def _records_chunk(records: list[dict], errors: list, keys: dict[str, int], text
     stats: Counter = Counter()
     columns = {}
     key_lines = {}
-    mixed = {}
     for key, line_no in keys.items():
         name = repair_cell(key, encoding)[0]  # a key in undecodable bytes, repaired like a cell
         key_lines[name] = line_no
@@ -264,11 +263,10 @@ def _records_chunk(records: list[dict], errors: list, keys: dict[str, int], text
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             # Mixed types in one key (7 in one row, "7a" in another): keep them all as JSON text.
             stats["columns_stringified"] += 1
-            mixed[name] = values  # JSONL output writes these back as they were (5 stays 5, not "5")
             columns[name] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
                                      for v in values], type=pa.string())
     table = pa.table(columns) if columns else pa.table({"_": pa.nulls(len(records))}).drop(["_"])
-    return Chunk(table, errors, stats, key_lines, mixed)
+    return Chunk(table, errors, stats, key_lines, raw=records)
 
 
 def _parquet_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:

@@ -96,8 +96,8 @@ def _check_not_inside(cfg: Any, fields: Iterable[str], output: Path) -> None:
         for value in (v if isinstance(v := getattr(cfg, name, None), (list, tuple)) else [v]):
             if isinstance(value, str) and value and Path(value).exists():
                 path = Path(value).resolve()
-                if path == out or out in path.parents:
-                    raise StageError(f"--{name.replace('_', '-')} {value} is inside --output {output}, which the "
+                if path == out or out in path.parents:  # OutputError: --dry-run says "will fail"
+                    raise OutputError(f"--{name.replace('_', '-')} {value} is inside --output {output}, which the "
                                      "run replaces; write the output somewhere else")
 
 

@@ -70,7 +70,7 @@ def soup_budget(record: dict | None, members: list[dict[str, Any]]) -> dict | No
     """Member 0's time-budget record widened to the whole soup: the K shares and their minutes
     added up (each member ran on max_minutes / K), stopped by time if any member was."""
     shares = [m.get("time_budget") for m in members]
-    if not record or not all(shares):
+    if not record or not shares or not all(shares):  # one member: nothing to add up
         return record
     every = [record, *shares]
     return {**record, "max_minutes": round(sum(r["max_minutes"] for r in every), 3),
