@@ -38,7 +38,9 @@ def _check_not_an_array(src: Path) -> None:
         raise StageError(f"{src}: cannot be read ({type(exc).__name__}: {exc}); is the file truncated or "
                          "corrupt?") from None
     if head.startswith(b"["):
-        raise StageError(f"{src}: looks like one JSON array; convert it to JSON Lines (one object per line)")
+        from kopretrain.data.readers import JSON_ARRAY
+
+        raise StageError(f"{src}: {JSON_ARRAY}")
 
 
 def quoting_of(cfg, fmt: str) -> bool:

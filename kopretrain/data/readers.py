@@ -25,6 +25,7 @@ from typing import Any, Iterator
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
             ".json": "jsonl", ".parquet": "parquet"}
+JSON_ARRAY = "looks like one JSON array; convert it to JSON Lines (one object per line)"  # ingest and label
 CSV_FIELD_LIMIT = 2**31 - 1  # csv's default 131072-char field limit would crash on a 1 MB review
 
 
@@ -258,7 +259,7 @@ def jsonl_keys(path: Path, encoding: str = "utf-8", scan: int = 1000) -> list[st
             undecodable += 1
             continue
         if line_no == 1 and stripped.startswith("["):
-            raise ValueError(f"{path}: looks like one JSON array; convert it to JSON Lines (one object per line)")
+            raise ValueError(f"{path}: {JSON_ARRAY}")
         try:
             obj = json.loads(stripped, object_pairs_hook=_pairs)
         except json.JSONDecodeError:
