@@ -19,6 +19,7 @@ lost; the finished output is assembled atomically and ``<output>.stage.json`` re
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 import time
@@ -39,14 +40,13 @@ ERRORS = ("missing_text", "not_text", "empty_text", "invalid_encoding", "invalid
 # Options that change speed or display but not a single output value: not part of the fingerprint,
 # so a resumed run may change them.
 _COSMETIC = ("progress", "threads")
-# options added later: at their default they leave the key alone, so labelled files stay up to date
-_ADDED = {"max_record_lines": 50}
 
 
 @dataclass
 class LabelConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "input")
     WIRING: ClassVar[dict[str, str]] = {"model": "finetune"}
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_record_lines",)
 
     model: str = ""
     """Fine-tuned classifier: a finetune output, a released folder, or its Hub id (pin --revision)."""
@@ -119,7 +119,9 @@ def run_fingerprint(cfg: LabelConfig, inputs: dict | None = None, spelled: bool 
 
     config = to_dict(cfg)
     dropped = _COSMETIC if spelled else (*_COSMETIC, *LabelConfig.INPUTS)
-    key = {k: v for k, v in config.items() if k not in dropped and not (k in _ADDED and v == _ADDED[k])}
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}  # ADDED_FIELDS at their default: no key change
+    key = {k: v for k, v in config.items()
+           if k not in dropped and not (k in cfg.ADDED_FIELDS and v == defaults.get(k))}
     inputs = inputs or {name: fingerprint_path(getattr(cfg, name)) for name in LabelConfig.INPUTS}
     return stage_fingerprint("label", key, inputs), config, inputs
 

@@ -73,3 +73,14 @@ def test_a_kill_between_the_file_and_its_record_resumes(model, tmp_path, monkeyp
     L.execute(cfg(model, src), out)
     assert (tmp_path / "out.csv.stage.json").exists() and len(read(out)) == 12
     assert not (tmp_path / "out.csv.partial").exists()
+
+
+def test_max_record_lines_at_its_default_keeps_the_key_of_earlier_versions(model, tmp_path):
+    src = write(tmp_path / "in.csv", rows(3))
+    with_default, _, _ = L.run_fingerprint(cfg(model, src))
+    assert with_default != L.run_fingerprint(cfg(model, src, max_record_lines=80))[0]
+    from kopretrain.runs.fingerprints import stage_fingerprint  # the key as the version before computed it
+
+    _, full, inputs = L.run_fingerprint(cfg(model, src))
+    before = {k: v for k, v in full.items() if k not in ("progress", "threads", "model", "input", "max_record_lines")}
+    assert stage_fingerprint("label", before, inputs) == with_default
