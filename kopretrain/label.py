@@ -244,7 +244,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     from kopretrain.data.writers import assemble
 
     parts = [partial / part_name(k, ext) for k in range(len(manifest["chunks"]))]
-    assemble(parts, output, out_fmt)
+    assemble(parts, output, out_fmt, bom=_wants_bom(src, cfg))
     totals = chunk_totals(manifest)
     if totals["rows"] == 0:
         print(f"[label] {src} has no rows: wrote {output} with the header only")
@@ -258,6 +258,19 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     print(f"[label] wrote {output}: {totals['rows']} rows ({errors} without a label), "
           f"{rate:,.0f} rows/s{' (resumed)' if done else ''}")
     return output
+
+
+def _wants_bom(src: Path, cfg: LabelConfig) -> bool:
+    """A CSV/TSV read with a byte order mark, or in CP949/EUC-KR (written by Excel, most likely), is
+    written with one: Excel shows UTF-8 Hangul without it as mojibake."""
+    import gzip
+
+    from kopretrain.data.tables import codec
+
+    if codec(cfg.encoding).replace("-", "").replace("_", "").lower() not in ("utf8", "utf8sig"):
+        return True
+    with (gzip.open(src, "rb") if src.name.lower().endswith(".gz") else open(src, "rb")) as fh:
+        return fh.read(3) == b"\xef\xbb\xbf"
 
 
 def label_chunk(scorer, chunk, cfg: LabelConfig):

@@ -84,3 +84,14 @@ def test_max_record_lines_at_its_default_keeps_the_key_of_earlier_versions(model
     _, full, inputs = L.run_fingerprint(cfg(model, src))
     before = {k: v for k, v in full.items() if k not in ("progress", "threads", "model", "input", "max_record_lines")}
     assert stage_fingerprint("label", before, inputs) == with_default
+
+
+@pytest.mark.parametrize("encoding, bom", [("utf-8-sig", True), ("cp949", True), ("utf-8", False)])
+def test_a_csv_from_excel_comes_back_with_a_byte_order_mark(model, tmp_path, encoding, bom):
+    """Excel shows UTF-8 Hangul without a BOM as mojibake: an input from Excel (BOM or CP949) keeps one."""
+    src = tmp_path / "in.csv"
+    src.write_bytes("id,text\n1,배송 빨랐어요\n".encode(encoding))
+    out = L.execute(cfg(model, src, encoding="cp949" if encoding == "cp949" else "utf-8"), tmp_path / "out.csv")
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf") == bom
+    again = L.execute(cfg(model, out, column_prefix="again_"), tmp_path / "again.csv")  # our reader strips it
+    assert read(again)["id"].tolist() == ["1"]

@@ -103,15 +103,20 @@ def conform(table, columns: list[str]):
     return table.select(columns)
 
 
-def assemble(parts: list[Path], output: Path, fmt: str) -> None:
-    """Join part files into ``output`` atomically (a reader never sees a half-written file)."""
+def assemble(parts: list[Path], output: Path, fmt: str, bom: bool = False) -> None:
+    """Join part files into ``output`` atomically (a reader never sees a half-written file).
+    ``bom``: a CSV/TSV starts with the UTF-8 byte order mark (its own gzip member when gzipped)."""
     tmp = output.with_name(f".{output.name}.tmp")
     if fmt == "parquet":
         _assemble_parquet(parts, tmp)
     else:
+        import gzip
         import shutil
 
         with open(tmp, "wb") as out:
+            if bom and fmt in ("csv", "tsv"):
+                mark = "\ufeff".encode("utf-8")
+                out.write(gzip.compress(mark) if output.name.lower().endswith(".gz") else mark)
             for part in parts:
                 with open(part, "rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 20)
