@@ -19,7 +19,6 @@ lost; the finished output is assembled atomically and ``<output>.stage.json`` re
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import shutil
 import time
@@ -116,12 +115,10 @@ def run_fingerprint(cfg: LabelConfig, inputs: dict | None = None, spelled: bool 
     The input paths' spelling is not part of it (a copied workdir or a run from another folder is
     the same run); ``spelled=True``: the key of earlier versions, which hashed it too."""
     from kopretrain.runs.config import to_dict
+    from kopretrain.runs.fingerprints import fingerprint_config
 
     config = to_dict(cfg)
-    dropped = _COSMETIC if spelled else (*_COSMETIC, *LabelConfig.INPUTS)
-    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}  # ADDED_FIELDS at their default: no key change
-    key = {k: v for k, v in config.items()
-           if k not in dropped and not (k in cfg.ADDED_FIELDS and v == defaults.get(k))}
+    key = fingerprint_config(cfg, config, drop=_COSMETIC if spelled else (*_COSMETIC, *LabelConfig.INPUTS))
     inputs = inputs or {name: fingerprint_path(getattr(cfg, name)) for name in LabelConfig.INPUTS}
     return stage_fingerprint("label", key, inputs), config, inputs
 
@@ -263,13 +260,12 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
 def _wants_bom(src: Path, cfg: LabelConfig) -> bool:
     """A CSV/TSV read with a byte order mark, or in CP949/EUC-KR (written by Excel, most likely), is
     written with one: Excel shows UTF-8 Hangul without it as mojibake."""
-    import gzip
-
+    from kopretrain.data.readers import open_binary
     from kopretrain.data.tables import codec
 
     if codec(cfg.encoding).replace("-", "").replace("_", "").lower() not in ("utf8", "utf8sig"):
         return True
-    with (gzip.open(src, "rb") if src.name.lower().endswith(".gz") else open(src, "rb")) as fh:
+    with open_binary(src) as fh:
         return fh.read(3) == b"\xef\xbb\xbf"
 
 

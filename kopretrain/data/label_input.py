@@ -27,12 +27,12 @@ def check_columns(cfg, src: Path, fmt: str) -> list[str] | None:
 
 def _check_not_an_array(src: Path) -> None:
     """A .json file holding one JSON array was read line by line: every row an invalid_json row, exit 0."""
-    import gzip
-
     import zlib
 
+    from kopretrain.data.readers import open_binary
+
     try:
-        with (gzip.open(src, "rb") if src.name.lower().endswith(".gz") else open(src, "rb")) as fh:
+        with open_binary(src) as fh:
             head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     except (EOFError, OSError, zlib.error) as exc:  # a truncated or not-gzip .jsonl.gz
         raise StageError(f"{src}: cannot be read ({type(exc).__name__}: {exc}); is the file truncated or "

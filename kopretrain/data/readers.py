@@ -85,14 +85,15 @@ def check_encoding(name: str) -> None:
         raise ValueError(f"--encoding: unknown encoding {name!r} (e.g. utf-8, cp949, euc-kr)") from None
 
 
-def _open_binary(path: Path):
+def open_binary(path: Path):
+    """The file's bytes, gunzipped when it ends in .gz."""
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
 def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int | None]]:
     """``(line_no, text, bad_byte_column)`` per physical line; each line decoded on its own so one
     bad byte costs one row, not the file (``bad_byte_column`` is None when the line decodes)."""
-    with _open_binary(path) as fh:
+    with open_binary(path) as fh:
         for line_no, raw in enumerate(fh, 1):
             try:
                 text, bad = raw.decode(encoding), None
