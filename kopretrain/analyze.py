@@ -57,6 +57,12 @@ class AnalyzeConfig(StageConfig):
         if self.chunk_rows < 1:
             raise ValueError(f"--chunk-rows: must be >= 1, got {self.chunk_rows}")
 
+    def behaviour(self) -> dict[str, str]:
+        """kiwipiepy's version: its models and rules change analyses between releases, so an upgrade
+        reruns analyze (and the stages after it only if the analyses changed)."""
+        from importlib import metadata
+
+        return {"kiwipiepy": metadata.version("kiwipiepy")}
 
 
 def morph_schema(pa):

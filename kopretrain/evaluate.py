@@ -73,7 +73,7 @@ def recorded_scheme(data: str) -> dict[str, Any] | None:
     :func:`kopretrain.evaluation.scheme_text.summarize`); None when no ingest record is reachable,
     and the report then says nothing scheme-specific rather than assume NSMC's 1-10 ratings."""
     from kopretrain.evaluation.scheme_text import summarize
-    from kopretrain.runs.records import upstream
+    from kopretrain.runs.chain import upstream
 
     record = upstream(data, "ingest") or {}
     return summarize(record.get("config") or {}, ((record.get("stats") or {}).get("rating_histogram") or {}))

@@ -41,6 +41,11 @@ class NormalizeConfig(NormalizerConfig, StageConfig):
         if self.batch_size < 1:
             raise ValueError(f"--batch-size: must be >= 1 (got {self.batch_size})")
 
+    def behaviour(self) -> dict[str, str]:
+        """The rules' digest: an upgrade whose rules treat any probe text differently reruns normalize."""
+        from kopretrain.text.probes import rules_digest
+
+        return {"rules": rules_digest(self)}
 
 
 def run(cfg: NormalizeConfig, run: StageRun) -> None:

@@ -143,7 +143,7 @@ class VocabConfig(StageConfig):
 
 
 def run(cfg: VocabConfig, run: StageRun) -> None:
-    from kopretrain.runs import records
+    from kopretrain.runs.chain import upstream
     from kopretrain.text import textprep
     from kopretrain.data.files import count_rows, split_files
 
@@ -153,11 +153,11 @@ def run(cfg: VocabConfig, run: StageRun) -> None:
     _check_compare_with(cfg)  # before training: a typo must not cost the training run
     train = files["train"]
     # required: a vocabulary trained without its rules would tokenize raw text unnormalized, silently
-    normalize = (records.upstream(cfg.input, "normalize", required=True) or {}).get("config")
+    normalize = upstream(cfg.input, "normalize", required=True)
     if normalize is not None:  # the rules only: no local paths or worker counts in a released kopretrain.json
-        from kopretrain.inference.classifier import normalize_fields
+        from kopretrain.inference.classifier import recorded_rules
 
-        normalize = normalize_fields(normalize)
+        normalize = recorded_rules(normalize)
     rows_in = count_rows(train)
     if cfg.prune_from:
         from kopretrain.tokenizer.prune import prune

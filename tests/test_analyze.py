@@ -177,3 +177,27 @@ def test_a_text_column_that_is_not_text_is_named(tmp_path, capsys):
     assert main(["analyze", "--input", str(folder), "-o", str(tmp_path / "out")]) == 2
     assert "column 'text' holds int64, not text" in capsys.readouterr().err
     assert not (tmp_path / "out.partial").exists()
+
+
+def test_a_kiwipiepy_upgrade_reruns_analyze_and_later_stages_only_if_analyses_changed(tmp_path, capsys, monkeypatch):
+    from importlib import metadata
+
+    inp = write_stage_dir(tmp_path / "normalize", {"train": ["배송 빨랐어요 최고"]})
+    out, after = tmp_path / "analyze", tmp_path / "after"
+
+    def both() -> tuple[str, str]:
+        capsys.readouterr()
+        assert main(["analyze", "--input", str(inp), "-o", str(out)]) == 0
+        first = capsys.readouterr().out
+        assert main(["normalize", "--input", str(out), "-o", str(after)]) == 0  # any stage reading it
+        return first, capsys.readouterr().out
+
+    both()
+    key = json.loads((out / "stage.json").read_text())["fingerprint"]
+    installed = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "99.0" if name == "kiwipiepy" else installed(name))
+    first, second = both()  # the same analyses from the "new" kiwipiepy: nothing after analyze reruns
+    assert "up to date" not in first and "up to date" in second
+    record = json.loads((out / "stage.json").read_text())
+    assert record["behaviour"] == {"kiwipiepy": "99.0"} and record["fingerprint"] == key
+    assert all("up to date" in line for line in both())

@@ -208,3 +208,87 @@ def test_nsmc_slice_idempotent(nsmc_path):
     norm = Normalizer()
     out = [norm.normalize(t) for t in texts]
     assert all(norm.normalize(o) == o for o in out)
+
+
+# ------------------------------------------------------------------ rules versions
+
+
+@pytest.fixture
+def chained(tmp_path):
+    """normalize, and a stage reading it (analyze), both finished."""
+    from kopretrain.text import probes
+
+    probes._digest.cache_clear()
+    inp = write_stage_dir(tmp_path / "ingest", {"train": ["ㅋㅋㅋㅋㅋ 웃김", "별로예요"]})
+    first, second = tmp_path / "n1", tmp_path / "analyze"
+    assert main(["normalize", "--input", str(inp), "-o", str(first)]) == 0
+    assert main(["analyze", "--input", str(first), "-o", str(second)]) == 0
+    yield inp, first, second
+    probes._digest.cache_clear()
+
+
+def _rerun(inp, first, second, capsys) -> tuple[str, str]:
+    from kopretrain.text import probes
+
+    probes._digest.cache_clear()
+    capsys.readouterr()
+    assert main(["normalize", "--input", str(inp), "-o", str(first)]) == 0
+    out_first = capsys.readouterr().out
+    assert main(["analyze", "--input", str(first), "-o", str(second)]) == 0
+    return out_first, capsys.readouterr().out
+
+
+def test_a_rule_change_reruns_normalize_and_only_changed_bytes_rerun_later_stages(chained, capsys, monkeypatch):
+    from kopretrain.text import rules
+
+    inp, first, second = chained
+    before = json.loads((first / "stage.json").read_text())
+    assert set(before["behaviour"]) == {"rules"}
+    original = rules.censor
+    # an upgrade whose censor rule changed, on nothing this corpus has: normalize reruns (it cannot
+    # know until it looks), writes the same bytes and keeps its key, so the stage after it is up to date
+    monkeypatch.setattr(rules, "censor", lambda text: original(text).replace("ZOO", "Z00"))
+    out_first, out_second = _rerun(inp, first, second, capsys)
+    assert "up to date" not in out_first and "up to date" in out_second
+    after = json.loads((first / "stage.json").read_text())
+    assert after["fingerprint"] == before["fingerprint"] and after["behaviour"] != before["behaviour"]
+    assert len(after["aliases"]) == 1
+    assert "up to date" in _rerun(inp, first, second, capsys)[0]  # the new key is its alias
+    # a change that does touch the corpus: a new output, and the stage after it reruns
+    monkeypatch.setattr(rules, "censor", lambda text: original(text).replace("ZOO", "Z0").replace("웃김", "웃겨"))
+    out_first, out_second = _rerun(inp, first, second, capsys)
+    assert "up to date" not in out_first and "up to date" not in out_second
+    assert json.loads((first / "stage.json").read_text())["fingerprint"] != before["fingerprint"]
+    assert [r["text"] for r in read_split(second, "train")] == ["ㅋㅋ 웃겨", "별로예요"]  # analyze reran on it
+
+
+def test_outputs_from_before_rules_digests_rerun_once_and_keep_their_readers(tmp_path, capsys, monkeypatch):
+    from kopretrain.text import probes
+
+    probes._digest.cache_clear()
+    inp = write_stage_dir(tmp_path / "ingest", {"train": ["ㅋㅋㅋㅋㅋ 웃김"]})
+    first, second = tmp_path / "n1", tmp_path / "analyze"
+    monkeypatch.setattr(NormalizeConfig, "behaviour", lambda self: {})  # as the version before keyed it
+    _rerun(inp, first, second, capsys)
+    before = json.loads((first / "stage.json").read_text())
+    assert "behaviour" not in before
+    monkeypatch.undo()
+    out_first, out_second = _rerun(inp, first, second, capsys)
+    assert "up to date" not in out_first and "up to date" in out_second  # rules unknown: checked once
+    after = json.loads((first / "stage.json").read_text())
+    assert after["fingerprint"] == before["fingerprint"] and "rules" in after["behaviour"]
+    assert "up to date" in _rerun(inp, first, second, capsys)[0]
+
+
+def test_a_model_says_when_todays_rules_differ_from_its_training_text():
+    import warnings
+
+    from kopretrain.text import textprep
+    from kopretrain.text.probes import rules_digest
+
+    today = {"max_repeat": 2, "rules_digest": rules_digest({"max_repeat": 2})}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert textprep.TextPrep(normalize=today).prepare(["ㅋㅋㅋㅋ"]) == ["ㅋㅋ"]
+    with pytest.warns(UserWarning, match="rules of another kopretrain version"):
+        textprep.TextPrep(normalize={"max_repeat": 2, "rules_digest": "0" * 16}).prepare(["ㅋㅋㅋㅋ"])

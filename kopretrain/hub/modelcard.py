@@ -260,8 +260,10 @@ def _preprocessing(info: dict[str, Any]) -> str:
         lines.append("No normalization: the tokenizer sees the text as written.")
     else:
         version = info.get("normalizer_version") or info["kopretrain_version"]
-        lines += [f"Normalizer of kopretrain {version} (rules applied in this order; they only rewrite text, "
-                  "no review is dropped at inference):", ""]
+        digest = prep["normalize"].get("rules_digest")
+        digest = f", rules digest `{digest}`" if digest else ""
+        lines += [f"Normalizer of kopretrain {version}{digest} (rules applied in this order; they only rewrite "
+                  "text, no review is dropped at inference):", ""]
         lines += [f"- `{name}`: {doc}" for name, doc in info.get("rules") or []]
         settings = {k: v for k, v in prep["normalize"].items() if k in NORMALIZE_KEYS}
         lines += ["", f"Settings: `{settings}`."] + _tokenizer_rules(prep)

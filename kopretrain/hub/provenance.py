@@ -23,7 +23,7 @@ def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> d
     """The facts the card needs; ``info["provenance"]`` is the full record for provenance.json."""
     from kopretrain.runs.config import to_dict
     from kopretrain.hub.modelcard import normalizer_rules
-    from kopretrain.runs.records import stage_chain
+    from kopretrain.runs.chain import stage_chain
     from kopretrain.text.textprep import load
 
     chain = stage_chain(src)

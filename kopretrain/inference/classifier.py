@@ -17,7 +17,8 @@ from typing import Any, Sequence
 
 from kopretrain.data.files import LABELS
 from kopretrain.hub.loading import check_model_ref, load_config, load_tokenizer, load_weights, usable_positions
-from kopretrain.runs.records import StageError, upstream
+from kopretrain.runs.chain import upstream
+from kopretrain.runs.records import StageError
 from kopretrain.text.textprep import TextPrep, load as load_textprep_file
 
 
@@ -36,17 +37,26 @@ def resolve_textprep(model: str, data: str | None = None, revision: str | None =
         return prep, f"{model}/kopretrain.json" + (f" (revision {revision})" if revision else "")
     record = upstream(data, "normalize") if data else None
     if record is not None:
-        return TextPrep(normalize=normalize_fields(record["config"])), f"normalize stage of {data}"
+        return TextPrep(normalize=recorded_rules(record)), f"normalize stage of {data}"
     return TextPrep(), "none (text used as is)"
 
 
-# normalize config fields that say where/how fast to run, not what the text becomes
-_NOT_RULES = ("input", "output", "data", "num_workers", "batch_size")
+# normalize config fields that say where/how fast to run, not what the text becomes (and the
+# digest of the rules' behaviour, which is what a version did with them, not a setting)
+_NOT_RULES = ("input", "output", "data", "num_workers", "batch_size", "rules_digest")
 
 
 def normalize_fields(config: dict[str, Any]) -> dict[str, Any]:
     """A normalize stage config without its I/O and speed fields (only the rules matter)."""
     return {k: v for k, v in config.items() if k not in _NOT_RULES}
+
+
+def recorded_rules(record: dict[str, Any]) -> dict[str, Any]:
+    """The rules of a normalize stage record, for a ``kopretrain.json``: its settings and, when the
+    record has it, the digest of what its kopretrain version's rules did (``rules_digest``), so a
+    model can tell when today's rules would prepare its inputs differently (``TextPrep.prepare``)."""
+    digest = (record.get("behaviour") or {}).get("rules")
+    return {**normalize_fields(record["config"]), **({"rules_digest": digest} if digest else {})}
 
 
 def input_texts(frame, prep: TextPrep, data: str | None = None) -> list[str]:

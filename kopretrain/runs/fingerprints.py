@@ -74,12 +74,16 @@ def content_digest(folder: Path, skip: tuple[str, ...] = ()) -> str:
     return h.hexdigest()
 
 
-def stage_fingerprint(stage: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
-    payload = json.dumps(
-        {"stage": stage, "config": config, "inputs": inputs, "version": __version__},
-        sort_keys=True, ensure_ascii=False,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+def stage_fingerprint(stage: str, config: dict[str, Any], inputs: dict[str, str],
+                      behaviour: dict[str, str] | None = None) -> str:
+    """The key of a stage output: its config, its inputs' fingerprints and, for a stage whose
+    code's behaviour is digested (``StageConfig.behaviour``), that digest (left out when empty, so
+    the keys of the other stages are those of earlier versions)."""
+    payload = {"stage": stage, "config": config, "inputs": inputs, "version": __version__}
+    if behaviour:
+        payload["behaviour"] = behaviour
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def fingerprint_config(cfg: Any, config: dict[str, Any], speed: bool = False,

@@ -10,7 +10,6 @@ config, input fingerprints, library versions, timing and the row accounting
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 import os
@@ -27,6 +26,7 @@ from kopretrain.runs.config import to_dict
 from kopretrain.runs.fingerprints import (  # noqa: F401 - re-exported: stages import them from here
     content_digest, fingerprint_config, fingerprint_path, names_local_files, report_key, stage_fingerprint,
 )
+from kopretrain.runs.jsonfile import write_json  # noqa: F401 - re-exported: stages import it from here
 from kopretrain.runs.outputs import (
     KEY_FILE, STAGE_FILE, OutputError, OutputLock, check_dir_output, check_partial_dir,
 )
@@ -143,9 +143,10 @@ class StageRun:
                             and names_local_files(value := getattr(cfg, name))})
         # an input field added in a later version and left empty keeps earlier fingerprints, as in fingerprint_config
         self.inputs = {k: v for k, v in self.inputs.items() if not (k in cfg.ADDED_FIELDS and v == "none")}
-        self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs)
+        self.behaviour = cfg.behaviour()
+        self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs, self.behaviour)
         # outputs finished before SPEED_FIELDS left the hash are still up to date with the same settings
-        legacy = stage_fingerprint(stage, fingerprint_config(cfg, self.config, speed=True), self.inputs)
+        legacy = stage_fingerprint(stage, fingerprint_config(cfg, self.config, speed=True), self.inputs, self.behaviour)
         self.counts: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {}
         self.rejected: Counter[str] = Counter()
@@ -158,7 +159,8 @@ class StageRun:
         previous = self.previous or {}
         keys = (self.fingerprint, legacy, self._moved_key(stage, cfg, previous))
         self.done = (not force) and bool(previous) and (previous.get("fingerprint") in keys
-                                                         or previous.get("report_free_key") == self.fingerprint)
+                                                         or previous.get("report_free_key") == self.fingerprint
+                                                         or self.fingerprint in previous.get("aliases", ()))
         self.report_files: tuple[str, ...] = getattr(cfg, "REPORT_FILES", ())
         self.report_key = report_key(cfg, self.config)
         if "report_key" in previous:
@@ -242,6 +244,9 @@ class StageRun:
         record["content"] = content_digest(self.dir, self.report_files)
         if self._same_bytes_as_legacy(record["content"]):
             record["legacy_key"] = True
+        if self.behaviour:
+            record["behaviour"] = self.behaviour
+            self._keep_key_if_same_bytes(record)
         write_json(self.dir / STAGE_FILE, record)
         # The previous output (ours: check_dir_output ran under the lock) moves to a hidden name
         # no user file can have, so the swap never touches anything kopretrain did not write.
@@ -263,6 +268,27 @@ class StageRun:
         if old.get("content"):
             return old["content"] == content
         return self.output.is_dir() and content_digest(self.output, self.report_files) == content
+
+    def _keep_key_if_same_bytes(self, record: dict[str, Any]) -> None:
+        """Only the code's behaviour changed (a kopretrain upgrade changed a normalize rule, or the
+        output predates behaviour digests) and the rerun wrote the same bytes: the output keeps the
+        key its readers were fingerprinted with, and answers to the new one as an alias, so nothing
+        downstream reruns for a rule change that changed nothing in this corpus."""
+        old = self.previous
+        if not old or not old.get("complete") or old.get("behaviour") == self.behaviour:
+            return
+        config = fingerprint_config(self.cfg, self.config)
+        if stage_fingerprint(self.stage, config, self.inputs, old.get("behaviour")) not in (
+                old["fingerprint"], *old.get("aliases", ())):
+            return  # its config or inputs changed too: a new output
+        same = old.get("content") == record["content"] if old.get("content") else \
+            self.output.is_dir() and content_digest(self.output, self.report_files) == record["content"]
+        if same:
+            record["aliases"] = [*old.get("aliases", ()), record["fingerprint"]][-8:]
+            record["fingerprint"] = old["fingerprint"]
+            record.pop("legacy_key", None)
+            if old.get("legacy_key") or not old.get("content"):  # its readers hashed the key alone
+                record["legacy_key"] = True
 
     def _moved_key(self, stage: str, cfg: Any, previous: dict) -> str | None:
         """The key the version before gave this output, when fields have since left the key
@@ -318,74 +344,3 @@ class StageRun:
                 f"rows_out={rows_out} + rejected={total} ({dict(merged)})"
             )
         self.counts = {"rows_in": rows_in, "rows_out": rows_out, "rejected": dict(sorted(merged.items()))}
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
-    return str(obj)
-
-
-def stage_chain(start: str | os.PathLike, max_nodes: int = 40, missing: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """``{stage: {"path", "record"}}`` for a stage output and every ancestor reachable through its
-    inputs that are stage outputs (``model``, ``data``, ``input``, ``tokenizer``...); the nearest
-    record wins when a stage appears twice. The one walker over the record graph. An input that
-    cannot be found (its folder deleted) is appended to ``missing`` when given."""
-    from collections import deque
-
-    found: dict[str, dict[str, Any]] = {}
-    queue, seen = deque([Path(start)]), set()
-    while queue and len(seen) < max_nodes:
-        path = queue.popleft()
-        key = str(path.resolve())
-        if key in seen:
-            continue
-        seen.add(key)
-        record = read_stage(path)
-        if record is None:
-            continue
-        found.setdefault(record["stage"], {"path": str(path), "record": record})
-        config = record.get("config") or {}
-        for field, recorded in (record.get("inputs") or {}).items():
-            if isinstance(recorded, str) and recorded.startswith("stage:") and isinstance(config.get(field), str):
-                parent = _recorded_input(path, config[field], recorded.split(":")[1])
-                if parent is not None:
-                    queue.append(parent)
-                elif missing is not None:
-                    missing.append(config[field])
-    return found
-
-
-def _recorded_input(node: Path, value: str, fingerprint: str) -> Path | None:
-    """Where the stage output ``node`` read as ``value`` is now: the path as written if that is the
-    output with the recorded ``fingerprint``, else the folder of that name beside ``node`` (a
-    workdir moved or copied, or run from another folder, where relative paths meant another place),
-    else the path as written if it is any stage output (records from before inputs were keyed)."""
-    as_written, beside = Path(value), node.parent / Path(value).name
-    for candidate in (as_written, beside):
-        if (read_stage(candidate) or {}).get("fingerprint") == fingerprint:
-            return candidate
-    return as_written if (as_written / STAGE_FILE).is_file() else None
-
-
-def upstream(output: str | os.PathLike, stage: str, required: bool = False) -> dict[str, Any] | None:
-    """The record of the nearest ancestor named ``stage`` (e.g. the normalize config a vocab was
-    trained after), or None. ``required``: a StageError when it is not found because an input
-    along the way is gone (rather than never having been there)."""
-    missing: list[str] = []
-    record = (stage_chain(output, missing=missing).get(stage) or {}).get("record")
-    if record is None and required and missing:
-        raise StageError(f"{output} was made from {missing[0]}, which is no longer there, so the {stage} record it "
-                         f"depends on cannot be read; restore it or rerun the stages from {stage} on")
-    return record

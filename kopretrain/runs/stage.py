@@ -41,13 +41,20 @@ class StageConfig:
     --compare-with): left out of the key; a finished output whose report was made with other values
     gets its report rewritten by ``Stage.report``: nothing retrained, nothing downstream stale."""
     REPORT_FILES: ClassVar[tuple[str, ...]] = ()
+    """The files ``REPORT_FIELDS`` change: left out of the output's content digest."""
     MOVED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields an earlier version kept in the key and a later one moved out (to ``SPEED_FIELDS`` or
     ``REPORT_FIELDS``): an output keyed with them is matched using its record's values for them."""
-    """The files ``REPORT_FIELDS`` change: left out of the output's content digest."""
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields that change how fast a stage runs, never what it writes (thread and worker counts,
     batch sizes of a streaming pass): left out of the fingerprint, so changing them reruns nothing."""
+
+    def behaviour(self) -> dict[str, str]:
+        """Digests of what this version's code does with this config, joined to the key: a stage
+        whose output follows rules that change between versions (normalize) says so here, and an
+        upgrade that changes them reruns it (downstream reruns only if its bytes changed:
+        ``StageRun`` keeps the old key for a byte-identical output). Empty: keyed by config alone."""
+        return {}
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class TextPrep:
         if self.normalize is not None:
             from kopretrain.text.normalizer import Normalizer
 
+            check_rules(self.normalize)
             norm = Normalizer(normalizer_config(self.normalize))
             out = [norm.normalize(t) if isinstance(t, str) else t for t in out]
         if self.pretokenize == "morpheme":
@@ -43,6 +44,27 @@ class TextPrep:
             check_kiwi_version(self.extra.get("kiwipiepy"))
             out = pretokenize_morphemes(out)
         return out
+
+
+def check_rules(normalize: dict[str, Any]) -> None:
+    """Warn (once) when the normalize rules of this kopretrain treat text differently from the
+    version a model's data was normalized with (its recorded ``rules_digest``): the model then sees
+    inputs prepared a little differently from its training text."""
+    from kopretrain.text.probes import rules_digest
+
+    recorded = normalize.get("rules_digest")
+    if not recorded or recorded in _warned or recorded == rules_digest(normalize):
+        return
+    import warnings
+
+    _warned.add(recorded)
+    warnings.warn("this model's training text was normalized by the rules of another kopretrain version "
+                  f"(rules digest {recorded}, today's {rules_digest(normalize)}): its inputs are normalized by "
+                  "today's rules, which change some texts differently; rerun normalize and the stages after it "
+                  "(kopretrain run) to retrain on today's rules", stacklevel=3)
+
+
+_warned: set[str] = set()
 
 
 def normalizer_config(normalize: dict[str, Any]):

@@ -60,7 +60,7 @@ def text_prep_for(prep, input_dir: str):
 
     Normalization is idempotent, so this only saves time (it is the slow part on a full corpus)."""
     from kopretrain.inference.classifier import normalize_fields
-    from kopretrain.runs.records import upstream
+    from kopretrain.runs.chain import upstream
     from kopretrain.text.textprep import TextPrep
 
     record = upstream(input_dir, "normalize")

@@ -7,7 +7,8 @@ from typing import ClassVar
 import pytest
 
 from kopretrain.runs.stage import StageConfig
-from kopretrain.runs.records import StageError, StageRun, fingerprint_path, read_stage, upstream
+from kopretrain.runs.chain import upstream
+from kopretrain.runs.records import StageError, StageRun, fingerprint_path, read_stage
 
 
 @dataclass
