@@ -150,10 +150,16 @@ def parse_record(consumed: list, delimiter: str, opened: int | None) -> tuple[li
     return rows[0], None, ""
 
 
+def undecodable_reason(encoding: str) -> str:
+    """The reject reason of a line whose bytes ``encoding`` cannot decode."""
+    return "invalid_utf8" if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig") \
+        else "invalid_encoding"
+
+
 def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
                  max_record_lines: int) -> Iterator[tuple[int, list[str] | None, str | None, str, Any]]:
     """``(line, fields, error, detail, column)`` per CSV/TSV record, header included."""
-    reason_bad = "invalid_utf8" if encoding.replace("-", "").lower() in ("utf8", "utf8sig") else "invalid_encoding"
+    reason_bad = undecodable_reason(encoding)
     lines = _decoded_lines(path, encoding)
     pending: deque = deque()
 
@@ -292,7 +298,8 @@ def iter_jsonl(path: Path, *, encoding: str = "utf-8") -> Iterator[Row]:
         if not text.strip():
             continue
         if bad is not None:
-            yield Row(line_no, error="invalid_utf8", detail=f"undecodable byte at byte {bad}", column=bad)
+            yield Row(line_no, error=undecodable_reason(encoding), detail=f"undecodable byte at byte {bad}",
+                      column=bad)
             continue
         try:
             obj = json.loads(text)

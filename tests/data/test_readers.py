@@ -113,6 +113,8 @@ def test_jsonl_records_errors_and_gzip(tmp_path):
 def test_jsonl_invalid_utf8_and_json_array_file(tmp_path):
     p = write(tmp_path / "r.jsonl", b'{"review": "\xed\xa0\x80"}\n' + '{"review": "좋다"}\n'.encode())
     assert [r.error for r in iter_jsonl(p)] == ["invalid_utf8", None]
+    cp949 = write(tmp_path / "k.jsonl", '{"review": "좋다"}\n'.encode("cp949") + b'{"review": "\x80\xff"}\n')
+    assert [r.error for r in iter_jsonl(cp949, encoding="cp949")] == [None, "invalid_encoding"]  # not "utf8"
     with pytest.raises(ValueError, match="JSON Lines"):
         jsonl_keys(write(tmp_path / "a.json", '[{"review": "x"}]'))
 
