@@ -76,6 +76,14 @@ class HeadWarmup(TrainerCallback):
         head = set(head_parameter_names(module))
         self.frozen = [p for name, p in module.named_parameters() if name not in head]
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        # a warning, not a config error: training only the new head is a use (giving a checkpoint
+        # an MLM head), and a run of --epochs or --max-minutes learns its length only here
+        if 0 < state.max_steps <= self.steps:
+            log.warning("--head-warmup-steps %d covers the whole run (%d steps): only the new head trains, the "
+                        "encoder never does; to continue the encoder, warm up about a quarter of the run",
+                        self.steps, state.max_steps)
+
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         if state.global_step < self.steps:
             for p in self.frozen:

@@ -187,6 +187,19 @@ def test_a_resumed_run_warms_up_only_for_the_steps_it_has_left(encoder):
     assert dropped and dropped.isdisjoint(head_warmup.head_parameter_names(mlm))
 
 
+def test_a_warmup_as_long_as_an_epochs_run_is_warned_about(encoder, caplog):
+    from transformers import TrainerState
+
+    from kopretrain.train import models
+    from kopretrain.train.objectives import MaskedLM
+
+    callback = head_warmup.HeadWarmup(MaskedLM(models.load_checkpoint(str(encoder[1]), None, "mlm")["mlm"]), steps=8)
+    callback.on_train_begin(None, TrainerState(max_steps=20), None)
+    assert "covers the whole run" not in caplog.text
+    callback.on_train_begin(None, TrainerState(max_steps=8), None)
+    assert "--head-warmup-steps 8 covers the whole run (8 steps)" in caplog.text
+
+
 def test_warmup_needs_a_checkpoint():
     with pytest.raises(ValueError, match="--head-warmup-steps"):
         PretrainConfig(input="x", tokenizer="t", head_warmup_steps=10)
