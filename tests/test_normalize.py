@@ -188,6 +188,19 @@ def test_spacing_rule_is_batched_and_idempotent():
     assert norm.normalize_many(out) == out
 
 
+def test_kiwi_rules_meet_placeholders_and_mentions():
+    """typos crashed on a word glued to a placeholder (kiwi.join knows no W_PLACEHOLDER tag) and
+    split a corrected word from its ㅋㅋ; spacing made "@영화광" a mention only on a second pass."""
+    typos = Normalizer(NormalizeConfig(typos="basic"))
+    out = typos.normalize_many(["OO잼있어요", "[URL]잼있어요", "잼있어요ㅋㅋㅋ", "잼있어요@kim"])
+    assert out == ["[CENSORED]잼있어요", "[URL]잼있어요", "재밌어요ㅋㅋ", "재밌어요@kim"]
+    assert typos.normalize_many(out) == out
+    spacing = Normalizer(NormalizeConfig(spacing=True))
+    out = spacing.normalize_many(["영화가재밌어요@영화광님말대로", "ㅋㅋ@놈놈놈@보다재밌다"])
+    assert out[0] == "영화가 재밌어요 [USER]님 말대로" and "[USER]" in out[1]
+    assert spacing.normalize_many(out) == out
+
+
 @pytest.mark.slow
 def test_typos_rule_fixes_only_corrected_words():
     norm = Normalizer(NormalizeConfig(typos="basic_with_continual"))

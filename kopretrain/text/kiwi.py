@@ -123,7 +123,12 @@ class Typos:
                 i += 1
             # Z_CODA (욬 -> 요 + ㅋ) carries a typo cost but is not a typo.
             if any(t.typo_cost > 0 and t.tag != "Z_CODA" for t in group):
-                parts += [text[pos:word.start()], kiwi.join([(t.form, t.tag) for t in group])]
+                try:
+                    fixed = kiwi.join([(t.form, t.tag) for t in group])
+                except ValueError:  # a tag join cannot rebuild (our placeholders): keep the word
+                    continue
+                # a word stays one word (join spaces 재밌어요 from the ㅋㅋ glued to it)
+                parts += [text[pos:word.start()], "".join(fixed.split())]
                 pos = word.end()
         return "".join(parts) + text[pos:] if parts else text
 

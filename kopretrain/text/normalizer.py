@@ -127,6 +127,8 @@ class Normalizer:
                     self.counts[name] += 1
                     self.examples.setdefault(name, (before, after))
             out = new
+        if self.batch_rules:  # spacing can make new matches ("재밌어요@영화광님" gets its space before "@")
+            out = [self._apply(t) if t else "" for t in out]  # so normalize(normalize(x)) == normalize(x)
         return out
 
     # ------------------------------------------------------------------ filter

@@ -138,14 +138,16 @@ def email(text: str) -> str:
     return _EMAIL.sub("[EMAIL]", _EMAIL.sub("[EMAIL]", text))
 
 
-# A URL ends at whitespace, Hangul, quotes or brackets, ASCII or CJK (Korean text is glued to
-# links: "http://a.com참고", "“http://a.com”"); trailing sentence punctuation is given back.
-URL_STOP = "가-힣ㄱ-ㆎ<>\"'\\[\\]{}|\\\\^`“”‘’«»「」『』【】〈〉《》。、…"
+# A URL ends at whitespace, Hangul, Han characters, emoji, rating stars, quotes or brackets,
+# ASCII or CJK (Korean text is glued to links: "http://a.com참고", "“http://a.com”",
+# "youtu.be/abc👍", "a.com★★★★★"); trailing sentence punctuation is given back.
+URL_STOP = f"가-힣ㄱ-ㆎ一-鿿{_E}★☆" + "<>\"'\\[\\]{}|\\\\^`“”‘’«»「」『』【】〈〉《》。、…"
 _URL_CHARS = rf"[^\s{URL_STOP}]"
 # Bare domains need a lowercase common TLD ("Mr.Co" or "Trust.Me" are not links), or are one of
-# the link shorteners Korean reviews paste. Not followed by "[": a placeholder a later rule writes
-# ("naver.com010-1234-5678" -> "naver.com[PHONE]") must not make a link on a second pass.
-BARE_DOMAIN = (r"(?<![A-Za-z0-9@._-])(?:(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|io|ly|gl|tv)"
+# the link shorteners Korean reviews paste. Not followed by "[" nor after "]": a placeholder a
+# later rule writes ("naver.com010-1234-5678" -> "naver.com[PHONE]", "010 1234 5678t.co" ->
+# "[PHONE]t.co") must not make a link on a second pass.
+BARE_DOMAIN = (r"(?<![A-Za-z0-9@._\]-])(?:(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|io|ly|gl|tv)"
                r"|naver\.me|youtu\.be|coupa\.ng|t\.co|me2\.do|vo\.la)")
 URL_SCHEME = "[Hh]+[Tt]+[Pp]+[Ss]*://"
 _URL = re.compile(
@@ -210,7 +212,12 @@ def phone(text: str) -> str:
 
 # A mention starts a word: at the start of the text or after whitespace ("왜이러지?@@내용에" is not one).
 # "@@name" counts too: repeat later shortens it to "@name", and normalizing twice must not change it.
-_MENTION = re.compile(r"(?:(?<=\s)|^)@+[A-Za-z0-9가-힣][A-Za-z0-9가-힣_]*(?:\.[A-Za-z0-9_]+)*")
+# A Latin handle ends where Hangul starts ("@kim님말이맞아요"), a Hangul one before the honorific
+# 님 ("@영화광님 말씀에"): swallowing the rest of the word deleted it (the whole review when
+# nothing else was left, as placeholder_only).
+MENTION_HANDLE = (r"@+(?:[A-Za-z0-9][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*"
+                  r"|[가-힣][A-Za-z0-9가-힣_]*?(?=님|[^A-Za-z0-9가-힣_]|\Z))")
+_MENTION = re.compile(rf"(?:(?<=\s)|^){MENTION_HANDLE}")
 # Korean reviews quote titles and phrases with @: "@놈놈놈@보다", "@아무나 만들 수 없는 작품@인것만은".
 # An @ glued to the end of a word (or its sentence mark) closes such a quote; the @ of an
 # emoticon later on ("@_@", "^^@") does not. "]" too: censor may turn "OO@" into "[CENSORED]@",

@@ -203,7 +203,7 @@ def _mention(_: int) -> list:
     # match's first character: a negative lookahead over the rest of the text.
     s = _space()
     pattern = (f"(?:\\A|(?<=[{s}]))(?![\\s\\S][\\s\\S]*?[{R.CLOSING_BEFORE}]@)"
-               "@+[A-Za-z0-9가-힣][A-Za-z0-9가-힣_]*(?:\\.[A-Za-z0-9_]+)*")
+               f"{R.MENTION_HANDLE}")
     return [_replace(pattern, "[USER]")]
 
 

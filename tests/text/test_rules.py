@@ -119,6 +119,11 @@ def test_fullwidth():
     ("(위키 https://en.wikipedia.org/wiki/The_Host_(2006_film)) 참고", "(위키 [URL]) 참고"),
     ("en.wikipedia.org/wiki/Foo_(bar).", "[URL]."), ("(see http://a.com/x(y)z)!", "(see [URL])!"),
     ("trust.me 는 아님", "trust.me 는 아님"),
+    # emoji, rating stars and Han characters glued to a link are the review's (they were deleted)
+    ("https://youtu.be/abc👍 강추", "[URL]👍 강추"), ("http://a.com★★★★★ 최고", "[URL]★★★★★ 최고"),
+    ("www.a.com王추천", "[URL]王추천"),
+    # after a placeholder: no link (a second pass would find "[PHONE]t.co" where the first saw "5678t.co")
+    ("[PHONE]t.co", "[PHONE]t.co"),
 ])
 def test_url(text, expected):
     assert rules.url(text) == expected
@@ -167,6 +172,9 @@ def test_phone(text, expected):
     # an emoticon's @ later on does not turn a mention into a quote
     ("@홍길동 님 말대로 @_@ 재미없음", "[USER] 님 말대로 @_@ 재미없음"),
     ("@abc 님 최고 ^^@", "[USER] 님 최고 ^^@"),
+    # the handle ends where the review goes on (it took the whole word: a review of one word was lost)
+    ("@kim님말이맞아요", "[USER]님말이맞아요"), ("@영화광님 말씀에 동의", "[USER]님 말씀에 동의"),
+    ("@님프 최고", "[USER] 최고"), ("@영화광123님 ㅋ", "[USER]님 ㅋ"),
 ])
 def test_mention(text, expected):
     assert rules.mention(text) == expected

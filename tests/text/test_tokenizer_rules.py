@@ -27,6 +27,7 @@ HARD = [
     "「http://a.com」 《www.a.com》。", "naver.com010-1234-5678", "naver.com[사진]", "love.me 는 아님",
     "(위키 https://en.wikipedia.org/wiki/Host_(film)) 참고", "http://a.com/x(a))(b)).", "a.com/(ab).", "www.a.com/(b)",
     "http://a.com/a(b)c) y", "http://a.com/(x", "http://a.com/x)(", "http://(a).", "www.(a)(b)c)",
+    "https://youtu.be/abc👍 강추", "http://a.com★★★★★ 최고", "www.a.com王추천", "010 1234 5678t.co", "[PHONE]naver.com",
     "ᄒ\u200bᅡᆫ국 영화", "ﾻﾻﾻﾻ 웃기네 ﾡﾢ", "ㅤ 빈칸 \uffa0끝", "ㅤ",
     # phone: mobile with/without separators, landlines, +82, amounts and years that stay
     "문자 주세요 010 1234 5678", "01012345678", "02-123-4567", "(031)123-4567", "031)123-4567",
@@ -39,6 +40,7 @@ HARD = [
     "@영화광 님 말이 맞아요", "@@name 안녕", "왜이러지?@@내용에", "@놈놈놈@보다 재밌다", "@_@ 헐",
     "~@@ 뭐야", "@아무나 만들 수 없는 작품@인것만은", "@a.b.c 님", "앞 @abc 뒤 x@ 닫힘", "@abc 와 @def",
     "@홍길동 님 말대로 @_@ 재미없음", "@abc 님 최고 ^^@", "@놈놈놈!@ 최고", "@abc ㅋ@",
+    "@kim님말이맞아요", "@영화광님 말씀에", "@님프 최고", "@영화광123님\nㅋ", "@영화광", "@가",
     # censor masks vs words
     "OOO놈의 쓰레기 영화", "김OO 배우", "XX같은", "GOOOD ZOO FUXX XXL XXX", "○○○ 포○노", "시** **같은 개*끼",
     "나약한 *** 이야기", "^^** 최고 *****", "*** 최고 ***", "●● ◎◎ ×× ◯◯",
