@@ -26,10 +26,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from kopretrain.data.files import MORPH_COLUMNS  # noqa: F401 - re-exported: analyze's own columns
 from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun
-
-MORPH_COLUMNS = ("morph_form", "morph_tag", "morph_start", "morph_len")
 
 
 @dataclass
@@ -145,26 +144,21 @@ def _analyze_split(cfg: AnalyzeConfig, kiwi, path, out, bar) -> dict:
     run can trust any ``<split>.parquet`` it finds)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    from kopretrain.data.files import ParquetSink, iter_batches
+    from kopretrain.data.files import ParquetSink, iter_batches, read_schema, text_values
 
-    schema = pq.read_schema(path)
+    schema = read_schema(path)
     base = [f for f in schema if f.name not in MORPH_COLUMNS]  # re-analysis replaces old columns
     schema = pa.schema(base + morph_schema(pa))
     pending = []  # input batches whose texts kiwi has read but whose rows are not yet written
 
     def texts():
         for batch in iter_batches(path, cfg.chunk_rows, columns=None):
-            if "text" not in batch.schema.names:
-                raise StageError(f"{path}: no 'text' column (columns: {', '.join(batch.schema.names)})")
-            kind = batch.schema.field("text").type
-            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
-                raise StageError(f"{path}: column 'text' holds {kind}, not text (is it a normalize output?)")
+            values = text_values(batch, path)
             if batch.num_rows == 0:
                 continue
             pending.append(batch)
-            yield from batch.column("text").to_pylist()
+            yield from values
 
     tags: Counter[str] = Counter()
     n = morphs = chars = 0

@@ -51,7 +51,7 @@ class NormalizeConfig(NormalizerConfig, StageConfig):
 def run(cfg: NormalizeConfig, run: StageRun) -> None:
     import pyarrow as pa
 
-    from kopretrain.data.files import ParquetSink, iter_batches, split_files
+    from kopretrain.data.files import ParquetSink, iter_batches, split_files, text_values
     from kopretrain.runs.records import REJECTED_FILE
 
     if not cfg.input:
@@ -68,9 +68,7 @@ def run(cfg: NormalizeConfig, run: StageRun) -> None:
         split_in = split_out = 0
         with ParquetSink(run.dir / f"{split}.parquet", schema) as sink:
             for batch in iter_batches(path, cfg.batch_size):
-                if "text" not in batch.schema.names:
-                    raise StageError(f"{path}: no 'text' column (columns: {', '.join(batch.schema.names)})")
-                raw = batch.column("text").to_pylist()
+                raw = text_values(batch, path)
                 texts = norm.normalize_many(raw)
                 keep = []
                 ids = batch.column("id").to_pylist() if "id" in batch.schema.names else [None] * len(raw)
@@ -83,7 +81,7 @@ def run(cfg: NormalizeConfig, run: StageRun) -> None:
                 table = pa.Table.from_batches([batch]).filter(pa.array(keep, pa.bool_()))
                 kept = [t for t, k in zip(texts, keep) if k]
                 table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(kept, pa.string()))
-                if "text_raw" not in table.schema.names:
+                if "text_raw" not in batch.schema.names:
                     # normalize on already-normalized data keeps the first text_raw (the original).
                     kept_raw = [r for r, k in zip(raw, keep) if k]
                     table = table.append_column("text_raw", pa.array(kept_raw, pa.string()))
@@ -111,10 +109,15 @@ def run(cfg: NormalizeConfig, run: StageRun) -> None:
 
 
 def _output_schema(pa, path):
-    """Input schema with ``text_raw`` (string) after the input's columns, unless present."""
-    import pyarrow.parquet as pq
+    """Input schema with ``text`` as plain strings (a dictionary-encoded column too), without
+    analyze's columns (offsets into the text this stage rewrites) and with ``text_raw`` (string)
+    after the input's columns, unless present."""
+    from kopretrain.data.files import MORPH_COLUMNS, read_schema
 
-    schema = pq.read_schema(path)
+    schema = read_schema(path)
+    fields = [pa.field("text", pa.string()) if f.name == "text" else f for f in schema if f.name not in MORPH_COLUMNS]
+    # pandas metadata lists the columns: kept only while they are all there
+    schema = pa.schema(fields, metadata=schema.metadata if len(fields) == len(schema) else None)
     if "text_raw" not in schema.names:
         schema = schema.append(pa.field("text_raw", pa.string()))
     return schema

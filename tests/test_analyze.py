@@ -177,6 +177,9 @@ def test_a_text_column_that_is_not_text_is_named(tmp_path, capsys):
     assert main(["analyze", "--input", str(folder), "-o", str(tmp_path / "out")]) == 2
     assert "column 'text' holds int64, not text" in capsys.readouterr().err
     assert not (tmp_path / "out.partial").exists()
+    (folder / "train.parquet").write_bytes((folder / "train.parquet").read_bytes()[:200])  # truncated
+    assert main(["analyze", "--input", str(folder), "-o", str(tmp_path / "out")]) == 2
+    assert "train.parquet: not a readable Parquet file" in capsys.readouterr().err  # an ArrowInvalid traceback
 
 
 def test_a_kiwipiepy_upgrade_reruns_analyze_and_later_stages_only_if_analyses_changed(tmp_path, capsys, monkeypatch):

@@ -127,10 +127,15 @@ def test_check_thresholds_configurable():
 
 
 @pytest.mark.parametrize("field, value", [("max_repeat", 0), ("min_hangul_ratio", 1.5), ("max_chars", 0),
-                                          ("batch_size", 0)])
+                                          ("batch_size", 0), ("num_workers", -3), ("hangul_min_letters", -5)])
 def test_config_validation_names_the_flag(field, value):
     with pytest.raises(ConfigError, match=field.replace("_", "-")):
         from_dict(NormalizeConfig, {field: value}, prefix="normalize")
+
+
+def test_skip_rules_are_a_set():
+    """--skip-rules censor,phone then phone,censor reran the stage."""
+    assert NormalizeConfig(skip_rules=["phone", "censor", "phone"]).skip_rules == ["censor", "phone"]
 
 
 def test_stage_end_to_end(tmp_path, capsys):
@@ -170,6 +175,28 @@ def test_stage_twice_keeps_first_text_raw(tmp_path):
     main(["normalize", "--input", str(tmp_path / "n1"), "--output", str(tmp_path / "n2"), "--max-repeat", "1"])
     (row,) = read_split(tmp_path / "n2", "train")
     assert row["text"] == "ㅋ 웃김" and row["text_raw"] == "ㅋㅋㅋㅋㅋ 웃김"
+
+
+def test_inputs_a_user_makes_by_hand(tmp_path, capsys):
+    """Numbers in 'text' and a truncated file gave tracebacks; a pandas category column passed
+    and then failed analyze; analyze's offsets were copied beside the text they no longer fit."""
+    import pandas as pd
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pd.DataFrame({"id": ["a"], "text": [1]}).to_parquet(folder / "train.parquet")
+    assert main(["normalize", "--input", str(folder), "-o", str(tmp_path / "o1")]) == 2
+    assert "column 'text' holds int64, not text" in capsys.readouterr().err
+    (folder / "train.parquet").write_bytes((folder / "train.parquet").read_bytes()[:200])
+    assert main(["normalize", "--input", str(folder), "-o", str(tmp_path / "o1")]) == 2
+    assert "train.parquet: not a readable Parquet file" in capsys.readouterr().err
+    pd.DataFrame({"id": ["a", "b"], "text": pd.Categorical(["ㅋㅋㅋㅋ 굿", "별로"])}).to_parquet(folder / "train.parquet")
+    assert main(["normalize", "--input", str(folder), "-o", str(tmp_path / "o2")]) == 0
+    assert main(["analyze", "--input", str(tmp_path / "o2"), "-o", str(tmp_path / "a")]) == 0
+    assert [r["text"] for r in read_split(tmp_path / "o2", "train")] == ["ㅋㅋ 굿", "별로"]
+    assert main(["normalize", "--input", str(tmp_path / "a"), "-o", str(tmp_path / "o3"), "--max-repeat", "1"]) == 0
+    (row, _) = read_split(tmp_path / "o3", "train")
+    assert row["text"] == "ㅋ 굿" and not any(k.startswith("morph_") for k in row)  # analyze again for them
 
 
 def test_stage_without_input_fails_clearly(tmp_path, capsys):

@@ -41,18 +41,62 @@ def split_files(stage_dir: str | Path) -> dict[str, Path]:
     return found
 
 
+# analyze's columns: offsets into ``text``, so a stage that rewrites the text drops them
+MORPH_COLUMNS = ("morph_form", "morph_tag", "morph_start", "morph_len")
+
+
 def iter_batches(path: str | Path, batch_size: int = 10_000, columns: list[str] | None = None) -> Iterator:
     """Yield ``pyarrow.RecordBatch`` es of a Parquet file without loading it whole."""
+    import pyarrow as pa
+
+    try:
+        yield from open_parquet(path).iter_batches(batch_size=batch_size, columns=columns)
+    except (pa.ArrowInvalid, pa.ArrowIOError) as exc:  # a page broken past the footer
+        raise _unreadable(path, exc) from None
+
+
+def open_parquet(path: str | Path):
+    """``pyarrow.parquet.ParquetFile``; a file that is not readable Parquet (truncated, overwritten)
+    is a StageError naming it, not an ArrowInvalid traceback."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
-    yield from pf.iter_batches(batch_size=batch_size, columns=columns)
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, pa.ArrowIOError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def read_schema(path: str | Path):
+    """The Parquet file's (Arrow) schema, as :func:`open_parquet` reads it."""
+    return open_parquet(path).schema_arrow
+
+
+def _unreadable(path, exc) -> Exception:
+    from kopretrain.runs.records import StageError
+
+    return StageError(f"{path}: not a readable Parquet file ({exc}); rerun the stage that wrote it")
+
+
+def text_values(batch, path: str | Path) -> list:
+    """The ``text`` column of a batch as Python strings (None for nulls); dictionary-encoded
+    strings (a pandas category column) count as text, anything else is a StageError."""
+    import pyarrow as pa
+
+    from kopretrain.runs.records import StageError
+
+    if "text" not in batch.schema.names:
+        raise StageError(f"{path}: no 'text' column (columns: {', '.join(batch.schema.names)})")
+    kind = batch.schema.field("text").type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise StageError(f"{path}: column 'text' holds {kind}, not text (is it a data stage output?)")
+    return batch.column("text").to_pylist()
 
 
 def count_rows(path: str | Path) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
+    return open_parquet(path).metadata.num_rows
 
 
 class ParquetSink:

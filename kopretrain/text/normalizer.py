@@ -67,6 +67,12 @@ class NormalizerConfig:
         unknown = sorted(set(self.skip_rules) - set(RULE_NAMES))
         if unknown:
             raise ValueError(f"--skip-rules: unknown rule(s) {', '.join(unknown)}; rules: {', '.join(RULE_NAMES)}")
+        # a set: "phone,censor" and "censor,phone,phone" are one config (one key, no rerun)
+        self.skip_rules = sorted(set(self.skip_rules))
+        if self.num_workers < 0:
+            raise ValueError(f"--num-workers: must be >= 0 (0 = all cores), got {self.num_workers}")
+        if self.hangul_min_letters < 0:
+            raise ValueError(f"--hangul-min-letters: must be >= 0, got {self.hangul_min_letters}")
         if self.min_chars < 0 or self.max_chars < max(self.min_chars, 1):
             raise ValueError(f"--max-chars: must be >= max(1, --min-chars) (got {self.max_chars}, {self.min_chars})")
         if not 0.0 <= self.min_hangul_ratio <= 1.0:
