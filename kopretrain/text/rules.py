@@ -191,14 +191,22 @@ def url(text: str) -> str:
 # number is more often an amount). 4-4 numbers such as 1588-1234 are NOT masked: they collide
 # with year ranges ("1592-1598 임진왜란").
 PHONE_AREA = r"(?:2|[3-6][1-5]|70|80|50[2-8])"
-SEP = r"(?:-+|\.+| )"  # one separator, however often repeated
-_PHONE = re.compile(
-    r"(?<![\d-])(?:"
-    rf"(?:\+82{SEP}?0?|0)1[016789]{SEP}?\d{{3,4}}{SEP}?\d{{4}}"
-    rf"|(?:\+82{SEP}?0?|0){PHONE_AREA}(?:{SEP}|\))\d{{3,4}}{SEP}\d{{4}}"
-    rf"|\(0{PHONE_AREA}\) ?\d{{3,4}}{SEP}\d{{4}}"
-    r")(?![\d-])"
-)
+SEP = r"(?: ?-+ ?|\.+| )"  # one separator, however often repeated ("010 - 1234 - 5678" too)
+
+
+def phone_pattern(digits: str = r"\d") -> str:
+    """The phone regex, ``digits`` the content of a digit class (the tokenizer's copy spells out
+    what Python's \\d matches). The +82 prefix may keep its trunk 0 ("+82 010", "+82 (0)10"); an
+    area or mobile code may stand in brackets ("(02)123-4567", "(010)1234-5678")."""
+    d, intl = f"[{digits}]", rf"(?:\+82{SEP}?(?:\(0\) ?|0)?|0)"
+    return (rf"(?<![{digits}-])(?:"
+            rf"{intl}1[016789]{SEP}?{d}{{3,4}}{SEP}?{d}{{4}}"
+            rf"|{intl}{PHONE_AREA}(?:{SEP}|\)){d}{{3,4}}{SEP}{d}{{4}}"
+            rf"|\(0(?:{PHONE_AREA}|1[016789])\) ?{d}{{3,4}}{SEP}{d}{{4}}"
+            rf")(?![{digits}-])")
+
+
+_PHONE = re.compile(phone_pattern())
 
 
 def phone(text: str) -> str:

@@ -189,13 +189,7 @@ def _url(_: int) -> list:
 
 
 def _phone(_: int) -> list:
-    d, sep = f"[{_digit()}]", R.SEP
-    pattern = (f"(?<![{_digit()}\\-])(?:"
-               f"(?:\\+82{sep}?0?|0)1[016789]{sep}?{d}{{3,4}}{sep}?{d}{{4}}"
-               f"|(?:\\+82{sep}?0?|0){R.PHONE_AREA}(?:{sep}|\\)){d}{{3,4}}{sep}{d}{{4}}"
-               f"|\\(0{R.PHONE_AREA}\\) ?{d}{{3,4}}{sep}{d}{{4}}"
-               f")(?![{_digit()}\\-])")
-    return [_replace(pattern, "[PHONE]")]
+    return [_replace(R.phone_pattern(_digit()), "[PHONE]")]
 
 
 def _mention(_: int) -> list:

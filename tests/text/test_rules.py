@@ -146,6 +146,9 @@ def test_email_before_url():
     ("1592-1598 임진왜란", "1592-1598 임진왜란"),  # 4-4 numbers are year ranges too
     ("20100904 00515", "20100904 00515"),
     ("070-1234-5678 로 연락", "[PHONE] 로 연락"),  # internet phones
+    # bracketed mobile codes, spaced hyphens, +82 with its trunk 0 in brackets (left in the text before)
+    ("(010)1234-5678", "[PHONE]"), ("010 - 1234 - 5678 문자", "[PHONE] 문자"), ("+82 (0)10-1234-5678", "[PHONE]"),
+    ("2019 - 2020 시즌", "2019 - 2020 시즌"),
     ("안심번호 0504-1234-5678", "안심번호 [PHONE]"),  # delivery apps' safe numbers
     ("080-123-4567", "[PHONE]"),
     ("(02)123-4567 예약", "[PHONE] 예약"),  # the bracket goes with the number
