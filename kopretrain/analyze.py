@@ -34,6 +34,7 @@ from kopretrain.runs.records import StageError, StageRun
 @dataclass
 class AnalyzeConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    REQUIRED: ClassVar[tuple[str, ...]] = ("input",)
     WIRING: ClassVar[dict[str, str]] = {"input": "normalize"}
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("num_workers",)
 

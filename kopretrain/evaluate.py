@@ -22,6 +22,7 @@ from kopretrain.runs.records import StageError, StageRun, read_stage, write_json
 @dataclass
 class EvaluateConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("model", "data")
     WIRING: ClassVar[dict[str, str]] = {"model": "finetune", "data": "normalize"}
 
     model: str = ""

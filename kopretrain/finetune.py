@@ -28,6 +28,7 @@ METRIC = "macro_f1"
 @dataclass
 class FinetuneConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "data", "teacher")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("model", "data")
     CONTENT_FIELDS: ClassVar[tuple[str, ...]] = ("soft_targets",)
     WIRING: ClassVar[dict[str, str]] = {"model": "pretrain", "data": "normalize"}
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reinit_layers", "max_minutes", "head_lr", "layer_lr_decay",

@@ -42,6 +42,7 @@ SNIPPET = 200  # characters of a rejected text kept in rejected.jsonl
 @dataclass
 class IngestConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "data_files")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("input", "label_scheme")
     WIRING: ClassVar[dict[str, str]] = {}
 
     input: str = ""

@@ -44,6 +44,7 @@ _COSMETIC = ("progress", "threads")
 @dataclass
 class LabelConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "input")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("model", "input")
     WIRING: ClassVar[dict[str, str]] = {"model": "finetune"}
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_record_lines",)
 

@@ -28,6 +28,7 @@ __all__ = ["NormalizeConfig", "Normalizer", "run"]
 @dataclass
 class NormalizeConfig(NormalizerConfig, StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input",)
+    REQUIRED: ClassVar[tuple[str, ...]] = ("input",)
     WIRING: ClassVar[dict[str, str]] = {"input": "ingest"}
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "num_workers")
 

@@ -12,7 +12,9 @@ stages whose config and inputs are unchanged are skipped; ``--force`` redoes the
 A stage may run twice under another name: ``finetune@teacher`` is a second ``finetune`` section,
 written to ``<workdir>/finetune-teacher``. Any input field may name such a section (``teacher:
 finetune@teacher``) to read its output; sections of one stage run in YAML order, except that a
-section another reads runs before its reader. Wiring reads the latest section of the upstream stage.
+section another reads runs before its reader. Wiring reads the upstream stage's own (untagged)
+section once it has run, else its latest tagged one: ``evaluate@dev`` after ``evaluate`` does not
+become what ``release`` publishes.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
     if until:
         names = names[: names.index(until) + 1]
     outputs: dict[str, Path] = {}  # section -> output
-    latest: dict[str, Path] = {}  # stage -> output of its latest section so far
+    latest: dict[str, Path] = {}  # stage -> what wiring reads: its untagged section, else its latest tagged one
     steps = []
     for name in names:
         stage = get(kind(name))
@@ -197,10 +199,23 @@ def plan(raw: dict[str, Any], until: str | None = None) -> list[tuple[str, Any, 
             if not section.get(field) and present:
                 section[field] = str(latest[present[0]])
         cfg = from_dict(stage.config, section, prefix=name)
-        output = output_of(name, workdir)
-        outputs[name] = latest[kind(name)] = output
+        _check_required(name, stage.config, cfg)
+        output = outputs[name] = output_of(name, workdir)
+        # a tagged section is a side run (evaluate@dev, finetune@teacher) that others read by name:
+        # wiring keeps to the stage's own section (release must not publish the dev split's scores)
+        if "@" not in name or kind(name) not in outputs:
+            latest[kind(name)] = output
         steps.append((name, cfg, output))
     return steps
+
+
+def _check_required(name: str, config: type, cfg: Any) -> None:
+    for field in getattr(config, "REQUIRED", ()):
+        if getattr(cfg, field) in (None, "", []):
+            upstream = config.WIRING.get(field)
+            upstream = (upstream,) if isinstance(upstream, str) else upstream or ()
+            hint = f", or add a {' or '.join(upstream)} section for it to read" if upstream else ""
+            raise ConfigError(f"{name}.{field}: required; set it{hint}")
 
 
 def run_pipeline(path: str | Path, overrides: list[str] | None = None, force: list[str] | None = None,

@@ -28,6 +28,7 @@ CHECKPOINTS = "checkpoints"
 @dataclass
 class PretrainConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "tokenizer", "checkpoint", "generator_checkpoint")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("input",)
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("max_minutes", "report_to", "head_warmup_steps", "head_lr")
     SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("dataloader_workers", "num_proc")
     WIRING: ClassVar[dict[str, str | tuple[str, ...]]] = {"input": ("analyze", "normalize"), "tokenizer": "vocab"}

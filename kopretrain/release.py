@@ -43,6 +43,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 @dataclass
 class ReleaseConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "evaluation", "data_card")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("model",)
     WIRING: ClassVar[dict[str, str]] = {"model": "finetune", "evaluation": "evaluate"}
     # Whether and how the folder is uploaded, not what it holds: adding --push after a dry run
     # uploads the folder that was previewed instead of rebuilding it.

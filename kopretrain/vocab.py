@@ -51,6 +51,7 @@ from kopretrain.tokenizer.specials import SLANG, SPECIAL_TOKENS
 @dataclass
 class VocabConfig(StageConfig):
     INPUTS: ClassVar[tuple[str, ...]] = ("input", "extend_from", "prune_from")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("input",)
     CONTENT_FIELDS: ClassVar[tuple[str, ...]] = ("compare_with",)  # another tokenizer folder changed: a new report
     # Changing these rewrites tokenizer_report.* in a finished output: the vocab is not retrained
     # (WordPiece/Unigram training is not byte-deterministic, so a retrain would make pretrain stale).

@@ -107,6 +107,37 @@ def test_pretrain_reads_analyze_else_normalize(tmp_path, monkeypatch):
     assert steps["pretrain"][0].input == str(steps["analyze"][1])
 
 
+def test_wiring_keeps_to_the_untagged_section(tmp_path, monkeypatch):
+    """An evaluate@dev written after evaluate became what release published (the dev split's scores)."""
+    monkeypatch.chdir(ROOT)
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text("workdir: out\ningest: {input: x.csv, label_scheme: stars5}\nnormalize: {}\n"
+                    "finetune: {model: some-org/ko-base}\nfinetune@other: {model: some-org/ko-large}\n"
+                    "evaluate: {}\nevaluate@dev: {split: dev}\nlabel: {input: r.csv}\nrelease: {}\n", encoding="utf-8")
+    steps = {name: (cfg, out) for name, cfg, out in plan(load_pipeline(yaml))}
+    finetune, evaluate = steps["finetune"][1], steps["evaluate"][1]
+    assert steps["release"][0].evaluation == str(evaluate) and steps["release"][0].model == str(finetune)
+    assert steps["evaluate@dev"][0].model == str(finetune) == steps["label"][0].model
+    yaml.write_text("workdir: out\nfinetune@teacher: {model: m, data: d}\nevaluate: {data: d}\n", encoding="utf-8")
+    steps = {name: (cfg, out) for name, cfg, out in plan(load_pipeline(yaml))}
+    assert steps["evaluate"][0].model == str(steps["finetune@teacher"][1])  # no untagged one: the tagged one
+
+
+@pytest.mark.parametrize("sections, message", [
+    ("ingest: {input: x.csv}", "ingest.label_scheme: required; set it$"),
+    ("ingest: {input: x.csv, label_scheme: stars5}\nevaluate: {baseline: true}",
+     "evaluate.model: required; set it, or add a finetune section for it to read"),
+    ("finetune: {data: d}", "finetune.model: required; set it, or add a pretrain section"),
+    ("label: {model: m}", "label.input: required; set it$"),
+])
+def test_a_missing_required_option_fails_before_any_stage_runs(tmp_path, sections, message):
+    """--dry-run said "will run" and the real run failed at that stage, after the ones before it ran."""
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text(f"workdir: out\n{sections}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        plan(load_pipeline(yaml))
+
+
 def test_unknown_keys_fail_with_the_key_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("workdir: x\ningest:\n  input: a.csv\n  label_scheme: nsmc\n  lable_column: y\n")

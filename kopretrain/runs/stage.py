@@ -29,6 +29,9 @@ class StageConfig:
     WIRING: ClassVar[dict[str, str | tuple[str, ...]]] = {}
     """Field -> upstream stage whose output fills it inside a pipeline when the YAML leaves it empty
     (a tuple: the first of these stages the pipeline has)."""
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    """Fields a run cannot do without (after wiring): a pipeline checks them before any stage runs,
+    so ``--dry-run`` says ``will fail`` instead of a stage failing after the ones before it ran."""
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields added in a later version: left out of the fingerprint at their default, so upgrading
     kopretrain does not make finished outputs stale (``fingerprints.fingerprint_config``)."""
