@@ -181,6 +181,9 @@ def train_baseline(cfg: EvaluateConfig, notes: list[str]):
     fitted = Baseline(seed=cfg.seed).fit(texts, y_train, dev_texts, y_dev)
     if not y_dev:
         notes.append("baseline C and class weighting not tuned: no labelled dev rows")
+    elif cfg.split == "dev":
+        notes.append("baseline C and class weighting were chosen on the split being scored (dev), as the model's "
+                     "checkpoint was: both scores are optimistic; score test for numbers to report")
     return fitted, len(texts)
 
 

@@ -111,20 +111,26 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> dict[
         if "@" in key and key not in raw:
             sections = ", ".join(k for k in raw if "@" in k) or "none"
             raise ConfigError(f"--set {key}...: '{key}' is not a section of {path} (its tagged sections: {sections})")
+        if key not in TOP_KEYS and not is_section(key):  # the YAML is fine: name the --set
+            _unknown_key(f"--set {key}...", key)
     raw = deep_merge(resolve_inputs(raw, path.parent), overrides)
     for key in raw:
         if key not in TOP_KEYS and not is_section(key):
-            import difflib
-
-            guess = difflib.get_close_matches(kind(key), list(STAGES) + list(TOP_KEYS), n=1)
-            hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-            raise ConfigError(f"{path}: unknown key '{key}'{hint}; expected workdir, stages or a stage name")
+            _unknown_key(str(path), key)
     for key, section in raw.items():
         if is_section(key) and section is not None and not isinstance(section, dict):
             raise ConfigError(f"{path}: '{key}' must be a mapping of its options (e.g. {key}.seed=3), got {section!r}")
     if "workdir" not in raw:
         raise ConfigError(f"{path}: missing 'workdir' (where stage outputs go)")
     return raw
+
+
+def _unknown_key(where: str, key: str) -> None:
+    import difflib
+
+    guess = difflib.get_close_matches(kind(key), list(STAGES) + list(TOP_KEYS), n=1)
+    hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+    raise ConfigError(f"{where}: unknown key '{key}'{hint}; expected workdir, stages or a stage name")
 
 
 def stage_names(raw: dict[str, Any]) -> list[str]:

@@ -246,6 +246,14 @@ def test_temperature_is_fitted_on_dev_not_on_the_scored_split(workdir, tmp_path)
     assert not any("fitted on the split being scored" in n for n in metrics["notes"])
 
 
+def test_scoring_dev_says_both_scores_are_optimistic(workdir, tmp_path):
+    """The baseline's C is chosen on dev: scored on dev, its number was its best tuning score, unremarked."""
+    cfg = from_dict(EvaluateConfig, {"model": str(workdir / "clf"), "data": str(workdir / "data"), "split": "dev",
+                                     "temperature_scaling": False, "precision": "fp32"})
+    metrics = json.loads((execute("evaluate", cfg, tmp_path / "eval") / "metrics.json").read_text())
+    assert any("chosen on the split being scored (dev)" in n for n in metrics["notes"])
+
+
 def _baseline_probs(data: Path, train_rows=None, seed: int = 0):
     from types import SimpleNamespace
 

@@ -104,6 +104,7 @@ def test_label(files, name, tmp_path, capsys):
     ("workdir: x\ningest: [1, 2\n", "not valid YAML (line 3"),
     ("workdir: !!python/object:os.system x\n", "could not determine a constructor"),
     ("workdir: x\nworkdir: y\n", "'workdir' appears twice"),
+    ("workdir: x\n\ningest:\n  input: a\n  seed: 1\n  seed: 2\n", "'seed' appears twice in one mapping (lines 5 and 6)"),
     ("workdir: x\nfinetune: 3\n", "'finetune' must be a mapping"),
 ])
 def test_pipeline_yaml(tmp_path, capsys, text, message):
@@ -118,6 +119,8 @@ def test_bad_set_values_and_encoding(tmp_path, capsys):
     quick = Path(__file__).resolve().parent.parent / "pipelines" / "quickstart.yaml"
     assert main(["run", str(quick), "--dry-run", "--set", "finetune.epochs=[1"]) == 2
     assert "--set finetune.epochs=[1: not valid YAML" in capsys.readouterr().err
+    assert main(["run", str(quick), "--dry-run", "--set", "evaluat.baseline=false"]) == 2
+    assert "--set evaluat...: unknown key 'evaluat' (did you mean 'evaluate'?)" in capsys.readouterr().err  # not the YAML
     assert main(["ingest", "--input", "x.csv", "--label-scheme", "stars5", "--encoding", "nope", "-o",
                  str(tmp_path / "o")]) == 2
     assert "unknown encoding 'nope'" in capsys.readouterr().err

@@ -198,11 +198,11 @@ def load_yaml(text: str, source: str) -> Any:
 
     def mapping(loader, node, deep=False):
         keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
-        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-        if dup is not None:
-            mark = node.start_mark
-            raise ConfigError(f"{source}: key {dup!r} appears twice in one mapping (line {mark.line + 1}); "
-                              "keep one")
+        dup = next((i for i, k in enumerate(keys) if k in keys[:i]), None)
+        if dup is not None:  # the line of the second one (the mapping's own line named the wrong key)
+            first, second = node.value[keys.index(keys[dup])][0].start_mark, node.value[dup][0].start_mark
+            raise ConfigError(f"{source}: key {keys[dup]!r} appears twice in one mapping (lines {first.line + 1} "
+                              f"and {second.line + 1}); keep one")
         return loader.construct_mapping(node, deep=deep)
 
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
