@@ -36,6 +36,36 @@ def check_model_ref(ref: str, what: str = "model") -> None:
             )
     elif is_local(ref):
         raise StageError(f"--{what} {ref}: model directory not found")
+    else:
+        check_hub_reachable(ref, what)
+
+
+def check_hub_reachable(ref: str, what: str = "model") -> None:
+    """A Hub id without a network: load it from the local cache at once (huggingface_hub would
+    retry each file for ~25 s before falling back), or fail in one line when it is not cached.
+    Skipped behind a proxy (a direct connection failing says nothing there) and in offline mode."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+    if constants.HF_HUB_OFFLINE or proxied:
+        return
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return
+    except OSError:
+        pass
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(ref, "config.json"), str):
+        raise StageError(f"--{what} {ref}: {host} cannot be reached and {ref} is not in the local Hugging Face cache "
+                         f"({constants.HF_HUB_CACHE}); download it where there is a network (`hf download {ref}`), "
+                         "or give a local model folder")
+    constants.HF_HUB_OFFLINE = True  # read at each call (huggingface_hub.is_offline_mode): the cache, no retries
+    print(f"[kopretrain] {host} cannot be reached: {ref} is loaded from the local cache")
 
 
 def revision_kwargs(revision: str | None) -> dict[str, Any]:

@@ -69,3 +69,27 @@ def test_a_hub_model_brings_its_kopretrain_json_and_ngram_expert(tmp_path, monke
     with caplog.at_level("WARNING"):
         assert model_file("me/plain", "ngram_expert.json", sha) is None
     assert "cannot tell" in caplog.text
+
+
+def test_a_hub_id_without_a_network_loads_from_the_cache_or_fails_at_once(tmp_path, monkeypatch, capsys):
+    """Without a network huggingface_hub retried every file for ~25 s, then printed a two-line error."""
+    import socket
+
+    import huggingface_hub.constants as constants
+
+    from kopretrain.inference.classifier import Classifier
+
+    tiny_classifier(fake_hub(monkeypatch, tmp_path / "hub", "me/kopclf", "b" * 40))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # not told: the network is just not there
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(StageError, match="--model me/other: huggingface.co cannot be reached and me/other is not in "
+                                         "the local Hugging Face cache"):
+        check_model_ref("me/other")
+    assert Classifier.load("me/kopclf").model.config.num_labels == 3
+    assert constants.HF_HUB_OFFLINE and "me/kopclf is loaded from the local cache" in capsys.readouterr().out
