@@ -75,10 +75,11 @@ def test_idempotent_on_random_texts(emoji, max_repeat):
 
 
 @pytest.mark.parametrize("emoji", ["keep", "map"])
-def test_idempotent_where_rules_meet(emoji):
+@pytest.mark.parametrize("max_repeat", [1, 2])
+def test_idempotent_where_rules_meet(emoji, max_repeat):
     from tests.text.test_tokenizer_rules import HARD
 
-    norm = Normalizer(NormalizeConfig(emoji=emoji))
+    norm = Normalizer(NormalizeConfig(emoji=emoji, max_repeat=max_repeat))
     for text in HARD:
         once = norm.normalize(text)
         assert norm.normalize(once) == once, (text, once)

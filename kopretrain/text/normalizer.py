@@ -107,6 +107,17 @@ class Normalizer:
 
     # ------------------------------------------------------------------ rules
     def _apply(self, text: str) -> str:
+        out = self._chain(text)
+        # --max-repeat 1 shortens the ".." and "oo" the link rules rely on ("good..com" -> "god.com", a
+        # bare domain): the chain runs again until nothing changes. With 2 or more, pairs survive.
+        for _ in range(2 if self.cfg.max_repeat == 1 and out != text else 0):
+            again = self._chain(out)
+            if again == out:
+                break
+            out = again
+        return out
+
+    def _chain(self, text: str) -> str:
         counts = self.counts
         for name, rule in self.rules:
             out = rule(text)

@@ -69,11 +69,15 @@ def tokenizer_rules(normalize: dict[str, Any]) -> TokenizerRules:
     cfg = normalizer_config(normalize)  # read exactly as TextPrep.prepare reads it (defaults, checks)
     skip = set(cfg.skip_rules)
     out = TokenizerRules(steps=[normalizers.Replace(Regex(BEGIN), "")])
+    chain = []
     for name, _ in R.build_rules(cfg.max_repeat, cfg.emoji):
         if name in skip:
             continue
-        out.steps += TRANSLATIONS[name](cfg.max_repeat)
+        chain += TRANSLATIONS[name](cfg.max_repeat)
         out.applied.append(name)
+    # max_repeat 1: Normalizer runs its chain up to three times, until nothing changes; three times
+    # here is the same text (a chain over text it left unchanged changes nothing)
+    out.steps += chain * (3 if cfg.max_repeat == 1 else 1)
     out.steps.append(normalizers.Replace(Regex(END), ""))
     if cfg.spacing and "spacing" not in skip:
         out.not_applied["spacing"] = KIWI_RULES["spacing"]

@@ -42,6 +42,8 @@ HARD = [
     "~@@ 뭐야", "@아무나 만들 수 없는 작품@인것만은", "@a.b.c 님", "앞 @abc 뒤 x@ 닫힘", "@abc 와 @def",
     "@홍길동 님 말대로 @_@ 재미없음", "@abc 님 최고 ^^@", "@놈놈놈!@ 최고", "@abc ㅋ@",
     "@kim님말이맞아요", "@영화광님 말씀에", "@님프 최고", "@영화광123님\nㅋ", "@영화광", "@가",
+    # what --max-repeat 1 turns into a link on a second pass (the chain runs to a fixed point)
+    "good..com", "ㅋㅋ ww..kr", "x.com]]", "aa@@b..com", "0010..1234..5678",
     # censor masks vs words
     "OOO놈의 쓰레기 영화", "김OO 배우", "XX같은", "GOOOD ZOO FUXX XXL XXX", "○○○ 포○노", "시** **같은 개*끼",
     "나약한 *** 이야기", "^^** 최고 *****", "*** 최고 ***", "●● ◎◎ ×× ◯◯",
