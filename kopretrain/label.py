@@ -121,7 +121,20 @@ def run_fingerprint(cfg: LabelConfig, inputs: dict | None = None, spelled: bool 
     config = to_dict(cfg)
     key = fingerprint_config(cfg, config, drop=_COSMETIC if spelled else (*_COSMETIC, *LabelConfig.INPUTS))
     inputs = inputs or {name: fingerprint_path(getattr(cfg, name)) for name in LabelConfig.INPUTS}
-    return stage_fingerprint("label", key, inputs), config, inputs
+    return stage_fingerprint("label", key, inputs, _rules(cfg.model)), config, inputs
+
+
+def _rules(model: str) -> dict[str, str]:
+    """The digest of today's rules for a local model's normalization (as normalize keys its
+    output): a kopretrain upgrade that changes them relabels. A Hub id's rules would need a download."""
+    from kopretrain.text.textprep import load
+
+    prep = load(model) if Path(model).is_dir() else None
+    if prep is None or prep.normalize is None:
+        return {}
+    from kopretrain.text.probes import rules_digest
+
+    return {"rules": rules_digest(prep.normalize)}
 
 
 def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:

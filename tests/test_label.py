@@ -258,6 +258,25 @@ def test_recorded_normalization_is_applied(tmp_path):
     assert abs(df[PROBS].astype(float).to_numpy() - expected).max() < 1e-5
 
 
+def test_a_change_of_the_normalize_rules_relabels(tmp_path, monkeypatch):
+    """Labels made through yesterday's rules stayed up to date after an upgrade changed them."""
+    from kopretrain.text import probes, rules
+
+    model = tiny_classifier(tmp_path / "m", textprep={"normalize": {}})
+    src, out = write(tmp_path / "in.csv", [{"text": "별로예요"}]), tmp_path / "o.csv"
+    L.execute(cfg(model, src), out)
+    assert L.status(cfg(model, src), out) == "up to date"
+    original = rules.censor
+    monkeypatch.setattr(rules, "censor", lambda text: original(text).replace("ZOO", "Z00"))
+    probes._digest.cache_clear()
+    try:
+        assert L.status(cfg(model, src), out) == "will run"
+    finally:
+        monkeypatch.undo()
+        probes._digest.cache_clear()
+    assert L.status(cfg(model, src), out) == "up to date"
+
+
 def test_a_hub_id_labels_like_the_same_folder_on_disk(tmp_path, monkeypatch):
     """--model OWNER/NAME --revision: the recorded normalization and length come from the Hub too."""
     import shutil
