@@ -58,11 +58,16 @@ class AnalyzeConfig(StageConfig):
             raise ValueError(f"--chunk-rows: must be >= 1, got {self.chunk_rows}")
 
     def behaviour(self) -> dict[str, str]:
-        """kiwipiepy's version: its models and rules change analyses between releases, so an upgrade
-        reruns analyze (and the stages after it only if the analyses changed)."""
+        """The versions of kiwipiepy and of its model package (released apart): either changes the
+        analyses, so an upgrade reruns analyze (and the stages after it only if they changed)."""
         from importlib import metadata
 
-        return {"kiwipiepy": metadata.version("kiwipiepy")}
+        out = {"kiwipiepy": metadata.version("kiwipiepy")}
+        try:
+            out["kiwipiepy_model"] = metadata.version("kiwipiepy_model")
+        except metadata.PackageNotFoundError:  # a model installed by other means
+            pass
+        return out
 
 
 def morph_schema(pa):

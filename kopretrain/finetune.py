@@ -236,10 +236,10 @@ def run(cfg: FinetuneConfig, run: StageRun) -> None:
 
     # ---- setup: model, tokenizer, text preparation, data
     resolve_precision(cfg.precision)  # fp16 without a GPU: say so before anything loads
-    check_model_ref(cfg.model)
+    check_model_ref(cfg.model, revision=cfg.revision or None)
     check_splits(cfg.data)  # before a multi-GB checkpoint loads, not after
     if cfg.teacher:
-        check_model_ref(cfg.teacher, "teacher")
+        check_model_ref(cfg.teacher, "teacher", cfg.teacher_revision or None)
     prep, prep_source = resolve_textprep(cfg.model, cfg.data, cfg.revision)
     attempt = Attempt.load(run.dir, cfg.seed) if run.resumed else Attempt(seed=cfg.seed)
     built = build(cfg, attempt.seed, prep)

@@ -157,7 +157,7 @@ def execute(cfg: LabelConfig, output: str | Path, force: bool = False) -> Path:
         raise StageError(f"--input: {exc}") from None
     from kopretrain.hub.loading import check_model_ref
 
-    check_model_ref(cfg.model)
+    check_model_ref(cfg.model, revision=cfg.revision or None)
     fingerprint, config, inputs = run_fingerprint(cfg)
     record_path = output.with_name(output.name + ".stage.json")
     if not force and _finished(output, record_path, cfg, inputs):  # inputs: the model is hashed once

@@ -261,7 +261,7 @@ def load_tokenizer(cfg: PretrainConfig):
         return tokenizer, prep, {"init": "scratch", "vocab_sha256": vocab_hash(tokenizer)}
     from kopretrain.hub.loading import check_model_ref
 
-    check_model_ref(cfg.checkpoint, "checkpoint")  # a missing folder named as one, not as a bad Hub id
+    check_model_ref(cfg.checkpoint, "checkpoint", cfg.revision or None)  # a missing folder named as one, not as a bad Hub id
     base_tok = load(cfg.checkpoint, cfg.revision, what="checkpoint")
     if own:
         tokenizer = base_tok

@@ -202,5 +202,5 @@ def test_a_kiwipiepy_upgrade_reruns_analyze_and_later_stages_only_if_analyses_ch
     first, second = both()  # the same analyses from the "new" kiwipiepy: nothing after analyze reruns
     assert "up to date" not in first and "up to date" in second
     record = json.loads((out / "stage.json").read_text())
-    assert record["behaviour"] == {"kiwipiepy": "99.0"} and record["fingerprint"] == key
+    assert record["behaviour"]["kiwipiepy"] == "99.0" and record["fingerprint"] == key
     assert all("up to date" in line for line in both())

@@ -295,6 +295,10 @@ def test_a_rule_change_reruns_normalize_and_only_changed_bytes_rerun_later_stage
     assert after["fingerprint"] == before["fingerprint"] and after["behaviour"] != before["behaviour"]
     assert len(after["aliases"]) == 1
     assert "up to date" in _rerun(inp, first, second, capsys)[0]  # the new key is its alias
+    capsys.readouterr()
+    assert main(["normalize", "--input", str(inp), "-o", str(first), "--force"]) == 0  # same bytes: same key
+    assert json.loads((first / "stage.json").read_text())["fingerprint"] == before["fingerprint"]
+    assert "up to date" in _rerun(inp, first, second, capsys)[1]
     # a change that does touch the corpus: a new output, and the stage after it reruns
     monkeypatch.setattr(rules, "censor", lambda text: original(text).replace("ZOO", "Z0").replace("웃김", "웃겨"))
     out_first, out_second = _rerun(inp, first, second, capsys)
@@ -303,13 +307,19 @@ def test_a_rule_change_reruns_normalize_and_only_changed_bytes_rerun_later_stage
     assert [r["text"] for r in read_split(second, "train")] == ["ㅋㅋ 웃겨", "별로예요"]  # analyze reran on it
 
 
-def test_outputs_from_before_rules_digests_rerun_once_and_keep_their_readers(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("speed_keyed", [False, True])
+def test_outputs_from_before_rules_digests_rerun_once_and_keep_their_readers(tmp_path, capsys, monkeypatch,
+                                                                              speed_keyed):
+    from kopretrain.runs import records
     from kopretrain.text import probes
 
     probes._digest.cache_clear()
     inp = write_stage_dir(tmp_path / "ingest", {"train": ["ㅋㅋㅋㅋㅋ 웃김"]})
     first, second = tmp_path / "n1", tmp_path / "analyze"
     monkeypatch.setattr(NormalizeConfig, "behaviour", lambda self: {})  # as the version before keyed it
+    if speed_keyed:  # as versions before SPEED_FIELDS keyed it (still up to date through that key)
+        keyed = records.fingerprint_config
+        monkeypatch.setattr(records, "fingerprint_config", lambda cfg, config, **kw: keyed(cfg, config, speed=True))
     _rerun(inp, first, second, capsys)
     before = json.loads((first / "stage.json").read_text())
     assert "behaviour" not in before

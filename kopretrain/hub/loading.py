@@ -22,7 +22,7 @@ def is_local(ref: str) -> bool:
     return os.path.exists(ref) or ref.startswith((".", "/", "~")) or ref.strip("/").count("/") > 1
 
 
-def check_model_ref(ref: str, what: str = "model") -> None:
+def check_model_ref(ref: str, what: str = "model", revision: str | None = None) -> None:
     """Fail early and clearly on a local model path that does not exist or is not a model dir."""
     if not ref:
         raise StageError(f"--{what}: no model given (a model directory or a Hub id such as beomi/KcELECTRA-base)")
@@ -37,10 +37,10 @@ def check_model_ref(ref: str, what: str = "model") -> None:
     elif is_local(ref):
         raise StageError(f"--{what} {ref}: model directory not found")
     else:
-        check_hub_reachable(ref, what)
+        check_hub_reachable(ref, what, revision)
 
 
-def check_hub_reachable(ref: str, what: str = "model") -> None:
+def check_hub_reachable(ref: str, what: str = "model", revision: str | None = None) -> None:
     """A Hub id without a network: load it from the local cache at once (huggingface_hub would
     retry each file for ~25 s before falling back), or fail in one line when it is not cached.
     Skipped behind a proxy (a direct connection failing says nothing there) and in offline mode."""
@@ -52,15 +52,16 @@ def check_hub_reachable(ref: str, what: str = "model") -> None:
     proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
     if constants.HF_HUB_OFFLINE or proxied:
         return
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    url = urlparse(constants.ENDPOINT)
+    host = url.hostname or "huggingface.co"
     try:
-        socket.create_connection((host, 443), timeout=3).close()
+        socket.create_connection((host, url.port or (80 if url.scheme == "http" else 443)), timeout=3).close()
         return
     except OSError:
         pass
     from huggingface_hub import try_to_load_from_cache
 
-    if not isinstance(try_to_load_from_cache(ref, "config.json"), str):
+    if not isinstance(try_to_load_from_cache(ref, "config.json", revision=revision), str):
         raise StageError(f"--{what} {ref}: {host} cannot be reached and {ref} is not in the local Hugging Face cache "
                          f"({constants.HF_HUB_CACHE}); download it where there is a network (`hf download {ref}`), "
                          "or give a local model folder")

@@ -118,7 +118,7 @@ class Classifier:
         """``max_length`` None/0: the length the model was fine-tuned with (kopretrain.json), else 128."""
         from transformers import AutoModelForSequenceClassification
 
-        check_model_ref(model)
+        check_model_ref(model, revision=revision)
         config = load_config(model, revision)
         labels = label_order(config, model)
         net = load_weights(AutoModelForSequenceClassification, model, revision)

@@ -145,8 +145,6 @@ class StageRun:
         self.inputs = {k: v for k, v in self.inputs.items() if not (k in cfg.ADDED_FIELDS and v == "none")}
         self.behaviour = cfg.behaviour()
         self.fingerprint = stage_fingerprint(stage, fingerprint_config(cfg, self.config), self.inputs, self.behaviour)
-        # outputs finished before SPEED_FIELDS left the hash are still up to date with the same settings
-        legacy = stage_fingerprint(stage, fingerprint_config(cfg, self.config, speed=True), self.inputs, self.behaviour)
         self.counts: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {}
         self.rejected: Counter[str] = Counter()
@@ -157,7 +155,7 @@ class StageRun:
         self._lock = OutputLock(self.output)
         self.previous = read_stage(self.output)
         previous = self.previous or {}
-        keys = (self.fingerprint, legacy, self._moved_key(stage, cfg, previous))
+        keys = self._keys(self.behaviour)
         self.done = (not force) and bool(previous) and (previous.get("fingerprint") in keys
                                                          or previous.get("report_free_key") == self.fingerprint
                                                          or self.fingerprint in previous.get("aliases", ()))
@@ -269,28 +267,35 @@ class StageRun:
             return old["content"] == content
         return self.output.is_dir() and content_digest(self.output, self.report_files) == content
 
+    def _keys(self, behaviour: dict[str, str] | None) -> tuple[str | None, ...]:
+        """The keys an output made with these settings may carry: today's; the one from before
+        SPEED_FIELDS left the hash; the one from before MOVED_FIELDS moved (with ``behaviour``)."""
+        cfg, config = self.cfg, self.config
+        return (stage_fingerprint(self.stage, fingerprint_config(cfg, config), self.inputs, behaviour),
+                stage_fingerprint(self.stage, fingerprint_config(cfg, config, speed=True), self.inputs, behaviour),
+                self._moved_key(self.stage, cfg, self.previous or {}, behaviour))
+
     def _keep_key_if_same_bytes(self, record: dict[str, Any]) -> None:
-        """Only the code's behaviour changed (a kopretrain upgrade changed a normalize rule, or the
-        output predates behaviour digests) and the rerun wrote the same bytes: the output keeps the
-        key its readers were fingerprinted with, and answers to the new one as an alias, so nothing
-        downstream reruns for a rule change that changed nothing in this corpus."""
+        """The rerun had today's config and inputs, and only the code's behaviour may have changed
+        (a kopretrain upgrade changed a normalize rule, the output predates behaviour digests, or
+        ``--force``), and it wrote the same bytes: the output keeps the key its readers were
+        fingerprinted with and answers to the new one as an alias, so nothing downstream reruns."""
         old = self.previous
-        if not old or not old.get("complete") or old.get("behaviour") == self.behaviour:
+        if not old or not old.get("complete"):
             return
-        config = fingerprint_config(self.cfg, self.config)
-        if stage_fingerprint(self.stage, config, self.inputs, old.get("behaviour")) not in (
-                old["fingerprint"], *old.get("aliases", ())):
-            return  # its config or inputs changed too: a new output
+        known = {old["fingerprint"], *old.get("aliases", ())}
+        if not known & {*self._keys(old.get("behaviour")), *self._keys(self.behaviour)}:
+            return  # its config or inputs changed: a new output
         same = old.get("content") == record["content"] if old.get("content") else \
             self.output.is_dir() and content_digest(self.output, self.report_files) == record["content"]
         if same:
-            record["aliases"] = [*old.get("aliases", ()), record["fingerprint"]][-8:]
-            record["fingerprint"] = old["fingerprint"]
+            aliases = [*old.get("aliases", ())] + ([record["fingerprint"]] if record["fingerprint"] not in known else [])
+            record["aliases"], record["fingerprint"] = aliases[-8:], old["fingerprint"]
             record.pop("legacy_key", None)
             if old.get("legacy_key") or not old.get("content"):  # its readers hashed the key alone
                 record["legacy_key"] = True
 
-    def _moved_key(self, stage: str, cfg: Any, previous: dict) -> str | None:
+    def _moved_key(self, stage: str, cfg: Any, previous: dict, behaviour: dict[str, str] | None) -> str | None:
         """The key the version before gave this output, when fields have since left the key
         (``MOVED_FIELDS``): today's settings with the record's own values of those fields. It
         matches when nothing else changed, so upgrading keeps finished outputs up to date."""
@@ -298,7 +303,7 @@ class StageRun:
         if not moved or not all(f in old for f in moved):
             return None
         before = {**fingerprint_config(cfg, self.config), **{f: old[f] for f in moved}}
-        return stage_fingerprint(stage, before, self.inputs)
+        return stage_fingerprint(stage, before, self.inputs, behaviour)
 
     def refresh_report(self, write) -> None:
         """Only REPORT_FIELDS changed: ``write(run)`` makes the report files in a staging folder

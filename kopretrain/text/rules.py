@@ -215,7 +215,16 @@ def phone(text: str) -> str:
     ``"문자 주세요 010 1234 5678"`` -> ``"문자 주세요 [PHONE]"``; ``"(02)123-4567"`` -> ``"[PHONE]"``;
     ``"100000원"`` stays.
     """
-    return _PHONE.sub("[PHONE]", text) if "0" in text or "+" in text else text
+    if "0" not in text and "+" not in text:
+        return text
+    # Until nothing changes: a number glued after another is not one while the first is digits
+    # ("01012345678(010)1234-5678"), and is after it became [PHONE] (a second pass would mask it).
+    for _ in range(8):
+        out = _PHONE.sub("[PHONE]", text)
+        if out == text:
+            break
+        text = out
+    return text
 
 
 # A mention starts a word: at the start of the text or after whitespace ("왜이러지?@@내용에" is not one).

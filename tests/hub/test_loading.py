@@ -93,3 +93,12 @@ def test_a_hub_id_without_a_network_loads_from_the_cache_or_fails_at_once(tmp_pa
         check_model_ref("me/other")
     assert Classifier.load("me/kopclf").model.config.num_labels == 3
     assert constants.HF_HUB_OFFLINE and "me/kopclf is loaded from the local cache" in capsys.readouterr().out
+    # downloaded at a pinned commit only (no refs/main): found by its revision
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    pinned = fake_hub(monkeypatch, tmp_path / "hub2", "me/pinned", "c" * 40)
+    tiny_classifier(pinned)
+    (pinned.parent.parent / "refs" / "main").unlink()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(StageError, match="not in the local Hugging Face cache"):
+        check_model_ref("me/pinned")
+    check_model_ref("me/pinned", revision="c" * 40)

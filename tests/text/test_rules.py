@@ -149,6 +149,7 @@ def test_email_before_url():
     # bracketed mobile codes, spaced hyphens, +82 with its trunk 0 in brackets (left in the text before)
     ("(010)1234-5678", "[PHONE]"), ("010 - 1234 - 5678 문자", "[PHONE] 문자"), ("+82 (0)10-1234-5678", "[PHONE]"),
     ("2019 - 2020 시즌", "2019 - 2020 시즌"),
+    ("01012345678(010)1234-5678", "[PHONE][PHONE]"),  # glued: one pass left the second for the next
     ("안심번호 0504-1234-5678", "안심번호 [PHONE]"),  # delivery apps' safe numbers
     ("080-123-4567", "[PHONE]"),
     ("(02)123-4567 예약", "[PHONE] 예약"),  # the bracket goes with the number
