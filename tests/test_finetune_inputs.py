@@ -57,6 +57,14 @@ def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
         with pytest.raises(StageError, match="no dev rows .*--dev-fraction"):
             execute("finetune", cfg, tmp_path / "o4")
 
+        unlabelled = frame.assign(label=None)  # every label null: said before the model loads too
+        unlabelled.to_parquet(empty / "dev.parquet")
+        with pytest.raises(StageError, match="dev.parquet: no labelled rows"):
+            execute("finetune", cfg, tmp_path / "o4")
+        unlabelled.drop(columns=["label"]).to_parquet(empty / "dev.parquet")
+        with pytest.raises(StageError, match="dev.parquet: no 'label' column"):
+            execute("finetune", cfg, tmp_path / "o4")
+
     with pytest.raises(ValueError, match="--max-steps"):
         FinetuneConfig(model="m", data="d", max_steps=-2)
     FinetuneConfig(model="m", data="d", max_steps=0)  # all epochs, as pretrain's 0 (it was refused)
@@ -64,6 +72,22 @@ def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
         FinetuneConfig(model="m", data="d", members=2, restarts=1)
     with pytest.raises(ValueError, match="--epochs"):
         FinetuneConfig(model="m", data="d", max_steps=0, epochs=0)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_a_decoder_is_refused_before_training(workdir, tmp_path, capsys, arch):
+    """GPT-2 trained silently into a "classifier"; T5 crashed mid-run and left a .partial."""
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    model = tmp_path / arch
+    if arch == "gpt2":
+        GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64)).save_pretrained(model)
+    else:
+        T5ForConditionalGeneration(T5Config(num_layers=1, d_model=16, d_ff=32, num_heads=2, d_kv=8,
+                                            vocab_size=64)).save_pretrained(model)
+    out = tmp_path / "o"
+    assert main(["finetune", "--model", str(model), "--data", str(workdir / "data"), "--max-steps", "2", "-o", str(out)]) == 2
+    assert "is not an encoder" in capsys.readouterr().err and not Path(f"{out}.partial").exists()
 
 
 def test_a_soft_targets_file_is_fingerprinted_by_its_content(tmp_path):

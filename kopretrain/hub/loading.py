@@ -69,6 +69,20 @@ def check_hub_reachable(ref: str, what: str = "model", revision: str | None = No
     print(f"[kopretrain] {host} cannot be reached: {ref} is loaded from the local cache")
 
 
+# architectures whose name says decoder or encoder-decoder: a sequence classifier of them trains
+# (GPT-2 silently) or crashes mid-run (T5 wants decoder inputs), but is not what we adapt
+_NOT_ENCODER = ("LMHeadModel", "ForCausalLM", "ForConditionalGeneration", "ForSeq2SeqLM")
+
+
+def check_encoder(config, ref: str, what: str = "model") -> None:
+    """A StageError unless ``config`` is a bidirectional encoder (BERT, RoBERTa, XLM-R, ELECTRA, ...)."""
+    names = [a for a in getattr(config, "architectures", None) or [] if a.endswith(_NOT_ENCODER)]
+    if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False) or names:
+        kind = names[0] if names else f"a {config.model_type} decoder or encoder-decoder"
+        raise StageError(f"--{what} {ref}: {kind} is not an encoder; kopretrain adapts and fine-tunes encoders "
+                         "(BERT, RoBERTa, XLM-R, ELECTRA, DeBERTa): give one of those")
+
+
 def revision_kwargs(revision: str | None) -> dict[str, Any]:
     return {"revision": revision} if revision else {}
 

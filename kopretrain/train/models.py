@@ -208,10 +208,11 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
     those alone first; see :func:`kopretrain.train.head_warmup.head_parameter_names`)."""
     from transformers import AutoModelForMaskedLM, ElectraForMaskedLM, ElectraForPreTraining
 
-    from kopretrain.hub.loading import load_config, load_weights
+    from kopretrain.hub.loading import check_encoder, load_config, load_weights
     from kopretrain.runs.records import StageError
 
     config = load_config(checkpoint, revision, what="checkpoint")
+    check_encoder(config, checkpoint, "checkpoint")
     if objective != "rtd":
         model, info = load_weights(AutoModelForMaskedLM, checkpoint, revision, what="checkpoint", output_loading_info=True)
         fresh = fresh_names(model, info)

@@ -130,3 +130,13 @@ def test_vocab_hash_and_extension_check(tmp_path, tok_dir, tokenizer):
 
 def test_resolved_commit_is_none_for_local_dirs(tmp_path):
     assert resolved_commit(str(tmp_path), None) is None
+
+
+def test_a_decoder_checkpoint_is_refused(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from kopretrain.runs.records import StageError
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64)).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(StageError, match="--checkpoint .*gpt2: GPT2LMHeadModel is not an encoder"):
+        models.load_checkpoint(str(tmp_path / "gpt2"), None, "mlm")
