@@ -109,7 +109,7 @@ class VocabConfig(StageConfig):
 
     def __post_init__(self) -> None:
         fixed = len(SPECIAL_TOKENS) + len(placeholder_tokens()) + self.reserved_unused
-        if not self.extend_from and self.vocab_size <= fixed:
+        if not (self.extend_from or self.prune_from) and self.vocab_size <= fixed:
             raise ValueError(f"--vocab-size {self.vocab_size} leaves no room: {fixed} ids are special tokens, "
                              f"placeholders and --reserved-unused slots")
         for name in ("min_frequency", "limit_alphabet", "max_piece_length", "model_max_length", "batch_size"):
@@ -137,6 +137,20 @@ class VocabConfig(StageConfig):
             raise ValueError(f"--{extension[0].replace('_', '-')} only applies with --extend-from")
         if "model" in changed and (self.extend_from or self.prune_from):
             raise ValueError("--model: with --extend-from/--prune-from the checkpoint's tokenizer decides it; drop --model")
+        training = [n for n in ("vocab_size", "min_frequency", "limit_alphabet", "reserved_unused", "max_piece_length",
+                                "model_max_length") if getattr(self, n) != defaults[n].default]
+        if training and (self.extend_from or self.prune_from):  # they were ignored (the checkpoint's own stay)
+            raise ValueError(f"--{training[0].replace('_', '-')}: only when training a vocabulary; with --extend-from/"
+                             "--prune-from the checkpoint's tokenizer decides it")
+        other = {"wordpiece": ("max_piece_length",), "unigram": ("min_frequency", "limit_alphabet")}[self.model]
+        if given := [n for n in other if n in training]:
+            raise ValueError(f"--{given[0].replace('_', '-')}: does nothing with --model {self.model}")
+        if self.model == "unigram" and self.pretokenize == "morpheme" and not (self.extend_from or self.prune_from):
+            # tokenizers' Unigram trainer seeds only substrings seen inside longer words, and a morpheme is
+            # its own word here: the vocabulary came out nearly character by character (huggingface/tokenizers#1027)
+            raise ValueError("--model unigram --pretokenize morpheme: the tokenizers Unigram trainer cannot learn "
+                             "whole morphemes (it trains a near character-level vocabulary); use --model wordpiece "
+                             "for morpheme-aware pieces, or unigram with --pretokenize eojeol")
 
 
 

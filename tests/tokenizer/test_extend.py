@@ -27,7 +27,8 @@ def _base_tokenizer(directory: Path, model: str, reserved_unused: int) -> None:
     general = [f"{rng.choice(SUBJECTS)}{rng.choice(PARTICLES)} {rng.choice(ADVERBS)} {rng.choice(PREDICATES)} 노 갓"
                for _ in range(300)]
     src = write_stage(directory.parent / f"general-{model}", n_train=300, n_dev=0, morphs=False, texts=general)
-    cfg = VocabConfig(input=str(src), model=model, vocab_size=300, reserved_unused=reserved_unused, min_frequency=1)
+    cfg = VocabConfig(input=str(src), model=model, vocab_size=300, reserved_unused=reserved_unused,
+                      **({"min_frequency": 1} if model == "wordpiece" else {}))
     train_tokenizer(cfg, directory, src / "train.parquet", log=lambda *_: None)
 
 
