@@ -162,9 +162,11 @@ def add_entries(tok, kind: str, entries: list[dict], use_unused: bool = True):
             raise StageError("this Unigram tokenizer has added tokens after its model vocab; new pieces would "
                              "collide with their ids")
         slots = [(i, p[0]) for i, p in enumerate(pieces) if UNUSED.match(p[0])] if use_unused else []
-        # The best ordinary piece score (specials score 0): any segmentation into 2+ pieces scores lower,
-        # so Viterbi keeps the new piece whole wherever it matches.
-        best = max((p[1] for p in pieces if p[1] < 0), default=-1.0)
+        # A new piece scores just above the old pieces it replaces (their log-probabilities summed):
+        # Viterbi takes it wherever the old tokenizer used those pieces, and nowhere an existing
+        # piece won before. (The best score of all made "▁" + "최고의" beat the existing "▁최고의".)
+        score = {p[0]: p[1] for p in pieces}
+        floor = min((p[1] for p in pieces), default=-20.0)
     freed = set()
     for entry in entries:
         if slots:
@@ -179,7 +181,7 @@ def add_entries(tok, kind: str, entries: list[dict], use_unused: bool = True):
             vocab.pop(entry["slot"], None)
             vocab[entry["token"]] = idx
         else:
-            row = [entry["token"], best]
+            row = [entry["token"], min(sum(score.get(p, floor) for p in entry["old_pieces"]) + 0.01, -1e-6)]
             if idx < len(pieces):
                 pieces[idx] = row
             else:

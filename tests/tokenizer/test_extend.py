@@ -132,6 +132,23 @@ def test_unigram_bert_mlm_extension(corpus, tmp_path):
     assert torch.allclose(model.get_input_embeddings().weight[entry["id"]], old[ids].mean(0), atol=1e-6)
 
 
+
+def test_a_new_unigram_piece_does_not_split_a_word_the_old_pieces_kept_whole():
+    """A new piece scored as the best piece of all: "▁" + "최고의" then beat the existing "▁최고의"."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from kopretrain.tokenizer.extend import add_entries
+
+    vocab = [("[UNK]", 0.0), ("▁", -2.0), ("▁최고의", -5.0), ("▁정말", -5.0), ("최", -8.0), ("고", -8.0), ("의", -8.0)]
+    backend = Tokenizer(models.Unigram(vocab, unk_id=0))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]")
+    extended = add_entries(tok, "Unigram", [{"token": "최고의", "old_pieces": ["최", "고", "의"]}], use_unused=False)
+    assert [t.value for t in extended.model.tokenize("▁최고의")] == ["▁최고의"]  # kept whole
+    assert extended.encode("정말최고의").tokens == ["▁정말", "최고의"]  # and the new piece where it was split
+
+
 def test_wordpiece_split_matches_the_backend_and_handles_continuations(electra_base):
     from transformers import AutoTokenizer
 
