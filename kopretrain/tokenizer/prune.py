@@ -65,10 +65,13 @@ def used_pieces(backend, batches: Iterable[list[str]]) -> tuple[set[int], int]:
 
 
 def keep_ids(data: dict[str, Any], used: set[int], specials: set[str]) -> list[int]:
-    """Old ids to keep, in their original order."""
+    """Old ids to keep, in their original order; the [unused*] slots too, which a later
+    ``--extend-from`` fills before it adds embedding rows (the suggested order: prune, then extend)."""
+    from kopretrain.tokenizer.extend import UNUSED
+
     pieces = all_tokens(data)
     return [i for i, p in enumerate(pieces)
-            if i in used or p in specials or has_hangul(p) or is_single_ascii(p)]
+            if i in used or p in specials or has_hangul(p) or is_single_ascii(p) or UNUSED.match(p)]
 
 
 def pruned_tokenizer_json(data: dict[str, Any], keep: list[int]) -> dict[str, Any]:

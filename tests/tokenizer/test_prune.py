@@ -101,3 +101,13 @@ def test_a_layer_as_wide_as_the_vocabulary_is_not_pruned(tmp_path):
         old_logits, new_logits = old(**a).logits[0], new(**b).logits[0]
     kept = [old_tok.convert_tokens_to_ids(t) for t in new_tok.convert_ids_to_tokens(list(range(len(new_tok))))]
     assert torch.allclose(old_logits[:, kept], new_logits, atol=1e-5)  # the head's rows and bias follow the tokens
+
+
+def test_unused_slots_are_kept_for_a_later_extension():
+    """Pruning a kopretrain-trained checkpoint dropped its [unused*] slots: extending it afterwards
+    added embedding rows instead of filling them."""
+    from kopretrain.tokenizer.prune import keep_ids
+
+    data = {"model": {"type": "Unigram", "vocab": [["<unk>", 0.0], ["[unused0]", 0.0], ["[unused1]", 0.0],
+                                                   ["▁hello", -5.0], ["▁world", -6.0]]}, "added_tokens": []}
+    assert keep_ids(data, used={4}, specials={"<unk>"}) == [0, 1, 2, 4]
