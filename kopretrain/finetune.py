@@ -211,41 +211,19 @@ def load_model(cfg: FinetuneConfig):
     return model, names, new
 
 
-def check_splits(data: str) -> None:
-    """train and dev must hold rows: dev selects the checkpoint (ingest only warns when a few large
-    groups leave it empty)."""
-    from kopretrain.data.files import open_parquet, split_files
-
-    files = split_files(data)
-    for split in ("train", "dev"):
-        if split not in files or open_parquet(files[split]).metadata.num_rows == 0:
-            raise StageError(f"--data {data}: no {split} rows (dev selects the checkpoint); rerun ingest with more "
-                             "groups, a larger --dev-fraction, or --group-column none")
-        parquet = open_parquet(files[split])  # the labels too, before the model loads
-        if "label" not in parquet.schema_arrow.names:
-            raise StageError(f"{files[split]}: no 'label' column (columns: {', '.join(parquet.schema_arrow.names)})")
-        if parquet.read(columns=["label"]).column("label").null_count == parquet.metadata.num_rows:
-            raise StageError(f"{files[split]}: no labelled rows (all {parquet.metadata.num_rows} labels are null)")
-
-
 def run(cfg: FinetuneConfig, run: StageRun) -> None:
-    from kopretrain.hub.loading import check_encoder, check_model_ref, load_config, usable_positions
+    from kopretrain.hub.loading import usable_positions
     from kopretrain.inference.classifier import resolve_textprep
+    from kopretrain.train.finetune_checks import check_inputs
     from kopretrain.tokenizer.embed import save_with_textprep
     from kopretrain.train.calibration import fold_temperature
     from kopretrain.train.finetune_record import dev_record, record_stats
     from kopretrain.train.ngram_blend import dev_logits, fit_blend
     from kopretrain.train.restarts import ATTEMPT_FILE, Attempt, warn_if_single_class
-    from kopretrain.train.device import resolve_precision
     from kopretrain.train.soup import cook, member_config, remove_members, soup_budget, train_members
 
     # ---- setup: model, tokenizer, text preparation, data
-    resolve_precision(cfg.precision)  # fp16 without a GPU: say so before anything loads
-    check_model_ref(cfg.model, revision=cfg.revision or None)
-    check_splits(cfg.data)  # before a multi-GB checkpoint loads, not after
-    check_encoder(load_config(cfg.model, cfg.revision or None), cfg.model)
-    if cfg.teacher:
-        check_model_ref(cfg.teacher, "teacher", cfg.teacher_revision or None)
+    check_inputs(cfg)  # before a multi-GB checkpoint loads
     prep, prep_source = resolve_textprep(cfg.model, cfg.data, cfg.revision)
     attempt = Attempt.load(run.dir, cfg.seed) if run.resumed else Attempt(seed=cfg.seed)
     built = build(cfg, attempt.seed, prep)
