@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from kopretrain.data.files import LABELS
 from kopretrain.runs.stage import Stage, StageConfig
-from kopretrain.runs.records import StageError, StageRun, write_json
+from kopretrain.runs.records import StageRun, write_json
 from kopretrain.train.finetune_record import class_weights  # noqa: F401 - also kopretrain.finetune.class_weights
 from kopretrain.train.finetune_rows import Rows, encode, load_labelled, prepare_rows  # noqa: F401 - re-exported
 
