@@ -24,11 +24,12 @@ Pre-tokenization (``pretokenize``)
 
         "재밌어요ㅋㅋ 최고"  ->  "재밌￭어요￭ㅋㅋ 최고"
         wordpiece: 재밌 ￭어요 ￭ㅋㅋ 최고      (￭x = next morpheme of the same eojeol; ## = inside a morpheme)
-        unigram:   ▁재밌 어요 ㅋㅋ ▁최고      (▁ = new eojeol; no ▁ = same eojeol, as in SentencePiece)
 
     WordPiece keeps the joiner on the next piece (without it a morpheme start would look like an
-    eojeol start). Unigram drops it: ``▁`` already marks eojeol starts, and on NSMC keeping it
-    cost a lone ``￭`` token wherever no ``￭x`` piece existed (3.79 vs 2.87 tokens per eojeol).
+    eojeol start). Unigram with morphemes is refused: tokenizers' Unigram trainer never learns a
+    piece that is always a whole word, and each morpheme is one here (a near character-level
+    vocabulary; BENCHMARKS.md). A Unigram tokenizer made so by an earlier version (it drops the
+    joiner: ``▁재밌 어요 ㅋㅋ ▁최고``) still loads, extends and prunes.
     ``word_ids()`` of the fast tokenizer number morphemes. Both decoders remove the joiner, so
     ``decode`` gives ``"재밌어요ㅋㅋ 최고"`` back. The tokenizer itself cannot run kiwipiepy:
     ``TextPrep.prepare`` (pretrain, finetune, label, the released model's loader) applies

@@ -46,7 +46,7 @@ def test_output_is_a_plain_transformers_classifier(finetuned):
     assert tok("정말 최고다")["input_ids"][0] == tok.cls_token_id
     names = {p.name for p in finetuned.iterdir()}
     assert {"model.safetensors", "tokenizer.json", "kopretrain.json", "dev_metrics.json", "stage.json"} <= names
-    assert "checkpoints" not in names and not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
+    assert "checkpoints" not in names and "attempt.json" not in names and not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
     prep = json.loads((finetuned / "kopretrain.json").read_text())
     assert prep["normalize"] is None and prep["extra"]["max_length"] == 64  # capped at max_position_embeddings
     assert tok.model_max_length == 64  # pipeline(truncation=True) cuts where it was fine-tuned

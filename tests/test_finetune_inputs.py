@@ -74,14 +74,20 @@ def test_bad_inputs_fail_clearly(workdir, tmp_path, capsys):
         FinetuneConfig(model="m", data="d", max_steps=0, epochs=0)
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+@pytest.mark.parametrize("arch", ["gpt2", "gpt2-bare", "t5"])
 def test_a_decoder_is_refused_before_training(workdir, tmp_path, capsys, arch):
     """GPT-2 trained silently into a "classifier"; T5 crashed mid-run and left a .partial."""
     from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
     model = tmp_path / arch
-    if arch == "gpt2":
+    if arch.startswith("gpt2"):
         GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64)).save_pretrained(model)
+        if arch == "gpt2-bare":  # no architectures named: the family decides
+            import json
+
+            config = json.loads((model / "config.json").read_text())
+            config.pop("architectures")
+            (model / "config.json").write_text(json.dumps(config))
     else:
         T5ForConditionalGeneration(T5Config(num_layers=1, d_model=16, d_ff=32, num_heads=2, d_kv=8,
                                             vocab_size=64)).save_pretrained(model)

@@ -76,8 +76,15 @@ _NOT_ENCODER = ("LMHeadModel", "ForCausalLM", "ForConditionalGeneration", "ForSe
 
 def check_encoder(config, ref: str, what: str = "model") -> None:
     """A StageError unless ``config`` is a bidirectional encoder (BERT, RoBERTa, XLM-R, ELECTRA, ...)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
     names = [a for a in getattr(config, "architectures", None) or [] if a.endswith(_NOT_ENCODER)]
-    if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False) or names:
+    model_type = getattr(config, "model_type", "")
+    # a family with a causal LM and no masked LM is a decoder (gpt2, llama), whatever head a folder names
+    decoder = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False) or names or decoder:
         kind = names[0] if names else f"a {config.model_type} decoder or encoder-decoder"
         raise StageError(f"--{what} {ref}: {kind} is not an encoder; kopretrain adapts and fine-tunes encoders "
                          "(BERT, RoBERTa, XLM-R, ELECTRA, DeBERTa): give one of those")

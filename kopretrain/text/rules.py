@@ -207,6 +207,7 @@ def phone_pattern(digits: str = r"\d") -> str:
 
 
 _PHONE = re.compile(phone_pattern())
+PHONE_PASSES = 3  # the tokenizer's copy repeats its step as often: four numbers glued together stay one short
 
 
 def phone(text: str) -> str:
@@ -219,7 +220,7 @@ def phone(text: str) -> str:
         return text
     # Until nothing changes: a number glued after another is not one while the first is digits
     # ("01012345678(010)1234-5678"), and is after it became [PHONE] (a second pass would mask it).
-    for _ in range(8):
+    for _ in range(PHONE_PASSES):
         out = _PHONE.sub("[PHONE]", text)
         if out == text:
             break

@@ -193,8 +193,7 @@ def _url(_: int) -> list:
 
 
 def _phone(_: int) -> list:
-    # three times: rules.phone runs to a fixed point, which only four or more numbers glued together pass
-    return [_replace(R.phone_pattern(_digit()), "[PHONE]")] * 3
+    return [_replace(R.phone_pattern(_digit()), "[PHONE]")] * R.PHONE_PASSES  # as rules.phone
 
 
 def _mention(_: int) -> list:

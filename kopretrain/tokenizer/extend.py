@@ -8,7 +8,8 @@
    tokens saved (``count * (pieces - 1)``); ``add_words`` come first.
 2. Add: fill BERT-style ``[unused*]`` slots first (no new rows), then append ids; WordPiece
    entries go into the model vocab (longest-match then prefers them, also in ``"갓띵작이네"``);
-   Unigram entries get the vocab's best ordinary piece score so Viterbi keeps them whole.
+   Unigram entries score just above the old pieces they replace (a margin per piece saved), so
+   Viterbi takes them wherever those pieces were used, and a longer new piece over a shorter one.
 3. Embeddings: resize, and set each new row to the mean of the embeddings of the pieces the old
    tokenizer produced for it (``[UNK]`` excluded unless it is all there is); MLM output bias too.
 The output loads with plain transformers: ``AutoTokenizer``/``<architecture>.from_pretrained``.
@@ -181,7 +182,9 @@ def add_entries(tok, kind: str, entries: list[dict], use_unused: bool = True):
             vocab.pop(entry["slot"], None)
             vocab[entry["token"]] = idx
         else:
-            row = [entry["token"], min(sum(score.get(p, floor) for p in entry["old_pieces"]) + 0.01, -1e-6)]
+            # a margin per piece saved: "▁갓띵작" (3 old pieces) must beat "▁갓" + a new "띵작" (2)
+            margin = 0.01 * max(len(entry["old_pieces"]) - 1, 1)
+            row = [entry["token"], min(sum(score.get(p, floor) for p in entry["old_pieces"]) + margin, -1e-6)]
             if idx < len(pieces):
                 pieces[idx] = row
             else:

@@ -117,7 +117,8 @@ def train_tokenizer(cfg: Any, out_dir: Path, train_path: Path, log=print) -> dic
         raise StageError(
             f"--vocab-size {cfg.vocab_size} is smaller than the alphabet: the corpus needs {trained} entries "
             f"(characters{' and their ## forms' if cfg.model == 'wordpiece' else ''} plus {len(specials)} special/"
-            f"placeholder/unused tokens); raise --vocab-size or lower --limit-alphabet/--reserved-unused")
+            f"placeholder/unused tokens); raise --vocab-size or lower "
+            f"{'--limit-alphabet/' if cfg.model == 'wordpiece' else ''}--reserved-unused")
     ids = {t: tok.token_to_id(t) for t in ("[CLS]", "[SEP]")}
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=list(ids.items()))

@@ -147,6 +147,15 @@ def test_a_new_unigram_piece_does_not_split_a_word_the_old_pieces_kept_whole():
     extended = add_entries(tok, "Unigram", [{"token": "최고의", "old_pieces": ["최", "고", "의"]}], use_unused=False)
     assert [t.value for t in extended.model.tokenize("▁최고의")] == ["▁최고의"]  # kept whole
     assert extended.encode("정말최고의").tokens == ["▁정말", "최고의"]  # and the new piece where it was split
+    # nested new pieces: the longest wins (with one margin each, two new halves beat it by a margin)
+    vocab = [("[UNK]", 0.0), ("▁", -2.0), ("▁갓", -6.0), ("띵", -9.0), ("작", -7.0), ("이", -5.0)]
+    backend = Tokenizer(models.Unigram(vocab, unk_id=0))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]")
+    entries = [{"token": "▁갓띵작이", "old_pieces": ["▁갓", "띵", "작", "이"]},
+               {"token": "▁갓띵", "old_pieces": ["▁갓", "띵"]}, {"token": "작이", "old_pieces": ["작", "이"]}]
+    extended = add_entries(tok, "Unigram", entries, use_unused=False)
+    assert extended.encode("갓띵작이").tokens == ["▁갓띵작이"] and extended.encode("갓띵").tokens == ["▁갓띵"]
 
 
 def test_wordpiece_split_matches_the_backend_and_handles_continuations(electra_base):
