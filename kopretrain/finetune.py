@@ -155,6 +155,9 @@ class FinetuneConfig(StageConfig):
     some seeds of continued checkpoints did (BENCHMARKS.md). Same label-budget rows; attempts share
     a time budget."""
 
+    def unkeyed(self) -> tuple[str, ...]:
+        return ("epochs",) if self.max_steps > 0 else ()  # max_steps decides the length
+
     def __post_init__(self):
         if self.max_steps < -1:
             raise ValueError("--max-steps: use -1 or 0 (all epochs) or a positive number")

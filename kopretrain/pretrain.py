@@ -139,6 +139,9 @@ class PretrainConfig(StageConfig):
     num_proc: int = 1
     """Processes for tokenization."""
 
+    def unkeyed(self) -> tuple[str, ...]:
+        return ("epochs",) if self.max_steps > 0 else ()  # max_steps decides the length
+
     def __post_init__(self) -> None:
         if self.objective == "rtd" and self.model_type == "bert":
             raise ValueError("--model-type bert cannot train --objective rtd (ELECTRA); use electra or auto")

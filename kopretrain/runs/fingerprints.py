@@ -87,16 +87,18 @@ def stage_fingerprint(stage: str, config: dict[str, Any], inputs: dict[str, str]
 
 
 def fingerprint_config(cfg: Any, config: dict[str, Any], speed: bool = False,
-                       drop: tuple[str, ...] | None = None) -> dict[str, Any]:
+                       drop: tuple[str, ...] | None = None, unkeyed: bool = True) -> dict[str, Any]:
     """``config`` minus its ``SPEED_FIELDS``, its ``REPORT_FIELDS`` and its ``INPUTS`` path strings (their content is
     fingerprinted beside it: ``../data/x.csv`` and ``data/x.csv`` from another folder are one input;
     both kept with ``speed=True``: how earlier versions hashed)
     and minus the fields listed in the config class's ``ADDED_FIELDS`` that are at their
     default: an option added in a later version then changes nothing about a finished output's
     fingerprint, so upgrading kopretrain does not make every earlier output stale (setting the
-    new option does). ``drop``: the fields to leave out instead (label keys its own way)."""
+    new option does). ``drop``: the fields to leave out instead (label keys its own way).
+    ``unkeyed``: also leave out what ``cfg.unkeyed()`` names (False: how earlier versions hashed)."""
     added = cfg.ADDED_FIELDS
-    dropped = () if speed else (*getattr(cfg, "SPEED_FIELDS", ()), *getattr(cfg, "REPORT_FIELDS", ()), *cfg.INPUTS)
+    dropped = () if speed else (*getattr(cfg, "SPEED_FIELDS", ()), *getattr(cfg, "REPORT_FIELDS", ()), *cfg.INPUTS,
+                                *(cfg.unkeyed() if unkeyed and hasattr(cfg, "unkeyed") else ()))
     dropped = dropped if drop is None else drop
     defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
     return {k: v for k, v in config.items()

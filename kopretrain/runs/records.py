@@ -269,11 +269,16 @@ class StageRun:
 
     def _keys(self, behaviour: dict[str, str] | None) -> tuple[str | None, ...]:
         """The keys an output made with these settings may carry: today's; the one from before
-        SPEED_FIELDS left the hash; the one from before MOVED_FIELDS moved (with ``behaviour``)."""
+        SPEED_FIELDS left the hash; the one from before MOVED_FIELDS moved; the one with ``unkeyed()``."""
         cfg, config = self.cfg, self.config
+        recorded = (self.previous or {}).get("config") or {}
         return (stage_fingerprint(self.stage, fingerprint_config(cfg, config), self.inputs, behaviour),
                 stage_fingerprint(self.stage, fingerprint_config(cfg, config, speed=True), self.inputs, behaviour),
-                self._moved_key(self.stage, cfg, self.previous or {}, behaviour))
+                self._moved_key(self.stage, cfg, self.previous or {}, behaviour),
+                # keyed before unkeyed() left them out: with the record's own values of those fields
+                stage_fingerprint(self.stage, {**fingerprint_config(cfg, config, unkeyed=False),
+                                               **{f: recorded[f] for f in cfg.unkeyed() if f in recorded}},
+                                  self.inputs, behaviour))
 
     def _keep_key_if_same_bytes(self, record: dict[str, Any]) -> None:
         """The rerun had today's config and inputs, and only the code's behaviour may have changed

@@ -52,6 +52,11 @@ class StageConfig:
     """Fields that change how fast a stage runs, never what it writes (thread and worker counts,
     batch sizes of a streaming pass): left out of the fingerprint, so changing them reruns nothing."""
 
+    def unkeyed(self) -> tuple[str, ...]:
+        """Fields the other values make irrelevant (``epochs`` once ``max_steps`` decides the length):
+        left out of the key, so changing one reruns nothing. Outputs keyed with them stay up to date."""
+        return ()
+
     def behaviour(self) -> dict[str, str]:
         """Digests of what this version's code does with this config, joined to the key: a stage
         whose output follows rules that change between versions (normalize) says so here, and an

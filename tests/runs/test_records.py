@@ -267,3 +267,29 @@ def test_git_commit_is_the_checkouts(tmp_path):
         pytest.skip("not a git checkout")
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert re.fullmatch("[0-9a-f]{40}", git_commit() or "") and git_commit() == head
+
+
+def test_a_field_the_others_make_irrelevant_reruns_nothing(tmp_path):
+    """finetune --epochs changed while --max-steps decided the length: it retrained."""
+    from kopretrain.finetune import FinetuneConfig
+    from kopretrain.runs.fingerprints import fingerprint_config
+    from kopretrain.runs.config import to_dict
+
+    def key(**kw):
+        cfg = FinetuneConfig(model="m", data="d", **kw)
+        return fingerprint_config(cfg, to_dict(cfg))
+
+    assert key(max_steps=12, epochs=3) == key(max_steps=12, epochs=5)
+    assert key(max_steps=0, epochs=3) != key(max_steps=0, epochs=5)  # epochs decide then
+    old = FinetuneConfig(model="m", data="d", max_steps=12, epochs=5)
+    assert "epochs" in fingerprint_config(old, to_dict(old), unkeyed=False)  # how outputs before were keyed
+
+
+def test_outputs_keyed_before_a_field_became_unkeyed_stay_up_to_date(tmp_path, monkeypatch):
+    src = tmp_path / "in.txt"
+    src.write_text("hello")
+    out = tmp_path / "out"
+    _run(tmp_path, Cfg(input=str(src), k=2), out)  # k keyed: how the version before did it
+    monkeypatch.setattr(Cfg, "unkeyed", lambda self: ("k",))
+    assert _run(tmp_path, Cfg(input=str(src), k=2), out).done
+    assert _run(tmp_path, Cfg(input=str(src), k=3), out).done  # k no longer matters
