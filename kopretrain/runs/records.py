@@ -11,6 +11,7 @@ config, input fingerprints, library versions, timing and the row accounting
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -263,9 +264,17 @@ class StageRun:
         old = self.previous
         if not old or not old.get("complete") or not (old.get("legacy_key") or not old.get("content")):
             return False
-        if old.get("content"):
-            return old["content"] == content
-        return self.output.is_dir() and content_digest(self.output, self.report_files) == content
+        return self._same_bytes(content)
+
+    def _same_bytes(self, content: str) -> bool:
+        """This run wrote the bytes of the finished output it replaces (its recorded digest, or for a
+        record from before digests the folder's, hashed once however often it is asked)."""
+        recorded = (self.previous or {}).get("content")
+        return (recorded or self._previous_digest) == content
+
+    @functools.cached_property
+    def _previous_digest(self) -> str | None:
+        return content_digest(self.output, self.report_files) if self.output.is_dir() else None
 
     def _keys(self, behaviour: dict[str, str] | None) -> tuple[str | None, ...]:
         """The keys an output made with these settings may carry: today's; the one from before
@@ -291,9 +300,7 @@ class StageRun:
         known = {old["fingerprint"], *old.get("aliases", ())}
         if not known & {*self._keys(old.get("behaviour")), *self._keys(self.behaviour)}:
             return  # its config or inputs changed: a new output
-        same = old.get("content") == record["content"] if old.get("content") else \
-            self.output.is_dir() and content_digest(self.output, self.report_files) == record["content"]
-        if same:
+        if self._same_bytes(record["content"]):
             aliases = [*old.get("aliases", ())] + ([record["fingerprint"]] if record["fingerprint"] not in known else [])
             record["aliases"], record["fingerprint"] = aliases[-8:], old["fingerprint"]
             record.pop("legacy_key", None)

@@ -13,10 +13,10 @@ def check_splits(data: str) -> None:
 
     files = split_files(data)
     for split in ("train", "dev"):
-        if split not in files or open_parquet(files[split]).metadata.num_rows == 0:
+        parquet = open_parquet(files[split]) if split in files else None
+        if parquet is None or parquet.metadata.num_rows == 0:
             raise StageError(f"--data {data}: no {split} rows (dev selects the checkpoint); rerun ingest with more "
                              "groups, a larger --dev-fraction, or --group-column none")
-        parquet = open_parquet(files[split])  # the labels too, before the model loads
         if "label" not in parquet.schema_arrow.names:
             raise StageError(f"{files[split]}: no 'label' column (columns: {', '.join(parquet.schema_arrow.names)})")
         if parquet.read(columns=["label"]).column("label").null_count == parquet.metadata.num_rows:
