@@ -152,7 +152,9 @@ BARE_DOMAIN = (r"(?<![A-Za-z0-9@._\]-])(?:(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|
 URL_SCHEME = "[Hh]+[Tt]+[Pp]+[Ss]*://"
 _URL = re.compile(
     rf"(?:{URL_SCHEME}|[Ww]{{3}}\.){_URL_CHARS}+"
-    rf"|{BARE_DOMAIN}(?:/{_URL_CHARS}*)?(?![A-Za-z0-9_\[-])"
+    # A path ends where URL characters end, "[" included ("a.com/[EMAIL]" -> "[URL][EMAIL]", as the
+    # tokenizer copy does); only a domain without one must not run into a placeholder.
+    rf"|{BARE_DOMAIN}(?:/{_URL_CHARS}*|(?![A-Za-z0-9_\[-]))"
 )
 _URL_TAIL = re.compile(r"[.,!?;:)~]+$")
 # A ")" that closes a "(" inside the link belongs to it ("wiki/Foo_(bar)"); after the last "(",

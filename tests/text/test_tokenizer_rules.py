@@ -27,7 +27,7 @@ HARD = [
     "「http://a.com」 《www.a.com》。", "naver.com010-1234-5678", "naver.com[사진]", "love.me 는 아님",
     "(위키 https://en.wikipedia.org/wiki/Host_(film)) 참고", "http://a.com/x(a))(b)).", "a.com/(ab).", "www.a.com/(b)",
     "http://a.com/a(b)c) y", "http://a.com/(x", "http://a.com/x)(", "http://(a).", "www.(a)(b)c)",
-    "https://youtu.be/abc👍 강추", "http://a.com★★★★★ 최고", "www.a.com王추천", "010 1234 5678t.co", "[PHONE]naver.com",
+    "https://youtu.be/abc👍 강추", "http://a.com★★★★★ 최고", "www.a.com王추천", "010 1234 5678t.co", "[PHONE]naver.com", "a.com/[EMAIL]", "a.com/abc[X] 와 a.com/ab.c[Y]", "a.com/x@y.kr",
     "ᄒ\u200bᅡᆫ국 영화", "ﾻﾻﾻﾻ 웃기네 ﾡﾢ", "ㅤ 빈칸 \uffa0끝", "ㅤ",
     # phone: mobile with/without separators, landlines, +82, amounts and years that stay
     "문자 주세요 010 1234 5678", "01012345678", "02-123-4567", "(031)123-4567", "031)123-4567",
