@@ -262,6 +262,7 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     base, rev = cfg.extend_from, cfg.revision or None
     tok = load_tokenizer(base, rev, what="extend-from")
     kind = check_base_tokenizer(tok, base)
+    model = load_model(base, rev)  # before mining: a folder without weights fails now, not after minutes
     base_prep = textprep.load(base) if Path(base).is_dir() else None
     mode = base_prep.pretokenize if base_prep else "eojeol"
     if cfg.pretokenize != mode:
@@ -278,7 +279,6 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     new_backend = add_entries(tok, kind, entries)
     specials = {k: getattr(tok, k) for k in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token",
                                              "bos_token", "eos_token") if getattr(tok, k, None)}
-    model = load_model(base, rev)
     max_len = tok.model_max_length if tok.model_max_length < 1e9 else getattr(model.config, "max_position_embeddings", 512)
     before = {f.name for f in out_dir.iterdir()}
     save_tokenizer(new_backend, out_dir, max_len, specials)

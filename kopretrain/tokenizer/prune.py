@@ -172,6 +172,10 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict 
     backend = tok.backend_tokenizer
     data = json.loads(backend.to_str())
     base_prep, mode = _base_textprep(cfg, base)
+    # the weights before the corpus is read: a folder without them fails now, not after minutes
+    arch = (load_config(base, rev, what="prune-from").architectures or [None])[0]
+    model, info = load_weights(getattr(transformers, arch, None) if arch else AutoModel, base, rev,
+                               what="prune-from", output_loading_info=True)
     # the texts as they will be tokenized, placeholders included ("[CENSORED]" uses pieces like "EN", "ORE")
     batches = [b for b in corpus_batches(train_path, mode, cfg.batch_size, cfg.reuse_analyze_offsets, log=log,
                                          blank_placeholders=False) if b]
@@ -189,9 +193,6 @@ def prune(cfg: Any, out_dir: Path, train_path: Path, log=print, normalize: dict 
     if config.pop("added_tokens_decoder", None) is not None:  # keyed by the old ids; tokenizer.json has the new
         config_path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
 
-    arch = (load_config(base, rev, what="prune-from").architectures or [None])[0]
-    model, info = load_weights(getattr(transformers, arch, None) if arch else AutoModel, base, rev,
-                               what="prune-from", output_loading_info=True)
     drop_untrained_pooler(model, info)  # a headless checkpoint: do not save a random pooler as if trained
     before = sum(p.numel() for p in model.parameters())
     prune_model(model, keep)

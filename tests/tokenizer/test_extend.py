@@ -190,6 +190,25 @@ def test_slow_tokenizer_is_rejected():
         check_base_tokenizer(Slow(), "some/model")
 
 
+def test_a_tokenizer_without_weights_fails_before_the_corpus_is_mined(corpus, electra_base, tmp_path, monkeypatch):
+    """A folder with only tokenizer files used to fail after mining the whole corpus for pieces."""
+    import shutil
+
+    import kopretrain.tokenizer.corpus as corpus_mod
+
+    tok_only = tmp_path / "tok-only"
+    tok_only.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(electra_base / name, tok_only)
+
+    def mined(*_a, **_k):
+        raise AssertionError("the corpus was mined before the weights were found missing")
+
+    monkeypatch.setattr(corpus_mod, "corpus_batches", mined)
+    with pytest.raises(StageError, match="tok-only"):
+        _extend(corpus, tok_only, tmp_path / "out")
+
+
 def test_pretokenize_must_match_the_base(corpus, electra_base, tmp_path):
     with pytest.raises(StageError, match="eojeol"):
         _extend(corpus, electra_base, tmp_path / "out", pretokenize="morpheme")

@@ -111,3 +111,27 @@ def test_unused_slots_are_kept_for_a_later_extension():
     data = {"model": {"type": "Unigram", "vocab": [["<unk>", 0.0], ["[unused0]", 0.0], ["[unused1]", 0.0],
                                                    ["▁hello", -5.0], ["▁world", -6.0]]}, "added_tokens": []}
     assert keep_ids(data, used={4}, specials={"<unk>"}) == [0, 1, 2, 4]
+
+
+def test_a_tokenizer_without_weights_fails_before_the_corpus_is_read(tmp_path, monkeypatch):
+    """A folder with only tokenizer files used to fail after tokenizing the whole corpus."""
+    import shutil
+
+    import pytest
+
+    import kopretrain.tokenizer.corpus as corpus_mod
+    from kopretrain.runs.records import StageError
+
+    base = tiny_unigram_checkpoint(tmp_path / "base", REVIEWS * 3, vocab_size=300)
+    tok_only = tmp_path / "tok-only"
+    tok_only.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(base / name, tok_only)
+    data = write_stage_dir(tmp_path / "data", {"train": REVIEWS[:12], "dev": REVIEWS[12:]})
+
+    def read(*_a, **_k):
+        raise AssertionError("the corpus was read before the weights were found missing")
+
+    monkeypatch.setattr(corpus_mod, "corpus_batches", read)
+    with pytest.raises(StageError, match="tok-only"):
+        execute("vocab", VocabConfig(input=str(data), prune_from=str(tok_only), report_texts=0), tmp_path / "out")
