@@ -225,6 +225,8 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     ext = f".{out_fmt}" + (".gz" if out_gz else "")
     manifest = open_manifest(partial, fingerprint, cfg.chunk_size, force, ext)
     done = len(manifest["chunks"])
+    if done and manifest.get("precision"):
+        scorer.keep(manifest["precision"])  # auto would time again and might label the rest otherwise
     rows_done = sum(c["rows"] for c in manifest["chunks"])
     bar = progress_bar(src, in_fmt, rows_done, cfg.progress)
     labeled = 0
@@ -243,6 +245,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
         if out_fmt == "jsonl" and chunk.raw is not None:  # each value as read: Arrow made 5 into 5.0 or "5"
             table = [{**row, **{k: v for k, v in raw.items() if not isinstance(v, str) and k in row}}
                      for row, raw in zip(table.to_pylist(), chunk.raw)]  # strings: the repaired cells
+        manifest["precision"] = scorer.precision
         commit_chunk(partial, manifest, k, table, stats, out_fmt, out_gz, ext)
         labeled += n
         bar.update(n)

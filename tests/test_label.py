@@ -159,6 +159,37 @@ def test_resume_after_kill_gives_identical_output(model, tmp_path, monkeypatch, 
     assert not (tmp_path / "out.csv.partial").exists()
 
 
+def test_a_resumed_auto_run_keeps_the_precision_the_first_run_chose(model, tmp_path, monkeypatch):
+    """precision auto times fp32 against bf16 on each start: a resumed run could label the rest of
+    the file in the other precision, and record only that one."""
+    import kopretrain.inference.scoring as scoring
+
+    src = write(tmp_path / "in.csv", rows())
+    real = L.commit_chunk
+
+    def dies_after_one(partial, manifest, k, *args, **kw):
+        if k == 1:
+            raise KeyboardInterrupt("simulated kill")
+        return real(partial, manifest, k, *args, **kw)
+
+    monkeypatch.setattr(L, "commit_chunk", dies_after_one)
+    out = tmp_path / "out.csv"
+    with pytest.raises(KeyboardInterrupt):
+        L.execute(cfg(model, src, chunk_size=5, precision="auto"), out)
+    manifest = json.loads((tmp_path / "out.csv.partial" / "manifest.json").read_text())
+    first = manifest["precision"]
+    assert first in ("fp32", "bf16")
+
+    other = "bf16" if first == "fp32" else "fp32"  # this start would choose the other precision
+    monkeypatch.setattr(scoring, "resolve", lambda precision: other if precision == "auto" else precision)
+    monkeypatch.setattr(scoring, "worth_measuring", lambda precision: False)
+    monkeypatch.setattr(L, "commit_chunk", real)
+    L.execute(cfg(model, src, chunk_size=5, precision="auto"), out)
+    record = json.loads((tmp_path / "out.csv.stage.json").read_text())
+    assert record["resumed"] is True
+    assert record["stats"]["precision"] == first
+
+
 def test_changed_options_discard_partial_and_rerun_is_skipped(model, tmp_path, capsys):
     src = write(tmp_path / "in.csv", rows())
     partial = tmp_path / "out.csv.partial"

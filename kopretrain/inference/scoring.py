@@ -108,6 +108,12 @@ class Scorer:
             self._rust.no_padding()
             self._rust.enable_truncation(clf.max_length, direction=getattr(clf.tokenizer, "truncation_side", "right"))
 
+    def keep(self, precision: str) -> None:
+        """Run in ``precision`` (fp32 or bf16), as a run this one resumes chose, without timing."""
+        if precision not in ("fp32", "bf16") or self.precision == "int8":
+            return
+        self.precision, self.measure = precision, False
+
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         """Token ids with special tokens, truncated to the model's max_length (same ids as the
         transformers tokenizer call)."""
