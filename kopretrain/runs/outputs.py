@@ -2,7 +2,7 @@
 
 Two rules every stage goes through (``StageRun`` for directory outputs, ``label`` for files):
 
-1. ``--output`` may name a new path, an empty directory, or an earlier kopretrain output (a
+1. ``--output`` may name a new path, an empty directory, or an earlier output of the same stage (a
    directory with its ``stage.json``, or a labelled file with its ``<file>.stage.json``). Anything
    else is refused before any work starts, so a mistyped ``-o raw`` never deletes the user's data.
 2. An OS-level lock (``flock`` on ``.<name>.lock`` beside the output) makes a second run on the
@@ -66,8 +66,18 @@ def _listing(path: Path, limit: int = 3) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def check_dir_output(output: Path) -> None:
-    """Refuse a directory output that kopretrain did not write (see the module docstring)."""
+def _recorded_stage(folder: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((folder / STAGE_FILE).read_text(encoding="utf-8")).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_dir_output(output: Path, stage: str | None = None) -> None:
+    """Refuse a directory output that kopretrain did not write (see the module docstring), or that
+    another stage wrote (``release -o runs/x/ingest`` deleted the data the model came from)."""
     if output.is_symlink() or (output.exists() and not output.is_dir()):
         raise OutputError(f"--output {output} is an existing file; a stage writes a directory there. "
                           f"Choose a new path (nothing was changed)")
@@ -75,6 +85,11 @@ def check_dir_output(output: Path) -> None:
         raise OutputError(f"--output {output} is a directory kopretrain did not write (it holds "
                           f"{_listing(output)} and no {STAGE_FILE}); refusing to replace it. Choose a new "
                           f"path or move its contents yourself (nothing was changed)")
+    other = _recorded_stage(output) if stage and output.is_dir() else None
+    if other and other != stage:
+        a = "an" if other[0] in "aeiou" else "a"
+        raise OutputError(f"--output {output} holds {a} {other} output (its {STAGE_FILE}); this {stage} run would "
+                          f"replace it. Choose another path, or delete it yourself first (nothing was changed)")
 
 
 def check_partial_dir(partial: Path) -> None:

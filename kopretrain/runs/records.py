@@ -151,7 +151,7 @@ class StageRun:
         self.rejected: Counter[str] = Counter()
         self._rejected_fh = None
         self.resumed = False
-        check_dir_output(self.output)  # before any work: never replace what kopretrain did not write
+        check_dir_output(self.output, stage)  # before any work: never replace what kopretrain did not write
         _check_not_inside(cfg, fields, self.output)
         self._lock = OutputLock(self.output)
         self.previous = read_stage(self.output)
@@ -188,7 +188,7 @@ class StageRun:
     def _open_partial(self) -> None:
         self._t0 = time.time()
         self._started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        check_dir_output(self.output)  # again under the lock: another run may have written it meanwhile
+        check_dir_output(self.output, self.stage)  # again under the lock: another run may have written it meanwhile
         check_partial_dir(self.dir)
         key_file = self.dir / KEY_FILE
         if self.dir.exists():

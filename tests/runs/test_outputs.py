@@ -68,6 +68,19 @@ def test_own_output_and_empty_directory_are_replaced(sample_path, tmp_path):
     assert not [p for p in tmp_path.iterdir() if "replaced" in p.name or p.name.endswith(".old")]
 
 
+def test_another_stages_output_is_refused_and_left_intact(sample_path, tmp_path, capsys):
+    """-o onto another stage's output (release -o runs/x/ingest) deleted what it held."""
+    ingest = tmp_path / "ingest"
+    assert main(ingest_args(sample_path, ingest)) == 0
+    before = tree_hash(ingest)
+    assert main(["normalize", "--input", str(ingest), "--output", str(ingest)]) == 2  # also its input
+    assert main(["normalize", "--input", str(ingest), "--output", str(tmp_path / "n")]) == 0
+    assert main(["normalize", "--input", str(tmp_path / "n"), "--output", str(ingest)]) == 2
+    err = capsys.readouterr().err
+    assert "holds an ingest output" in err and "this normalize run" in err
+    assert tree_hash(ingest) == before
+
+
 def test_foreign_partial_directory_is_not_deleted(sample_path, tmp_path, capsys):
     partial = tmp_path / "out.partial"
     partial.mkdir()
