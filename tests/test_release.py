@@ -57,6 +57,21 @@ METRICS = {"split": "test", "n": 45, "notes": ["a note from evaluate"],
            "baseline": {"accuracy": 0.7, "macro_f1": 0.65}}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def hub_card_of_the_base(tmp_path_factory):
+    """The Hub's model card of FakeFinetune's base, as huggingface_hub would download it: release
+    reads the base's license from it (and refuses to guess one without it)."""
+    from kopretrain.hub import loading
+
+    card = tmp_path_factory.mktemp("hub") / "README.md"
+    card.write_text("---\nlicense: apache-2.0\nlanguage: ko\n---\n# ko-base\n", encoding="utf-8")
+    real = loading.model_file
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loading, "model_file", lambda ref, name, revision=None: card if (ref, name) == (
+            FakeFinetune.model, "README.md") else real(ref, name, revision))
+        yield
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory) -> dict[str, Path]:
     """ingest -> normalize -> finetune (a tiny classifier) -> evaluate, with real stage records."""
@@ -262,7 +277,7 @@ def test_push_without_network_or_token_fails_clearly_and_keeps_the_folder(chain,
 
 def test_evaluation_of_another_model_is_refused(chain, tmp_path):
     other = tiny_classifier(tmp_path / "other")
-    cfg = R.ReleaseConfig(model=str(other), evaluation=str(chain["evaluate"]), verify=False)
+    cfg = R.ReleaseConfig(model=str(other), evaluation=str(chain["evaluate"]), verify=False, license="mit")
     with pytest.raises(StageError, match="scored another model"):
         R.execute(cfg, tmp_path / "release")
 
@@ -331,6 +346,17 @@ def test_card_title_says_who_pretrained_a_model_without_a_base():
             "parameters": 5_000_000, "base_model": None, "pretrain": {"config": {"objective": "rtd"}}}
     assert "pretrained from scratch by kopretrain (RTD)" in _title(info)
     assert "trained from scratch (no base model)" in _title({**info, "pretrain": None})
+    assert "origin not recorded" in _title({**info, "pretrain": None, "stages": []})
+
+
+def test_a_folder_without_records_needs_a_license_and_is_not_called_scratch(tmp_path):
+    """A model trained elsewhere was published as apache-2.0 and "trained from scratch"."""
+    model = tiny_classifier(tmp_path / "elsewhere")
+    with pytest.raises(StageError, match="no kopretrain records .* pass --license"):
+        R.execute(R.ReleaseConfig(model=str(model), verify=False), tmp_path / "r1")
+    out = R.execute(R.ReleaseConfig(model=str(model), verify=False, license="mit"), tmp_path / "r2")
+    text = (out / "README.md").read_text()
+    assert "origin not recorded" in text and "from scratch" not in text
 
 
 def test_release_publishes_no_local_paths_and_no_remote_code_pointer(chain, tmp_path, monkeypatch):

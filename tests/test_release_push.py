@@ -11,7 +11,7 @@ import pytest
 from kopretrain import release as R
 from kopretrain.runs.records import StageError, StageRun
 from kopretrain.testing import tiny_classifier
-from tests.test_release import FakeFinetune, FakeHub, chain  # noqa: F401 - chain: a fixture
+from tests.test_release import FakeFinetune, FakeHub, chain, hub_card_of_the_base  # noqa: F401 - fixtures
 
 def test_private_never_publishes_and_public_follows_the_account_default(chain, tmp_path):
     """create_repo(private=False) made an org's private-by-default repo public; --private uploaded
@@ -44,7 +44,9 @@ def test_a_fine_tune_of_a_local_checkpoint_is_not_called_scratch(tmp_path):
     base = tiny_classifier(tmp_path / "base")
     with StageRun("finetune", FakeFinetune(model=str(base), revision=""), tmp_path / "ft", log=lambda *a: None) as run:
         tiny_classifier(run.dir)
-    plain = R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), verify=False), tmp_path / "r1")
+    with pytest.raises(StageError, match="license of the base checkpoint .*base could not be read"):
+        R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), verify=False), tmp_path / "r0")
+    plain = R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), verify=False, license="mit"), tmp_path / "r1")
     text = (plain / "README.md").read_text()
     assert "continued from the local checkpoint `base`" in text and "from scratch" not in text
     (base / "README.md").write_text("---\nlicense: mit\nbase_model: intfloat/multilingual-e5-small\n---\n# base\n")

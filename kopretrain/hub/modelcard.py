@@ -146,6 +146,8 @@ def _title(info: dict[str, Any]) -> str:
 
 def _scratch_origin(info: dict[str, Any]) -> str:
     """No base model: say whether kopretrain pretrained it (a classifier's weights came from somewhere)."""
+    if "stages" in info and not info["stages"]:  # a folder made elsewhere: nothing says where it came from
+        return "origin not recorded (the folder came without kopretrain records)"
     pretrain = (info.get("pretrain") or {}).get("config") or {}
     if info["kind"] == "classifier" and pretrain.get("objective"):
         return (f"pretrained from scratch by kopretrain ({pretrain['objective'].upper()}) on the training reviews, "

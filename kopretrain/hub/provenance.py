@@ -79,11 +79,18 @@ def base_checkpoint(chain: dict[str, dict]) -> tuple[str, str | None] | None:
 
 
 def license_of(cfg, chain: dict[str, dict]) -> str:
-    """--license, else the base checkpoint's card license (a fine-tune inherits its terms), else apache-2.0;
-    a --license that differs from the base's is said, not silently published."""
+    """--license, else the base checkpoint's card license (a fine-tune inherits its terms), else, for
+    a model kopretrain trained from scratch, apache-2.0. A base whose license cannot be read, or a
+    model without records, needs --license: a guessed license would be published as a fact. A
+    --license that differs from the base's is said, not silently published."""
     from kopretrain.hub.loading import model_file
 
     base = base_checkpoint(chain)
+    if cfg.license and not base:
+        return cfg.license
+    if not chain:
+        raise StageError(f"--model {cfg.model} has no kopretrain records (stage.json): its origin and license are "
+                         "unknown; pass --license (the base model's terms apply to a fine-tune of it)")
     inherited = None
     readme = model_file(base[0], "README.md", base[1]) if base else None
     if readme is not None:
@@ -96,6 +103,10 @@ def license_of(cfg, chain: dict[str, dict]) -> str:
     if cfg.license and inherited and cfg.license != inherited:
         print(f"[release] note: the base checkpoint {base[0]} is licensed {inherited}; the card says --license "
               f"{cfg.license}: check that its terms allow that")
+    if base and not (cfg.license or inherited):
+        raise StageError(f"the license of the base checkpoint {base[0]} could not be read (no model card with a "
+                         "license in its metadata, or the Hub is out of reach); pass --license with its terms "
+                         "(a fine-tune inherits them)")
     return cfg.license or inherited or "apache-2.0"
 
 
