@@ -102,6 +102,13 @@ class ReleaseConfig(StageConfig):
                     validate_repo_id(ref)
                 except HFValidationError as exc:
                     raise ValueError(f"{flag} {ref!r}: not a Hub id ({exc})") from None
+        card = Path(self.data_card).expanduser() if self.data_card else None
+        if card is not None and not card.is_file():  # a typo fails the plan, not the end of an hour's pipeline
+            raise ValueError(f"--data-card {self.data_card}: " + ("a directory; give the card's .md file"
+                                                                  if card.is_dir() else "no such file"))
+        if self.base_model_revision and not self.base_model:
+            raise ValueError("--base-model-revision pins --base-model: give --base-model too (the recorded base "
+                             "keeps its recorded revision)")
         if self.push and not self.repo_id:
             raise ValueError("--push needs --repo-id ORG/NAME")
         if self.revision and not self.push and not self.repo_id:
@@ -125,7 +132,10 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
     from kopretrain.hub.modelcard import PIPELINE_TAGS, render
 
     src = _check_model(cfg)
-    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    try:
+        config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StageError(f"{src / 'config.json'}: cannot be read as JSON ({exc})") from None
     kind = model_kind(config)
     if kind == "classifier":
         from transformers import AutoConfig
@@ -133,6 +143,13 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
         from kopretrain.inference.classifier import label_order
 
         label_order(AutoConfig.from_pretrained(src), cfg.model)  # clear error without sentiment id2label
+    if cfg.evaluation:  # before anything is copied: a wrong --evaluation fails at once
+        if kind != "classifier":
+            raise StageError(f"--evaluation scores a sentiment classifier; --model {cfg.model} is a {kind} "
+                             "(its card shows its pretraining metrics)")
+        from kopretrain.hub.provenance import evaluation
+
+        evaluation(cfg)
     copied = copy_model(src, run.dir)
     if (src / "generator").is_dir():  # RTD: the generator, for continued pretraining
         copied += [f"generator/{n}" for n in copy_model(src / "generator", run.dir / "generator")]
@@ -216,10 +233,11 @@ def write_data_card(cfg: ReleaseConfig, info: dict[str, Any], out: Path) -> str 
     """``data_card.md``: the given data card, then the ingest README (measured numbers) if found."""
     parts = []
     if cfg.data_card:
-        path = Path(cfg.data_card)
-        if not path.is_file():
-            raise StageError(f"--data-card {path}: file not found")
-        parts.append(path.read_text(encoding="utf-8"))
+        path = Path(cfg.data_card).expanduser()
+        try:
+            parts.append(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise StageError(f"--data-card {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     ingest = info["dataset"].get("ingest_readme")
     if ingest and Path(ingest).is_file():
         from kopretrain.data.card import away_from_data

@@ -185,12 +185,23 @@ def evaluation(cfg) -> dict[str, Any] | None:
     if not path.is_file():
         raise StageError(f"--evaluation {cfg.evaluation}: no metrics.json (is it an evaluate output?)")
     record = read_stage(cfg.evaluation)
+    if record is not None and record.get("stage") != "evaluate":
+        raise StageError(f"--evaluation {cfg.evaluation} is a {record.get('stage')} output; give an evaluate output")
     if record is not None:
         scored, ours = record.get("inputs", {}).get("model"), fingerprint_path(cfg.model)
         if scored and scored != ours:
             raise StageError(f"--evaluation {cfg.evaluation} scored another model ({record['config'].get('model')}, "
                              f"{scored}) than --model {cfg.model} ({ours}); its metrics would be wrong in the card")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StageError(f"{path}: not valid JSON ({exc}); rerun evaluate") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("model"), dict):
+        raise StageError(f"{path}: no model metrics (is {cfg.evaluation} an evaluate output?)")
+    if metrics.get("split") == "train":  # scores on the rows the model learned: not results to publish
+        raise StageError(f"--evaluation {cfg.evaluation} scored the train split; the card publishes held-out "
+                         "results: evaluate --split test")
+    return metrics
 
 
 def pretrain_metrics(src: Path, chain: dict[str, dict]) -> dict[str, Any] | None:
