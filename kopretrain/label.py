@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from kopretrain.data.label_input import added_columns, check_chunk, check_columns, chunks
+from kopretrain.data.label_output import label_record, same_columns
 from kopretrain.data.readers import check_encoding
 from kopretrain.data.manifest import commit_chunk, open_manifest, part_name, read_json, chunk_totals
 from kopretrain.inference.progress import log_progress, progress_bar
@@ -237,10 +238,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
             continue  # committed by an earlier run; reading it again keeps the row offsets right
         table, stats = label_chunk(scorer, chunk, cfg)
         if out_fmt in ("csv", "tsv"):
-            from kopretrain.data.writers import conform
-
-            manifest["columns"] = manifest.get("columns") or table.column_names
-            table = conform(table, manifest["columns"])
+            table = same_columns(table, manifest)
         n = table.num_rows
         if out_fmt == "jsonl" and chunk.raw is not None:  # each value as read: Arrow made 5 into 5.0 or "5"
             table = [{**row, **{k: v for k, v in raw.items() if not isinstance(v, str) and k in row}}
@@ -262,7 +260,7 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
     totals = chunk_totals(manifest)
     if totals["rows"] == 0:
         print(f"[label] {src} has no rows: wrote {output} with the header only")
-    record = _record(cfg, config, inputs, fingerprint, totals, scorer.precision, done > 0, t0,
+    record = label_record(cfg, config, inputs, fingerprint, totals, scorer.precision, done > 0, t0,
                      labeled, (seconds_labeling, cpu_labeling), out_fmt, scorer.measured,
                      getattr(scorer.clf, "ngram", None) is not None)
     write_json(record_path, record)
@@ -356,43 +354,6 @@ def _load(cfg: LabelConfig):
 
     return Scorer(Classifier.load(cfg.model, revision=cfg.revision or None, max_length=cfg.max_length),
                   cfg.precision, cfg.batch_size)
-
-
-def _record(cfg, config, inputs, fingerprint, totals, precision, resumed, t0, labeled, seconds, fmt,
-            measured=None, ngram_blend: bool = False) -> dict:
-    import datetime as dt
-
-    from kopretrain.runs.records import git_commit, library_versions
-
-    return {
-        "stage": "label",
-        "fingerprint": fingerprint,
-        "complete": True,
-        "config": config,
-        "inputs": inputs,
-        "versions": library_versions(),
-        "git_commit": git_commit(),
-        "started": dt.datetime.fromtimestamp(t0, dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.time() - t0, 3),
-        "resumed": resumed,
-        # Labeling never drops a row: rows without a label are kept and counted in stats.errors.
-        "counts": {"rows_in": totals["rows"], "rows_out": totals["rows"], "rejected": {}},
-        "stats": {
-            "labels": dict(sorted(totals["labels"].items())),
-            "errors": dict(sorted(totals["errors"].items())),
-            "needs_review": totals["needs_review"] if cfg.min_confidence > 0 else None,
-            "encoding_repairs": dict(sorted(totals["encoding"].items())),
-            "chunks": totals["chunks"],
-            "precision": precision,
-            "ngram_blend": ngram_blend,  # the model's n-gram expert pooled into the probabilities
-            "precision_seconds_per_batch": measured or None,  # what precision auto timed, if it did
-            "output_format": fmt,
-            "rows_labeled_this_run": labeled,
-            "seconds_labeling": round(seconds[0], 3),
-            "cpu_seconds_labeling": round(seconds[1], 3),
-            "rows_per_second": round(labeled / seconds[0], 1) if seconds[0] > 0 else None,
-        },
-    }
 
 
 STAGE = Stage("label", LabelConfig, own_execute=execute, own_status=status, output="file", pipeline_output="label/labeled.parquet")
