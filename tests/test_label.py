@@ -367,6 +367,13 @@ def test_stray_quotes_keep_every_row_with_a_reason(model, tmp_path, capsys):
     q3.write_text('id,review,rating\n1,"닫히지 않은 리뷰,5\n2,정상 리뷰 최고,5\n')
     assert list(read(L.execute(cfg(model, q3, text_column="review"), tmp_path / "q3.out.csv"))["label_error"]) == \
         ["unbalanced_quote", ""]
+    from tests.data.test_readers import STRAY_CLOSED
+
+    closed = tmp_path / "closed.csv"  # closed at the end of a later row: rows 2-4 were one review
+    closed.write_text(STRAY_CLOSED)
+    df = read(L.execute(cfg(model, closed, text_column="review"), tmp_path / "closed.out.csv"))
+    assert list(df["label_error"]) == ["unbalanced_quote", "", "", "", "", ""]
+    assert list(df["review"])[1:] == ["완전 별로", "그냥 그래요", '정말 최악"', "노잼", "여러 줄\n리뷰, 좋아요"]
     multi = tmp_path / "multi.csv"  # a quoted field over two lines is one row, not a stray quote
     multi.write_text('id,text\n1,"첫 줄\n둘째 줄"\n2,좋아요\n')
     assert list(read(L.execute(cfg(model, multi), tmp_path / "multi.out.csv"))["text"]) == ["첫 줄\n둘째 줄", "좋아요"]

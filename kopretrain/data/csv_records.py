@@ -32,11 +32,11 @@ def open_text(path: Path, encoding: str):
     return open(path, encoding=encoding, errors="surrogateescape", newline="")
 
 
-def _parse(lines: list[str], sep: str) -> tuple[list[str] | None, str | None]:
+def _parse(lines: list[str], sep: str, width: int) -> tuple[list[str] | None, str | None]:
     """``(fields, None)`` of one quote-balanced record, or ``(None, reason)``: ingest's parser."""
     old = csv.field_size_limit(2**31 - 1)  # csv's 131072-char default would fail a 1 MB review
     try:
-        fields, reason, _ = parse_record([(0, text, None) for text in lines], sep, None)
+        fields, reason, _ = parse_record([(0, text, None) for text in lines], sep, None, width)
     finally:
         csv.field_size_limit(old)
     return fields, reason
@@ -50,6 +50,7 @@ def records(path: Path, sep: str, encoding: str, quoting: bool,
     with open_text(path, encoding) as fh:
         lines = enumerate(fh, 1)
         pending: deque = deque()
+        width = 0  # the header's field count, once read
         while True:
             first = pending.popleft() if pending else next(lines, None)
             if first is None:
@@ -60,7 +61,9 @@ def records(path: Path, sep: str, encoding: str, quoting: bool,
             if not text.strip():
                 continue
             if not quoting or _QUOTE not in text:
-                yield line_no, text.rstrip("\r\n").split(sep), None, text.rstrip("\r\n")
+                fields = text.rstrip("\r\n").split(sep)
+                width = width or len(fields)
+                yield line_no, fields, None, text.rstrip("\r\n")
                 continue
             consumed, in_quote = [text], scan_quotes(text, False, sep)[0]
             while in_quote and len(consumed) < max_lines:
@@ -69,7 +72,8 @@ def records(path: Path, sep: str, encoding: str, quoting: bool,
                     break
                 consumed.append(more[1])
                 in_quote = scan_quotes(more[1], True, sep)[0]
-            fields, reason = (None, "unbalanced_quote") if in_quote else _parse(consumed, sep)
+            fields, reason = (None, "unbalanced_quote") if in_quote else _parse(consumed, sep, width)
+            width = width or len(fields or ())
             if reason == "unbalanced_quote":
                 # The stray quote costs its own line only: the lines it swallowed are records too.
                 pending.extendleft(reversed([(line_no + k, t) for k, t in enumerate(consumed[1:], 1)]))

@@ -131,8 +131,20 @@ def scan_quotes(line: str, in_quote: bool, delimiter: str, quote: str = '"') -> 
     return in_quote, opened
 
 
-def parse_record(consumed: list, delimiter: str, opened: int | None) -> tuple[list[str] | None, str | None, str]:
-    """``(fields, error, detail)`` of one quote-balanced record of physical lines."""
+def swallowed_records(consumed: list, delimiter: str, width: int) -> bool:
+    """A quoted field whose every further line is a whole record of the file's ``width`` by itself:
+    a stray quote opened it (``1,p1,5,"인생영화 강추`` / ``2,p2,1,완전 별로`` / ``3,p3,1,정말 최악"``),
+    not a review written over several lines. Only with 3+ columns: with two, a real review's line
+    with one comma would look the same."""
+    if width < 3 or len(consumed) < 2:
+        return False
+    return all(len(next(csv.reader([t.rstrip("\r\n")], delimiter=delimiter), [])) == width for _, t, _ in consumed[1:])
+
+
+def parse_record(consumed: list, delimiter: str, opened: int | None,
+                 width: int = 0) -> tuple[list[str] | None, str | None, str]:
+    """``(fields, error, detail)`` of one quote-balanced record of physical lines; ``width``: the
+    header's field count, when known (see :func:`swallowed_records`)."""
     try:
         # strict: a quoted field with text after its closing quote ("좋아"요) is an error, not
         # silently rewritten to 좋아요; such a record is rejected with the reason broken_quotes.
@@ -147,6 +159,9 @@ def parse_record(consumed: list, delimiter: str, opened: int | None) -> tuple[li
         return None, reason, f"{exc} (quote the whole field, doubling inner quotes: \"\"좋아\"\"요\")"
     if len(rows) != 1:
         return None, "malformed_csv", f"record parsed into {len(rows)} rows"
+    if swallowed_records(consumed, delimiter, width):
+        return None, "unbalanced_quote", (f"quote opened at column {opened} spans {len(consumed) - 1} more lines "
+                                          f"that are records of {width} fields by themselves")
     return rows[0], None, ""
 
 
@@ -162,6 +177,7 @@ def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
     reason_bad = undecodable_reason(encoding)
     lines = _decoded_lines(path, encoding)
     pending: deque = deque()
+    width = 0  # the header's field count, once read
 
     def next_line():
         return pending.popleft() if pending else next(lines, None)
@@ -198,7 +214,8 @@ def _csv_records(path: Path, delimiter: str, encoding: str, quoting: bool,
             detail = f"undecodable byte on line {bad_line[0]} at byte {bad_line[1]}"
             yield line_no, None, reason_bad, detail, bad_line[1]
             continue
-        fields, error, detail = parse_record(consumed, delimiter, opened)
+        fields, error, detail = parse_record(consumed, delimiter, opened, width)
+        width = width or len(fields or ())
         if error == "unbalanced_quote":
             # As for a quote never closed: the stray quote costs its own line only; the lines it
             # swallowed (good rows, usually) are read again as records of their own.

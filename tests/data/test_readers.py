@@ -148,6 +148,26 @@ def test_quote_closed_by_a_later_lines_broken_field_costs_one_line(tmp_path):
     assert [r.fields["id"] for r in recs if r.fields] == ["2", "4"]
 
 
+STRAY_CLOSED = ('id,product,rating,review\n1,p1,5,"인생영화 강추\n2,p2,1,완전 별로\n3,p3,3,그냥 그래요\n'
+                '4,p4,1,정말 최악"\n5,p5,1,노잼\n6,p6,5,"여러 줄\n리뷰, 좋아요"\n')
+
+
+def test_a_stray_quote_closed_by_another_row_costs_its_own_line(tmp_path):
+    """A quote closed at the end of a later row is valid CSV, yet the lines between are rows of the
+    file's width: they were merged into row 1's review, labelled by its rating."""
+    recs = read_csv(write(tmp_path / "r.csv", STRAY_CLOSED))
+    assert [(r.line, r.error) for r in recs] == [(2, "unbalanced_quote"), (3, None), (4, None), (5, None),
+                                                 (6, None), (7, None)]
+    assert recs[0].column == 8 and "records of 4 fields" in recs[0].detail
+    assert [r.fields["review"] for r in recs[1:]] == ["완전 별로", "그냥 그래요", '정말 최악"', "노잼",
+                                                      "여러 줄\n리뷰, 좋아요"]  # a real multi-line review stays
+
+
+def test_a_two_column_file_keeps_multiline_reviews_with_commas(tmp_path):
+    recs = read_csv(write(tmp_path / "r.csv", 'id,review\n1,"좋아요, 정말\n최고, 진짜"\n'))
+    assert [r.fields["review"] for r in recs] == ["좋아요, 정말\n최고, 진짜"]
+
+
 RECORD = '{"stage": "ingest", "fingerprint": "abc"}'
 
 
