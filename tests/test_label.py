@@ -202,6 +202,16 @@ def test_changed_options_discard_partial_and_rerun_is_skipped(model, tmp_path, c
     assert "up to date" in capsys.readouterr().out
 
 
+def test_a_row_with_more_or_fewer_fields_than_the_header_is_flagged_not_shifted(model, tmp_path):
+    """A short row got empty cells at the end: the date landed in the review column and was labelled."""
+    src = tmp_path / "short.csv"
+    src.write_text("id,rating,review,date\n1,5,좋아요,2024-01-01\n2,별로예요,2024-01-02\n3,1,최악,2024-01-03,x\n")
+    df = read(L.execute(cfg(model, src, text_column="review"), tmp_path / "out.csv"))
+    assert list(df["label_error"]) == ["", "wrong_field_count", "wrong_field_count"]
+    assert df["label"][0] != "" and (df["label"][[1, 2]] == "").all()
+    assert df["review"][1] == "2,별로예요,2024-01-02"  # the line as written, to find and fix
+
+
 def test_mixed_encodings_and_broken_json_are_rows_not_crashes(model, tmp_path):
     csv = tmp_path / "mixed.csv"
     csv.write_bytes("id,text\n1,좋아요 최고\n".encode() + b"2," + "별로예요".encode("cp949") + b"\n3,ok \xff\xfe\n")

@@ -160,9 +160,10 @@ def read_chunks(path: str | Path, chunk_size: int, text_column: str, *, encoding
 
 def _csv_chunks(path: Path, fmt: str, chunk_size: int, text_column: str, encoding: str,
                 quoting: bool, max_lines: int) -> Iterator[Chunk]:
-    """CSV/TSV chunks, one row per record. A broken record (a stray quote, more fields than the
-    header) stays a row: its text column holds the line as written, the other columns are empty,
-    and the reason is its error; a record with fewer fields gets empty cells for the missing ones."""
+    """CSV/TSV chunks, one row per record. A broken record (a stray quote, more or fewer fields than
+    the header) stays a row: its text column holds the line as written, the other columns are empty,
+    and the reason is its error. Fewer fields is an error as in ingest: which cell is missing cannot
+    be told (``2,별로예요,2024-01-02`` under ``id,rating,review,date`` put the date in review)."""
     from kopretrain.data.csv_records import records
 
     recs = records(path, _sep(fmt), encoding, quoting, max_lines)
@@ -174,14 +175,12 @@ def _csv_chunks(path: Path, fmt: str, chunk_size: int, text_column: str, encodin
     rows: list[list] = []
     errors: list[str | None] = []
     for _, fields, reason, text in recs:
-        if fields is not None and len(fields) > len(names):
+        if fields is not None and len(fields) != len(names):
             reason = "wrong_field_count"
         if reason:
             fields = [None] * len(names)
             if at is not None:
                 fields[at] = text
-        elif len(fields) < len(names):
-            fields = fields + [None] * (len(names) - len(fields))
         rows.append(fields)
         errors.append(reason)
         if len(rows) == chunk_size:
