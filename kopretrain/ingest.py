@@ -255,6 +255,8 @@ def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_char
 def run(cfg: IngestConfig, run: StageRun) -> None:
     from kopretrain.data.assign import decide, write_splits
     from kopretrain.data.dedup import id_warnings
+    from kopretrain.data.schemes import scale_warnings
+    from kopretrain.data.split import empty_split_warnings
     from kopretrain.data.sources import open_sources, resolve_columns
 
     if not cfg.input:
@@ -302,6 +304,7 @@ def run(cfg: IngestConfig, run: StageRun) -> None:
     stats["sources"] = [{"name": s.name, "path": s.path, "format": s.fmt, "records": n,
                          "fingerprint": s.fingerprint} for s, n in zip(sources, per_source)]
     stats["warnings"] = (empty_split_warnings(stats["splits"], {"dev": cfg.dev_fraction, "test": cfg.test_fraction})
+                         + scale_warnings(scheme, stats["splits"], run.rejected, rows_in)
                          + id_warnings(decision, keeper, k.exact))
     for warning in stats["warnings"]:
         run.log(f"[ingest] warning: {warning}")
@@ -309,14 +312,6 @@ def run(cfg: IngestConfig, run: StageRun) -> None:
     _write_card(cfg, run, stats)
     run.log(f"[ingest] {rows_in:,} records -> " + ", ".join(
         f"{s} {v['rows']:,}" for s, v in stats["splits"].items()) + f"; rejected {dict(run.counts['rejected'])}")
-
-
-def empty_split_warnings(splits: dict[str, dict], fractions: dict[str, float]) -> list[str]:
-    """A split asked for (fraction > 0) that came out empty: too few rows or groups for it, and
-    finetune/evaluate would then fail or select on nothing, so say so now."""
-    return [f"the {name} split is empty although --{name}-fraction is {fraction}: too few rows or groups "
-            f"({sum(s['rows'] for s in splits.values())} rows); lower the fraction or add data"
-            for name, fraction in fractions.items() if fraction > 0 and splits.get(name, {}).get("rows", 0) == 0]
 
 
 def _read(cfg: IngestConfig, run: StageRun, sources: list, scheme: Any) -> tuple[_Keys, int, list[int]]:

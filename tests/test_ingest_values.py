@@ -312,3 +312,11 @@ def test_ids_numbered_per_file_are_warned_about(tmp_path):
     assert any("are ids numbered per file" in w for w in record["stats"]["warnings"])
     _, plain = ingest(tmp_path, "o2", input=str(folder / "a.csv"), **ALL_TRAIN)
     assert not plain["stats"]["warnings"]
+
+
+def test_ratings_on_another_scale_are_warned_about_in_the_record(sample_path, tmp_path):
+    """The bundled 1-5 star sample read with the 1-10 nsmc scheme: every 5-star review neutral."""
+    _, record = ingest(tmp_path, input=str(sample_path), label_scheme="nsmc")
+    assert any("no review became positive" in w for w in record["stats"]["warnings"])
+    _, record = ingest(tmp_path, out="stars5", input=str(sample_path))
+    assert not any("scale" in w for w in record["stats"]["warnings"])

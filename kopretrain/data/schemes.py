@@ -225,3 +225,25 @@ def build_scheme(name: str, *, rating_min: float | None = None, rating_max: floa
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def scale_warnings(scheme: LabelScheme, splits: dict[str, dict], rejected: dict[str, int], rows_in: int) -> list[str]:
+    """A rating scheme that does not fit the file's scale: ``nsmc`` (1-10) on 1-5 stars made every
+    5-star review neutral and no review positive; ``stars5`` on 1-10 rejected half the rows. Both
+    ran to the end without a word."""
+    if scheme.kind != "ratings":
+        return []
+    from kopretrain.data.files import LABELS
+
+    counts = {c: sum((s.get("labels") or {}).get(c, 0) for s in splits.values()) for c in LABELS}
+    out = []
+    empty = [c for c in LABELS if counts[c] == 0]
+    if any(counts.values()) and empty:
+        out.append(f"no review became {' or '.join(empty)} under {scheme.describe()}: are the ratings on this "
+                   "scale? (1-5 stars read with a 1-10 scheme give no positives)")
+    bad = rejected.get("rating_out_of_range", 0)
+    if bad and bad >= 0.1 * rows_in:
+        out.append(f"{bad:,} of {rows_in:,} ratings are outside {scheme.rating_min:g}-{scheme.rating_max:g} "
+                   "(rejected as rating_out_of_range): the file's scale may differ from --label-scheme; "
+                   "see rejected.jsonl")
+    return out

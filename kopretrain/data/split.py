@@ -162,3 +162,11 @@ def stratified_sample(labels, n: int, seed: int, what: str = "--label-budget"):
     except ValueError as exc:  # e.g. a class with a single row, or n smaller than the class count
         raise StageError(f"{what} {n}: cannot draw a stratified sample ({exc})") from None
     return np.sort(picked)
+
+
+def empty_split_warnings(splits: dict[str, dict], fractions: dict[str, float]) -> list[str]:
+    """A split asked for (fraction > 0) that came out empty: too few rows or groups for it, and
+    finetune/evaluate would then fail or select on nothing, so say so now."""
+    return [f"the {name} split is empty although --{name}-fraction is {fraction}: too few rows or groups "
+            f"({sum(s['rows'] for s in splits.values())} rows); lower the fraction or add data"
+            for name, fraction in fractions.items() if fraction > 0 and splits.get(name, {}).get("rows", 0) == 0]

@@ -127,3 +127,16 @@ def test_value_key_keeps_id_strings_as_written():
     from kopretrain.data.schemes import value_key
 
     assert value_key("007") == "007" and value_key(7.0) == "7" and value_key(float("nan")) is None
+
+
+def test_a_scheme_that_does_not_fit_the_files_scale_is_warned_about():
+    from kopretrain.data.schemes import scale_warnings
+
+    nsmc, stars5 = build_scheme("nsmc"), build_scheme("stars5")
+    five_star = {"train": {"labels": {"negative": 30, "neutral": 70, "positive": 0}},
+                 "test": {"labels": {"negative": 3, "neutral": 7, "positive": 0}}}
+    assert "no review became positive" in " ".join(scale_warnings(nsmc, five_star, {}, 110))
+    fine = {"train": {"labels": {"negative": 30, "neutral": 20, "positive": 50}}}
+    assert scale_warnings(stars5, fine, {"rating_out_of_range": 5}, 105) == []  # a few typos: no warning
+    assert "50 of 150 ratings are outside 1-5" in " ".join(scale_warnings(stars5, fine, {"rating_out_of_range": 50}, 150))
+    assert scale_warnings(build_scheme("none"), {"train": {"labels": {}}}, {}, 10) == []
