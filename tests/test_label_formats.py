@@ -95,3 +95,23 @@ def test_a_csv_from_excel_comes_back_with_a_byte_order_mark(model, tmp_path, enc
     assert out.read_bytes().startswith(b"\xef\xbb\xbf") == bom
     again = L.execute(cfg(model, out, column_prefix="again_"), tmp_path / "again.csv")  # our reader strips it
     assert read(again)["id"].tolist() == ["1"]
+
+
+def test_a_file_that_is_not_parquet_is_a_one_line_error(model, tmp_path):
+    fake = tmp_path / "reviews.parquet"
+    fake.write_text("text,rating\n좋아요,5\n", encoding="utf-8")  # a CSV under a .parquet name
+    with pytest.raises(StageError, match=r"reviews.parquet: not a readable Parquet file .*another format"):
+        L.execute(cfg(model, fake), tmp_path / "out.csv")
+    assert not list(tmp_path.glob("out.csv*"))
+
+
+@pytest.mark.parametrize("ext", ["csv", "tsv", "jsonl"])
+def test_a_binary_parquet_column_is_written_as_text(model, tmp_path, ext):
+    """pyarrow's CSV writer failed on bytes that are not UTF-8, after every row was labelled."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "bin.parquet"
+    pq.write_table(pa.table({"text": ["좋아요", "별로"], "blob": [b"\xff\xfe", "확인".encode()]}), src)
+    out = L.execute(cfg(model, src), tmp_path / f"out.{ext}")
+    assert list(read(out)["blob"]) == ["b'\\xff\\xfe'", "확인"]

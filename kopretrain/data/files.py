@@ -55,27 +55,30 @@ def iter_batches(path: str | Path, batch_size: int = 10_000, columns: list[str] 
         raise _unreadable(path, exc) from None
 
 
-def open_parquet(path: str | Path):
-    """``pyarrow.parquet.ParquetFile``; a file that is not readable Parquet (truncated, overwritten)
-    is a StageError naming it, not an ArrowInvalid traceback."""
+RERUN = "rerun the stage that wrote it"
+
+
+def open_parquet(path: str | Path, hint: str = RERUN):
+    """``pyarrow.parquet.ParquetFile``; a file that is not readable Parquet (truncated, overwritten,
+    a CSV renamed) is a StageError naming it and ending with ``hint``, not an ArrowInvalid traceback."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, pa.ArrowIOError) as exc:
-        raise _unreadable(path, exc) from None
+        raise _unreadable(path, exc, hint) from None
 
 
-def read_schema(path: str | Path):
+def read_schema(path: str | Path, hint: str = RERUN):
     """The Parquet file's (Arrow) schema, as :func:`open_parquet` reads it."""
-    return open_parquet(path).schema_arrow
+    return open_parquet(path, hint).schema_arrow
 
 
-def _unreadable(path, exc) -> Exception:
+def _unreadable(path, exc, hint: str = RERUN) -> Exception:
     from kopretrain.runs.records import StageError
 
-    return StageError(f"{path}: not a readable Parquet file ({exc}); rerun the stage that wrote it")
+    return StageError(f"{path}: not a readable Parquet file ({exc}); {hint}")
 
 
 def text_values(batch, path: str | Path) -> list:

@@ -96,9 +96,11 @@ def chunks(cfg, src: Path, fmt: str, columns: list[str] | None):
                          f"({type(exc).__name__}: {exc})") from None
     if not any_chunk:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        empty = pq.read_schema(src).empty_table() if fmt == "parquet" else \
+        from kopretrain.data.files import read_schema
+        from kopretrain.data.tables import NOT_PARQUET
+
+        empty = read_schema(src, NOT_PARQUET).empty_table() if fmt == "parquet" else \
             pa.table({c: pa.array([], pa.string()) for c in columns or []})
         yield Chunk(empty, [])
 

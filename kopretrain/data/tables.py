@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 TEXT_FORMATS = ("csv", "tsv", "jsonl")
+NOT_PARQUET = "is it a truncated copy, or another format under a .parquet name?"
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 _FALLBACK = {"utf-8": "cp949", "utf-8-sig": "cp949", "cp949": "utf-8"}
 
@@ -119,9 +120,9 @@ def input_columns(path: Path, fmt: str, encoding: str = "utf-8", quoting: bool =
                   max_lines: int = 50) -> list[str] | None:
     """Column names known before reading rows (None for JSONL: keys come with the records)."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
+        from kopretrain.data.files import read_schema
 
-        return list(pq.ParquetFile(path).schema_arrow.names)
+        return list(read_schema(path, NOT_PARQUET).names)
     if fmt in ("csv", "tsv"):
         from kopretrain.data.csv_records import records
 
@@ -270,7 +271,8 @@ def _records_chunk(records: list[dict], errors: list, keys: dict[str, int], text
 
 def _parquet_chunks(path: Path, chunk_size: int) -> Iterator[Chunk]:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+    from kopretrain.data.files import open_parquet
+
+    for batch in open_parquet(path, NOT_PARQUET).iter_batches(batch_size=chunk_size):
         yield Chunk(pa.Table.from_batches([batch]), [None] * batch.num_rows)

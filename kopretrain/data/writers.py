@@ -65,21 +65,35 @@ def _write_tsv(table, path: Path, gz: bool, header: bool) -> None:
 _TSV_BREAKS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
 
 
+def _text(value) -> str:
+    """A value JSON has no type for: bytes (a Parquet binary column) as their text when they are
+    UTF-8, else as Python writes them (b'\\xff'); dates, decimals... as str()."""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return str(bytes(value))
+    return str(value)
+
+
 def _json_line(row: dict) -> str:
     try:
-        return json.dumps(row, ensure_ascii=False, default=str, allow_nan=False) + "\n"
+        return json.dumps(row, ensure_ascii=False, default=_text, allow_nan=False) + "\n"
     except ValueError:  # NaN/inf from a Parquet float column: JSON has no such values -> null
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-        return json.dumps(clean, ensure_ascii=False, default=str) + "\n"
+        return json.dumps(clean, ensure_ascii=False, default=_text) + "\n"
 
 
 def _flat(table):
-    """CSV cannot hold lists/structs: write such columns as JSON text."""
+    """CSV cannot hold lists/structs: write such columns as JSON text; nor bytes that are not UTF-8
+    (pyarrow failed on them after the whole file was labelled): binary columns as :func:`_text`."""
     import pyarrow as pa
 
     for i, fld in enumerate(table.schema):
-        if pa.types.is_nested(fld.type):
-            values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+        binary = pa.types.is_binary(fld.type) or pa.types.is_large_binary(fld.type) \
+            or pa.types.is_fixed_size_binary(fld.type)
+        if pa.types.is_nested(fld.type) or binary:
+            values = [None if v is None else _text(v) if binary else json.dumps(v, ensure_ascii=False, default=_text)
                       for v in table.column(i).to_pylist()]
             table = table.set_column(i, fld.name, pa.array(values, type=pa.string()))
     return table
