@@ -27,12 +27,10 @@ from kopretrain.data.files import LABELS, row_schema
 from kopretrain.data.readers import check_encoding
 from kopretrain.data.schemes import SCHEMES, LabelError, build_scheme, parse_rating, value_key
 from kopretrain.data.assign import STAGING
+from kopretrain.data.files import is_blank
 from kopretrain.runs.stage import Stage, StageConfig
 from kopretrain.runs.records import StageError, StageRun
 
-# Whitespace, zero-width characters and the Hangul fillers (U+115F/U+1160 jamo fillers, U+3164 and
-# its half-width U+FFA0): \s matches none of them, yet a text of only fillers shows as blank.
-_BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\u115f\u1160\u3164\uffa0]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _WHOLE_FLOAT = re.compile(r"-?[0-9]+\.0+")
 CHUNK = 20_000
@@ -233,7 +231,7 @@ def parse_row(fields: dict, mapping: dict[str, list[str]], scheme: Any, max_char
     text = _text(fields.get(text_col), text_col)
     if len(mapping["text"]) > 1:  # --text-column title,body: the non-empty parts, space-joined
         text = " ".join(part for col in mapping["text"] if (part := _text(fields.get(col), col).strip()))
-    if _BLANK.fullmatch(text):
+    if is_blank(text):
         raise RowReject("empty_text", "text is empty, whitespace or Hangul fillers", text_col)
     if max_chars and len(text) > max_chars:
         raise RowReject("too_long", f"{len(text):,} characters > --max-chars {max_chars:,}", text_col, text)

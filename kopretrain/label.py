@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from kopretrain.data.label_input import added_columns, check_chunk, check_columns, chunks
+from kopretrain.data.files import is_blank
 from kopretrain.data.label_output import label_record, same_columns
 from kopretrain.data.readers import check_encoding
 from kopretrain.data.manifest import commit_chunk, open_manifest, part_name, read_json, chunk_totals
@@ -304,7 +305,7 @@ def label_chunk(scorer, chunk, cfg: LabelConfig):
             errors[i] = "missing_text"
         elif not isinstance(text, str):
             errors[i] = "not_text"
-        elif not text.strip():
+        elif is_blank(text):  # zero-width spaces or Hangul fillers only: nothing to label
             errors[i] = "empty_text"
         else:
             rows.append(i)
@@ -312,7 +313,7 @@ def label_chunk(scorer, chunk, cfg: LabelConfig):
     prepared = scorer.clf.prep.prepare(texts) if texts else []
     keep = []
     for i, text in zip(rows, prepared):
-        if text.strip():
+        if not is_blank(text):
             keep.append((i, text))
         else:
             errors[i] = "empty_after_normalization"  # e.g. a review of only emoji the rules remove

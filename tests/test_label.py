@@ -105,6 +105,13 @@ def test_empty_texts_kept_with_reason_and_stage_record(model, tmp_path):
     assert not (tmp_path / "out.parquet.partial").exists()
 
 
+def test_a_text_of_invisible_characters_is_empty_not_labelled(model, tmp_path):
+    """Zero-width spaces or Hangul fillers only got a confident label (ingest rejects them)."""
+    data = [{"id": "1", "text": "\u200b\u200b"}, {"id": "2", "text": "\u3164 \uffa0"}, {"id": "3", "text": "좋아요"}]
+    df = read(L.execute(cfg(model, write(tmp_path / "in.jsonl", data)), tmp_path / "out.parquet"))
+    assert list(df["label_error"].fillna("")) == ["empty_text", "empty_text", ""]
+
+
 def test_needs_review_marks_low_confidence_and_unlabeled_rows(model, tmp_path):
     src = write(tmp_path / "in.jsonl", rows())
     df = read(L.execute(cfg(model, src, min_confidence=0.8), tmp_path / "out.parquet"))

@@ -11,6 +11,8 @@ the same files (``datasets.Dataset.from_parquet``) for the training stages.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Iterator
 
@@ -53,6 +55,16 @@ def iter_batches(path: str | Path, batch_size: int = 10_000, columns: list[str] 
         yield from open_parquet(path).iter_batches(batch_size=batch_size, columns=columns)
     except (pa.ArrowInvalid, pa.ArrowIOError) as exc:  # a page broken past the footer
         raise _unreadable(path, exc) from None
+
+
+# Whitespace, zero-width characters and the Hangul fillers (U+115F/U+1160 jamo fillers, U+3164 and
+# its half-width U+FFA0): \s matches none of them, yet a text of only fillers shows as blank.
+_BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\u115f\u1160\u3164\uffa0]*")
+
+
+def is_blank(text: str) -> bool:
+    """Nothing a reader would see: ingest rejects such a text, label flags it (empty_text)."""
+    return _BLANK.fullmatch(text) is not None
 
 
 RERUN = "rerun the stage that wrote it"
