@@ -115,3 +115,10 @@ def test_a_binary_parquet_column_is_written_as_text(model, tmp_path, ext):
     pq.write_table(pa.table({"text": ["좋아요", "별로"], "blob": [b"\xff\xfe", "확인".encode()]}), src)
     out = L.execute(cfg(model, src), tmp_path / f"out.{ext}")
     assert list(read(out)["blob"]) == ["b'\\xff\\xfe'", "확인"]
+
+
+def test_a_byte_order_mark_overrules_a_wrong_encoding(model, tmp_path):
+    src = tmp_path / "bom.csv"
+    src.write_bytes(b"\xef\xbb\xbf" + "id,text\n1,별로\n".encode())
+    with pytest.raises(StageError, match="UTF-8 byte-order mark, yet --encoding cp949"):
+        L.execute(cfg(model, src, encoding="cp949"), tmp_path / "out.csv")

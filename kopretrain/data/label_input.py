@@ -12,8 +12,11 @@ from kopretrain.runs.records import StageError
 
 def check_columns(cfg, src: Path, fmt: str) -> list[str] | None:
     """The input's columns (None where only reading tells), checked before any model is loaded."""
+    from kopretrain.data.readers import check_bom
     from kopretrain.data.tables import input_columns
 
+    if fmt != "parquet":
+        check_bom(src, cfg.encoding)
     if fmt == "jsonl":
         _check_not_an_array(src)
     columns = input_columns(src, fmt, cfg.encoding, quoting_of(cfg, fmt), cfg.max_record_lines)

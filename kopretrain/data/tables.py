@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from kopretrain.data.readers import codec  # noqa: F401 - shared with ingest's reader; label imports it here
+
 TEXT_FORMATS = ("csv", "tsv", "jsonl")
+
 NOT_PARQUET = "is it a truncated copy, or another format under a .parquet name?"
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 _FALLBACK = {"utf-8": "cp949", "utf-8-sig": "cp949", "cp949": "utf-8"}
@@ -44,15 +47,6 @@ def file_format(path: str | Path) -> tuple[str, bool]:
 
 
 # ----------------------------------------------------------------------------- encodings
-
-
-def codec(encoding: str) -> str:
-    """Python's name for ``encoding``, with EUC-KR read as CP949: CP949 is its superset (똠, 뷁 are
-    CP949-only), and files labelled EUC-KR are usually CP949 exports."""
-    import codecs
-
-    name = codecs.lookup(encoding).name
-    return "cp949" if name == "euc_kr" else name
 
 
 def repair_cell(value: str, encoding: str = "utf-8") -> tuple[str, str | None]:

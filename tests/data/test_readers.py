@@ -183,3 +183,23 @@ def test_list_inputs_skips_kopretrain_outputs_inside_the_directory(tmp_path):
     write(tmp_path / "labeled.csv.stage.json", "{}")
     write(tmp_path / ".out.lock", "pid 1")
     assert [p.relative_to(tmp_path).as_posix() for p in list_inputs(tmp_path)] == ["a.csv", "sub/b.csv"]
+
+
+def test_a_byte_order_mark_overrules_a_wrong_encoding(tmp_path):
+    """A UTF-8 BOM read as cp949 gave mojibake rows (the rest rejected under the hint's bar);
+    UTF-16 (Excel's 'Unicode text') cannot be read line by line."""
+    from kopretrain.runs.records import StageError
+
+    bom = write(tmp_path / "bom.csv", b"\xef\xbb\xbf" + "id,review\n1,별로\n".encode())
+    with pytest.raises(StageError, match="UTF-8 byte-order mark, yet --encoding cp949"):
+        read_csv(bom, encoding="cp949")
+    assert [r.fields["review"] for r in read_csv(bom)] == ["별로"]
+    utf16 = write(tmp_path / "u16.csv", "id,review\n1,별로\n".encode("utf-16"))
+    with pytest.raises(StageError, match="UTF-16 text"):
+        read_csv(utf16)
+
+
+def test_euc_kr_reads_as_cp949_its_superset(tmp_path):
+    """똠 and 뷁 are CP949-only: ingest rejected them under --encoding euc-kr; label kept them."""
+    src = write(tmp_path / "kr.csv", "id,review\n1,똠방각하 뷁\n".encode("cp949"))
+    assert [r.fields["review"] for r in read_csv(src, encoding="euc-kr")] == ["똠방각하 뷁"]
