@@ -320,3 +320,10 @@ def test_ratings_on_another_scale_are_warned_about_in_the_record(sample_path, tm
     assert any("no review became positive" in w for w in record["stats"]["warnings"])
     _, record = ingest(tmp_path, out="stars5", input=str(sample_path))
     assert not any("scale" in w for w in record["stats"]["warnings"])
+
+
+def test_a_label_column_under_a_rating_scheme_is_refused():
+    """--label-column with stars5 did nothing: the ratings gave the labels."""
+    with pytest.raises(ValueError, match="--label-column sentiment: labels come from the ratings"):
+        IngestConfig(input="x.csv", label_scheme="stars5", label_column="sentiment")
+    IngestConfig(input="x.csv", label_scheme="column", label_column="sentiment")

@@ -192,6 +192,13 @@ def build_scheme(name: str, *, rating_min: float | None = None, rating_max: floa
     """
     if name not in SCHEMES:
         raise ValueError(f"{flag}: {name!r} is not one of {', '.join(SCHEMES)}")
+    if label_map and name != "column":  # it did nothing: the ratings (or nothing) gave the labels
+        raise ValueError(f"--label-map maps a label column's values: it needs --label-scheme column, not {name}")
+    bounds = [f for f, v in (("--rating-min", rating_min), ("--rating-max", rating_max),
+                             ("--negative-max", negative_max), ("--positive-min", positive_min)) if v is not None]
+    if bounds and name in ("none", "column"):
+        raise ValueError(f"{', '.join(bounds)}: rating thresholds, unused with --label-scheme {name} "
+                         "(no rating gives the labels)")
     if name == "none":
         return LabelScheme("none")
     if name == "column":

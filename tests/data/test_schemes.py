@@ -140,3 +140,14 @@ def test_a_scheme_that_does_not_fit_the_files_scale_is_warned_about():
     assert scale_warnings(stars5, fine, {"rating_out_of_range": 5}, 105) == []  # a few typos: no warning
     assert "50 of 150 ratings are outside 1-5" in " ".join(scale_warnings(stars5, fine, {"rating_out_of_range": 50}, 150))
     assert scale_warnings(build_scheme("none"), {"train": {"labels": {}}}, {}, 10) == []
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("stars5", {"label_map": {"1": "positive"}}, "--label-map maps a label column's values"),
+    ("none", {"label_map": {"1": "positive"}}, "needs --label-scheme column, not none"),
+    ("column", {"positive_min": 4}, "--positive-min: rating thresholds, unused"),
+    ("none", {"rating_min": 1, "rating_max": 5}, "--rating-min, --rating-max: rating thresholds"),
+])
+def test_options_the_scheme_would_ignore_are_refused(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        build_scheme(name, **options)

@@ -22,6 +22,14 @@ def test_missing_paths_name_the_option(tmp_path, monkeypatch):
         check_model_ref(str(tmp_path / "notes"))
 
 
+def test_a_revision_for_a_local_folder_is_refused(tmp_path):
+    """label --revision v2 with a local --model loaded the folder as it is and said nothing."""
+    model = tiny_classifier(tmp_path / "m")
+    with pytest.raises(StageError, match="--revision v2 pins a Hub id, but --model .* is a local folder"):
+        check_model_ref(str(model), revision="v2")
+    check_model_ref(str(model))
+
+
 def test_weights_load_only_from_safetensors(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
