@@ -157,11 +157,16 @@ def run(cfg: ReleaseConfig, run: StageRun) -> None:
 
     info = gather(cfg, src, run.dir, kind, config)
     info["pipeline_tag"] = PIPELINE_TAGS[kind]
+    info["widget"] = EXAMPLES
     info["ngram_blend"] = (src / "ngram_expert.json").is_file()  # finetune --ngram-blend's expert
     info["data_card"] = write_data_card(cfg, info, run.dir)
     info["dataset"]["card"] = info["data_card"]
     if cfg.verify:
         info["examples"] = verify(run.dir, kind, info)
+        labels = {e.get("label") for e in info["examples"] or []}
+        if kind == "classifier" and len(info["examples"] or []) > 1 and len(labels) == 1:
+            run.log(f"[release] warning: the model labels every example {labels.pop()} (see the card's outputs): "
+                    "check its evaluation before publishing")
     write_json(run.dir / "provenance.json", portable(info.pop("provenance")))
     (run.dir / "README.md").write_text(render(info), encoding="utf-8")
     files = upload_list(run.dir)  # what a push uploads: the same count the dry run lists

@@ -94,3 +94,10 @@ def test_a_data_card_that_is_not_utf8_is_named(chain, tmp_path):
     cfg = R.ReleaseConfig(model=str(chain["finetune"]), data_card=str(card), verify=False)
     with pytest.raises(StageError, match=r"card.md: not UTF-8 text"):
         R.execute(cfg, tmp_path / "r")
+
+
+def test_a_model_that_labels_every_example_alike_is_warned_about(chain, tmp_path, monkeypatch, capsys):
+    same = [{"text": t, "label": "negative", "score": 0.399} for t in R.EXAMPLES]
+    monkeypatch.setattr(R, "verify", lambda folder, kind, info: same)
+    R.execute(R.ReleaseConfig(model=str(chain["finetune"])), tmp_path / "r")
+    assert "labels every example negative" in capsys.readouterr().out

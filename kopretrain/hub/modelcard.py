@@ -21,7 +21,8 @@ NORMALIZE_KEYS = ("emoji", "max_repeat", "skip_rules", "spacing", "typos")
 TRAINING_KEYS = {
     "pretrain": ("objective", "init", "checkpoint", "revision", "preset", "num_layers", "hidden_size", "max_steps",
                  "epochs", "lr", "batch_size", "max_length", "masking.mlm_probability", "seed"),
-    "finetune": ("epochs", "max_steps", "lr", "batch_size", "max_length", "class_weight", "label_budget", "seed"),
+    "finetune": ("epochs", "max_steps", "max_minutes", "lr", "batch_size", "max_length", "class_weight",
+                 "label_budget", "keep_layers", "freeze_layers", "seed"),
 }
 PRETRAIN_METRICS = (  # pretraining metrics worth a model-index entry (metrics.json "final" keys)
     "perplexity", "mlm_accuracy", "gen_perplexity", "gen_accuracy", "disc_accuracy", "disc_auc", "loss")
@@ -101,6 +102,8 @@ def card_data(info: dict[str, Any]):
 
     base = info.get("base_model") or {}
     extra = {"base_model_revision": base["revision"]} if base.get("revision") else {}
+    if info["kind"] == "classifier" and info.get("widget"):  # the Hub's inference box opens with these
+        extra["widget"] = [{"text": text} for text in info["widget"]]
     results = eval_results(info)
     return ModelCardData(
         language="ko", license=info["license"], library_name="transformers", pipeline_tag=info["pipeline_tag"],
@@ -315,10 +318,13 @@ def _training(info: dict[str, Any]) -> str:
     for stage, keys in TRAINING_KEYS.items():
         cfg = (info.get(stage) or {}).get("config")
         if cfg:
-            values = {k: _dotted(cfg, k) for k in keys}
+            # max_steps decides the length when set: the epochs it never reached would mislead
+            values = {k: _dotted(cfg, k) for k in keys if not (k == "epochs" and (cfg.get("max_steps") or 0) > 0)}
             shown = ", ".join(f"{k.rsplit('.', 1)[-1]} {v}" for k, v in values.items() if v not in (None, "", 0, -1))
             lines.append(f"- {stage}: {shown}")
     stats = (info.get("finetune") or {}).get("stats") or {}
+    if stats.get("global_steps"):
+        lines.append(f"- fine-tuning ran {stats['global_steps']} optimizer steps")
     if stats.get("dev_macro_f1") is not None:
         lines.append(f"- checkpoint selected by dev macro-F1: {_fmt(stats['dev_macro_f1'])} "
                      f"(dev accuracy {_fmt(stats.get('dev_accuracy'))}, precision {stats.get('precision')})")

@@ -72,3 +72,23 @@ def test_rule_descriptions_are_whole_sentences_in_markdown():
     rules = dict(normalizer_rules({"max_repeat": 2, "emoji": "keep"}))
     assert all("``" not in doc and ":func:" not in doc and doc.endswith((".", ")")) for doc in rules.values()), rules
     assert "Digits never collapse (soynlp" in rules["repeat"]
+
+
+def test_training_line_says_what_decided_the_length_and_the_layers_kept():
+    """"epochs 3.0" was printed for a run that max_steps ended before one epoch; keep_layers was left out."""
+    from kopretrain.hub.modelcard import _training
+
+    cfg = {"epochs": 3.0, "max_steps": 12, "lr": 1e-4, "keep_layers": 2, "seed": 1}
+    text = _training({"finetune": {"config": cfg, "stats": {"global_steps": 12}}})
+    assert "epochs" not in text and "max_steps 12" in text and "keep_layers 2" in text
+    assert "ran 12 optimizer steps" in text
+    assert "epochs 3.0" in _training({"finetune": {"config": {**cfg, "max_steps": -1}}})
+
+
+def test_a_classifier_card_opens_the_hub_widget_with_examples():
+    from kopretrain.hub.modelcard import card_data
+
+    card = {**info(), "license": "mit", "datasets": [], "model_name": "m", "dataset": {"name": "d", "type": "d"},
+            "widget": ["배송 빨랐어요 최고", "별로예요"]}
+    assert card_data(card).to_dict()["widget"] == [{"text": "배송 빨랐어요 최고"}, {"text": "별로예요"}]
+    assert "widget" not in card_data({**card, "kind": "mlm", "pipeline_tag": "fill-mask"}).to_dict()
