@@ -105,6 +105,9 @@ class LabelConfig(StageConfig):
 def output_format(output: Path) -> tuple[str, bool]:
     from kopretrain.data.tables import file_format
 
+    if output.is_dir():
+        raise StageError(f"--output {output} is a directory; label writes one file: name it, e.g. "
+                         f"{output / 'labeled.parquet'}")
     if output.name.lower().endswith((".json", ".json.gz")):  # JSON Lines is written: name it so
         raise StageError(f"--output {output}: label writes JSON Lines; name it .jsonl")
     try:

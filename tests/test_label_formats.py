@@ -122,3 +122,13 @@ def test_a_byte_order_mark_overrules_a_wrong_encoding(model, tmp_path):
     src.write_bytes(b"\xef\xbb\xbf" + "id,text\n1,별로\n".encode())
     with pytest.raises(StageError, match="UTF-8 byte-order mark, yet --encoding cp949"):
         L.execute(cfg(model, src, encoding="cp949"), tmp_path / "out.csv")
+
+
+def test_a_gz_input_that_is_not_gzip_and_a_directory_output_are_named(model, tmp_path):
+    src = tmp_path / "reviews.csv.gz"
+    src.write_text("text\n좋아요\n", encoding="utf-8")  # not compressed
+    with pytest.raises(StageError, match=r"reviews.csv.gz: cannot be read .*not gzip although named .gz"):
+        L.execute(cfg(model, src), tmp_path / "out.csv")
+    (tmp_path / "outdir").mkdir()
+    with pytest.raises(StageError, match=r"outdir is a directory; label writes one file: name it, e.g. .*labeled"):
+        L.execute(cfg(model, write(tmp_path / "in.csv", rows())), tmp_path / "outdir")

@@ -39,10 +39,15 @@ def check_bom(path: Path, encoding: str) -> None:
     "Unicode text") cannot be read line by line at all."""
     from kopretrain.runs.records import StageError
 
+    import zlib
+
     try:
         with open_binary(path) as fh:
             head = fh.read(3)
-    except (OSError, EOFError):
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise StageError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); is it truncated, or not gzip "
+                         "although named .gz?") from None
+    except OSError:
         return  # the reader says what is wrong with the file
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise StageError(f"{path}: UTF-16 text (it starts with a UTF-16 byte-order mark, as Excel's 'Unicode text' "
