@@ -101,7 +101,7 @@ def test_label_and_release_carry_the_pool(blended, tmp_path):
     record = json.loads((tmp_path / "labeled.parquet.stage.json").read_text())
     assert record["stats"]["ngram_blend"] is True
 
-    folder = R.execute(R.ReleaseConfig(model=str(blended), verify=False), tmp_path / "release")
+    folder = R.execute(R.ReleaseConfig(model=str(blended), verify=False, license="mit"), tmp_path / "release")
     assert (folder / JSON_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
     assert "also holds an n-gram expert" in (folder / "README.md").read_text(encoding="utf-8")
     assert Classifier.load(str(folder)).ngram is not None
