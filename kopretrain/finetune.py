@@ -35,7 +35,7 @@ class FinetuneConfig(StageConfig):
                                                 "keep_layers", "report_to", "pooler_init", "freeze_layers",
                                                 "restarts", "teacher", "pseudo_pool", "pseudo_per_class", "rating_smoothing",
                                                 "soft_targets", "soft_weight", "ngram_blend", "calibrate",
-                                                "data_seed", "members", "rdrop", "teacher_revision")
+                                                "data_seed", "members", "rdrop", "teacher_revision", "pooling")
 
     model: str = ""
     """Pretrained model: a kopretrain pretrain output, any save_pretrained directory, or a Hub id
@@ -71,6 +71,10 @@ class FinetuneConfig(StageConfig):
     """A pooler the checkpoint lacks (MLM/RTD saves, mean-pooling encoders such as e5): identity
     hands the checkpoint's [CLS] vector to the classifier unscrambled from the first step; random is
     transformers' default, which stalled fine-tunes of continued checkpoints at chance (BENCHMARKS.md)."""
+    pooling: Literal["cls", "mean"] = "cls"
+    """What the classifier reads: cls, the first token's state (transformers' heads); mean, the mean
+    of all token states, as sentence-embedding checkpoints (e5) were trained: built as one appended
+    encoder layer, so the saved model is still a plain *ForSequenceClassification (BENCHMARKS.md)."""
     batch_size: int = 32
     """Training batch size (evaluation uses twice this)."""
     max_length: int = 128
@@ -195,7 +199,8 @@ def load_model(cfg: FinetuneConfig):
     from transformers import AutoModelForSequenceClassification
 
     from kopretrain.hub.loading import load_config, load_weights
-    from kopretrain.train.layers import identity_pooler, keep_bottom_layers, reinit_top_layers
+    from kopretrain.train.layers import (append_mean_pooling_layer, identity_pooler, keep_bottom_layers,
+                                         reinit_top_layers)
     from kopretrain.train.models import fresh_names
 
     config = load_config(cfg.model, cfg.revision)
@@ -211,6 +216,8 @@ def load_model(cfg: FinetuneConfig):
         keep_bottom_layers(model, cfg.keep_layers)
     if cfg.reinit_layers:
         reinit_top_layers(model, cfg.reinit_layers)
+    if cfg.pooling == "mean":  # after reinit: the pooling layer starts as a mean, not random
+        append_mean_pooling_layer(model)
     return model, names, new
 
 

@@ -22,7 +22,7 @@ TRAINING_KEYS = {
     "pretrain": ("objective", "init", "checkpoint", "revision", "preset", "num_layers", "hidden_size", "max_steps",
                  "epochs", "lr", "batch_size", "max_length", "masking.mlm_probability", "seed"),
     "finetune": ("epochs", "max_steps", "max_minutes", "lr", "batch_size", "max_length", "class_weight",
-                 "label_budget", "keep_layers", "freeze_layers", "seed"),
+                 "label_budget", "keep_layers", "freeze_layers", "pooling", "seed"),
 }
 PRETRAIN_METRICS = (  # pretraining metrics worth a model-index entry (metrics.json "final" keys)
     "perplexity", "mlm_accuracy", "gen_perplexity", "gen_accuracy", "disc_accuracy", "disc_auc", "loss")

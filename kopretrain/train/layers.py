@@ -85,3 +85,57 @@ def freeze_bottom_layers(model, n: int, reinit: int = 0) -> int:
             frozen += param.numel()
     print(f"[finetune] frozen: the embeddings and layers 0-{n - 1} ({frozen:,} parameters)")
     return frozen
+
+
+MEAN_POOL_SCALE = 1000.0
+"""The mean enters the pooling layer's first LayerNorm this many times larger than the [CLS] state
+added to it by the residual connection: LayerNorm ignores scale, so [CLS] weighs 1/1000 there."""
+
+
+def append_mean_pooling_layer(model) -> None:
+    """Append one encoder layer that puts the masked mean of the last layer's token states in the
+    first position, which the classification head reads (``--pooling mean``).
+
+    Sentence-embedding checkpoints such as e5 were trained with mean pooling, and their [CLS] state
+    was never a target; transformers' BERT/RoBERTa/ELECTRA classifiers read [CLS] only and have no
+    pooling option. So the pooling is built from an ordinary layer: zero query and key weights give
+    every unmasked position the same attention (a masked mean of the values), the values are the
+    states times :data:`MEAN_POOL_SCALE` (the residual [CLS] state then weighs 1/1000 after
+    LayerNorm), the feed-forward block outputs zeros, and both LayerNorms start as plain
+    normalisation. The saved model is a plain ``*ForSequenceClassification`` with one more layer,
+    so ``pipeline()`` pools exactly as training did; the layer trains with the rest, starting as
+    mean pooling (its attention can learn to weigh tokens)."""
+    import copy
+
+    import torch
+
+    layers = encoder_layers(model, "--pooling mean", 1)
+    layer = copy.deepcopy(layers[-1])
+    try:
+        attn, out = layer.attention.self, layer.attention.output
+        parts = (attn.query, attn.key, attn.value, out.dense, out.LayerNorm,
+                 layer.intermediate.dense, layer.output.dense, layer.output.LayerNorm)
+    except AttributeError:
+        raise StageError(f"--pooling mean: the layers of {type(model.base_model).__name__} are not BERT-style "
+                         "(query/key/value, a LayerNorm after attention and after the feed-forward block); "
+                         "use --pooling cls") from None
+    query, key, value, dense, norm1, inter, ffn_out, norm2 = parts
+    eye = torch.eye(value.weight.shape[0], dtype=value.weight.dtype)
+    if value.weight.shape != eye.shape or dense.weight.shape != eye.shape:
+        raise StageError("--pooling mean: the attention block is not square (hidden -> hidden); use --pooling cls")
+    with torch.no_grad():
+        for linear in (query, key, inter, ffn_out):
+            linear.weight.zero_()
+            linear.bias.zero_()
+        value.weight.copy_(eye * MEAN_POOL_SCALE)
+        dense.weight.copy_(eye)
+        for linear in (value, dense):
+            linear.bias.zero_()
+        for norm in (norm1, norm2):
+            norm.weight.fill_(1.0)
+            norm.bias.zero_()
+    if hasattr(attn, "layer_idx"):
+        attn.layer_idx = len(layers)
+    layers.append(layer)
+    model.config.num_hidden_layers = len(layers)
+    print(f"[finetune] pooling: mean of the token states, as layer {len(layers) - 1} (plain transformers loads it)")

@@ -92,3 +92,50 @@ def test_freeze_layers_keeps_the_bottom_and_new_placeholder_rows_fixed(workdir, 
     assert not torch.equal(layer(after, 1), layer(start, 1))
     with pytest.raises(ValueError, match="freeze-layers"):
         FinetuneConfig(model="m", data="d", freeze_layers=-1)
+
+
+@pytest.mark.parametrize("kind", ["bert", "electra"])
+def test_the_mean_pooling_layer_hands_the_head_the_masked_mean(kind):
+    """--pooling mean: the first position of the appended layer is LayerNorm(masked mean of the
+    last layer's states), whatever the padding; a reload with plain transformers gives the same."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from kopretrain.train.layers import append_mean_pooling_layer
+
+    model = _model(kind).eval()
+    append_mean_pooling_layer(model)
+    assert model.config.num_hidden_layers == 4
+    ids = torch.tensor([[2, 5, 6, 7, 3, 0, 0], [2, 8, 9, 10, 11, 12, 3]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1] * 7])
+    with torch.no_grad():
+        states = model.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        short = model(input_ids=ids[:1, :5], attention_mask=mask[:1, :5]).logits
+        padded = model(input_ids=ids, attention_mask=mask).logits
+    weights = mask.unsqueeze(-1).float()
+    mean = (states[-2] * weights).sum(1) / weights.sum(1)
+    expected = torch.nn.functional.layer_norm(mean, mean.shape[-1:])
+    assert torch.allclose(states[-1][:, 0], expected, atol=1e-2)  # [CLS] weighs 1/1000 in the mix
+    assert torch.allclose(short, padded[:1], atol=1e-6)  # padding is not averaged in
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        again = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=ids, attention_mask=mask).logits, padded)
+
+
+def test_finetune_with_mean_pooling_saves_a_plain_classifier(workdir, tmp_path):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, pipeline
+
+    base = {"model": str(workdir / "pre"), "data": str(workdir / "data"), **FAST, "max_steps": 4,
+            "eval_steps": 4}
+    cls = execute("finetune", from_dict(FinetuneConfig, base), tmp_path / "cls")
+    mean = execute("finetune", from_dict(FinetuneConfig, {**base, "pooling": "mean"}), tmp_path / "mean")
+    assert AutoConfig.from_pretrained(mean).num_hidden_layers == AutoConfig.from_pretrained(cls).num_hidden_layers + 1
+    pipe = pipeline("text-classification", model=str(mean), device=-1)
+    assert pipe("배송 빨랐어요 최고")[0]["label"] in ("negative", "neutral", "positive")
+    assert AutoModelForSequenceClassification.from_pretrained(mean).config.id2label[0] in ("negative", "neutral", "positive")
+    with pytest.raises(ValueError, match="pooling"):
+        from_dict(FinetuneConfig, {**base, "pooling": "max"})
