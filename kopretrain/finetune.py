@@ -217,7 +217,7 @@ def load_model(cfg: FinetuneConfig):
     if cfg.reinit_layers:
         reinit_top_layers(model, cfg.reinit_layers)
     if cfg.pooling == "mean":  # after reinit: the pooling layer starts as a mean, not random
-        append_mean_pooling_layer(model)
+        new = new | append_mean_pooling_layer(model)  # new like the head: its rate, no layer decay
     return model, names, new
 
 
@@ -303,7 +303,9 @@ def build(cfg: FinetuneConfig, seed: int, prep) -> Built:
     model, names, new = load_model(cfg)
     # a checkpoint's tokenizer may split normalize's [URL]/[EMAIL]... masks: one token each from here on
     placeholders = add_placeholders(tokenizer, model) if prep.normalize is not None else []
-    frozen = freeze_bottom_layers(model, cfg.freeze_layers, cfg.reinit_layers) if cfg.freeze_layers else 0  # last: on the model as it will train
+    # last: on the model as it will train; the top layers that must train include the pooling layer
+    top = cfg.reinit_layers + (cfg.pooling == "mean")
+    frozen = freeze_bottom_layers(model, cfg.freeze_layers, top) if cfg.freeze_layers else 0
     return Built(tokenizer, model, names, placeholders, frozen, new)
 
 

@@ -139,12 +139,14 @@ def lr_scales(model, head_lr_scale: float = 1.0, layer_decay: float = 1.0,
     import re
 
     prefix = re.escape(model.base_model_prefix)
-    n_layers = model.config.num_hidden_layers
     layer = re.compile(rf"{prefix}\.encoder\.layers?\.(\d+)\.")
     embeddings = re.compile(rf"{prefix}\.embeddings")  # also ELECTRA's embeddings_project
+    # a layer the checkpoint lacked (--pooling mean appends one) is new like the head, not its top
+    added = {int(m.group(1)) for name in new or () if (m := layer.match(name))}
+    n_layers = model.config.num_hidden_layers - len(added)
 
     def scale(name: str) -> float:
-        if m := layer.match(name):
+        if (m := layer.match(name)) and int(m.group(1)) not in added:
             return layer_decay ** (n_layers - int(m.group(1)))
         if embeddings.match(name):
             return layer_decay ** (n_layers + 1)

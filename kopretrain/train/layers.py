@@ -73,8 +73,8 @@ def freeze_bottom_layers(model, n: int, reinit: int = 0) -> int:
     if n == len(layers):
         raise StageError(f"--freeze-layers {n}: that is every layer of the model; leave at least one to train")
     if n > len(layers) - reinit:
-        raise StageError(f"--freeze-layers {n} with --reinit-layers {reinit}: layer {len(layers) - reinit} and up "
-                         f"of the model's {len(layers)} are re-initialised, and frozen they would stay random")
+        raise StageError(f"--freeze-layers {n}: layer {len(layers) - reinit} and up of the model's {len(layers)} are "
+                         "new (--reinit-layers, --pooling mean), and frozen they would never train")
     frozen = 0
     # ELECTRA's embeddings_project sits between the embeddings and layer 0: left trainable, it
     # would keep the backward pass running through every frozen layer
@@ -87,24 +87,27 @@ def freeze_bottom_layers(model, n: int, reinit: int = 0) -> int:
     return frozen
 
 
-MEAN_POOL_SCALE = 1000.0
+MEAN_POOL_SCALE = 100.0
 """The mean enters the pooling layer's first LayerNorm this many times larger than the [CLS] state
-added to it by the residual connection: LayerNorm ignores scale, so [CLS] weighs 1/1000 there."""
+added to it by the residual connection: LayerNorm ignores scale, so [CLS] weighs 1/100 there (not
+less: fp16 overflows at 65,504, and BERT-style states have outlier dimensions of several hundred)."""
 
 
-def append_mean_pooling_layer(model) -> None:
+def append_mean_pooling_layer(model) -> frozenset[str]:
     """Append one encoder layer that puts the masked mean of the last layer's token states in the
     first position, which the classification head reads (``--pooling mean``).
 
     Sentence-embedding checkpoints such as e5 were trained with mean pooling, and their [CLS] state
     was never a target; transformers' BERT/RoBERTa/ELECTRA classifiers read [CLS] only and have no
-    pooling option. So the pooling is built from an ordinary layer: zero query and key weights give
+    pooling option. So the pooling is built from an ordinary layer: zero key weights give
     every unmasked position the same attention (a masked mean of the values), the values are the
-    states times :data:`MEAN_POOL_SCALE` (the residual [CLS] state then weighs 1/1000 after
+    states times :data:`MEAN_POOL_SCALE` (the residual [CLS] state then weighs 1/100 after
     LayerNorm), the feed-forward block outputs zeros, and both LayerNorms start as plain
     normalisation. The saved model is a plain ``*ForSequenceClassification`` with one more layer,
-    so ``pipeline()`` pools exactly as training did; the layer trains with the rest, starting as
-    mean pooling (its attention can learn to weigh tokens)."""
+    so ``pipeline()`` pools exactly as training did. Only the key and the feed-forward output are
+    zeroed (query and feed-forward input keep the copied layer's weights): with both halves of a
+    product at zero, neither would get a gradient, so the layer starts as mean pooling and its
+    attention and feed-forward block can still learn."""
     import copy
 
     import torch
@@ -119,12 +122,12 @@ def append_mean_pooling_layer(model) -> None:
         raise StageError(f"--pooling mean: the layers of {type(model.base_model).__name__} are not BERT-style "
                          "(query/key/value, a LayerNorm after attention and after the feed-forward block); "
                          "use --pooling cls") from None
-    query, key, value, dense, norm1, inter, ffn_out, norm2 = parts
+    _, key, value, dense, norm1, _, ffn_out, norm2 = parts
     eye = torch.eye(value.weight.shape[0], dtype=value.weight.dtype)
     if value.weight.shape != eye.shape or dense.weight.shape != eye.shape:
         raise StageError("--pooling mean: the attention block is not square (hidden -> hidden); use --pooling cls")
     with torch.no_grad():
-        for linear in (query, key, inter, ffn_out):
+        for linear in (key, ffn_out):
             linear.weight.zero_()
             linear.bias.zero_()
         value.weight.copy_(eye * MEAN_POOL_SCALE)
@@ -139,3 +142,5 @@ def append_mean_pooling_layer(model) -> None:
     layers.append(layer)
     model.config.num_hidden_layers = len(layers)
     print(f"[finetune] pooling: mean of the token states, as layer {len(layers) - 1} (plain transformers loads it)")
+    index = f".encoder.layer.{len(layers) - 1}."
+    return frozenset(name for name, _ in model.named_parameters() if index in name)
