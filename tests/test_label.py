@@ -391,6 +391,10 @@ def test_stray_quotes_keep_every_row_with_a_reason(model, tmp_path, capsys):
     df = read(L.execute(cfg(model, closed, text_column="review"), tmp_path / "closed.out.csv"))
     assert list(df["label_error"]) == ["unbalanced_quote", "", "", "", "", ""]
     assert list(df["review"])[1:] == ["완전 별로", "그냥 그래요", '정말 최악"', "노잼", "여러 줄\n리뷰, 좋아요"]
+    commas = tmp_path / "commas.csv"  # a review line with as many commas as the header stays in its review
+    commas.write_text('id,rating,review\n1,5,"배송 빠르고 좋아요\n맛, 향, 가격 모두 만족"\n2,1,별로\n')
+    df = read(L.execute(cfg(model, commas, text_column="review"), tmp_path / "commas.out.csv"))
+    assert list(df["review"]) == ["배송 빠르고 좋아요\n맛, 향, 가격 모두 만족", "별로"]
     multi = tmp_path / "multi.csv"  # a quoted field over two lines is one row, not a stray quote
     multi.write_text('id,text\n1,"첫 줄\n둘째 줄"\n2,좋아요\n')
     assert list(read(L.execute(cfg(model, multi), tmp_path / "multi.out.csv"))["text"]) == ["첫 줄\n둘째 줄", "좋아요"]

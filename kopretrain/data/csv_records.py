@@ -32,11 +32,11 @@ def open_text(path: Path, encoding: str):
     return open(path, encoding=encoding, errors="surrogateescape", newline="")
 
 
-def _parse(lines: list[str], sep: str, width: int) -> tuple[list[str] | None, str | None]:
+def _parse(lines: list[str], sep: str, opened: int | None, width: int) -> tuple[list[str] | None, str | None]:
     """``(fields, None)`` of one quote-balanced record, or ``(None, reason)``: ingest's parser."""
     old = csv.field_size_limit(2**31 - 1)  # csv's 131072-char default would fail a 1 MB review
     try:
-        fields, reason, _ = parse_record([(0, text, None) for text in lines], sep, None, width)
+        fields, reason, _ = parse_record([(0, text, None) for text in lines], sep, opened, width)
     finally:
         csv.field_size_limit(old)
     return fields, reason
@@ -65,14 +65,15 @@ def records(path: Path, sep: str, encoding: str, quoting: bool,
                 width = width or len(fields)
                 yield line_no, fields, None, text.rstrip("\r\n")
                 continue
-            consumed, in_quote = [text], scan_quotes(text, False, sep)[0]
+            in_quote, opened = scan_quotes(text, False, sep)
+            consumed = [text]
             while in_quote and len(consumed) < max_lines:
                 more = pending.popleft() if pending else next(lines, None)
                 if more is None:
                     break
                 consumed.append(more[1])
                 in_quote = scan_quotes(more[1], True, sep)[0]
-            fields, reason = (None, "unbalanced_quote") if in_quote else _parse(consumed, sep, width)
+            fields, reason = (None, "unbalanced_quote") if in_quote else _parse(consumed, sep, opened, width)
             width = width or len(fields or ())
             if reason == "unbalanced_quote":
                 # The stray quote costs its own line only: the lines it swallowed are records too.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,14 +122,32 @@ def scan_quotes(line: str, in_quote: bool, delimiter: str, quote: str = '"') -> 
     return in_quote, opened
 
 
-def swallowed_records(consumed: list, delimiter: str, width: int) -> bool:
-    """A quoted field whose every further line is a whole record of the file's ``width`` by itself:
-    a stray quote opened it (``1,p1,5,"인생영화 강추`` / ``2,p2,1,완전 별로`` / ``3,p3,1,정말 최악"``),
-    not a review written over several lines. Only with 3+ columns: with two, a real review's line
-    with one comma would look the same."""
-    if width < 3 or len(consumed) < 2:
+def _shape(value: str) -> str:
+    """What a field looks like: blank, a number (an id, a rating), or text."""
+    value = value.strip()
+    return "" if not value else "9" if _NUMBER.fullmatch(value) else "a"
+
+
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+
+
+def swallowed_records(consumed: list, delimiter: str, opened: int | None, width: int) -> bool:
+    """A quoted field whose every further line is a whole record by itself: a stray quote opened it
+    (``1,p1,5,"인생영화 강추`` / ``2,p2,1,완전 별로`` / ``3,p3,1,정말 최악"``), not a review written
+    over several lines. Such a line has the header's ``width`` and, before the quoted field, fields
+    shaped like the opening line's (numbers where it has numbers, at least one: an id or a rating);
+    a review line that only has as many commas (``맛, 향, 가격 모두 만족``) does not. Only with 3+
+    columns: with two, one number and one comma would be evidence enough to split a real review."""
+    if width < 3 or len(consumed) < 2 or not opened:
         return False
-    return all(len(next(csv.reader([t.rstrip("\r\n")], delimiter=delimiter), [])) == width for _, t, _ in consumed[1:])
+    before = [_shape(v) for v in consumed[0][1][:opened - 1].split(delimiter)[:-1]]
+    if "9" not in before:
+        return False
+    for _, text, _ in consumed[1:]:
+        fields = next(csv.reader([text.rstrip("\r\n")], delimiter=delimiter), [])
+        if len(fields) != width or [_shape(v) for v in fields[:len(before)]] != before:
+            return False
+    return True
 
 
 def parse_record(consumed: list, delimiter: str, opened: int | None,
@@ -149,7 +168,7 @@ def parse_record(consumed: list, delimiter: str, opened: int | None,
         return None, reason, f"{exc} (quote the whole field, doubling inner quotes: \"\"좋아\"\"요\")"
     if len(rows) != 1:
         return None, "malformed_csv", f"record parsed into {len(rows)} rows"
-    if swallowed_records(consumed, delimiter, width):
+    if swallowed_records(consumed, delimiter, opened, width):
         return None, "unbalanced_quote", (f"quote opened at column {opened} spans {len(consumed) - 1} more lines "
                                           f"that are records of {width} fields by themselves")
     return rows[0], None, ""

@@ -163,9 +163,17 @@ def test_a_stray_quote_closed_by_another_row_costs_its_own_line(tmp_path):
                                                       "여러 줄\n리뷰, 좋아요"]  # a real multi-line review stays
 
 
-def test_a_two_column_file_keeps_multiline_reviews_with_commas(tmp_path):
+def test_multiline_reviews_with_commas_stay_one_review(tmp_path):
+    """A review line with as many commas as the header is not a record unless its fields before the
+    review look like the opening line's (a number where it has an id or a rating)."""
     recs = read_csv(write(tmp_path / "r.csv", 'id,review\n1,"좋아요, 정말\n최고, 진짜"\n'))
     assert [r.fields["review"] for r in recs] == ["좋아요, 정말\n최고, 진짜"]
+    three = 'id,rating,review\n1,5,"배송 빠르고 좋아요\n맛, 향, 가격 모두 만족"\n2,1,별로\n'
+    recs = read_csv(write(tmp_path / "r3.csv", three))
+    assert [(r.error, r.fields["review"]) for r in recs] == [(None, "배송 빠르고 좋아요\n맛, 향, 가격 모두 만족"),
+                                                            (None, "별로")]
+    names = 'name,title,review\n김,제목,"첫 줄\n둘째, 셋째, 넷째"\n'  # no number to go by: one review
+    assert read_csv(write(tmp_path / "r4.csv", names))[0].fields["review"] == "첫 줄\n둘째, 셋째, 넷째"
 
 
 RECORD = '{"stage": "ingest", "fingerprint": "abc"}'
