@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 
 from kopretrain import release as R
 from kopretrain.cli import main
 from kopretrain.runs.records import StageError, StageRun
+from kopretrain.runs.stage import StageConfig
 from tests.test_release import METRICS, FakeEvaluate, chain, hub_card_of_the_base  # noqa: F401 - fixtures
 
 
@@ -39,24 +41,24 @@ def test_with_an_ngram_expert_the_plain_metrics_are_the_encoders(chain, tmp_path
     assert "encoder alone (what `pipeline` loads)" in card.text and "0.6100" in card.text
 
 
-def test_a_dev_evaluation_is_marked_and_a_train_one_refused(chain, tmp_path):
+def test_a_dev_evaluation_is_marked_and_a_train_one_refused(chain, tmp_path, monkeypatch):
     card = _card(chain, tmp_path, _evaluation(chain, tmp_path, {**METRICS, "split": "dev", "baseline": None}))
     assert {r.dataset_split for r in card.data.eval_results} == {"dev"}
     assert "These are dev-split scores" in card.text and "No baseline was trained" in card.text
     assert "trained on the same rows" not in card.text
     train = _evaluation(chain, tmp_path, {**METRICS, "split": "train"}, name="ev-train")
+    monkeypatch.setattr(R, "copy_model", lambda *a: pytest.fail("the weights were copied before the check"))
     with pytest.raises(StageError, match="scored the train split"):
         _card(chain, tmp_path, train, out="r2")
-    assert not (tmp_path / "r2.partial").exists() or not any((tmp_path / "r2.partial").glob("*.safetensors"))
 
 
-def test_evaluation_must_be_a_readable_evaluate_output(chain, tmp_path, capsys):
+def test_evaluation_must_be_a_readable_evaluate_output(chain, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(R, "copy_model", lambda *a: pytest.fail("the weights were copied before the check"))
     model = ["release", "--model", str(chain["finetune"]), "--no-verify"]
     broken = _evaluation(chain, tmp_path, {}, name="broken")
     (tmp_path / "broken" / "metrics.json").write_text("{not json")
     assert main(model + ["--evaluation", broken, "-o", str(tmp_path / "r1")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
-    assert not list(tmp_path.glob("r1*/*.safetensors"))  # nothing copied before the check
     assert main(model + ["--evaluation", str(chain["normalize"]), "-o", str(tmp_path / "r2")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
     pretrain = tmp_path / "pretrain"
@@ -101,3 +103,28 @@ def test_a_model_that_labels_every_example_alike_is_warned_about(chain, tmp_path
     monkeypatch.setattr(R, "verify", lambda folder, kind, info: same)
     R.execute(R.ReleaseConfig(model=str(chain["finetune"])), tmp_path / "r")
     assert "labels every example negative" in capsys.readouterr().out
+
+
+def test_a_pruned_checkpoint_brings_the_license_of_the_one_it_was_pruned_from(tmp_path):
+    """vocab --prune-from e5 -> finetune -> release: the pruned folder has no card, so release
+    stopped asking for --license although the chain records where the vocabulary came from."""
+    from huggingface_hub import ModelCard
+
+    from kopretrain.testing import tiny_classifier
+    from tests.test_release import FakeFinetune
+
+    @dataclass
+    class FakeVocab(StageConfig):
+        prune_from: str = ""
+        revision: str = ""
+
+    base = tiny_classifier(tmp_path / "e5")
+    (base / "README.md").write_text("---\nlicense: mit\n---\n# e5\n")
+    with StageRun("vocab", FakeVocab(prune_from=str(base)), tmp_path / "pruned", log=lambda *a: None) as run:
+        tiny_classifier(run.dir)
+    with StageRun("finetune", FakeFinetune(model=str(tmp_path / "pruned"), revision=""), tmp_path / "ft",
+                  log=lambda *a: None) as run:
+        tiny_classifier(run.dir)
+    card = ModelCard.load(R.execute(R.ReleaseConfig(model=str(tmp_path / "ft"), verify=False), tmp_path / "r")
+                          / "README.md")
+    assert card.data.license == "mit" and "local checkpoint `e5`" in card.text

@@ -244,7 +244,8 @@ def scale_warnings(scheme: LabelScheme, splits: dict[str, dict], rejected: dict[
 
     counts = {c: sum((s.get("labels") or {}).get(c, 0) for s in splits.values()) for c in LABELS}
     out = []
-    empty = [c for c in LABELS if counts[c] == 0]
+    bands = scheme.rating_bands() or {}  # a scheme without a neutral band (negative <= 3, positive >= 4) means it
+    empty = [c for c in LABELS if counts[c] == 0 and c in bands]
     if sum(counts.values()) >= 100 and empty:  # in a handful of rows a class may just be absent
         out.append(f"no review became {' or '.join(empty)} under {scheme.describe()}: are the ratings on this "
                    "scale? (1-5 stars read with a 1-10 scheme give no positives)")

@@ -68,14 +68,28 @@ def gather(cfg, src: Path, folder: Path, kind: str, config: dict[str, Any]) -> d
 
 
 def base_checkpoint(chain: dict[str, dict]) -> tuple[str, str | None] | None:
-    """``(ref, revision)`` of the checkpoint the chain started from (local folder or Hub id), or None."""
+    """``(ref, revision)`` of the checkpoint the chain started from (local folder or Hub id), or None.
+    A vocab output (``--prune-from``/``--extend-from`` of a checkpoint) stands for that checkpoint."""
     pretrain = chain.get("pretrain", {}).get("record")
     if pretrain:
         config = pretrain.get("config") or {}
-        return (config["checkpoint"], config.get("revision") or None) if config.get("init") == "checkpoint" \
+        return _origin(config["checkpoint"], config.get("revision") or None) if config.get("init") == "checkpoint" \
             and config.get("checkpoint") else None
     finetune = (chain.get("finetune", {}).get("record") or {}).get("config") or {}
-    return (finetune["model"], finetune.get("revision") or None) if finetune.get("model") else None
+    return _origin(finetune["model"], finetune.get("revision") or None) if finetune.get("model") else None
+
+
+def _origin(ref: str, revision: str | None) -> tuple[str, str | None]:
+    """``ref`` itself, or for a vocab output the checkpoint it pruned or extended (its license and
+    card are that checkpoint's: the output has no README of its own)."""
+    for _ in range(5):
+        record = read_stage(ref) if Path(ref).expanduser().is_dir() else None
+        config = (record or {}).get("config") or {}
+        source = config.get("prune_from") or config.get("extend_from")
+        if (record or {}).get("stage") != "vocab" or not source:
+            break
+        ref, revision = source, config.get("revision") or None
+    return ref, revision
 
 
 def license_of(cfg, chain: dict[str, dict]) -> str:
@@ -139,6 +153,13 @@ def _local_base(path: str) -> dict[str, Any]:
     """A local checkpoint folder the chain started from (a Hub model downloaded by hand, the shared
     one): its Hub origin is its own card's ``base_model`` when it declares one; ``local`` names the
     folder either way, so the card never says "trained from scratch" of a fine-tuned checkpoint."""
+    origin, revision = _origin(path, None)  # a pruned/extended copy: the checkpoint it was made from
+    if origin != path:
+        from kopretrain.hub.loading import is_local
+
+        if not is_local(origin):
+            return {"id": origin, "revision": revision, "commit": None}
+        path = origin
     out: dict[str, Any] = {"id": None, "revision": None, "commit": None, "local": Path(path).name}
     readme = Path(path).expanduser() / "README.md"
     if readme.is_file():

@@ -92,14 +92,22 @@ def check_dir_output(output: Path, stage: str | None = None) -> None:
                           f"replace it. Choose another path, or delete it yourself first (nothing was changed)")
 
 
-def check_partial_dir(partial: Path) -> None:
-    """``<output>.partial`` is removed on restart only when it is ours (its fingerprint or record)."""
+def check_partial_dir(partial: Path, stage: str | None = None) -> None:
+    """``<output>.partial`` is removed on restart only when it is ours (its fingerprint or record),
+    and of the same stage: an interrupted finetune's checkpoints are not a release's to delete."""
     if partial.is_symlink() or (partial.exists() and not partial.is_dir()):
         raise OutputError(f"{partial} exists and is not a kopretrain work directory; move it away first")
     ours = (partial / KEY_FILE).is_file() or (partial / STAGE_FILE).is_file()
     if partial.is_dir() and any(partial.iterdir()) and not ours:
         raise OutputError(f"{partial} exists and was not written by kopretrain (no {KEY_FILE}); "
                           f"kopretrain works there, so move it away first (nothing was changed)")
+    try:  # "<fingerprint>\n<stage>" (the stage since 2026-12-08; older key files hold the fingerprint only)
+        other = (partial / KEY_FILE).read_text(encoding="utf-8").split()[1:2]
+    except (OSError, UnicodeDecodeError):
+        other = []
+    if stage and other and other[0] != stage:
+        raise OutputError(f"{partial} holds an unfinished {other[0]} run; this {stage} run would delete it. "
+                          f"Choose another --output, or delete it yourself first (nothing was changed)")
 
 
 def check_file_output(output: Path, record: Path) -> None:

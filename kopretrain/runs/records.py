@@ -189,19 +189,19 @@ class StageRun:
         self._t0 = time.time()
         self._started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         check_dir_output(self.output, self.stage)  # again under the lock: another run may have written it meanwhile
-        check_partial_dir(self.dir)
+        check_partial_dir(self.dir, self.stage)
         key_file = self.dir / KEY_FILE
         if self.dir.exists():
             # the same config and inputs: continue it, also under --force (an interrupted forced
             # rerun resumes rather than starting over and deleting its checkpoints)
-            same = key_file.is_file() and key_file.read_text().strip() == self.fingerprint
+            same = key_file.is_file() and key_file.read_text().split()[:1] == [self.fingerprint]
             if same:
                 self.resumed = True
                 self.log(f"[{self.stage}] continuing the unfinished run (interrupted or failed) in {self.dir}")
             else:
                 shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(self.fingerprint)
+        key_file.write_text(f"{self.fingerprint}\n{self.stage}\n")  # the stage: another one must not delete it
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.done:

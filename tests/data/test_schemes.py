@@ -151,3 +151,11 @@ def test_a_scheme_that_does_not_fit_the_files_scale_is_warned_about():
 def test_options_the_scheme_would_ignore_are_refused(name, options, message):
     with pytest.raises(ValueError, match=message):
         build_scheme(name, **options)
+
+
+def test_a_scheme_without_a_neutral_band_is_not_warned_about_its_absence():
+    from kopretrain.data.schemes import scale_warnings
+
+    binary = build_scheme("thresholds", rating_min=1, rating_max=5, negative_max=3, positive_min=4)
+    splits = {"train": {"labels": {"negative": 60, "neutral": 0, "positive": 60}}}
+    assert scale_warnings(binary, splits, {}, 120) == []

@@ -81,6 +81,22 @@ def test_another_stages_output_is_refused_and_left_intact(sample_path, tmp_path,
     assert tree_hash(ingest) == before
 
 
+def test_another_stages_unfinished_run_is_not_deleted(sample_path, tmp_path, capsys):
+    """An interrupted stage's .partial (a finetune's checkpoints) was deleted by another stage's -o."""
+    from kopretrain.runs.outputs import KEY_FILE
+
+    ingest = tmp_path / "ingest"
+    assert main(ingest_args(sample_path, ingest)) == 0
+    partial = tmp_path / "ft.partial"
+    (partial / "checkpoints").mkdir(parents=True)
+    (partial / KEY_FILE).write_text("abc123\nfinetune\n")
+    assert main(["normalize", "--input", str(ingest), "--output", str(tmp_path / "ft")]) == 2
+    assert "holds an unfinished finetune run" in capsys.readouterr().err
+    assert (partial / "checkpoints").is_dir()
+    (partial / KEY_FILE).write_text("abc123")  # before the stage was recorded: replaced as it always was
+    assert main(["normalize", "--input", str(ingest), "--output", str(tmp_path / "ft")]) == 0
+
+
 def test_foreign_partial_directory_is_not_deleted(sample_path, tmp_path, capsys):
     partial = tmp_path / "out.partial"
     partial.mkdir()
