@@ -7,7 +7,7 @@ The recipe reads top to bottom: setup (tokenizer -> model -> data -> Trainer), t
 from ``<output>.partial/checkpoints`` when an interrupted run with the same config is rerun),
 save (``save_pretrained`` safetensors + tokenizer + ``kopretrain.json``; RTD: discriminator at
 the top, generator in ``generator/``), cleanup (checkpoints and the data cache are deleted).
-Reusable pieces live in models.py, objectives.py, rtd.py, pretrain_data.py and pretrain_trainer.py.
+Reusable pieces: kopretrain/train (models, objectives, rtd, pretrain_data, pretrain_trainer).
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class PretrainConfig(StageConfig):
     embedding_size: int = 0
     """Override ELECTRA's factorized embedding size (0: preset; BERT always uses hidden_size)."""
     generator_size_ratio: float = 0.0
-    """RTD generator hidden size as a fraction of the discriminator's (0: the preset's, 1/4 or 1/3;
-    with --init checkpoint, 1/4)."""
+    """RTD generator size as a fraction of the discriminator's: hidden size from scratch (0: the preset's,
+    1/4 or 1/3); number of layers on a BERT/XLM-R checkpoint (0: 1/4; embeddings shared, so same width)."""
     checkpoint: str = ""
     """init=checkpoint: model dir or Hub id (BERT MLM, ELECTRA discriminator or generator; for rtd
     the discriminator, with the generator in --generator-checkpoint)."""

@@ -21,6 +21,14 @@ from tests.test_pretrain import inputs, tiny  # noqa: F401 - inputs: a fixture
     ({"hidden_size": 30, "heads": 4}, "--hidden-size 30 is not divisible by --heads 4"),
     ({"objective": "rtd", "init": "checkpoint", "checkpoint": "c", "tokenizer": "checkpoint",
       "generator_size_ratio": 2.0}, "--generator-size-ratio must be in"),
+    ({"init": "checkpoint", "checkpoint": "c", "tokenizer": "checkpoint", "lr": 0, "head_lr": 1e-3,
+      "head_warmup_steps": 5}, "--head-lr with --lr 0"),  # crashed dividing by --lr
+    ({"objective": "rtd", "init": "checkpoint", "checkpoint": "c", "tokenizer": "checkpoint", "generator_checkpoint": "g",
+      "generator_size_ratio": 0.5}, "--generator-size-ratio: the generator comes from --generator-checkpoint"),
+    ({"objective": "rtd", "init": "checkpoint", "checkpoint": "c", "tokenizer": "checkpoint", "generator_checkpoint": "g",
+      "generator_init": "fresh"}, "--generator-init: the generator comes from"),
+    ({"objective": "rtd", "init": "checkpoint", "checkpoint": "c", "tokenizer": "checkpoint",
+      "generator_revision": "v1"}, "--generator-revision pins --generator-checkpoint"),
 ])
 def test_options_that_do_nothing_together_are_config_errors(options, message):
     """Each was accepted and ignored (--checkpoint without --init checkpoint trained from scratch)."""
@@ -71,6 +79,18 @@ def test_a_generator_of_another_vocabulary_or_family_is_refused(inputs, tmp_path
     cfg = tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(disc), tokenizer="checkpoint",
                generator_checkpoint=str(bert), max_steps=1)
     with pytest.raises(StageError, match="a generator must share its vocabulary"):
+        registry.execute("pretrain", cfg, tmp_path / "out")
+
+
+def test_a_revision_for_a_local_generator_folder_is_refused(inputs, tmp_path):
+    """It was accepted and recorded in stage.json as if applied."""
+    from kopretrain.runs.records import StageError
+
+    disc = write_checkpoint(tmp_path / "disc", "electra-disc", inputs[1])
+    gen = write_checkpoint(tmp_path / "gen", "electra-gen", inputs[1])
+    cfg = tiny(inputs, objective="rtd", init="checkpoint", checkpoint=str(disc), tokenizer="checkpoint",
+               generator_checkpoint=str(gen), generator_revision="abc123", max_steps=1)
+    with pytest.raises(StageError, match="--generator-revision abc123 pins a Hub id, but --generator-checkpoint"):
         registry.execute("pretrain", cfg, tmp_path / "out")
 
 

@@ -28,8 +28,9 @@ def check_model_ref(ref: str, what: str = "model", revision: str | None = None) 
         raise StageError(f"--{what}: no model given (a model directory or a Hub id such as beomi/KcELECTRA-base)")
     path = Path(ref).expanduser()
     if path.exists() and revision:
-        raise StageError(f"--revision {revision} pins a Hub id, but --{what} {ref} is a local folder (it holds one "
-                         "version); drop --revision")
+        flag = "--revision" if what in ("model", "checkpoint") else f"--{what.removesuffix('-checkpoint')}-revision"
+        raise StageError(f"{flag} {revision} pins a Hub id, but --{what} {ref} is a local folder (it holds one "
+                         f"version); drop {flag}")
     if path.exists():
         if not (path / "config.json").is_file():
             found = ", ".join(sorted(p.name for p in path.iterdir())[:12]) or "nothing"

@@ -208,9 +208,11 @@ def load_checkpoint(checkpoint: str, revision: str | None, objective: str, *, ge
     those alone first; see :func:`kopretrain.train.head_warmup.head_parameter_names`)."""
     from transformers import AutoModelForMaskedLM, ElectraForMaskedLM, ElectraForPreTraining
 
-    from kopretrain.hub.loading import check_encoder, load_config, load_weights
+    from kopretrain.hub.loading import check_encoder, check_model_ref, load_config, load_weights
     from kopretrain.runs.records import StageError
 
+    if generator_checkpoint:  # a local folder with --generator-revision is refused, not recorded as applied
+        check_model_ref(generator_checkpoint, "generator-checkpoint", generator_revision)
     config = load_config(checkpoint, revision, what="checkpoint")
     check_encoder(config, checkpoint, "checkpoint")
     if objective != "rtd":

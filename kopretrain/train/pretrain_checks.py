@@ -52,6 +52,14 @@ def check(cfg: Any) -> None:
                          "the minutes; drop one")
     if cfg.lr < 0:  # 0 is allowed: one step at rate 0 writes the initialised model (experiments/study.py)
         raise ValueError("--lr must be >= 0")
+    if cfg.lr == 0 and cfg.head_lr:  # the head's rate is kept as a multiple of --lr
+        raise ValueError("--head-lr with --lr 0: to train only the new head, give --head-warmup-steps N and "
+                         "--max-steps N with a non-zero --lr")
+    if cfg.generator_checkpoint and (given := _changed(cfg, ("generator_size_ratio", "generator_init"))):
+        raise ValueError(f"{', '.join(given)}: the generator comes from --generator-checkpoint (its size and "
+                         "weights are its own)")
+    if cfg.generator_revision and not cfg.generator_checkpoint:
+        raise ValueError("--generator-revision pins --generator-checkpoint: give it too")
     if cfg.max_steps < 0:
         raise ValueError("--max-steps must be >= 0 (0: run --epochs)")
     if cfg.max_steps == 0 and cfg.epochs <= 0:
