@@ -102,3 +102,18 @@ def test_morpheme_words_on_a_normalize_output_name_the_stage_to_use(tmp_path):
                word_level="morpheme", max_steps=1)  # normalize-style columns: text, no morph_start
     with pytest.raises(StageError, match="--word-level morpheme needs the analyze stage's output"):
         registry.execute("pretrain", cfg, tmp_path / "out")
+
+
+def test_an_empty_dev_split_holds_out_train_rows_and_an_empty_train_split_is_an_error(inputs, tmp_path):
+    """ingest --dev-fraction 0 writes an empty dev.parquet: pretrain crashed in datasets (exit 1)."""
+    import json
+
+    from kopretrain.runs.records import StageError
+
+    data = write_data_stage(tmp_path / "data", n_train=60, n_dev=0)
+    out = registry.execute("pretrain", tiny((data, inputs[1]), max_steps=1), tmp_path / "out")
+    stats = json.loads((out / "stage.json").read_text())["stats"]
+    assert "6 train rows (an empty dev split)" in json.dumps(stats, ensure_ascii=False)
+    empty = write_data_stage(tmp_path / "empty", n_train=0, n_dev=5)
+    with pytest.raises(StageError, match="train.parquet: 0 non-empty text"):
+        registry.execute("pretrain", tiny((empty, inputs[1]), max_steps=1), tmp_path / "out2")

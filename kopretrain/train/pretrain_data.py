@@ -87,15 +87,22 @@ def build(cfg, tokenizer, prep, eval_collator, cache: Path) -> PretrainData:
     prepare = prep.prepare if (prep.normalize is not None or prep.pretokenize != "eojeol") else None
 
     table, counts = read_texts(files["train"], columns, cfg.max_train_texts, cfg.seed)
+    if table.num_rows < 2:  # an empty table crashed in datasets with "Column 'input_ids' doesn't exist"
+        from kopretrain.runs.records import StageError
+
+        raise StageError(f"{files['train']}: {table.num_rows} non-empty text(s); pretraining needs more")
+    eval_table, eval_source = None, "dev"
     if "dev" in files:
         eval_table, _ = read_texts(files["dev"], columns, cfg.max_eval_texts, cfg.seed)
-        eval_source = "dev"
-    else:  # hold out the tail of a seeded shuffle; those rows are accounted as held out
-        n_eval = min(cfg.max_eval_texts, table.num_rows // 10)
+    if eval_table is None or eval_table.num_rows == 0:
+        # no dev split, or an empty one (ingest --dev-fraction 0): hold out the tail of a seeded
+        # shuffle of train; those rows are accounted as held out
+        eval_source = f"{{}} train rows ({'an empty' if eval_table is not None else 'no'} dev split)"
+        n_eval = max(1, min(cfg.max_eval_texts, table.num_rows // 10))
         table = table.take(_permutation(table.num_rows, cfg.seed))
         eval_table, table = table.slice(table.num_rows - n_eval), table.slice(0, table.num_rows - n_eval)
         counts["held_out_for_eval"] = n_eval
-        eval_source = f"{n_eval} train rows (no dev split)"
+        eval_source = eval_source.format(n_eval)
 
     def tokenize(tbl):
         return packing.tokenize_texts(datasets.Dataset(tbl), tokenizer, "text", word_level, num_proc=cfg.num_proc,
