@@ -50,7 +50,7 @@ class FinetuneConfig(StageConfig):
     """Stop after this many optimizer steps (-1 or 0: run all epochs)."""
     max_minutes: float = 0.0
     """Wall-clock budget: warmup and linear decay are laid over these minutes and training stops at
-    the deadline (0: off, the schedule follows steps). epochs/max_steps still cap the run."""
+    the deadline (0: off). epochs/max_steps still cap the run; the decay ends at whichever comes first."""
     lr: float = 5e-5
     """Peak learning rate (linear warmup, linear decay)."""
     head_lr: float = 0.0

@@ -105,7 +105,7 @@ class PretrainConfig(StageConfig):
     """Gradient clipping norm (0: off)."""
     max_minutes: float = 0.0
     """Wall-clock budget: warmup and linear decay are laid over these minutes and training stops at
-    the deadline (0: off, the schedule follows steps). epochs/max_steps still cap the run."""
+    the deadline (0: off). epochs/max_steps still cap the run; the decay ends at whichever comes first."""
     max_steps: int = 0
     """Optimizer steps (0: run `epochs`)."""
     epochs: float = 1.0

@@ -36,6 +36,7 @@ class TimeBudget(TrainerCallback):
         self._ended: float | None = None  # the clock stops with training
         self._now = spent_seconds
         self.stopped_by_time = False
+        self.total_steps = 0  # the run's step cap, set with the scheduler
 
     @classmethod
     def resumed(cls, minutes: float, warmup: float, checkpoint: str | Path | None) -> "TimeBudget":
@@ -56,9 +57,13 @@ class TimeBudget(TrainerCallback):
         """Share of the budget used, as of the last tick (step start and end; the same on every rank)."""
         return min(1.0, self._now / self.seconds)
 
-    def lr_factor(self) -> float:
-        """Linear warmup over the first ``warmup`` of the time, then linear decay to 0 at the deadline."""
+    def lr_factor(self, step: int | None = None) -> float:
+        """Linear warmup over the first ``warmup`` of the time, then linear decay to 0 at the deadline;
+        or at the step cap (``total_steps``: epochs or max_steps), when that ends the run sooner: a
+        2-minute budget over a 9-second epoch stopped at its peak rate, never annealed."""
         f = self.fraction()
+        if step is not None and self.total_steps > 0:
+            f = max(f, min(1.0, step / self.total_steps))
         if f < self.warmup:
             return f / self.warmup
         return max(0.0, (1.0 - f) / (1.0 - self.warmup))
@@ -78,11 +83,13 @@ class TimeBudget(TrainerCallback):
             now = float(t.item())
         self._now = now
 
-    def scheduler(self, optimizer):
+    def scheduler(self, optimizer, total_steps: int = 0):
         from torch.optim.lr_scheduler import LambdaLR
 
-        # A plain function (not a bound method): LambdaLR then keeps no state for it in checkpoints.
-        return LambdaLR(optimizer, lambda _step: self.lr_factor())
+        self.total_steps = total_steps
+        # A plain function (not a bound method): LambdaLR then keeps no state for it in checkpoints
+        # (its step count is restored with the scheduler's own state on resume).
+        return LambdaLR(optimizer, lambda step: self.lr_factor(step))
 
     def record(self) -> dict[str, Any]:
         return {"max_minutes": round(self.seconds / 60, 3), "warmup": self.warmup,
@@ -138,6 +145,7 @@ class BudgetedScheduler(CheckpointExtras):
         if self.budget is None:
             return super().create_scheduler(num_training_steps, optimizer)
         if self.lr_scheduler is None:
-            self.lr_scheduler = self.budget.scheduler(optimizer if optimizer is not None else self.optimizer)
+            self.lr_scheduler = self.budget.scheduler(optimizer if optimizer is not None else self.optimizer,
+                                                      num_training_steps)
             self._created_lr_scheduler = True
         return self.lr_scheduler

@@ -39,6 +39,29 @@ def test_warmup_then_linear_decay_to_zero_at_the_deadline(monkeypatch):
     assert budget.record()["spent_minutes"] == 12.0
 
 
+def test_a_step_cap_that_comes_first_decays_the_rate_to_zero(monkeypatch):
+    """--max-minutes 2 over a 9-second epoch ended at the peak rate: the schedule now decays toward
+    whichever end comes first, the deadline or the run's last step."""
+    import torch
+
+    clock = Clock()
+    monkeypatch.setattr(B.time, "monotonic", clock)
+    budget = B.TimeBudget(minutes=2, warmup=0.1)
+    budget.on_train_begin(None, SimpleNamespace(global_step=0), SimpleNamespace(should_training_stop=False))
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = budget.scheduler(optimizer, total_steps=10)
+    rates = []
+    for _ in range(10):
+        clock.now += 0.9  # 9 seconds in all: 7.5% of the budget
+        budget.tick()
+        optimizer.step()
+        scheduler.step()
+        rates.append(round(optimizer.param_groups[0]["lr"], 3))
+    assert rates[0] > rates[5] > rates[8] and rates[-1] == 0.0
+    assert budget.lr_factor(step=5) == pytest.approx(0.5 / 0.9)  # halfway by steps
+    assert B.TimeBudget(minutes=2, warmup=0.1).lr_factor() == 0.0  # without a cap: the clock alone
+
+
 def test_a_step_that_ends_past_the_deadline_is_the_last(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(B.time, "monotonic", clock)
