@@ -123,8 +123,9 @@ class IngestConfig(StageConfig):
                          negative_max=self.negative_max, positive_min=self.positive_min,
                          label_map=self.label_map)
         if self.label_column not in ("auto", "none", "") and self.label_scheme not in (None, "column"):
-            raise ValueError(f"--label-column {self.label_column}: labels come from the ratings under --label-scheme "
-                             f"{self.label_scheme}; use --label-scheme column to read them from a column")
+            source = "no labels are kept" if self.label_scheme == "none" else "labels come from the ratings"
+            raise ValueError(f"--label-column {self.label_column}: {source} under --label-scheme {self.label_scheme}; "
+                             "use --label-scheme column to read them from a column")
         for flag, value in (("--dev-fraction", self.dev_fraction), ("--test-fraction", self.test_fraction)):
             if not 0 <= value < 1:
                 raise ValueError(f"{flag}: must be in [0, 1), got {value}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from kopretrain.data.readers import codec  # noqa: F401 - shared with ingest's reader; label imports it here
+from kopretrain.data.readers import codec  # shared with ingest's reader; label imports it from here too
 
 TEXT_FORMATS = ("csv", "tsv", "jsonl")
 

@@ -262,12 +262,12 @@ def extend(cfg, out_dir: Path, train_path: Path, normalize: dict | None, log=pri
     base, rev = cfg.extend_from, cfg.revision or None
     tok = load_tokenizer(base, rev, what="extend-from")
     kind = check_base_tokenizer(tok, base)
-    model = load_model(base, rev)  # before mining: a folder without weights fails now, not after minutes
     base_prep = textprep.load(base) if Path(base).is_dir() else None
     mode = base_prep.pretokenize if base_prep else "eojeol"
     if cfg.pretokenize != mode:
         raise StageError(f"--pretokenize {cfg.pretokenize} does not match {base}, which was trained with {mode} "
                          "input; an extension keeps the base's pre-tokenization")
+    model = load_model(base, rev)  # before mining: a folder without weights fails now, not after minutes
     prep = textprep.TextPrep(normalize=None, pretokenize=mode)
     texts = [b for b in corpus_batches(train_path, mode, cfg.batch_size, cfg.reuse_analyze_offsets, log=log) if b]
     n_texts = sum(map(len, texts))
