@@ -117,3 +117,15 @@ def test_an_empty_dev_split_holds_out_train_rows_and_an_empty_train_split_is_an_
     empty = write_data_stage(tmp_path / "empty", n_train=0, n_dev=5)
     with pytest.raises(StageError, match="train.parquet: 0 non-empty text"):
         registry.execute("pretrain", tiny((empty, inputs[1]), max_steps=1), tmp_path / "out2")
+
+
+def test_a_corpus_the_tokenizer_does_not_cover_is_warned_about(capsys):
+    """A checkpoint whose tokenizer made 87% of the tokens [UNK] trained without a word."""
+    from types import SimpleNamespace
+
+    from kopretrain.train.pretrain_data import unk_share
+
+    tok = SimpleNamespace(unk_token_id=1, unk_token="[UNK]")
+    assert unk_share([[2, 1, 1, 3], [2, 1, 3]], tok) == round(3 / 7, 4)
+    assert "43% of the corpus's tokens are [UNK]" in capsys.readouterr().out
+    assert unk_share([[2, 5, 6, 3]], tok) == 0.0 and capsys.readouterr().out == ""

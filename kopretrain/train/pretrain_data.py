@@ -127,9 +127,28 @@ def build(cfg, tokenizer, prep, eval_collator, cache: Path) -> PretrainData:
         "pad_share": round(share, 4),
         "pad_share_naive": round(packing.pad_share(lengths, cfg.max_length, "naive"), 4),
         "eval_texts": eval_table.num_rows, "eval_source": eval_source, "text_prep_applied": prepare is not None,
+        "unk_share": unk_share(tokens["input_ids"], tokenizer),
     }
     counts["rows_out"] = table.num_rows
     return PretrainData(train, eval_ds, stats, counts)
+
+
+UNK_WARN = 0.05
+"""Share of [UNK] tokens above which pretrain warns (a checkpoint's tokenizer that does not know
+the corpus's script: [UNK] is special, never masked, so the run learns from a fraction of the text)."""
+
+
+def unk_share(input_ids, tokenizer) -> float | None:
+    """Share of the corpus's tokens that are the tokenizer's unknown token; warns above :data:`UNK_WARN`."""
+    unk = tokenizer.unk_token_id
+    total = sum(len(ids) for ids in input_ids)
+    if unk is None or not total:
+        return None
+    share = sum(ids.count(unk) for ids in input_ids) / total
+    if share > UNK_WARN:
+        print(f"[pretrain] warning: {share:.0%} of the corpus's tokens are {tokenizer.unk_token}: the tokenizer does "
+              "not cover this text (masking skips them); check --tokenizer / --checkpoint")
+    return round(share, 4)
 
 
 def needed_word_level(cfg, pretokenize: str) -> str:
