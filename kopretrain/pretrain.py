@@ -246,7 +246,7 @@ def run(cfg: PretrainConfig, run: StageRun, callbacks=()) -> None:
 # ---------------------------------------------------------------------------------------- setup
 def load_tokenizer(cfg: PretrainConfig):
     """``(tokenizer, TextPrep, base-model record)``; a given tokenizer must extend a checkpoint's vocab."""
-    from kopretrain.hub.loading import load_tokenizer as load, resolved_commit
+    from kopretrain.hub.loading import check_model_ref, load_tokenizer as load, resolved_commit
     from kopretrain.inference.classifier import resolve_textprep
     from kopretrain.text import textprep
     from kopretrain.tokenizer.fingerprint import vocab_hash
@@ -262,8 +262,6 @@ def load_tokenizer(cfg: PretrainConfig):
         tokenizer.model_max_length = cfg.max_length
         prep.extra = {**prep.extra, "max_length": cfg.max_length}
         return tokenizer, prep, {"init": "scratch", "vocab_sha256": vocab_hash(tokenizer)}
-    from kopretrain.hub.loading import check_model_ref
-
     check_model_ref(cfg.checkpoint, "checkpoint", cfg.revision or None)  # a missing folder named as one, not as a bad Hub id
     base_tok = load(cfg.checkpoint, cfg.revision, what="checkpoint")
     if own:
@@ -356,6 +354,7 @@ def training_arguments(cfg: PretrainConfig, run: StageRun):
     from transformers import TrainingArguments
 
     from kopretrain.train import tracking
+    from kopretrain.train.checkpoints import last_checkpoint
     from kopretrain.train.device import trainer_precision_kwargs
 
     cpu = not torch.cuda.is_available()
@@ -366,7 +365,8 @@ def training_arguments(cfg: PretrainConfig, run: StageRun):
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_steps=float(cfg.warmup_ratio), lr_scheduler_type=cfg.lr_scheduler, max_grad_norm=cfg.max_grad_norm,
         max_steps=cfg.max_steps or -1, num_train_epochs=cfg.epochs,
-        eval_strategy="steps", eval_steps=cfg.eval_steps, eval_on_start=not run.resumed,
+        eval_strategy="steps", eval_steps=cfg.eval_steps,  # a run killed before its first save starts over:
+        eval_on_start=last_checkpoint(run.dir / CHECKPOINTS) is None,  # it measures step 0 again
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
         logging_steps=cfg.logging_steps, logging_first_step=True, include_num_input_tokens_seen="non_padding",
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=cfg.dataloader_workers,

@@ -129,3 +129,25 @@ def test_a_corpus_the_tokenizer_does_not_cover_is_warned_about(capsys):
     assert unk_share([[2, 1, 1, 3], [2, 1, 3]], tok) == round(3 / 7, 4)
     assert "43% of the corpus's tokens are [UNK]" in capsys.readouterr().out
     assert unk_share([[2, 5, 6, 3]], tok) == 0.0 and capsys.readouterr().out == ""
+
+
+def test_a_run_killed_before_its_first_checkpoint_measures_step_0_again(inputs, tmp_path, monkeypatch):
+    """The rerun continued the unfinished run but, with no checkpoint to resume, skipped the step-0
+    evaluation: metrics.json's history had no starting point."""
+    import json
+
+    import transformers
+
+    real = transformers.Trainer.train
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("before the first save")
+
+    monkeypatch.setattr(transformers.Trainer, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        registry.execute("pretrain", tiny(inputs, max_steps=2), tmp_path / "out")
+    assert (tmp_path / "out.partial").is_dir()
+    monkeypatch.setattr(transformers.Trainer, "train", real)
+    out = registry.execute("pretrain", tiny(inputs, max_steps=2), tmp_path / "out")
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert history[0]["step"] == 0
