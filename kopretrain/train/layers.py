@@ -105,9 +105,8 @@ def append_mean_pooling_layer(model) -> frozenset[str]:
     LayerNorm), the feed-forward block outputs zeros, and both LayerNorms start as plain
     normalisation. The saved model is a plain ``*ForSequenceClassification`` with one more layer,
     so ``pipeline()`` pools exactly as training did. Only the key and the feed-forward output are
-    zeroed (query and feed-forward input keep the copied layer's weights): with both halves of a
-    product at zero, neither would get a gradient, so the layer starts as mean pooling and its
-    attention and feed-forward block can still learn."""
+    zeroed (the rest of the copied layer stays): that is enough for a mean. The layer is frozen
+    and without dropout during training (see below)."""
     import copy
 
     import torch
@@ -137,6 +136,13 @@ def append_mean_pooling_layer(model) -> frozenset[str]:
         for norm in (norm1, norm2):
             norm.weight.fill_(1.0)
             norm.bias.zero_()
+    # A fixed mean, as the checkpoint was trained to be read: no dropout in it (it dropped a tenth
+    # of the pooled vector on top of the classifier's own dropout) and no training (a learning
+    # pooling layer kept +0.35 of the +1.34 a plain mean gave at 1k labels; BENCHMARKS.md).
+    for module in layer.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    layer.requires_grad_(False)
     if hasattr(attn, "layer_idx"):
         attn.layer_idx = len(layers)
     layers.append(layer)

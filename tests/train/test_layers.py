@@ -127,10 +127,10 @@ def test_the_mean_pooling_layer_hands_the_head_the_masked_mean(kind):
         assert torch.equal(again(input_ids=ids, attention_mask=mask).logits, padded)
 
 
-def test_the_mean_pooling_layer_learns_and_trains_as_new(tmp_path):
-    """Zeroing both query and key (and both feed-forward halves) left them without gradient: the
-    layer could never move from a plain mean. It is new like the head: no layer-wise decay, and it
-    counts among the top layers that must train."""
+def test_the_mean_pooling_layer_is_a_fixed_mean_and_new_to_the_schedules(tmp_path):
+    """The pooling layer neither trains nor drops out: a learning pooling layer with dropout kept
+    +0.35 of the +1.34 a plain mean gave (BENCHMARKS.md). It is new to --layer-lr-decay (the
+    checkpoint's top layer keeps decay^1) and counts among the top layers --freeze-layers leaves."""
     import torch
 
     from kopretrain.train.finetune_trainer import lr_scales
@@ -138,15 +138,18 @@ def test_the_mean_pooling_layer_learns_and_trains_as_new(tmp_path):
 
     model = _model("bert")
     added = append_mean_pooling_layer(model)
-    model(input_ids=torch.tensor([[2, 5, 6, 7, 3]]), labels=torch.tensor([1])).loss.backward()
-    grads = {n: p.grad.abs().max().item() for n, p in model.named_parameters() if n in added}
-    for zeroed in ("attention.self.key.weight", "output.dense.weight"):  # zero at the start, yet they learn
-        assert grads[f"bert.encoder.layer.3.{zeroed}"] > 0, zeroed
+    pooling = model.bert.encoder.layer[3]
+    assert not any(p.requires_grad for p in pooling.parameters())
+    assert all(m.p == 0.0 for m in pooling.modules() if isinstance(m, torch.nn.Dropout))
+    pooling.train()
+    states = torch.randn(2, 5, 32)
+    out = [pooling(states), pooling(states)]  # training mode: the same pooled vector on every pass
+    out = [o[0] if isinstance(o, tuple) else o for o in out]
+    assert torch.equal(out[0][:, 0], out[1][:, 0])
     scale = lr_scales(model, head_lr_scale=10.0, layer_decay=0.5, new=added)
-    assert scale("bert.encoder.layer.3.attention.self.key.weight") == 10.0
     assert scale("bert.encoder.layer.2.attention.self.key.weight") == 0.5  # the checkpoint's top layer
     assert scale("bert.embeddings.word_embeddings.weight") == 0.5 ** 4
-    assert freeze_bottom_layers(model, 3, reinit=1) > 0  # the checkpoint's 3 layers frozen, the pooling layer trains
+    assert freeze_bottom_layers(model, 3, reinit=1) > 0  # the checkpoint's 3 layers frozen
     with pytest.raises(StageError, match="never train"):
         freeze_bottom_layers(model, 3, reinit=2)
 
