@@ -138,7 +138,7 @@ def append_mean_pooling_layer(model) -> frozenset[str]:
             norm.bias.zero_()
     # A fixed mean, as the checkpoint was trained to be read: no dropout in it (it dropped a tenth
     # of the pooled vector on top of the classifier's own dropout) and no training (a learning
-    # pooling layer kept +0.35 of the +1.34 a plain mean gave at 1k labels; BENCHMARKS.md).
+    # pooling layer kept +0.35 of the +1.34 a plain mean gave at 1k labels; frozen: +1.10; BENCHMARKS.md).
     for module in layer.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
