@@ -279,10 +279,9 @@ def _label(cfg: LabelConfig, src: Path, output: Path, formats: tuple, key: tuple
 def _wants_bom(src: Path, cfg: LabelConfig) -> bool:
     """A CSV/TSV read with a byte order mark, or in CP949/EUC-KR (written by Excel, most likely), is
     written with one: Excel shows UTF-8 Hangul without it as mojibake."""
-    from kopretrain.data.readers import open_binary
-    from kopretrain.data.tables import codec
+    from kopretrain.data.encoding import is_utf8, open_binary
 
-    if codec(cfg.encoding).replace("-", "").replace("_", "").lower() not in ("utf8", "utf8sig"):
+    if not is_utf8(cfg.encoding):
         return True
     with open_binary(src) as fh:
         return fh.read(3) == b"\xef\xbb\xbf"

@@ -33,6 +33,11 @@ def codec(encoding: str) -> str:
     return "cp949" if name == "euc_kr" else name
 
 
+def is_utf8(encoding: str) -> bool:
+    """``encoding`` is UTF-8 (any spelling: utf8, UTF-8, utf-8-sig)."""
+    return codec(encoding).replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig")
+
+
 def check_bom(path: Path, encoding: str) -> None:
     """A byte-order mark says what the file is: a UTF-8 one read as ``--encoding cp949`` turned
     most rows into mojibake (the rest rejected, under the bar for a hint); UTF-16 (Excel's
@@ -52,12 +57,11 @@ def check_bom(path: Path, encoding: str) -> None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise StageError(f"{path}: UTF-16 text (it starts with a UTF-16 byte-order mark, as Excel's 'Unicode text' "
                          "does); save it as UTF-8 (Excel: 'CSV UTF-8') or convert it: iconv -f utf-16 -t utf-8")
-    if head == b"\xef\xbb\xbf" and not codec(encoding).replace("-", "_").startswith("utf_8"):
+    if head == b"\xef\xbb\xbf" and not is_utf8(encoding):
         raise StageError(f"{path}: starts with a UTF-8 byte-order mark, yet --encoding {encoding} was given: the "
                          "file is UTF-8; drop --encoding")
 
 
 def undecodable_reason(encoding: str) -> str:
     """The reject reason of a line whose bytes ``encoding`` cannot decode."""
-    return "invalid_utf8" if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig") \
-        else "invalid_encoding"
+    return "invalid_utf8" if is_utf8(encoding) else "invalid_encoding"

@@ -20,16 +20,20 @@ STAGE_FILE = "stage.json"
 KEY_FILE = ".fingerprint"
 
 
-def has_stage_record(folder: Path) -> bool:
-    """``folder`` holds a ``stage.json`` kopretrain wrote (a JSON object with its ``stage`` and
-    ``fingerprint``): a user's folder with a file of that name is not taken for an output."""
+def _stage_record(folder: Path) -> dict | None:
+    """The ``stage.json`` kopretrain wrote in ``folder`` (a JSON object with its ``stage`` and
+    ``fingerprint``), or None: a user's folder with a file of that name is not taken for an output."""
     import json
 
     try:
         record = json.loads((folder / STAGE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and "stage" in record and "fingerprint" in record
+        return None
+    return record if isinstance(record, dict) and "stage" in record and "fingerprint" in record else None
+
+
+def has_stage_record(folder: Path) -> bool:
+    return _stage_record(folder) is not None
 
 
 def is_run_artifact(path: Path) -> bool:
@@ -66,15 +70,6 @@ def _listing(path: Path, limit: int = 3) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _recorded_stage(folder: Path) -> str | None:
-    import json
-
-    try:
-        return json.loads((folder / STAGE_FILE).read_text(encoding="utf-8")).get("stage")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def check_dir_output(output: Path, stage: str | None = None) -> None:
     """Refuse a directory output that kopretrain did not write (see the module docstring), or that
     another stage wrote (``release -o runs/x/ingest`` deleted the data the model came from)."""
@@ -85,7 +80,7 @@ def check_dir_output(output: Path, stage: str | None = None) -> None:
         raise OutputError(f"--output {output} is a directory kopretrain did not write (it holds "
                           f"{_listing(output)} and no {STAGE_FILE}); refusing to replace it. Choose a new "
                           f"path or move its contents yourself (nothing was changed)")
-    other = _recorded_stage(output) if stage and output.is_dir() else None
+    other = (_stage_record(output) or {}).get("stage") if stage and output.is_dir() else None
     if other and other != stage:
         a = "an" if other[0] in "aeiou" else "a"
         raise OutputError(f"--output {output} holds {a} {other} output (its {STAGE_FILE}); this {stage} run would "
